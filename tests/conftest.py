@@ -1,0 +1,83 @@
+"""Shared fixtures.
+
+- `shared_models`: the MLPerf Tiny models in ../shared/models/mlperf-tiny
+  (skipped with a reason when absent, as in a user's clone).
+- `--port URL`: opt-in real-board tests (marker `hardware`), skipped otherwise.
+- `run_cli`: run the `tinyedge` CLI in-process-free (a real subprocess), so
+  exit statuses and stderr are what a user sees.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MODELS = Path(os.environ.get("TINYEDGE_SHARED_MODELS", REPO.parent / "shared" / "models" / "mlperf-tiny"))
+
+MLPERF_TFLITE = {
+    "ad01": "ad01_int8.tflite",
+    "kws": "kws_ref_model.tflite",
+    "resnet": "pretrainedResnet_quant.tflite",
+    "vww": "vww_96_int8.tflite",
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--port", default=None, help="pyserial URL of a real board; enables hardware tests")
+    parser.addoption("--board", default=None, help="board id of the real board given with --port")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--port"):
+        return
+    skip = pytest.mark.skip(reason="needs a real board: pass --port URL (and --board ID)")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    if not SHARED_MODELS.is_dir():
+        pytest.skip(f"MLPerf Tiny models not found at {SHARED_MODELS} (they live in the team's shared/ folder)")
+    return SHARED_MODELS
+
+
+@pytest.fixture(scope="session")
+def mlperf_tflite(shared_models) -> dict[str, Path]:
+    """name -> path of each MLPerf Tiny .tflite (ad01, kws, resnet, vww)."""
+    return {k: shared_models / v for k, v in MLPERF_TFLITE.items()}
+
+
+def tinyedge_exe() -> list[str]:
+    exe = Path(sys.executable).parent / "tinyedge"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tinyedge"]
+
+
+@pytest.fixture
+def run_cli():
+    """Run `tinyedge ARGS...` as a subprocess; returns CompletedProcess (text)."""
+
+    def run(*args, cwd=None, env=None, timeout=600, input=None):
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        return subprocess.run(
+            [*tinyedge_exe(), *map(str, args)], cwd=cwd, env=full_env, capture_output=True, text=True,
+            timeout=timeout, input=input,
+        )
+
+    return run
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; `make test` installs it (Makefile: system-deps)")
+    return path

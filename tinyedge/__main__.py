@@ -1,0 +1,3 @@
+from tinyedge.cli import main
+
+main()

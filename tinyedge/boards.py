@@ -1,0 +1,317 @@
+"""Board registry: one TOML file per board, validated on load.
+
+A board is data, not code (as Zephyr keeps `board.yml`).  The shipped boards
+live in the package's `boards/` folder; users add their own with
+`--boards-dir DIR` or the `TINYEDGE_BOARDS_DIR` environment variable (a
+`os.pathsep`-separated list).  A user board with the id of a shipped one
+replaces it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .errors import BoardError
+from .resources import boards_dir
+
+ENV_VAR = "TINYEDGE_BOARDS_DIR"
+DEFAULT_BOARD = "qemu-cortex-m4"
+
+FAMILIES = ("cortex-m", "esp32", "host")
+RUNTIMES = ("aot", "tflm")
+# counter id -> the unit it measures.  Latency is always reported with its unit.
+CYCLE_COUNTERS = {
+    "dwt": "cycles",          # Cortex-M3/M4/M7/M33/M55 DWT CYCCNT
+    "systick": "cycles",      # Cortex-M0+ (no DWT): SysTick at the core clock, overflow counted
+    "esp-cpu": "cycles",      # esp_cpu_get_cycle_count()
+    "qemu-icount": "instructions",  # QEMU -icount shift=0: SysTick ticks count instructions
+    "host": "ns",             # host build: monotonic clock
+}
+UART_DRIVERS = ("cmsdk", "stm32-usart", "stm32-lpuart", "nrf-uarte", "rp2040-pl011", "esp-idf", "stdio")
+FLASH_METHODS = ("qemu", "esptool", "pyocd", "stm32-serial", "uf2", "host")
+
+# Schema: key -> (type or tuple of types, required).  Nested tables have their own.
+_TOP = {
+    "id": (str, True),
+    "name": (str, True),
+    "family": (str, True),
+    "cpu": (str, True),
+    "arch": (str, True),
+    "cflags": (list, True),
+    "clock_hz": (int, True),
+    "flash_bytes": (int, True),
+    "ram_bytes": (int, True),
+    "runtimes": (list, True),
+    "cycle_counter": (str, True),
+    "template": (str, True),
+    "emulated": (bool, False),
+    "fpu": (bool, False),
+    "dsp": (bool, False),
+    "description": (str, False),
+    "memory": (dict, False),
+    "uart": (dict, True),
+    "flash": (dict, True),
+}
+_MEMORY = {
+    "flash_origin": (int, True),
+    "ram_origin": (int, True),
+    "stack_bytes": (int, False),
+}
+_UART = {
+    "driver": (str, True),
+    "baud": (int, True),
+    "base": (int, False),
+    "instance": (str, False),
+    "tx_pin": (str, False),
+    "rx_pin": (str, False),
+    "clock_hz": (int, False),
+}
+_FLASH = {
+    "method": (str, True),
+    "alt_methods": (list, False),
+    "qemu_machine": (str, False),
+    "qemu_cpu": (str, False),
+    "esptool_chip": (str, False),
+    "flash_baud": (int, False),
+    "flash_size": (str, False),
+    "offsets": (dict, False),
+    "pyocd_target": (str, False),
+    "uf2_family": (str, False),
+    "uf2_volume": (str, False),
+    "usb_ids": (list, False),
+}
+
+
+@dataclass(frozen=True)
+class Uart:
+    driver: str
+    baud: int
+    base: int | None = None
+    instance: str | None = None
+    tx_pin: str | None = None
+    rx_pin: str | None = None
+    clock_hz: int | None = None
+
+
+@dataclass(frozen=True)
+class FlashSpec:
+    method: str
+    alt_methods: tuple[str, ...] = ()
+    qemu_machine: str | None = None
+    qemu_cpu: str | None = None
+    esptool_chip: str | None = None
+    flash_baud: int | None = None
+    flash_size: str | None = None
+    offsets: dict[str, int] = field(default_factory=dict)
+    pyocd_target: str | None = None
+    uf2_family: str | None = None
+    uf2_volume: str | None = None
+    usb_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Memory:
+    flash_origin: int
+    ram_origin: int
+    stack_bytes: int = 8192
+
+
+@dataclass(frozen=True)
+class Board:
+    id: str
+    name: str
+    family: str
+    cpu: str
+    arch: str
+    cflags: tuple[str, ...]
+    clock_hz: int
+    flash_bytes: int
+    ram_bytes: int
+    runtimes: tuple[str, ...]
+    cycle_counter: str
+    template: str
+    uart: Uart
+    flash: FlashSpec
+    memory: Memory | None = None
+    emulated: bool = False
+    fpu: bool = False
+    dsp: bool = False
+    description: str = ""
+    source: Path | None = None
+
+    @property
+    def cycle_unit(self) -> str:
+        """The unit the board's counter measures: cycles, instructions or ns."""
+        return CYCLE_COUNTERS[self.cycle_counter]
+
+    @property
+    def is_qemu(self) -> bool:
+        return self.flash.method == "qemu"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["source"] = str(self.source) if self.source else None
+        d["cycle_unit"] = self.cycle_unit
+        return d
+
+
+def _check_table(data: dict, schema: dict, file: Path, prefix: str = "") -> None:
+    for key in data:
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise BoardError(
+                f"{file}: unknown key '{prefix}{key}'", file=file, key=prefix + key,
+                hint=f"known keys here are: {known}",
+            )
+    for key, (typ, required) in schema.items():
+        if key not in data:
+            if required:
+                raise BoardError(f"{file}: missing key '{prefix}{key}'", file=file, key=prefix + key,
+                                 hint="add it to the board file")
+            continue
+        value = data[key]
+        # bool is an int in Python: keep the two apart.
+        ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+        if not ok:
+            raise BoardError(
+                f"{file}: key '{prefix}{key}' must be {typ.__name__}, not {type(value).__name__}",
+                file=file, key=prefix + key,
+            )
+
+
+def _check_choice(value, choices, file: Path, key: str) -> None:
+    if value not in choices:
+        raise BoardError(f"{file}: key '{key}' is {value!r}; it must be one of {', '.join(choices)}",
+                         file=file, key=key)
+
+
+def _check_str_list(values: list, file: Path, key: str, choices=None) -> tuple[str, ...]:
+    for v in values:
+        if not isinstance(v, str):
+            raise BoardError(f"{file}: key '{key}' must be a list of strings", file=file, key=key)
+        if choices is not None:
+            _check_choice(v, choices, file, key)
+    return tuple(values)
+
+
+def parse_board(data: dict, file: Path) -> Board:
+    """Validate one board's TOML data and return the Board."""
+    _check_table(data, _TOP, file)
+    _check_choice(data["family"], FAMILIES, file, "family")
+    _check_choice(data["cycle_counter"], tuple(CYCLE_COUNTERS), file, "cycle_counter")
+    runtimes = _check_str_list(data["runtimes"], file, "runtimes", RUNTIMES)
+    if not runtimes:
+        raise BoardError(f"{file}: key 'runtimes' is empty", file=file, key="runtimes")
+    cflags = _check_str_list(data["cflags"], file, "cflags")
+    for key in ("clock_hz", "flash_bytes", "ram_bytes"):
+        if data[key] <= 0:
+            raise BoardError(f"{file}: key '{key}' must be positive", file=file, key=key)
+    if data["id"] != file.stem:
+        raise BoardError(f"{file}: key 'id' is {data['id']!r} but the file is named {file.name}",
+                         file=file, key="id", hint="name the file <id>.toml")
+
+    _check_table(data["uart"], _UART, file, "uart.")
+    _check_choice(data["uart"]["driver"], UART_DRIVERS, file, "uart.driver")
+    uart = Uart(**data["uart"])
+
+    fl = dict(data["flash"])
+    _check_table(fl, _FLASH, file, "flash.")
+    _check_choice(fl["method"], FLASH_METHODS, file, "flash.method")
+    fl["alt_methods"] = _check_str_list(fl.get("alt_methods", []), file, "flash.alt_methods", FLASH_METHODS)
+    fl["usb_ids"] = _check_str_list(fl.get("usb_ids", []), file, "flash.usb_ids")
+    offsets = fl.get("offsets", {})
+    for k, v in offsets.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise BoardError(f"{file}: key 'flash.offsets.{k}' must be a non-negative integer",
+                             file=file, key=f"flash.offsets.{k}")
+    method_needs = {"qemu": "qemu_machine", "esptool": "esptool_chip", "pyocd": "pyocd_target",
+                    "uf2": "uf2_family"}
+    for method in (fl["method"], *fl["alt_methods"]):
+        need = method_needs.get(method)
+        if need and need not in fl:
+            raise BoardError(f"{file}: flash method {method!r} needs key 'flash.{need}'",
+                             file=file, key=f"flash.{need}")
+    flash = FlashSpec(**fl)
+
+    memory = None
+    if "memory" in data:
+        _check_table(data["memory"], _MEMORY, file, "memory.")
+        memory = Memory(**data["memory"])
+    elif data["family"] == "cortex-m":
+        raise BoardError(f"{file}: missing key 'memory' (Cortex-M boards need their memory map)",
+                         file=file, key="memory")
+
+    rest = {k: data[k] for k in ("emulated", "fpu", "dsp", "description") if k in data}
+    return Board(
+        id=data["id"], name=data["name"], family=data["family"], cpu=data["cpu"], arch=data["arch"],
+        cflags=cflags, clock_hz=data["clock_hz"], flash_bytes=data["flash_bytes"],
+        ram_bytes=data["ram_bytes"], runtimes=runtimes, cycle_counter=data["cycle_counter"],
+        template=data["template"], uart=uart, flash=flash, memory=memory, source=file, **rest,
+    )
+
+
+def load_board_file(file: os.PathLike | str) -> Board:
+    file = Path(file)
+    try:
+        raw = file.read_bytes()
+    except OSError as e:
+        raise BoardError(f"{file}: cannot read board file ({e.strerror})", file=file) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BoardError(f"{file}: not valid TOML ({e})", file=file) from None
+    return parse_board(data, file)
+
+
+def _user_dirs(extra: os.PathLike | str | None) -> list[Path]:
+    dirs = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    if extra:
+        dirs.append(Path(extra))
+    for d in dirs:
+        if not d.is_dir():
+            raise BoardError(f"boards folder {d} does not exist", file=d,
+                             hint=f"check --boards-dir or {ENV_VAR}")
+    return dirs
+
+
+_extra_dir: Path | None = None
+
+
+def set_user_boards_dir(path: os.PathLike | str | None) -> None:
+    """Set the folder of user boards for this process (the CLI's --boards-dir)."""
+    global _extra_dir
+    _extra_dir = Path(path).expanduser().resolve() if path else None
+    _load_all.cache_clear()
+
+
+@cache
+def _load_all(extra: Path | None, env: str | None) -> dict[str, Board]:
+    boards: dict[str, Board] = {}
+    for d in [boards_dir(), *_user_dirs(extra)]:
+        for f in sorted(d.glob("*.toml")):
+            b = load_board_file(f)
+            boards[b.id] = b
+    return boards
+
+
+def all_boards() -> dict[str, Board]:
+    """Every known board by id: shipped ones, then user ones (which win)."""
+    return dict(_load_all(_extra_dir, os.environ.get(ENV_VAR)))
+
+
+def get_board(board_id: str | None) -> Board:
+    """The board with this id (the default board when None)."""
+    board_id = board_id or DEFAULT_BOARD
+    boards = all_boards()
+    if board_id not in boards:
+        raise BoardError(f"unknown board {board_id!r}",
+                         hint=f"run 'tinyedge boards' to list them; known: {', '.join(sorted(boards))}")
+    return boards[board_id]

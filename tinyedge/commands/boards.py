@@ -1,0 +1,36 @@
+"""`tinyedge boards`: list the known boards."""
+
+from __future__ import annotations
+
+import click
+
+from ..boards import DEFAULT_BOARD, all_boards
+from ..console import emit_json, out
+from ._common import json_option
+
+
+def _kb(n: int) -> str:
+    return f"{n // 1024:,} KB" if n < 1 << 20 else f"{n / (1 << 20):g} MB"
+
+
+@click.command("boards")
+@json_option
+@click.option("--family", type=click.Choice(["cortex-m", "esp32", "host"]), help="Only this family.")
+def command(as_json: bool, family: str | None):
+    """List the boards tinyedge knows, with their memory, clock and how they are flashed."""
+    boards = [b for b in all_boards().values() if family is None or b.family == family]
+    boards.sort(key=lambda b: (b.family, b.id))
+    if as_json:
+        emit_json({"default": DEFAULT_BOARD, "boards": [b.to_dict() for b in boards]})
+        return
+    from rich.table import Table
+
+    t = Table(title="Boards", title_justify="left")
+    t.add_column("id", no_wrap=True)
+    for col in ("family", "cpu", "clock", "flash", "RAM", "runtimes", "flashed by", "latency unit"):
+        t.add_column(col, overflow="fold")
+    for b in boards:
+        name = f"{b.id} (default)" if b.id == DEFAULT_BOARD else b.id
+        t.add_row(name, b.family, b.cpu, f"{b.clock_hz / 1e6:g} MHz", _kb(b.flash_bytes), _kb(b.ram_bytes),
+                  ", ".join(b.runtimes), b.flash.method, b.cycle_unit)
+    out.print(t)

@@ -1,0 +1,109 @@
+"""Safe file output: atomic writes and folders that are never overwritten by surprise.
+
+Every file tinyedge writes goes to a temporary name beside its target and is
+renamed into place, so a crash or Ctrl-C never leaves half a file.  A folder
+that tinyedge made carries a marker file; a non-empty folder without the
+marker is never written into unless the caller passes `force=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import OutputExistsError, UsageError
+
+MARKER = ".tinyedge"
+
+
+def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: os.PathLike | str, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: os.PathLike | str, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def _suppress():
+    try:
+        yield
+    except OSError:
+        pass
+
+
+def is_ours(folder: os.PathLike | str) -> bool:
+    """True when `folder` carries tinyedge's marker file."""
+    return (Path(folder) / MARKER).is_file()
+
+
+def check_output_dir(folder: os.PathLike | str, *, force: bool = False) -> Path:
+    """Resolve `folder` and refuse it when it is a non-empty folder tinyedge did not make.
+
+    Returns the resolved path.  Raises OutputExistsError (exit status 2) when
+    the folder would be overwritten without `force`.
+    """
+    path = Path(folder).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a folder", hint="choose another output path with -o")
+    if path.is_dir() and any(path.iterdir()) and not is_ours(path) and not force:
+        raise OutputExistsError(
+            f"{path} is not empty and was not made by tinyedge",
+            hint="choose another folder with -o, or pass --force to write into it",
+        )
+    return path
+
+
+def mark_ours(folder: os.PathLike | str, what: str) -> None:
+    """Put tinyedge's marker file into `folder` (which must exist)."""
+    atomic_write_text(Path(folder) / MARKER, f"made by tinyedge: {what}\n")
+
+
+@contextmanager
+def staged_dir(folder: os.PathLike | str, *, force: bool = False, what: str = "output"):
+    """Build a folder's contents in a temporary sibling, then swap it into place.
+
+    Yields the staging path.  On success the old folder (if any, and only if
+    allowed by `check_output_dir`) is replaced in one rename; on failure the
+    staging folder is removed and the old folder is untouched.
+    """
+    final = check_output_dir(folder, force=force)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield stage
+        mark_ours(stage, what)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+            os.replace(stage, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -1,0 +1,218 @@
+"""Which ops the `aot` runtime runs: `check_op(graph, op) -> None | reason`.
+
+`inspect` and the generator both ask this one function (through
+`tinyedge.runtimes`), so their verdicts never differ.  The engine is int8
+only: activations int8 (per-tensor), weights int8 (per-channel or per-tensor,
+symmetric), biases int32.
+"""
+
+from __future__ import annotations
+
+ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+# op -> highest op version the engine knows the semantics of
+MAX_VERSION = {
+    "CONV_2D": 8,
+    "DEPTHWISE_CONV_2D": 7,
+    "FULLY_CONNECTED": 12,
+    "AVERAGE_POOL_2D": 3,
+    "MAX_POOL_2D": 3,
+    "ADD": 5,
+    "MUL": 7,
+    "RESHAPE": 2,
+    "SOFTMAX": 3,
+    "PAD": 4,
+    "CONCATENATION": 4,
+    "RELU": 3,
+    "RELU6": 3,
+    "LEAKY_RELU": 2,
+    "QUANTIZE": 3,
+}
+
+SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
+
+
+def _dtype(graph, t: int) -> str:
+    return graph.tensors[t].dtype if t >= 0 else "none"
+
+
+def _need_int8_act(graph, t: int, what: str) -> str | None:
+    if t < 0:
+        return f"{what} is missing"
+    ten = graph.tensors[t]
+    if ten.dtype != "int8":
+        return f"{what} '{ten.name}' is {ten.dtype}; the aot engine runs int8 only (convert with full-int8 quantization)"
+    if not ten.is_quantized:
+        return f"{what} '{ten.name}' has no quantization parameters"
+    if ten.per_channel:
+        return f"{what} '{ten.name}' is quantized per channel; activations must be per-tensor"
+    return None
+
+
+def _act(op) -> str | None:
+    a = op.options.get("fused_activation_function", "NONE")
+    if a not in ACTIVATIONS:
+        return f"fused activation {a} is not supported (only {', '.join(ACTIVATIONS)})"
+    return None
+
+
+def _weights(graph, op, w_idx: int, b_idx: int, rank: int, out_ch: int) -> str | None:
+    if w_idx < 0 or w_idx >= len(op.inputs) or op.inputs[w_idx] < 0:
+        return "the op has no weights tensor"
+    w = graph.tensors[op.inputs[w_idx]]
+    if w.dtype != "int8":
+        return f"weights '{w.name}' are {w.dtype}; only int8 weights are supported"
+    if not w.is_const:
+        return f"weights '{w.name}' are not constant"
+    if len(w.shape) != rank:
+        return f"weights '{w.name}' have rank {len(w.shape)}, expected {rank}"
+    if not w.is_quantized:
+        return f"weights '{w.name}' have no quantization parameters"
+    if w.zero_point is not None and (w.zero_point != 0).any():
+        return f"weights '{w.name}' are not symmetric (zero point != 0)"
+    if w.per_channel and len(w.scale) != out_ch:
+        return f"weights '{w.name}' have {len(w.scale)} scales for {out_ch} output channels"
+    if b_idx < len(op.inputs) and op.inputs[b_idx] >= 0:
+        b = graph.tensors[op.inputs[b_idx]]
+        if b.dtype != "int32":
+            return f"bias '{b.name}' is {b.dtype}; only int32 biases are supported"
+        if not b.is_const:
+            return f"bias '{b.name}' is not constant"
+    return None
+
+
+def _io(graph, op, n_in: int | None = 1) -> str | None:
+    ins = op.inputs if n_in is None else op.inputs[:n_in]
+    for k, t in enumerate(ins):
+        r = _need_int8_act(graph, t, f"input {k}")
+        if r:
+            return r
+    for k, t in enumerate(op.outputs):
+        r = _need_int8_act(graph, t, f"output {k}")
+        if r:
+            return r
+    return None
+
+
+def _rank(graph, t: int) -> int:
+    return len(graph.tensors[t].shape)
+
+
+def _check_conv(graph, op) -> str | None:
+    r = _io(graph, op) or _act(op)
+    if r:
+        return r
+    if _rank(graph, op.inputs[0]) != 4:
+        return "input must be 4-D (NHWC)"
+    out_ch = graph.tensors[op.outputs[0]].shape[-1]
+    r = _weights(graph, op, 1, 2, 4, out_ch)
+    if r:
+        return r
+    if op.opcode == "CONV_2D":
+        w = graph.tensors[op.inputs[1]]
+        if w.shape[3] != graph.tensors[op.inputs[0]].shape[3]:
+            return "grouped convolution (filter depth != input depth) is not supported"
+    return None
+
+
+def _check_fc(graph, op) -> str | None:
+    r = _io(graph, op) or _act(op)
+    if r:
+        return r
+    if op.options.get("weights_format", "DEFAULT") != "DEFAULT":
+        return f"weights format {op.options.get('weights_format')} is not supported"
+    if op.options.get("asymmetric_quantize_inputs"):
+        return "hybrid (asymmetric_quantize_inputs) fully connected is not supported"
+    out_ch = graph.tensors[op.outputs[0]].shape[-1]
+    return _weights(graph, op, 1, 2, 2, out_ch)
+
+
+def _check_pool(graph, op) -> str | None:
+    r = _io(graph, op) or _act(op)
+    if r:
+        return r
+    if _rank(graph, op.inputs[0]) != 4:
+        return "input must be 4-D (NHWC)"
+    return None
+
+
+def _check_binary(graph, op) -> str | None:
+    r = _io(graph, op, 2) or _act(op)
+    if r:
+        return r
+    if max(_rank(graph, op.inputs[0]), _rank(graph, op.inputs[1]), _rank(graph, op.outputs[0])) > 4:
+        return "more than 4 dimensions are not supported"
+    return None
+
+
+def _check_unary(graph, op) -> str | None:
+    return _io(graph, op)
+
+
+def _check_reshape(graph, op) -> str | None:
+    return _io(graph, op)
+
+
+def _check_softmax(graph, op) -> str | None:
+    return _io(graph, op)
+
+
+def _check_pad(graph, op) -> str | None:
+    r = _io(graph, op)
+    if r:
+        return r
+    if len(op.inputs) < 2 or not graph.tensors[op.inputs[1]].is_const:
+        return "paddings must be a constant tensor"
+    if _rank(graph, op.inputs[0]) > 4:
+        return "more than 4 dimensions are not supported"
+    a, b = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if float(a.scale[0]) != float(b.scale[0]) or int(a.zero_point[0]) != int(b.zero_point[0]):
+        return "input and output quantization differ"
+    return None
+
+
+def _check_concat(graph, op) -> str | None:
+    r = _io(graph, op, None) or _act(op)
+    if r:
+        return r
+    if op.options.get("fused_activation_function", "NONE") != "NONE":
+        return "a fused activation on CONCATENATION is not supported"
+    out = graph.tensors[op.outputs[0]]
+    for t in op.inputs:
+        ten = graph.tensors[t]
+        if float(ten.scale[0]) != float(out.scale[0]) or int(ten.zero_point[0]) != int(out.zero_point[0]):
+            return f"input '{ten.name}' is quantized differently from the output (requantizing concat)"
+        if len(ten.shape) != len(out.shape):
+            return "inputs differ in rank"
+    return None
+
+
+_CHECKS = {
+    "CONV_2D": _check_conv,
+    "DEPTHWISE_CONV_2D": _check_conv,
+    "FULLY_CONNECTED": _check_fc,
+    "AVERAGE_POOL_2D": _check_pool,
+    "MAX_POOL_2D": _check_pool,
+    "ADD": _check_binary,
+    "MUL": _check_binary,
+    "RESHAPE": _check_reshape,
+    "SOFTMAX": _check_softmax,
+    "PAD": _check_pad,
+    "CONCATENATION": _check_concat,
+    "RELU": _check_unary,
+    "RELU6": _check_unary,
+    "LEAKY_RELU": _check_unary,
+    "QUANTIZE": _check_unary,
+}
+
+
+def check_op(graph, op) -> str | None:
+    """None when the aot engine runs `op`, else the reason it cannot (one sentence)."""
+    if op.is_custom:
+        return f"custom op {op.opcode[7:]} is not supported by the aot engine"
+    check = _CHECKS.get(op.opcode)
+    if check is None:
+        return f"{op.opcode} is not an op of the aot engine (it runs {', '.join(SUPPORTED_OPS)})"
+    if op.version > MAX_VERSION[op.opcode]:
+        return f"{op.opcode} version {op.version} is newer than the aot engine knows (max {MAX_VERSION[op.opcode]})"
+    return check(graph, op)

@@ -31,7 +31,7 @@ class Agreement:
 
 def _flat(outputs) -> np.ndarray:
     arr = np.asarray(outputs)
-    return arr.reshape(arr.shape[0], -1).astype(np.int32)
+    return arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:]))).astype(np.int32)
 
 
 def agreement(device_outputs, reference_outputs) -> Agreement:

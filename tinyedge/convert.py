@@ -421,9 +421,9 @@ def check_full_int8(graph: Graph, layers: list[str] | None = None) -> None:
                              hint="convert the Keras model with 'tinyedge convert' to get int8 I/O")
 
 
-def _converter_error(e: Exception, layers: list[str]) -> ModelError:
+def _converter_error(e: Exception, layers: list[str], native: str = "") -> ModelError:
     text = str(e)
-    layer = _layer_in_text(text, layers)
+    layer = _layer_in_text(text, layers) or _layer_in_text(native, layers)
     m = re.search(r"'(tf\.[A-Za-z0-9_]+|tfl\.[A-Za-z0-9_]+)'", text) or \
         re.search(r"op(?:eration)?[: ]+'?([A-Z][A-Z0-9_]{2,})'?", text)
     op = m.group(1) if m else None
@@ -454,10 +454,17 @@ def convert_loaded(model: LoadedModel, calib_x: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    from .analyze import capture_fd2
+
+    native: list[str] = []
     try:
-        return bytes(conv.convert())
+        with capture_fd2() as native:
+            return bytes(conv.convert())
     except Exception as e:  # the converter raises ConverterError, RuntimeError, ValueError...
-        raise _converter_error(e, model.layer_names) from None
+        raise _converter_error(e, model.layer_names, "".join(native)) from None
+    finally:
+        if native and native[0].strip():
+            log.debug("converter output:\n%s", native[0].strip())
 
 
 def tflm_run(tflite: bytes, xq: np.ndarray) -> np.ndarray:

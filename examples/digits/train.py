@@ -48,7 +48,10 @@ def build():
         layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
         layers.MaxPooling2D(2, name="pool"),
         layers.Conv2D(32, 3, padding="same", activation="relu", name="conv3"),
-        layers.GlobalAveragePooling2D(name="gap"),
+        # average pool + flatten rather than GlobalAveragePooling2D: the latter becomes MEAN,
+        # which the aot engine does not run; this becomes AVERAGE_POOL_2D + RESHAPE.
+        layers.AveragePooling2D(4, name="avgpool"),
+        layers.Flatten(name="flatten"),
         layers.Dense(10, name="logits"),
         layers.Softmax(name="probs"),
     ], name="digits_cnn")

@@ -1,0 +1,279 @@
+"""Model inspection: ops, MACs, weights, tensor lifetimes, TFLM's own arena, op support, board fit.
+
+`inspect_model(path_or_graph, board=None) -> dict` returns a JSON-able report;
+the CLI (`tinyedge inspect`) formats it.
+
+MAC counts (`macs(graph, op)`), one multiply-accumulate per weight use:
+
+- CONV_2D:            out_elements x kernel_h x kernel_w x in_channels_per_group
+                      (filter shape [C_out, kh, kw, C_in / groups])
+- DEPTHWISE_CONV_2D:  out_elements x kernel_h x kernel_w (filter [1, kh, kw, C_out])
+- FULLY_CONNECTED:    out_elements x in_features (weights [units, in_features])
+- TRANSPOSE_CONV:     in_elements x kernel_h x kernel_w x C_out (each input
+                      pixel scatters a kh x kw x C_out patch)
+- BATCH_MATMUL:       out_elements x K (the contracted dimension)
+- every other op (pooling, ADD, SOFTMAX, RESHAPE, ...): 0.  This is the
+  convention of MLPerf Tiny's published MAC counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, ModelError, TinyedgeError
+from .graph import Graph, load_tflite, parse_tflite
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def capture_fd2():
+    """Capture what native code writes to file descriptor 2; yields a list that receives the text."""
+    import sys
+
+    sink: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            sink.append(tmp.read().decode("utf-8", "replace"))
+
+
+# ---------------------------------------------------------------------------
+# MACs and weights
+# ---------------------------------------------------------------------------
+
+def _t(graph: Graph, op, k: int):
+    if k >= len(op.inputs) or op.inputs[k] < 0:
+        return None
+    return graph.tensors[op.inputs[k]]
+
+
+def _out(graph: Graph, op):
+    return graph.tensors[op.outputs[0]] if op.outputs and op.outputs[0] >= 0 else None
+
+
+def macs(graph: Graph, op) -> int:
+    """Multiply-accumulates of one op (formulas in the module docstring)."""
+    out = _out(graph, op)
+    if out is None:
+        return 0
+    n_out = out.num_elements
+    if op.opcode == "CONV_2D":
+        w = _t(graph, op, 1)
+        return n_out * int(np.prod(w.shape[1:])) if w is not None and len(w.shape) == 4 else 0
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        w = _t(graph, op, 1)
+        return n_out * int(w.shape[1] * w.shape[2]) if w is not None and len(w.shape) == 4 else 0
+    if op.opcode == "FULLY_CONNECTED":
+        w = _t(graph, op, 1)
+        return n_out * int(w.shape[-1]) if w is not None and w.shape else 0
+    if op.opcode == "TRANSPOSE_CONV":
+        w, x = _t(graph, op, 1), _t(graph, op, 2)
+        if w is None or x is None or len(w.shape) != 4:
+            return 0
+        return x.num_elements * int(w.shape[0] * w.shape[1] * w.shape[2])
+    if op.opcode == "BATCH_MATMUL":
+        a = _t(graph, op, 0)
+        if a is None or not a.shape:
+            return 0
+        adj_x = bool(op.options.get("adj_x", False))
+        k = a.shape[-2] if adj_x and len(a.shape) >= 2 else a.shape[-1]
+        return n_out * int(k)
+    return 0
+
+
+def weight_bytes(graph: Graph, op) -> int:
+    """Bytes of the constant inputs of `op` (weights, biases, and constant operands)."""
+    return sum(graph.tensors[i].nbytes for i in op.inputs if i >= 0 and graph.tensors[i].is_const)
+
+
+# ---------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------
+
+def _own_plan(graph: Graph) -> dict:
+    """Peak of live activation bytes over the op order (fallback when tinyedge.planner is absent)."""
+    last_use: dict[int, int] = {}
+    first_def: dict[int, int] = {t: 0 for t in graph.inputs}
+    for op in graph.ops:
+        for t in op.inputs:
+            if t >= 0 and not graph.tensors[t].is_const:
+                last_use[t] = op.index
+        for t in op.outputs:
+            first_def.setdefault(t, op.index)
+    for t in graph.outputs:
+        last_use[t] = len(graph.ops) - 1
+    peak, peak_op = 0, 0
+    for i in range(len(graph.ops)):
+        live = sum(graph.tensors[t].nbytes for t, f in first_def.items() if f <= i <= last_use.get(t, f))
+        if live > peak:
+            peak, peak_op = live, i
+    return {"peak_live_bytes": peak, "peak_op": peak_op, "arena_bytes": None, "planner": "lifetimes only"}
+
+
+def memory_plan(graph: Graph) -> dict:
+    """Peak live activation bytes, the op at the peak, and the planned arena (tinyedge.planner)."""
+    try:
+        from .planner import plan
+    except ImportError:
+        return _own_plan(graph)
+    p = plan(graph)
+    return {"peak_live_bytes": int(p.peak_live_bytes), "peak_op": int(p.peak_op),
+            "arena_bytes": int(p.arena_bytes), "planner": "tinyedge.planner"}
+
+
+_ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def tflm_arena_bytes(tflite: os.PathLike | str | bytes) -> int:
+    """The arena TFLite Micro's interpreter (tflite-micro package) allocates for this model, in bytes.
+
+    Read from the interpreter's own allocation record.  Measured on the host
+    (64-bit pointers): a 32-bit device needs a little less for TFLM's structs.
+    """
+    data = tflite if isinstance(tflite, bytes | bytearray) else Path(tflite).read_bytes()
+    from tflite_micro.python.tflite_micro import runtime
+
+    try:
+        with capture_fd2() as text:
+            interp = runtime.Interpreter.from_bytes(bytes(data))
+            interp.print_allocations()
+    except RuntimeError as e:
+        raise ModelError(f"the tflite-micro interpreter cannot load this model ({e}): "
+                         f"{' '.join(''.join(text).split())[:200]}") from None
+    m = _ARENA_RE.search("".join(text))
+    if not m:
+        raise ModelError("the tflite-micro interpreter did not report its arena size")
+    return int(m.group(1))
+
+
+# ---------------------------------------------------------------------------
+# support and fit
+# ---------------------------------------------------------------------------
+
+def support_table(graph: Graph) -> dict:
+    """runtime -> {"status": "supported"|"unsupported"|"unknown", "unsupported": [...], "reason"?}."""
+    from .runtimes import RUNTIMES, check_graph
+
+    table = {}
+    for name in RUNTIMES:
+        try:
+            verdicts = check_graph(graph, name)
+        except (ImportError, AttributeError) as e:
+            table[name] = {"status": "unknown", "reason": f"checker not available ({e})", "unsupported": []}
+            continue
+        bad = [{"op_index": v.op_index, "opcode": v.opcode, "version": v.version, "reason": v.reason}
+               for v in verdicts if not v.supported]
+        table[name] = {"status": "supported" if not bad else "unsupported", "unsupported": bad,
+                       "per_op": [v.supported for v in verdicts]}
+    return table
+
+
+def board_fit(board_id: str, *, flash_needed: int, ram_needed: int) -> dict:
+    from .boards import get_board
+
+    b = get_board(board_id)
+    return {
+        "board": b.id,
+        "flash_bytes": b.flash_bytes, "flash_needed": flash_needed, "flash_margin": b.flash_bytes - flash_needed,
+        "ram_bytes": b.ram_bytes, "ram_needed": ram_needed, "ram_margin": b.ram_bytes - ram_needed,
+        "fits": flash_needed <= b.flash_bytes and ram_needed <= b.ram_bytes,
+        "note": "model and arena only; firmware code and stack come on top",
+    }
+
+
+# ---------------------------------------------------------------------------
+# the report
+# ---------------------------------------------------------------------------
+
+def _tinfo(t) -> dict:
+    return {"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype}
+
+
+def _load_graph(path_or_graph) -> Graph:
+    if isinstance(path_or_graph, Graph):
+        return path_or_graph
+    if isinstance(path_or_graph, bytes | bytearray):
+        return parse_tflite(bytes(path_or_graph))
+    path = Path(path_or_graph).expanduser().resolve()
+    from .convert import convert, sniff
+
+    if sniff(path) == "tflite":
+        return load_tflite(path)
+    # A Keras model: convert it in memory first (random calibration is fine for shapes and sizes).
+    with tempfile.TemporaryDirectory(prefix="tinyedge-inspect-") as d:
+        res = convert(path, out=Path(d) / "model.tflite", samples=16)
+        return remember_bytes(res.tflite_bytes)
+
+
+def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True) -> dict:
+    """A JSON-able report of a `.tflite` (a Keras model is converted first; see module docstring)."""
+    graph = _load_graph(path_or_graph)
+    ops = []
+    for op in graph.ops:
+        ops.append({
+            "index": op.index, "opcode": op.opcode, "version": op.version,
+            "inputs": [_tinfo(graph.tensors[i]) | {"const": graph.tensors[i].is_const}
+                       for i in op.inputs if i >= 0],
+            "outputs": [_tinfo(graph.tensors[i]) for i in op.outputs if i >= 0],
+            "macs": macs(graph, op), "weight_bytes": weight_bytes(graph, op),
+        })
+    const_ids = {i for op in graph.ops for i in op.inputs if i >= 0 and graph.tensors[i].is_const}
+    param_bytes = sum(graph.tensors[i].nbytes for i in const_ids)
+    mem = memory_plan(graph)
+    peak_op = graph.ops[mem["peak_op"]] if graph.ops else None
+    mem["peak_op_name"] = peak_op.opcode if peak_op else None
+    if tflm_arena:
+        try:
+            mem["tflm_arena_bytes"] = tflm_arena_bytes(_graph_bytes(graph))
+        except TinyedgeError as e:
+            mem["tflm_arena_bytes"] = None
+            mem["tflm_error"] = str(e)
+    report = {
+        "model": {"path": str(graph.path) if graph.path else None, "sha256": graph.sha256,
+                  "bytes": graph.size_bytes, "subgraphs": graph.subgraph_count},
+        "inputs": [_tinfo(t) for t in graph.input_tensors],
+        "outputs": [_tinfo(t) for t in graph.output_tensors],
+        "ops": ops,
+        "totals": {"ops": len(ops), "macs": sum(o["macs"] for o in ops), "param_bytes": param_bytes,
+                   "model_bytes": graph.size_bytes, "op_counts": dict(sorted(graph.op_counts().items()))},
+        "memory": mem,
+        "support": support_table(graph),
+    }
+    if board is not None:
+        ram = mem.get("tflm_arena_bytes") or mem.get("arena_bytes") or mem["peak_live_bytes"]
+        report["fit"] = board_fit(board, flash_needed=graph.size_bytes, ram_needed=int(ram))
+        report["fit"]["ram_basis"] = "tflm arena" if mem.get("tflm_arena_bytes") else "planned arena"
+    return report
+
+
+_BYTES_CACHE: dict[str, bytes] = {}
+
+
+def _graph_bytes(graph: Graph) -> bytes:
+    if graph.path is not None:
+        return Path(graph.path).read_bytes()
+    if graph.sha256 in _BYTES_CACHE:
+        return _BYTES_CACHE[graph.sha256]
+    raise InputFileError("the graph has no file behind it; pass the .tflite bytes or path instead")
+
+
+def remember_bytes(data: bytes) -> Graph:
+    """Parse `data` and keep the bytes so that `inspect_model(graph)` can measure TFLM's arena."""
+    g = parse_tflite(data)
+    _BYTES_CACHE[g.sha256] = bytes(data)
+    return g

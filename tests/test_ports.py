@@ -1,0 +1,120 @@
+"""Port discovery on lists of pyserial ListPortInfo records with real boards' USB ids."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from serial.tools.list_ports_common import ListPortInfo
+
+from tinyedge.boards import get_board
+from tinyedge.errors import UsageError
+from tinyedge.ports import KNOWN_USB, describe, list_ports, parse_usb_id, pick_port
+
+
+def port(device: str, vid: int | None = None, pid: int | None = None, desc: str = "") -> ListPortInfo:
+    """A pyserial port record as list_ports.comports() gives it on Linux."""
+    p = ListPortInfo(device, skip_link_detection=True)
+    p.vid, p.pid = vid, pid
+    if desc:
+        p.description = desc
+    return p
+
+
+# Real boards as they enumerate.
+ESP32_DEVKITC = port("/dev/ttyUSB0", 0x10C4, 0xEA60, "CP2102 USB to UART Bridge Controller")
+ESP32_CH340 = port("/dev/ttyUSB1", 0x1A86, 0x7523, "USB Serial")
+ESP32S3_USB = port("/dev/ttyACM0", 0x303A, 0x1001, "USB JTAG/serial debug unit")
+NUCLEO = port("/dev/ttyACM1", 0x0483, 0x374B, "STM32 STLink")
+NRF52_DK = port("/dev/ttyACM2", 0x1366, 0x1015, "J-Link")
+PICO = port("/dev/ttyACM3", 0x2E8A, 0x000A, "Board CDC")
+MICROBIT = port("/dev/ttyACM4", 0x0D28, 0x0204, "BBC micro:bit CMSIS-DAP")
+PLAIN_TTY = port("/dev/ttyS0")
+MODEM = port("/dev/ttyACM9", 0x1BC7, 0x1201, "LTE modem")
+
+
+def test_known_usb_table_is_sorted_and_unique():
+    keys = list(KNOWN_USB)
+    # by vendor, then product; a vendor's catch-all (pid None) comes last
+    assert keys == sorted(keys, key=lambda k: (k[0], 1 << 16 if k[1] is None else k[1]))
+    assert len(set(keys)) == len(keys)
+
+
+def test_every_board_usb_id_parses():
+    from tinyedge.boards import all_boards
+
+    for b in all_boards().values():
+        for uid in b.flash.usb_ids:
+            vid, pid = parse_usb_id(uid)
+            assert 0 < vid < 1 << 16 and 0 <= pid < 1 << 16, (b.id, uid)
+
+
+@pytest.mark.parametrize("rec, kind_word, family, board", [
+    (ESP32_DEVKITC, "CP210x", "esp32", "esp32"),
+    (ESP32_CH340, "CH340", "esp32", "esp32"),
+    (ESP32S3_USB, "USB-JTAG", "esp32", "esp32s3"),
+    (NUCLEO, "ST-Link", "cortex-m", "nucleo-l4r5zi"),
+    (NRF52_DK, "J-Link", "cortex-m", "nrf52840dk"),
+    (PICO, "Pico", "cortex-m", "rpi-pico"),
+    (MICROBIT, "CMSIS-DAP", "cortex-m", "nrf52840dk"),
+])
+def test_guess(rec, kind_word, family, board):
+    info = describe(rec)
+    assert kind_word in info.kind
+    assert info.family == family
+    assert board in info.boards
+    assert info.likely_board
+    assert info.usb_id == f"{rec.vid:04x}:{rec.pid:04x}"
+
+
+def test_unknown_ports_are_not_boards():
+    assert not describe(PLAIN_TTY).likely_board
+    assert not describe(MODEM).likely_board
+    assert describe(PLAIN_TTY).description == ""  # pyserial's 'n/a' is dropped
+
+
+def test_list_ports_puts_boards_first_and_serialises():
+    ports = list_ports([PLAIN_TTY, NUCLEO, MODEM, ESP32_DEVKITC])
+    assert [p.device for p in ports[:2]] == ["/dev/ttyACM1", "/dev/ttyUSB0"]
+    doc = json.loads(json.dumps([p.to_dict() for p in ports]))
+    assert doc[1]["usb_id"] == "10c4:ea60" and "esp32" in doc[1]["boards"]
+
+
+def test_pick_port_one_board():
+    assert pick_port(get_board("esp32"), [PLAIN_TTY, MODEM, ESP32_DEVKITC]) == "/dev/ttyUSB0"
+    # the board's own usb_ids win over other board-like ports
+    assert pick_port(get_board("nucleo-l4r5zi"), [ESP32_DEVKITC, NUCLEO, PLAIN_TTY]) == "/dev/ttyACM1"
+    assert pick_port(get_board("rpi-pico"), [PICO, NRF52_DK]) == "/dev/ttyACM3"
+    # without a board: the single board-like port
+    assert pick_port(None, [PLAIN_TTY, ESP32S3_USB]) == "/dev/ttyACM0"
+
+
+def test_pick_port_several_lists_them_on_one_line():
+    with pytest.raises(UsageError) as e:
+        pick_port(get_board("esp32"), [ESP32_DEVKITC, ESP32_CH340, NUCLEO])
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "/dev/ttyUSB0" in msg and "/dev/ttyUSB1" in msg and "/dev/ttyACM1" not in msg
+    assert "--port" in msg
+
+
+def test_pick_port_none_says_plug_it_in():
+    with pytest.raises(UsageError, match="plug the board in.*--port"):
+        pick_port(get_board("esp32"), [PLAIN_TTY, MODEM])
+    with pytest.raises(UsageError, match="plug the board in"):
+        pick_port(get_board("nrf52840dk"), [])
+
+
+def test_pick_port_falls_back_to_a_usb_uart_of_the_family():
+    # An ESP32 board on an FTDI cable the board file does not list: still the one candidate.
+    ftdi = port("/dev/ttyUSB3", 0x0403, 0x6015, "FT231X")
+    assert pick_port(get_board("esp32s3"), [ftdi, NUCLEO]) == "/dev/ttyUSB3"
+
+
+def test_cli_ports_json(run_cli):
+    r = run_cli("ports", "--json", "--all")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert isinstance(doc["ports"], list)
+    for p in doc["ports"]:
+        assert {"device", "usb_id", "kind", "family", "boards"} <= set(p)

@@ -89,9 +89,25 @@ def dequantize_output(q, tensor) -> np.ndarray:
 # loading whatever Keras produced
 # ---------------------------------------------------------------------------
 
+_TF_READY = False
+
+
 @contextmanager
 def _quiet_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow once with its native start-up chatter (absl, oneDNN, CUDA probes) kept off
+    the terminal; the text goes to the debug log instead."""
+    global _TF_READY
+    if not _TF_READY:
+        from .analyze import capture_fd2
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with capture_fd2() as text:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe logs here, once
+        _TF_READY = True
+        if text and text[0].strip():
+            log.debug("tensorflow start-up:\n%s", text[0].strip())
     yield
 
 
@@ -614,5 +630,5 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
         "warnings": list(warnings),
     })
     for w in warnings:
-        log.warning(w)
+        log.info(w)
     return ConvertResult(tflite_path=out_path, report=report, warnings=warnings, graph=graph, tflite_bytes=data)

@@ -1,0 +1,490 @@
+/* tinyedge firmware: int8 kernels of the aot runtime (see te_kernels.h). */
+#include "te_kernels.h"
+
+#include <string.h>
+
+/* ---- dot products ---------------------------------------------------- */
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline uint32_t te_sxtb16(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+    return r;
+}
+static inline uint32_t te_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+static inline uint32_t te_load32(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+#endif
+
+static inline int32_t te_dot(const int8_t *TE_RESTRICT a, const int8_t *TE_RESTRICT b, int32_t n)
+{
+    int32_t acc = 0;
+    int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t va = te_load32(a + i);
+        const uint32_t vb = te_load32(b + i);
+        acc = te_smlad(te_sxtb16(va), te_sxtb16(vb), acc);
+        acc = te_smlad(te_sxtb16_ror8(va), te_sxtb16_ror8(vb), acc);
+    }
+#endif
+    for (; i < n; ++i) {
+        acc += (int32_t)a[i] * (int32_t)b[i];
+    }
+    return acc;
+}
+
+/* two output channels share each input load */
+static inline void te_dot2(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRICT w0,
+                           const int8_t *TE_RESTRICT w1, int32_t n, int32_t *acc0, int32_t *acc1)
+{
+    int32_t a0 = 0, a1 = 0;
+    int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t vx = te_load32(x + i);
+        const uint32_t xe = te_sxtb16(vx), xo = te_sxtb16_ror8(vx);
+        const uint32_t v0 = te_load32(w0 + i);
+        const uint32_t v1 = te_load32(w1 + i);
+        a0 = te_smlad(xe, te_sxtb16(v0), a0);
+        a0 = te_smlad(xo, te_sxtb16_ror8(v0), a0);
+        a1 = te_smlad(xe, te_sxtb16(v1), a1);
+        a1 = te_smlad(xo, te_sxtb16_ror8(v1), a1);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t xv = x[i];
+        a0 += xv * w0[i];
+        a1 += xv * w1[i];
+    }
+    *acc0 += a0;
+    *acc1 += a1;
+}
+
+static inline int8_t te_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_offset,
+                                int32_t lo, int32_t hi)
+{
+    return te_clamp8(te_mbqm(acc, mult, shift) + out_offset, lo, hi);
+}
+
+/* ---- CONV_2D ----------------------------------------------------------- */
+
+static void te_conv_border(const te_conv_params_t *p, const int8_t *in_b, int32_t iy0, int32_t ix0,
+                           int8_t *o)
+{
+    const int32_t kc = p->k_w * p->in_c;
+    int32_t c, ky, kx, ic;
+    for (c = 0; c < p->out_c; ++c) {
+        const int8_t *w = p->weights + c * p->k_h * kc;
+        int32_t acc = p->bias[c];
+        for (ky = 0; ky < p->k_h; ++ky) {
+            const int32_t iy = iy0 + ky * p->dil_h;
+            if (iy < 0 || iy >= p->in_h) {
+                continue;
+            }
+            for (kx = 0; kx < p->k_w; ++kx) {
+                const int32_t ix = ix0 + kx * p->dil_w;
+                const int8_t *x;
+                const int8_t *wk;
+                if (ix < 0 || ix >= p->in_w) {
+                    continue;
+                }
+                x = in_b + (iy * p->in_w + ix) * p->in_c;
+                wk = w + ky * kc + kx * p->in_c;
+                for (ic = 0; ic < p->in_c; ++ic) {
+                    acc += ((int32_t)x[ic] + p->in_offset) * (int32_t)wk[ic];
+                }
+            }
+        }
+        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+    }
+}
+
+void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    const int32_t kc = p->k_w * p->in_c;
+    const int32_t wstride = p->k_h * kc;
+    const int32_t span_h = (p->k_h - 1) * p->dil_h;
+    const int32_t span_w = (p->k_w - 1) * p->dil_w;
+    int32_t b, oy, ox, c, ky, kx;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int inside_y = iy0 >= 0 && iy0 + span_h < p->in_h;
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+                if (!(inside_y && ix0 >= 0 && ix0 + span_w < p->in_w)) {
+                    te_conv_border(p, in_b, iy0, ix0, o);
+                    continue;
+                }
+                if (p->dil_w == 1) {
+                    /* each kernel row is one contiguous run of k_w * in_c bytes */
+                    const int8_t *x0 = in_b + (iy0 * p->in_w + ix0) * p->in_c;
+                    const int32_t row = p->dil_h * p->in_w * p->in_c;
+                    for (c = 0; c + 2 <= p->out_c; c += 2) {
+                        const int8_t *w0 = p->weights + c * wstride;
+                        int32_t a0 = p->eff_bias[c], a1 = p->eff_bias[c + 1];
+                        for (ky = 0; ky < p->k_h; ++ky) {
+                            te_dot2(x0 + ky * row, w0 + ky * kc, w0 + wstride + ky * kc, kc, &a0, &a1);
+                        }
+                        o[c] = te_requant(a0, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+                        o[c + 1] = te_requant(a1, p->mult[c + 1], p->shift[c + 1], p->out_offset, p->act_min,
+                                              p->act_max);
+                    }
+                    for (; c < p->out_c; ++c) {
+                        const int8_t *w = p->weights + c * wstride;
+                        int32_t acc = p->eff_bias[c];
+                        for (ky = 0; ky < p->k_h; ++ky) {
+                            acc += te_dot(x0 + ky * row, w + ky * kc, kc);
+                        }
+                        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+                    }
+                } else {
+                    for (c = 0; c < p->out_c; ++c) {
+                        const int8_t *w = p->weights + c * wstride;
+                        int32_t acc = p->eff_bias[c];
+                        for (ky = 0; ky < p->k_h; ++ky) {
+                            for (kx = 0; kx < p->k_w; ++kx) {
+                                const int8_t *x =
+                                    in_b + ((iy0 + ky * p->dil_h) * p->in_w + ix0 + kx * p->dil_w) * p->in_c;
+                                acc += te_dot(x, w + ky * kc + kx * p->in_c, p->in_c);
+                            }
+                        }
+                        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- DEPTHWISE_CONV_2D ------------------------------------------------- */
+
+#define TE_DW_BLOCK 32
+
+void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    const int32_t span_h = (p->k_h - 1) * p->dil_h;
+    const int32_t span_w = (p->k_w - 1) * p->dil_w;
+    const int32_t oc_n = p->out_c;
+    const int32_t m = p->depth_mult;
+    int32_t b, oy, ox, c, ky, kx, j;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int inside_y = iy0 >= 0 && iy0 + span_h < p->in_h;
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                const int inside = inside_y && ix0 >= 0 && ix0 + span_w < p->in_w;
+                int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * oc_n;
+                if (inside && m == 1) {
+                    /* channels in blocks: the inner loop runs over contiguous channels */
+                    int32_t acc[TE_DW_BLOCK];
+                    for (c = 0; c < oc_n; c += TE_DW_BLOCK) {
+                        const int32_t nb = oc_n - c < TE_DW_BLOCK ? oc_n - c : TE_DW_BLOCK;
+                        for (j = 0; j < nb; ++j) {
+                            acc[j] = p->eff_bias[c + j];
+                        }
+                        for (ky = 0; ky < p->k_h; ++ky) {
+                            for (kx = 0; kx < p->k_w; ++kx) {
+                                const int8_t *x =
+                                    in_b + ((iy0 + ky * p->dil_h) * p->in_w + ix0 + kx * p->dil_w) * p->in_c + c;
+                                const int8_t *w = p->weights + (ky * p->k_w + kx) * oc_n + c;
+                                for (j = 0; j < nb; ++j) {
+                                    acc[j] += (int32_t)x[j] * (int32_t)w[j];
+                                }
+                            }
+                        }
+                        for (j = 0; j < nb; ++j) {
+                            o[c + j] = te_requant(acc[j], p->mult[c + j], p->shift[c + j], p->out_offset,
+                                                  p->act_min, p->act_max);
+                        }
+                    }
+                    continue;
+                }
+                for (c = 0; c < oc_n; ++c) {
+                    const int32_t ic = c / m;
+                    int32_t acc = inside ? p->eff_bias[c] : p->bias[c];
+                    const int32_t off = inside ? 0 : p->in_offset;
+                    for (ky = 0; ky < p->k_h; ++ky) {
+                        const int32_t iy = iy0 + ky * p->dil_h;
+                        if (iy < 0 || iy >= p->in_h) {
+                            continue;
+                        }
+                        for (kx = 0; kx < p->k_w; ++kx) {
+                            const int32_t ix = ix0 + kx * p->dil_w;
+                            if (ix < 0 || ix >= p->in_w) {
+                                continue;
+                            }
+                            acc += ((int32_t)in_b[(iy * p->in_w + ix) * p->in_c + ic] + off) *
+                                   (int32_t)p->weights[(ky * p->k_w + kx) * oc_n + c];
+                        }
+                    }
+                    o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
+/* ---- FULLY_CONNECTED --------------------------------------------------- */
+
+void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    int32_t b, o;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *x = in + b * p->in_n;
+        int8_t *y = out + b * p->out_n;
+        for (o = 0; o + 2 <= p->out_n; o += 2) {
+            int32_t a0 = p->eff_bias[o], a1 = p->eff_bias[o + 1];
+            te_dot2(x, p->weights + o * p->in_n, p->weights + (o + 1) * p->in_n, p->in_n, &a0, &a1);
+            y[o] = te_requant(a0, p->mult[o], p->shift[o], p->out_offset, p->act_min, p->act_max);
+            y[o + 1] = te_requant(a1, p->mult[o + 1], p->shift[o + 1], p->out_offset, p->act_min, p->act_max);
+        }
+        for (; o < p->out_n; ++o) {
+            const int32_t acc = p->eff_bias[o] + te_dot(x, p->weights + o * p->in_n, p->in_n);
+            y[o] = te_requant(acc, p->mult[o], p->shift[o], p->out_offset, p->act_min, p->act_max);
+        }
+    }
+}
+
+/* ---- pooling ------------------------------------------------------------ */
+
+static void te_pool(const te_pool_params_t *p, const int8_t *in, int8_t *out, int is_max)
+{
+    int32_t b, oy, ox, c, fy, fx;
+    for (b = 0; b < p->batches; ++b) {
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int32_t fy0 = iy0 < 0 ? -iy0 : 0;
+            const int32_t fy1 = p->in_h - iy0 < p->k_h ? p->in_h - iy0 : p->k_h;
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                const int32_t fx0 = ix0 < 0 ? -ix0 : 0;
+                const int32_t fx1 = p->in_w - ix0 < p->k_w ? p->in_w - ix0 : p->k_w;
+                const int32_t count = (fy1 - fy0) * (fx1 - fx0);
+                int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->c;
+                for (c = 0; c < p->c; ++c) {
+                    int32_t acc = is_max ? -128 : 0;
+                    for (fy = fy0; fy < fy1; ++fy) {
+                        const int8_t *row = in + ((b * p->in_h + iy0 + fy) * p->in_w + ix0) * p->c + c;
+                        for (fx = fx0; fx < fx1; ++fx) {
+                            const int32_t v = row[fx * p->c];
+                            if (is_max) {
+                                acc = v > acc ? v : acc;
+                            } else {
+                                acc += v;
+                            }
+                        }
+                    }
+                    if (!is_max) {
+                        if (count == 0) {
+                            acc = 0;
+                        } else {
+                            acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                        }
+                    }
+                    o[c] = te_clamp8(acc, p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
+void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_pool(p, in, out, 0);
+}
+
+void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_pool(p, in, out, 1);
+}
+
+/* ---- ADD / MUL ------------------------------------------------------------ */
+
+static inline int8_t te_add1(const te_binary_params_t *p, int32_t a, int32_t b)
+{
+    const int32_t x1 = (int32_t)((uint32_t)(a + p->in1_offset) << p->left_shift);
+    const int32_t x2 = (int32_t)((uint32_t)(b + p->in2_offset) << p->left_shift);
+    const int32_t s1 = te_mbqm(x1, p->in1_mult, p->in1_shift);
+    const int32_t s2 = te_mbqm(x2, p->in2_mult, p->in2_shift);
+    return te_clamp8(te_mbqm(s1 + s2, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
+}
+
+static inline int8_t te_mul1(const te_binary_params_t *p, int32_t a, int32_t b)
+{
+    const int32_t prod = (a + p->in1_offset) * (b + p->in2_offset);
+    return te_clamp8(te_mbqm(prod, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
+}
+
+static void te_binary(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int is_mul)
+{
+    int32_t i, d0, d1, d2, d3;
+    if (!p->broadcast) {
+        for (i = 0; i < p->size; ++i) {
+            out[i] = is_mul ? te_mul1(p, in1[i], in2[i]) : te_add1(p, in1[i], in2[i]);
+        }
+        return;
+    }
+    i = 0;
+    for (d0 = 0; d0 < p->out_dims[0]; ++d0) {
+        for (d1 = 0; d1 < p->out_dims[1]; ++d1) {
+            for (d2 = 0; d2 < p->out_dims[2]; ++d2) {
+                const int32_t b1 = d0 * p->in1_strides[0] + d1 * p->in1_strides[1] + d2 * p->in1_strides[2];
+                const int32_t b2 = d0 * p->in2_strides[0] + d1 * p->in2_strides[1] + d2 * p->in2_strides[2];
+                for (d3 = 0; d3 < p->out_dims[3]; ++d3) {
+                    const int32_t a = in1[b1 + d3 * p->in1_strides[3]];
+                    const int32_t b = in2[b2 + d3 * p->in2_strides[3]];
+                    out[i++] = is_mul ? te_mul1(p, a, b) : te_add1(p, a, b);
+                }
+            }
+        }
+    }
+}
+
+void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out)
+{
+    te_binary(p, in1, in2, out, 0);
+}
+
+void te_mul_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out)
+{
+    te_binary(p, in1, in2, out, 1);
+}
+
+/* ---- SOFTMAX ---------------------------------------------------------------- */
+
+static int32_t te_clz32(uint32_t x)
+{
+    int32_t n = 0;
+    if (x == 0) {
+        return 32;
+    }
+    while (!(x & 0x80000000u)) {
+        x <<= 1;
+        ++n;
+    }
+    return n;
+}
+
+/* saturating x * 2^e for e > 0 */
+static int32_t te_sat_shl(int32_t x, int32_t e)
+{
+    const int32_t threshold = (int32_t)(((uint32_t)1 << (31 - e)) - 1u);
+    if (x > threshold) {
+        return INT32_MAX;
+    }
+    if (x < -threshold) {
+        return INT32_MIN;
+    }
+    return (int32_t)((uint32_t)x << e);
+}
+
+/* gemmlowp one_over_one_plus_x_for_x_in_0_1, Q0.31 in, Q0.31 out */
+static int32_t te_one_over_one_plus_x(int32_t a)
+{
+    const int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
+    const int32_t half_den = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int32_t x = 1515870810 + te_srdhm(half_den, -1010580540);   /* Q2.29 */
+    int i;
+    for (i = 0; i < 3; ++i) {
+        const int32_t hdx = te_srdhm(half_den, x);
+        const int32_t one_minus = (1 << 29) - hdx;
+        x = x + te_sat_shl(te_srdhm(x, one_minus), 2);
+    }
+    return te_sat_shl(x, 1);
+}
+
+void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out)
+{
+    int32_t r, c;
+    for (r = 0; r < p->outer; ++r) {
+        const int8_t *x = in + r * p->depth;
+        int8_t *y = out + r * p->depth;
+        int32_t max_v = -128;
+        int32_t sum = 0;
+        int32_t headroom, bits_over_unit, scale;
+        for (c = 0; c < p->depth; ++c) {
+            max_v = x[c] > max_v ? x[c] : max_v;
+        }
+        for (c = 0; c < p->depth; ++c) {
+            sum += te_rdbpot(p->exp_table[max_v - x[c]], 12);
+        }
+        headroom = te_clz32((uint32_t)sum);
+        bits_over_unit = 12 - headroom;
+        scale = te_one_over_one_plus_x((int32_t)(((uint32_t)sum << headroom) - ((uint32_t)1 << 31)));
+        for (c = 0; c < p->depth; ++c) {
+            const int32_t e = p->exp_table[max_v - x[c]];
+            const int32_t v = te_rdbpot(te_srdhm(scale, e), bits_over_unit + 31 - 8) - 128;
+            y[c] = te_clamp8(v, -128, 127);
+        }
+    }
+}
+
+/* ---- elementwise, layout ------------------------------------------------------- */
+
+void te_lut_s8(const int8_t *table, const int8_t *in, int8_t *out, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = table[(int32_t)in[i] + 128];
+    }
+}
+
+void te_pad_s8(const te_pad_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    const int32_t o1 = p->dims[1] + p->before[1] + p->after[1];
+    const int32_t o2 = p->dims[2] + p->before[2] + p->after[2];
+    const int32_t o3 = p->dims[3] + p->before[3] + p->after[3];
+    const int32_t o0 = p->dims[0] + p->before[0] + p->after[0];
+    int32_t d0, d1, d2;
+    memset(out, (unsigned char)p->pad_value, (size_t)(o0 * o1 * o2 * o3));
+    for (d0 = 0; d0 < p->dims[0]; ++d0) {
+        for (d1 = 0; d1 < p->dims[1]; ++d1) {
+            for (d2 = 0; d2 < p->dims[2]; ++d2) {
+                const int8_t *src = in + ((d0 * p->dims[1] + d1) * p->dims[2] + d2) * p->dims[3];
+                int8_t *dst = out + (((d0 + p->before[0]) * o1 + d1 + p->before[1]) * o2 + d2 + p->before[2]) * o3 +
+                              p->before[3];
+                memcpy(dst, src, (size_t)p->dims[3]);
+            }
+        }
+    }
+}
+
+void te_concat_s8(int32_t n_in, const int8_t *const *ins, const int32_t *copy, int32_t outer, int8_t *out)
+{
+    int32_t k, i;
+    for (k = 0; k < outer; ++k) {
+        for (i = 0; i < n_in; ++i) {
+            memcpy(out, ins[i] + k * copy[i], (size_t)copy[i]);
+            out += copy[i];
+        }
+    }
+}
+
+void te_copy_s8(const int8_t *in, int8_t *out, int32_t n)
+{
+    if (in != out) {
+        memmove(out, in, (size_t)n);
+    }
+}

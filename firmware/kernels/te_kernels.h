@@ -1,0 +1,152 @@
+/* tinyedge firmware: the int8 kernels of the ahead-of-time (aot) runtime.
+ *
+ * Arithmetic follows the TFLite int8 quantization specification and the
+ * TFLite Micro reference kernels bit for bit: int32 accumulation, per-channel
+ * requantization with a Q31 multiplier and a power-of-two shift (computed on
+ * the host at generation time), TFLite's "double rounding"
+ * MultiplyByQuantizedMultiplier, and the fused activation as an output clamp.
+ * Input-offset x weight-sum terms are folded into an effective bias on the
+ * host, so interior windows run a plain int8 dot product.
+ *
+ * Portable C99, no heap, no libc beyond stdint/string.
+ */
+#ifndef TE_KERNELS_H
+#define TE_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TE_ALIGNED(n) __attribute__((aligned(n)))
+#define TE_RESTRICT __restrict__
+#elif defined(_MSC_VER)
+#define TE_ALIGNED(n) __declspec(align(n))
+#define TE_RESTRICT __restrict
+#else
+#define TE_ALIGNED(n)
+#define TE_RESTRICT
+#endif
+
+/* ---- fixed-point helpers (TFLite / gemmlowp semantics) ---------------- */
+
+/* SaturatingRoundingDoublingHighMul */
+static inline int32_t te_srdhm(int32_t a, int32_t b)
+{
+    int64_t ab;
+    int64_t nudge;
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? (int64_t)(1 << 30) : (int64_t)(1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* RoundingDivideByPOT, exponent in 0..31 */
+static inline int32_t te_rdbpot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* MultiplyByQuantizedMultiplier (double rounding), shift > 0 is a left shift */
+static inline int32_t te_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return te_rdbpot(te_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+static inline int8_t te_clamp8(int32_t v, int32_t lo, int32_t hi)
+{
+    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+/* ---- op parameters (filled by the generator as const tables) ------------ */
+
+typedef struct {
+    int32_t batches;
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dil_h, dil_w;
+    int32_t pad_h, pad_w;        /* top / left padding */
+    int32_t depth_mult;          /* depthwise only */
+    int32_t in_offset;           /* -input zero point */
+    int32_t out_offset;          /* output zero point */
+    int32_t act_min, act_max;
+    const int8_t *weights;       /* conv: [out_c][k_h][k_w][in_c]; depthwise: [k_h][k_w][out_c] */
+    const int32_t *bias;         /* model bias (0 when absent) */
+    const int32_t *eff_bias;     /* bias + in_offset * sum(weights of the channel) */
+    const int32_t *mult;         /* per output channel */
+    const int32_t *shift;        /* per output channel */
+} te_conv_params_t;
+
+typedef struct {
+    int32_t batches, in_n, out_n;
+    int32_t out_offset, act_min, act_max;
+    const int8_t *weights;       /* [out_n][in_n] */
+    const int32_t *eff_bias;     /* bias + in_offset * row sum */
+    const int32_t *mult;         /* per output (repeated when per-tensor) */
+    const int32_t *shift;
+} te_fc_params_t;
+
+typedef struct {
+    int32_t batches, in_h, in_w, c, out_h, out_w;
+    int32_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    int32_t act_min, act_max;
+} te_pool_params_t;
+
+typedef struct {
+    int32_t size;                /* elements of the output when no broadcast */
+    int32_t broadcast;           /* 0: same shapes (flat loop), 1: 4-D broadcast */
+    int32_t out_dims[4];
+    int32_t in1_strides[4], in2_strides[4];  /* element strides, 0 on broadcast dims */
+    int32_t in1_offset, in2_offset, out_offset;
+    int32_t left_shift;          /* ADD only */
+    int32_t in1_mult, in1_shift, in2_mult, in2_shift;  /* ADD only */
+    int32_t out_mult, out_shift;
+    int32_t act_min, act_max;
+} te_binary_params_t;
+
+typedef struct {
+    int32_t outer, depth;
+    const int32_t *exp_table;    /* [256]: exp(diff) in Q0.31 for diff = -index, 0 below diff_min */
+} te_softmax_params_t;
+
+typedef struct {
+    int32_t dims[4];             /* input dims, padded to 4-D at the front */
+    int32_t before[4], after[4];
+    int8_t pad_value;
+} te_pad_params_t;
+
+/* ---- kernels ------------------------------------------------------------ */
+
+void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_mul_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out);
+/* out[i] = table[in[i] + 128]; in-place is allowed */
+void te_lut_s8(const int8_t *table, const int8_t *in, int8_t *out, int32_t n);
+void te_pad_s8(const te_pad_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* Concatenate `n_in` tensors along an axis: each input contributes
+ * `copy[i]` bytes per outer step; `outer` steps. */
+void te_concat_s8(int32_t n_in, const int8_t *const *ins, const int32_t *copy, int32_t outer, int8_t *out);
+/* copy n bytes (RESHAPE whose buffers could not be shared) */
+void te_copy_s8(const int8_t *in, int8_t *out, int32_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TE_KERNELS_H */

@@ -1,0 +1,416 @@
+"""Generate model.c / model.h for the aot runtime from a TFLite graph.
+
+The Python side computes everything that can be known ahead of time
+(multipliers, shifts, effective biases, padding, lookup tables, arena
+offsets) into a typed context; the Jinja templates in templates/aot/ hold
+all C text.  Names from the model only reach C inside comments, escaped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .. import __version__ as _version
+from ..errors import ModelError, UsageError
+from ..fsutil import atomic_write_text
+from ..graph import Graph, load_tflite
+from ..planner import Plan, plan
+from ..resources import templates_dir
+from ..runtimes import require_supported
+from . import quant as q
+
+log = logging.getLogger(__name__)
+
+_PREFIX_RE = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+
+@dataclass
+class AotResult:
+    files: list[Path]
+    arena_bytes: int
+    const_bytes: int
+    op_count: int
+    sha256: str
+    prefix: str
+    peak_live_bytes: int = 0
+    plan: Plan | None = field(default=None, repr=False)
+
+
+def c_comment(text: str, limit: int = 120) -> str:
+    """Make `text` safe inside a C block comment: printable ASCII, no comment delimiters, no trigraphs."""
+    s = "".join(ch if 32 <= ord(ch) < 127 else "_" for ch in str(text))
+    s = s.replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?").replace("\\", "/")
+    if len(s) > limit:
+        s = s[: limit - 3] + "..."
+    return s
+
+
+def _fmt(values, per_line: int = 24) -> str:
+    vals = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    if not vals:
+        return "0"
+    lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    return ",\n    ".join(lines)
+
+
+class _Ctx:
+    def __init__(self, graph: Graph, pl: Plan, prefix: str):
+        self.g = graph
+        self.plan = pl
+        self.prefix = prefix
+        self.consts: list[dict] = []
+        self.ops: list[dict] = []
+        self.const_bytes = 0
+
+    def const(self, name: str, ctype: str, values, comment: str = "") -> str:
+        arr = np.asarray(values).reshape(-1)
+        cname = f"{self.prefix}_{name}"
+        size = {"int8_t": 1, "int32_t": 4}[ctype]
+        self.consts.append({"name": cname, "ctype": ctype, "count": max(arr.size, 1), "data": _fmt(arr),
+                            "comment": c_comment(comment)})
+        self.const_bytes += max(arr.size, 1) * size
+        return cname
+
+    def t(self, idx: int) -> str:
+        return f"{self.prefix}_arena + {self.plan.offsets[idx]}"
+
+    def tensor(self, idx: int):
+        return self.g.tensors[idx]
+
+
+def _scale(t) -> float:
+    return float(t.scale[0])
+
+
+def _zp(t) -> int:
+    return int(t.zero_point[0])
+
+
+def _pad(padding: str, in_size: int, k: int, stride: int, dil: int, out_size: int) -> int:
+    eff = (k - 1) * dil + 1
+    total = (out_size - 1) * stride + eff - in_size
+    return max(total, 0) // 2
+
+
+def _bias(ctx: _Ctx, op, n: int) -> np.ndarray:
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        return ctx.tensor(op.inputs[2]).data.astype(np.int64).reshape(-1)
+    return np.zeros(n, np.int64)
+
+
+def _check_i32(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.size and (arr.max() > q.INT32_MAX or arr.min() < q.INT32_MIN):
+        raise ModelError(f"{what} overflows int32")
+    return arr
+
+
+def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
+    x, w, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    o = op.options
+    n, in_h, in_w, in_c = x.shape
+    _, out_h, out_w, out_c = y.shape
+    wd = w.data.astype(np.int64)
+    if depthwise:
+        _, k_h, k_w, _ = w.shape
+        wsum = wd.reshape(-1, out_c).sum(axis=0)
+        weights = w.data.reshape(-1)
+    else:
+        _, k_h, k_w, _ = w.shape
+        wsum = wd.reshape(out_c, -1).sum(axis=1)
+        weights = w.data.reshape(-1)
+    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+    dh, dw = int(o.get("dilation_h_factor", 1) or 1), int(o.get("dilation_w_factor", 1) or 1)
+    in_zp = _zp(x)
+    bias = _bias(ctx, op, out_c)
+    eff = _check_i32(bias - in_zp * wsum, "effective bias")
+    in_s, out_s = np.float64(_scale(x)), np.float64(_scale(y))
+    w_scales = w.scale if w.per_channel else np.repeat(w.scale[:1], out_c)
+    ms = [q.quantize_multiplier(float(in_s * np.float64(ws) / out_s)) for ws in w_scales]
+    lo, hi = q.act_range(o.get("fused_activation_function", "NONE"), _scale(y), _zp(y))
+    i = op.index
+    fields = {
+        "batches": n, "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h, "out_w": out_w, "out_c": out_c,
+        "k_h": k_h, "k_w": k_w, "stride_h": sh, "stride_w": sw, "dil_h": dh, "dil_w": dw,
+        "pad_h": _pad(o.get("padding"), in_h, k_h, sh, dh, out_h),
+        "pad_w": _pad(o.get("padding"), in_w, k_w, sw, dw, out_w),
+        "depth_mult": out_c // in_c if depthwise else 1,
+        "in_offset": -in_zp, "out_offset": _zp(y), "act_min": lo, "act_max": hi,
+        "weights": ctx.const(f"op{i}_w", "int8_t", weights, f"weights of op {i}"),
+        "bias": ctx.const(f"op{i}_b", "int32_t", bias, f"bias of op {i}"),
+        "eff_bias": ctx.const(f"op{i}_eb", "int32_t", eff, f"bias + input offset x weight sums, op {i}"),
+        "mult": ctx.const(f"op{i}_m", "int32_t", [m for m, _ in ms]),
+        "shift": ctx.const(f"op{i}_s", "int32_t", [s for _, s in ms]),
+    }
+    fn = "te_depthwise_conv2d_s8" if depthwise else "te_conv2d_s8"
+    return {"struct": "te_conv_params_t", "fields": fields, "fn": fn,
+            "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],
+            "macs": out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n}
+
+
+def _fc(ctx: _Ctx, op) -> dict:
+    x, w, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    out_n, in_n = w.shape
+    batches = x.num_elements // in_n
+    in_zp = _zp(x)
+    bias = _bias(ctx, op, out_n)
+    eff = _check_i32(bias - in_zp * w.data.astype(np.int64).sum(axis=1), "effective bias")
+    if w.per_channel:
+        ms = [q.quantize_multiplier(float(np.float64(_scale(x)) * np.float64(ws) / np.float64(_scale(y))))
+              for ws in w.scale]
+    else:
+        prod = np.float32(_scale(x)) * np.float32(w.scale[0])   # float product, as TFLite does
+        ms = [q.quantize_multiplier(float(np.float64(prod) / np.float64(_scale(y))))] * out_n
+    lo, hi = q.act_range(op.options.get("fused_activation_function", "NONE"), _scale(y), _zp(y))
+    i = op.index
+    fields = {
+        "batches": batches, "in_n": in_n, "out_n": out_n, "out_offset": _zp(y), "act_min": lo, "act_max": hi,
+        "weights": ctx.const(f"op{i}_w", "int8_t", w.data, f"weights of op {i}"),
+        "eff_bias": ctx.const(f"op{i}_eb", "int32_t", eff, f"bias + input offset x weight sums, op {i}"),
+        "mult": ctx.const(f"op{i}_m", "int32_t", [m for m, _ in ms]),
+        "shift": ctx.const(f"op{i}_s", "int32_t", [s for _, s in ms]),
+    }
+    return {"struct": "te_fc_params_t", "fields": fields, "fn": "te_fully_connected_s8",
+            "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],
+            "macs": batches * in_n * out_n}
+
+
+def _pool(ctx: _Ctx, op) -> dict:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    o = op.options
+    n, in_h, in_w, c = x.shape
+    _, out_h, out_w, _ = y.shape
+    kh, kw = int(o["filter_height"]), int(o["filter_width"])
+    sh, sw = int(o["stride_h"]), int(o["stride_w"])
+    lo, hi = q.act_range(o.get("fused_activation_function", "NONE"), _scale(y), _zp(y))
+    fields = {"batches": n, "in_h": in_h, "in_w": in_w, "c": c, "out_h": out_h, "out_w": out_w,
+              "k_h": kh, "k_w": kw, "stride_h": sh, "stride_w": sw,
+              "pad_h": _pad(o.get("padding"), in_h, kh, sh, 1, out_h),
+              "pad_w": _pad(o.get("padding"), in_w, kw, sw, 1, out_w), "act_min": lo, "act_max": hi}
+    fn = "te_max_pool_s8" if op.opcode == "MAX_POOL_2D" else "te_avg_pool_s8"
+    return {"struct": "te_pool_params_t", "fields": fields, "fn": fn,
+            "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
+
+
+def _shape4(shape) -> list[int]:
+    s = [int(d) for d in shape]
+    if len(s) > 4:
+        raise ModelError("more than 4 dimensions")
+    return [1] * (4 - len(s)) + s
+
+
+def _bstrides(shape4: list[int]) -> list[int]:
+    strides, acc = [0, 0, 0, 0], 1
+    for d in range(3, -1, -1):
+        strides[d] = 0 if shape4[d] == 1 else acc
+        acc *= shape4[d]
+    return strides
+
+
+def _binary(ctx: _Ctx, op) -> dict:
+    a, b, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    lo, hi = q.act_range(op.options.get("fused_activation_function", "NONE"), _scale(y), _zp(y))
+    sa, sb, so = _scale(a), _scale(b), _scale(y)
+    fields = {"size": y.num_elements, "broadcast": int(tuple(a.shape) != tuple(b.shape)),
+              "out_dims": _shape4(y.shape), "in1_strides": _bstrides(_shape4(a.shape)),
+              "in2_strides": _bstrides(_shape4(b.shape)),
+              "in1_offset": -_zp(a), "in2_offset": -_zp(b), "out_offset": _zp(y),
+              "left_shift": 0, "in1_mult": 0, "in1_shift": 0, "in2_mult": 0, "in2_shift": 0,
+              "out_mult": 0, "out_shift": 0, "act_min": lo, "act_max": hi}
+    if op.opcode == "ADD":
+        left_shift = 20
+        twice_max = 2 * np.float64(max(np.float32(sa), np.float32(sb)))
+        m1, s1 = q.quantize_multiplier(float(np.float64(sa) / twice_max))
+        m2, s2 = q.quantize_multiplier(float(np.float64(sb) / twice_max))
+        mo, so_ = q.quantize_multiplier(float(twice_max / ((1 << left_shift) * np.float64(so))))
+        fields.update(left_shift=left_shift, in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2,
+                      out_mult=mo, out_shift=so_)
+        fn = "te_add_s8"
+    else:
+        mo, so_ = q.quantize_multiplier(float(np.float64(sa) * np.float64(sb) / np.float64(so)))
+        fields.update(out_mult=mo, out_shift=so_)
+        fn = "te_mul_s8"
+    args = [f"&{ctx.prefix}_op{op.index}"]
+    for t in op.inputs[:2]:
+        if ctx.tensor(t).is_const:
+            args.append(ctx.const(f"op{op.index}_in{t}", "int8_t", ctx.tensor(t).data, "constant operand"))
+        else:
+            args.append(ctx.t(t))
+    args.append(ctx.t(op.outputs[0]))
+    return {"struct": "te_binary_params_t", "fields": fields, "fn": fn, "args": args}
+
+
+def _softmax(ctx: _Ctx, op) -> dict:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    if _zp(y) != -128 or abs(_scale(y) - 1.0 / 256) > 1e-9:
+        raise ModelError(f"SOFTMAX op {op.index}: int8 output must have scale 1/256 and zero point -128")
+    depth = x.shape[-1]
+    table = q.softmax_exp_table(float(op.options.get("beta", 1.0)), float(np.float32(_scale(x))))
+    i = op.index
+    fields = {"outer": x.num_elements // depth, "depth": depth,
+              "exp_table": ctx.const(f"op{i}_exp", "int32_t", table, f"softmax exp table of op {i}")}
+    return {"struct": "te_softmax_params_t", "fields": fields, "fn": "te_softmax_s8",
+            "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
+
+
+def _lut(ctx: _Ctx, op) -> dict:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    si, zi, so, zo = _scale(x), _zp(x), _scale(y), _zp(y)
+    if op.opcode == "RELU":
+        table = q.relu_table(si, zi, so, zo, 0.0, None)
+    elif op.opcode == "RELU_N1_TO_1":
+        table = q.relu_table(si, zi, so, zo, -1.0, 1.0)
+    elif op.opcode == "RELU6":
+        table = q.relu6_table(so, zo)
+    elif op.opcode == "LEAKY_RELU":
+        table = q.leaky_relu_table(op.options.get("alpha", 0.2), si, zi, so, zo)
+    elif op.opcode == "QUANTIZE":
+        table = q.requantize_table(si, zi, so, zo)
+    else:  # pragma: no cover - support.py guards this
+        raise ModelError(f"no lookup table for {op.opcode}")
+    name = ctx.const(f"op{op.index}_lut", "int8_t", table, f"{op.opcode} lookup table of op {op.index}")
+    return {"struct": None, "fields": {}, "fn": "te_lut_s8",
+            "args": [name, ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), str(y.num_elements)]}
+
+
+def _padop(ctx: _Ctx, op) -> dict:
+    x, p, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    pads = np.asarray(p.data).reshape(-1, 2).astype(np.int64)
+    rank = len(x.shape)
+    before = [0] * (4 - rank) + [int(v) for v in pads[:, 0]]
+    after = [0] * (4 - rank) + [int(v) for v in pads[:, 1]]
+    fields = {"dims": _shape4(x.shape), "before": before, "after": after, "pad_value": _zp(y)}
+    return {"struct": "te_pad_params_t", "fields": fields, "fn": "te_pad_s8",
+            "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
+
+
+def _concat(ctx: _Ctx, op) -> dict:
+    y = ctx.tensor(op.outputs[0])
+    rank = len(y.shape)
+    axis = int(op.options.get("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    outer = int(np.prod(y.shape[:axis])) if axis > 0 else 1
+    copies = [int(np.prod(ctx.tensor(t).shape[axis:])) for t in op.inputs]
+    i = op.index
+    ins = []
+    for t in op.inputs:
+        if ctx.tensor(t).is_const:
+            ins.append(ctx.const(f"op{i}_in{t}", "int8_t", ctx.tensor(t).data, "constant operand"))
+        else:
+            ins.append(f"{ctx.t(t)}")
+    copy_name = ctx.const(f"op{i}_copy", "int32_t", copies)
+    return {"struct": None, "fields": {}, "fn": "te_concat_s8", "ptr_table": {"name": f"{ctx.prefix}_op{i}_ins",
+            "items": ins}, "args": [str(len(ins)), f"{ctx.prefix}_op{i}_ins", copy_name, str(outer),
+                                    ctx.t(op.outputs[0])]}
+
+
+def _reshape(ctx: _Ctx, op) -> dict:
+    src, dst = op.inputs[0], op.outputs[0]
+    if ctx.plan.offsets.get(src) == ctx.plan.offsets.get(dst):
+        return {"struct": None, "fields": {}, "fn": None, "args": [], "alias": True}
+    return {"struct": None, "fields": {}, "fn": "te_copy_s8",
+            "args": [ctx.t(src), ctx.t(dst), str(ctx.tensor(dst).num_elements)]}
+
+
+_EMIT = {
+    "CONV_2D": lambda c, op: _conv(c, op, False),
+    "DEPTHWISE_CONV_2D": lambda c, op: _conv(c, op, True),
+    "FULLY_CONNECTED": _fc,
+    "AVERAGE_POOL_2D": _pool,
+    "MAX_POOL_2D": _pool,
+    "ADD": _binary,
+    "MUL": _binary,
+    "SOFTMAX": _softmax,
+    "RELU": _lut,
+    "RELU6": _lut,
+    "LEAKY_RELU": _lut,
+    "QUANTIZE": _lut,
+    "PAD": _padop,
+    "CONCATENATION": _concat,
+    "RESHAPE": _reshape,
+}
+
+
+def _field_text(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "{" + ", ".join(str(int(x)) for x in v) + "}"
+    if isinstance(v, str):
+        return v
+    return str(int(v))
+
+
+def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
+    t = g.tensors[idx]
+    return {"dims": list(t.shape) or [1], "rank": len(t.shape), "bytes": t.nbytes, "scale": repr(float(t.scale[0])),
+            "zero_point": _zp(t), "offset": pl.offsets[idx], "name": c_comment(t.name)}
+
+
+def build_context(graph: Graph, prefix: str = "te_model") -> dict:
+    """The typed context the templates render (also used by tests and tools)."""
+    if not _PREFIX_RE.match(prefix):
+        raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
+                         hint="use lowercase letters, digits and '_', starting with a letter")
+    require_supported(graph, "aot")
+    for t in graph.inputs + graph.outputs:
+        ten = graph.tensors[t]
+        if ten.dtype != "int8":
+            raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine needs int8 I/O",
+                             hint="convert with int8 inputs and outputs")
+    pl = plan(graph)
+    ctx = _Ctx(graph, pl, prefix)
+    for op in graph.ops:
+        d = _EMIT[op.opcode](ctx, op)
+        out = graph.tensors[op.outputs[0]]
+        d.update(index=op.index, opcode=op.opcode, name=c_comment(out.name), var=f"{prefix}_op{op.index}",
+                 field_items=[(k, _field_text(v)) for k, v in d["fields"].items()],
+                 shape="x".join(str(s) for s in out.shape))
+        d.setdefault("alias", False)
+        d.setdefault("ptr_table", None)
+        ctx.ops.append(d)
+    sha = graph.sha256
+    return {
+        "prefix": prefix, "PREFIX": prefix.upper(), "sha256": sha,
+        "sha_bytes": ", ".join(f"0x{sha[i:i + 2]}" for i in range(0, 64, 2)),
+        "source": c_comment(graph.path.name if graph.path else "model.tflite"),
+        "version": _version, "arena_bytes": max(pl.arena_bytes, 16), "peak_live_bytes": pl.peak_live_bytes,
+        "consts": ctx.consts, "const_bytes": ctx.const_bytes, "ops": ctx.ops,
+        "inputs": [_io_info(graph, t, pl) for t in graph.inputs],
+        "outputs": [_io_info(graph, t, pl) for t in graph.outputs],
+        "header": "model.h", "plan": pl,
+    }
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir() / "aot")),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True, autoescape=False)
+
+
+def render(graph: Graph, prefix: str = "te_model") -> tuple[dict[str, str], dict]:
+    """Render model.c and model.h; returns ({filename: text}, context)."""
+    ctx = build_context(graph, prefix)
+    env = _env()
+    files = {"model.c": env.get_template("model.c.j2").render(**ctx),
+             "model.h": env.get_template("model.h.j2").render(**ctx)}
+    return files, ctx
+
+
+def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model") -> AotResult:
+    """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically)."""
+    graph = tflite_path_or_graph if isinstance(tflite_path_or_graph, Graph) else load_tflite(tflite_path_or_graph)
+    files, ctx = render(graph, prefix)
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder", hint="choose another output folder")
+    written = [atomic_write_text(out / name, text) for name, text in files.items()]
+    log.info("aot: wrote %s (arena %d B, constants %d B, %d ops)", out, ctx["arena_bytes"], ctx["const_bytes"],
+             len(graph.ops))
+    return AotResult(files=written, arena_bytes=ctx["arena_bytes"], const_bytes=ctx["const_bytes"],
+                     op_count=len(graph.ops), sha256=graph.sha256, prefix=prefix,
+                     peak_live_bytes=ctx["peak_live_bytes"], plan=ctx["plan"])

@@ -1,0 +1,197 @@
+"""The generated aot C built for the host and run from Python.
+
+`HostModel(tflite)` generates model.c/model.h, compiles them with the
+kernels using the system C compiler into a shared library (cached by a hash
+of every source byte and flag), and loads it with ctypes.  With
+`sanitize=True` it builds an executable with AddressSanitizer and
+UndefinedBehaviorSanitizer (`-fno-sanitize-recover=all`) instead and runs
+inferences through a pipe, so a sanitizer report fails loudly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BuildError, ModelError, ToolMissingError
+from ..graph import Graph, load_tflite
+from ..resources import templates_dir
+from . import include_dirs, kernel_sources
+from .codegen import render
+
+log = logging.getLogger(__name__)
+
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+WARN_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tinyedge" / "aot"
+
+
+def find_cc() -> str:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    raise ToolMissingError("a C compiler (cc)", "install gcc or clang (Debian: apt-get install build-essential)")
+
+
+class _TensorInfo(ctypes.Structure):
+    _fields_ = [("dtype", ctypes.c_uint8), ("rank", ctypes.c_uint8), ("dims", ctypes.c_int32 * 6),
+                ("bytes", ctypes.c_uint32), ("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
+class _ModelInfo(ctypes.Structure):
+    _fields_ = [("runtime", ctypes.c_char_p), ("model_sha256", ctypes.c_uint8 * 32),
+                ("arena_bytes", ctypes.c_uint32), ("num_inputs", ctypes.c_uint8), ("num_outputs", ctypes.c_uint8),
+                ("inputs", ctypes.POINTER(_TensorInfo)), ("outputs", ctypes.POINTER(_TensorInfo))]
+
+
+def _build(files: dict[str, str], cache_dir: Path, cc: str, flags: list[str], kind: str) -> Path:
+    """Compile the generated files + kernels (+ host driver for executables); cached by content hash."""
+    srcs = {name: text.encode() for name, text in files.items()}
+    extra = [*kernel_sources()]
+    if kind == "exe":
+        extra.append(templates_dir() / "aot" / "host_main.c")
+    headers = [p for d in include_dirs() for p in sorted(d.glob("*.h"))]
+    h = hashlib.sha256()
+    for name in sorted(srcs):
+        h.update(name.encode() + b"\0" + srcs[name] + b"\0")
+    for p in extra + headers:
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    h.update(" ".join([cc, kind, *flags]).encode())
+    key = h.hexdigest()[:24]
+    out = cache_dir / key / ("model.so" if kind == "so" else "model.exe")
+    if out.exists():
+        return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
+    try:
+        for name, data in srcs.items():
+            (work / name).write_bytes(data)
+        target = work / out.name
+        cmd = [cc, *WARN_FLAGS, *flags, *[f"-I{d}" for d in include_dirs()], f"-I{work}",
+               str(work / "model.c"), *map(str, extra), "-o", str(target)]
+        if kind == "so":
+            cmd[1:1] = ["-shared", "-fPIC"]
+        log.debug("aot host build: %s", " ".join(cmd))
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise BuildError(f"host build of the generated C failed:\n{r.stderr.strip()[:4000]}")
+        final = cache_dir / key
+        try:
+            os.replace(work, final)
+        except OSError:  # another process won the race: use its build
+            shutil.rmtree(work, ignore_errors=True)
+        return out
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class HostModel:
+    """A generated aot model compiled for the host.
+
+    `invoke(x_int8) -> y_int8` for single-input, single-output models;
+    `info` (dict), `arena_bytes`, `const_bytes`, `source_files` (rendered text).
+    """
+
+    def __init__(self, tflite, *, cache_dir: os.PathLike | str | None = None, sanitize: bool = False,
+                 opt: str = "-O2", cc: str | None = None, prefix: str = "te_model"):
+        graph = tflite if isinstance(tflite, Graph) else load_tflite(tflite)
+        self.graph = graph
+        self.files, ctx = render(graph, prefix)
+        if prefix != "te_model" and sanitize:
+            raise ModelError("sanitizer builds use the default prefix te_model")
+        self.arena_bytes = ctx["arena_bytes"]
+        self.const_bytes = ctx["const_bytes"]
+        self.peak_live_bytes = ctx["peak_live_bytes"]
+        self.sanitize = sanitize
+        self.prefix = prefix
+        self._in = [graph.tensors[t] for t in graph.inputs]
+        self._out = [graph.tensors[t] for t in graph.outputs]
+        cc = cc or find_cc()
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        flags = [opt] + (SANITIZE_FLAGS if sanitize else [])
+        self.path = _build(self.files, cache, cc, flags, "exe" if sanitize else "so")
+        self._lib = None
+        if not sanitize:
+            lib = ctypes.CDLL(str(self.path))
+            for fn in ("init", "invoke"):
+                getattr(lib, f"{prefix}_{fn}").restype = ctypes.c_int
+            getattr(lib, f"{prefix}_input").restype = ctypes.c_void_p
+            getattr(lib, f"{prefix}_input").argtypes = [ctypes.c_uint32]
+            getattr(lib, f"{prefix}_output").restype = ctypes.c_void_p
+            getattr(lib, f"{prefix}_output").argtypes = [ctypes.c_uint32]
+            st = getattr(lib, f"{prefix}_init")()
+            if st != 0:
+                raise BuildError(f"{prefix}_init returned status {st}")
+            self._lib = lib
+        self.info = self._read_info() if self._lib else self._ctx_info(ctx)
+
+    def _ctx_info(self, ctx) -> dict:
+        def t(d):
+            return {"dims": d["dims"], "bytes": d["bytes"], "scale": float(d["scale"]), "zero_point": d["zero_point"]}
+        return {"runtime": "aot", "model_sha256": ctx["sha256"], "arena_bytes": ctx["arena_bytes"],
+                "inputs": [t(d) for d in ctx["inputs"]], "outputs": [t(d) for d in ctx["outputs"]]}
+
+    def _read_info(self) -> dict:
+        mi = _ModelInfo.in_dll(self._lib, f"{self.prefix}_info")
+
+        def t(ti):
+            return {"dims": list(ti.dims[: ti.rank]) or [1], "bytes": ti.bytes, "scale": float(ti.scale),
+                    "zero_point": ti.zero_point}
+        return {"runtime": mi.runtime.decode(), "model_sha256": bytes(mi.model_sha256).hex(),
+                "arena_bytes": mi.arena_bytes,
+                "inputs": [t(mi.inputs[i]) for i in range(mi.num_inputs)],
+                "outputs": [t(mi.outputs[i]) for i in range(mi.num_outputs)]}
+
+    def _check_x(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != np.int8:
+            raise ModelError(f"input must be int8, got {x.dtype}")
+        if x.size != self._in[0].num_elements:
+            raise ModelError(f"input has {x.size} values, the model takes {self._in[0].num_elements}")
+        return np.ascontiguousarray(x.reshape(-1))
+
+    def invoke(self, x) -> np.ndarray:
+        """One inference: int8 input (any shape with the right size) -> int8 output in the model's shape."""
+        if len(self._in) != 1 or len(self._out) != 1:
+            raise ModelError("HostModel.invoke runs single-input, single-output models")
+        if self.sanitize:
+            return self.invoke_many([x])[0]
+        x = self._check_x(x)
+        ptr = getattr(self._lib, f"{self.prefix}_input")(0)
+        ctypes.memmove(ptr, x.ctypes.data, x.size)
+        st = getattr(self._lib, f"{self.prefix}_invoke")()
+        if st != 0:
+            raise ModelError(f"{self.prefix}_invoke returned status {st}")
+        out = self._out[0]
+        optr = getattr(self._lib, f"{self.prefix}_output")(0)
+        buf = (ctypes.c_int8 * out.num_elements).from_address(optr)
+        return np.frombuffer(bytes(buf), dtype=np.int8).reshape(out.shape)
+
+    def invoke_many(self, xs) -> list[np.ndarray]:
+        if not self.sanitize:
+            return [self.invoke(x) for x in xs]
+        data = b"".join(self._check_x(x).tobytes() for x in xs)
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1",
+                   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+        r = subprocess.run([str(self.path)], input=data, capture_output=True, timeout=600, env=env)
+        if r.returncode != 0 or r.stderr:
+            raise BuildError(f"sanitized model run failed (exit {r.returncode}):\n"
+                             f"{r.stderr.decode(errors='replace')[:4000]}")
+        out = self._out[0]
+        n = out.num_elements
+        if len(r.stdout) != n * len(xs):
+            raise BuildError(f"sanitized model wrote {len(r.stdout)} bytes, expected {n * len(xs)}")
+        return [np.frombuffer(r.stdout[i * n:(i + 1) * n], dtype=np.int8).reshape(out.shape) for i in range(len(xs))]

@@ -1,0 +1,169 @@
+"""Run a built ELF on an emulated board under qemu-system-arm, its UART on a local TCP port.
+
+    with start_qemu(elf, get_board("qemu-cortex-m4")) as q:
+        link = serial.serial_for_url(q.url)      # socket://127.0.0.1:PORT
+
+QEMU runs with `-icount shift=0` (one instruction per nanosecond of virtual
+time, so the firmware's SysTick counts instructions) and
+`-serial tcp:127.0.0.1:PORT,server=on,wait=on`: the guest does not start
+until the first client connects, so nothing it prints (the announcement line)
+is lost.  `start_qemu` returns once QEMU listens; the caller must then
+connect to `.url`.  The port is a free one picked by binding port 0 (unless
+given).  `.close()` terminates QEMU, then kills it; an atexit hook closes any
+QEMU still running when the Python process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+from .errors import FlashError, InputFileError, ToolMissingError, UsageError
+
+log = logging.getLogger(__name__)
+
+QEMU = "qemu-system-arm"
+QEMU_HOW = "sudo apt-get install qemu-system-arm"
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+_LOCK = threading.Lock()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    """True when some socket listens on 127.0.0.1:port (read from /proc, without connecting:
+    a connection would become QEMU's one serial client)."""
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if len(parts) > 3 and parts[1] == want and parts[3] == "0A":  # 0A = LISTEN
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def qemu_command(elf: os.PathLike | str, board, port: int) -> list[str]:
+    """The qemu-system-arm argument list for `elf` on `board` with the UART on `port`."""
+    machine = board.flash.qemu_machine
+    if not machine:
+        raise UsageError(f"board {board.id} is not emulated by QEMU", hint="pick a qemu-* board")
+    cmd = [QEMU, "-M", machine]
+    if board.flash.qemu_cpu:
+        cmd += ["-cpu", board.flash.qemu_cpu]
+    return cmd + ["-nographic", "-icount", "shift=0", "-kernel", str(elf),
+                  "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-monitor", "none"]
+
+
+class QemuProcess:
+    """A running qemu-system-arm; `.url` is the emulated UART as a pyserial URL."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, cmd: list[str], stderr_file):
+        self.proc = proc
+        self.port = port
+        self.cmd = cmd
+        self._stderr = stderr_file
+        with _LOCK:
+            _LIVE.add(self)
+
+    @property
+    def url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr_text(self) -> str:
+        try:
+            self._stderr.seek(0)
+            return self._stderr.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Terminate QEMU (then kill it if it does not stop)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        try:
+            self._stderr.close()
+        except OSError:
+            pass
+        with _LOCK:
+            _LIVE.discard(self)
+
+    def __enter__(self) -> QemuProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"QemuProcess(pid={self.proc.pid}, url={self.url!r})"
+
+
+@atexit.register
+def _close_all() -> None:
+    with _LOCK:
+        live = list(_LIVE)
+    for q in live:
+        try:
+            q.close(timeout=1.0)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
+               timeout: float = 10.0) -> QemuProcess:
+    """Start QEMU for `elf` on emulated `board`; return once its UART port listens."""
+    exe = shutil.which(QEMU)
+    if exe is None:
+        raise ToolMissingError(QEMU, QEMU_HOW)
+    elf = Path(elf).expanduser().resolve()
+    if not elf.is_file():
+        raise InputFileError(f"{elf} does not exist", path=elf, hint="build the project first (tinyedge build)")
+    last_err = ""
+    for _attempt in range(3):
+        p = port or _free_port()
+        cmd = qemu_command(elf, board, p)
+        cmd[0] = exe
+        err = tempfile.TemporaryFile()
+        log.info("starting %s", " ".join(cmd))
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        q = QemuProcess(proc, p, cmd, err)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            if _listening(p):
+                return q
+            time.sleep(0.02)
+        last_err = q.stderr_text().strip()
+        q.close()
+        if port is not None or "Address already in use" not in last_err:
+            break
+    raise FlashError(f"qemu-system-arm did not start for {board.id}: {last_err or 'no output'}",
+                     hint="run the command with --verbose to see it")

@@ -22,8 +22,10 @@ from ._common import board_option, existing_path, json_option
 @click.option("--merged", is_flag=True, help="esptool: write one image merged with esptool's merge_bin.")
 @click.option("--volume", type=click.Path(file_okay=False), default=None,
               help="uf2: the mounted board drive (default: found by its INFO_UF2.TXT).")
+@click.option("--probe", default=None, metavar="ID",
+              help="pyocd: the debug probe's unique id, when several are attached.")
 @json_option
-def command(project_dir, port, board_id, method, no_stub, connect_attempts, merged, volume, as_json):
+def command(project_dir, port, board_id, method, no_stub, connect_attempts, merged, volume, probe, as_json):
     """Flash the built firmware of PROJECT_DIR (run 'tinyedge build' first).
 
     Real boards are written with the board's flash method (esptool, pyocd,
@@ -33,7 +35,7 @@ def command(project_dir, port, board_id, method, no_stub, connect_attempts, merg
     from ..flashers.dispatch import flash_project
 
     options = {"use_stub": False if no_stub else None, "connect_attempts": connect_attempts,
-               "merged": merged or None, "volume": volume}
+               "merged": merged or None, "volume": volume, "probe": probe}
     bar = None
     task = None
 

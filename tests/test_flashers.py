@@ -1,0 +1,288 @@
+"""UF2, STM32 serial bootloader and pyocd flashers: what can run here without a board.
+
+UF2: conversion round trips (ELF built by the real arm-none-eabi-gcc, raw
+.bin) and the copy onto a folder that stands in for the mounted RPI-RP2
+drive (it holds INFO_UF2.TXT as the real drive does).  stm32flash and pyocd:
+tool detection, missing-tool errors, the stm32flash argument list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinyedge.boards import get_board
+from tinyedge.errors import FlashError, InputFileError, ToolMissingError, UsageError
+from tinyedge.flashers import REGISTRY, Flasher, get_flasher
+from tinyedge.flashers.dispatch import flash_project
+from tinyedge.flashers.stm32_serial import elf_to_bin, stm32flash_args
+from tinyedge.flashers.uf2 import (
+    BLOCK_SIZE,
+    MAGIC_END,
+    MAGIC_START0,
+    MAGIC_START1,
+    bin_to_uf2,
+    elf_segments,
+    elf_to_uf2,
+    find_volume,
+    parse_uf2,
+    to_uf2,
+)
+
+RP2040 = 0xE48BFF56
+INFO_UF2 = "UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n"
+
+
+def fake_rp2_drive(root: Path, name: str = "RPI-RP2") -> Path:
+    """A folder standing in for the mounted RPI-RP2 drive (the files the RP2040 ROM shows)."""
+    vol = root / name
+    vol.mkdir(parents=True)
+    (vol / "INFO_UF2.TXT").write_text(INFO_UF2)
+    (vol / "INDEX.HTM").write_text("<html><head><meta http-equiv='refresh' content='0;URL=...'></head></html>")
+    return vol
+
+
+@pytest.fixture(scope="module")
+def pico_elf(tmp_path_factory) -> Path:
+    """A small Cortex-M0+ ELF linked at the RP2040's flash (0x10000000) with data copied from flash."""
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        pytest.fail("arm-none-eabi-gcc is not installed; `make test` installs it (Makefile: system-deps)")
+    d = tmp_path_factory.mktemp("pico")
+    (d / "main.c").write_text(
+        "const unsigned char te_table[300] = {1, 2, 3, [299] = 9};\n"
+        "unsigned int te_counter = 0x12345678u;\n"
+        "void _start(void) { for (;;) { te_counter += te_table[te_counter % 300]; } }\n")
+    (d / "link.ld").write_text(
+        "MEMORY { FLASH (rx) : ORIGIN = 0x10000000, LENGTH = 2M\n"
+        "         RAM (rwx) : ORIGIN = 0x20000000, LENGTH = 256K }\n"
+        "ENTRY(_start)\n"
+        "SECTIONS { .text : { *(.text*) *(.rodata*) } > FLASH\n"
+        "           .data : { *(.data*) } > RAM AT > FLASH\n"
+        "           .bss : { *(.bss*) } > RAM }\n")
+    elf = d / "fw.elf"
+    subprocess.run([gcc, "-mcpu=cortex-m0plus", "-mthumb", "-O1", "-nostdlib", "-T", str(d / "link.ld"),
+                    str(d / "main.c"), "-o", str(elf)], check=True, capture_output=True)
+    return elf
+
+
+def test_registry_classes_follow_the_interface():
+    for method in ("esptool", "pyocd", "stm32-serial", "uf2"):
+        f = get_flasher(method)
+        assert isinstance(f, Flasher) and f.name == method and f.needs
+    assert {"esptool", "pyocd", "stm32-serial", "uf2"} <= set(REGISTRY)
+
+
+# -- UF2 --------------------------------------------------------------------------
+
+def test_uf2_block_layout():
+    data = bytes(range(256)) * 3 + b"\x01\x02"
+    uf2 = bin_to_uf2(data, 0x10000000, RP2040)
+    assert len(uf2) == 4 * BLOCK_SIZE
+    for i in range(4):
+        blk = uf2[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE]
+        m0, m1, flags, addr, size, no, num, fam = struct.unpack_from("<8I", blk)
+        assert (m0, m1) == (MAGIC_START0, MAGIC_START1)
+        assert struct.unpack_from("<I", blk, 508)[0] == MAGIC_END
+        assert flags == 0x2000 and fam == RP2040
+        assert (addr, size, no, num) == (0x10000000 + 256 * i, 256, i, 4)
+    assert uf2[3 * BLOCK_SIZE + 32: 3 * BLOCK_SIZE + 34] == b"\x01\x02"
+
+
+def test_uf2_round_trip_bin():
+    rng = random.Random(3)
+    data = rng.randbytes(10_000)
+    family, blocks = parse_uf2(bin_to_uf2(data, 0x10000000, RP2040))
+    assert family == RP2040
+    flat = b"".join(blocks[a] for a in sorted(blocks))
+    assert flat[: len(data)] == data and set(flat[len(data):]) <= {0}
+    assert sorted(blocks) == list(range(0x10000000, 0x10000000 + len(flat), 256))
+
+
+def test_uf2_unaligned_segments_and_overlap():
+    fam, blocks = parse_uf2(to_uf2([(0x10000010, b"ab"), (0x10000300, b"cd")], RP2040))
+    assert blocks[0x10000000][0x10:0x12] == b"ab" and blocks[0x10000300][:2] == b"cd"
+    with pytest.raises(InputFileError, match="both write"):
+        to_uf2([(0x100, b"abcd"), (0x102, b"xy")], RP2040)
+
+
+def test_uf2_rejects_corrupt_file():
+    uf2 = bytearray(bin_to_uf2(b"x" * 600, 0x10000000, RP2040))
+    uf2[BLOCK_SIZE + 508] ^= 1
+    with pytest.raises(InputFileError, match="magic"):
+        parse_uf2(bytes(uf2))
+    with pytest.raises(InputFileError):
+        parse_uf2(bytes(uf2[:700]))
+
+
+def test_uf2_from_real_elf_round_trip(pico_elf):
+    segs = elf_segments(pico_elf)
+    assert segs and all(a >= 0x10000000 for a, _ in segs)  # .data's load address is in flash
+    family, blocks = parse_uf2(elf_to_uf2(pico_elf, RP2040))
+    assert family == RP2040
+    for addr, data in segs:
+        for i in range(0, len(data)):
+            a = addr + i
+            page = a - a % 256
+            assert blocks[page][a - page] == data[i]
+    # the initial value of te_counter travels in flash
+    assert any(struct.pack("<I", 0x12345678) in d for _, d in segs)
+
+
+def test_find_volume(tmp_path):
+    with pytest.raises(FlashError, match="BOOTSEL"):
+        find_volume("RPI-RP2", [tmp_path])
+    vol = fake_rp2_drive(tmp_path / "media")
+    (tmp_path / "media" / "USBSTICK").mkdir()  # a drive without INFO_UF2.TXT is not it
+    assert find_volume("RPI-RP2", [tmp_path / "media"]) == vol
+    # the label is also found in INFO_UF2.TXT when the mount point has another name
+    other = tmp_path / "m2" / "sdb1"
+    other.mkdir(parents=True)
+    (other / "INFO_UF2.TXT").write_text(INFO_UF2)
+    with pytest.raises(FlashError, match="several"):
+        find_volume("RPI-RP2", [tmp_path / "media", tmp_path / "m2"])
+
+
+def _pico_project(root: Path, elf: Path | None = None, bin_data: bytes | None = None) -> Path:
+    proj = root / "proj"
+    (proj / "build").mkdir(parents=True)
+    (proj / "tinyedge-project.json").write_text(json.dumps({"board": "rpi-pico", "runtime": "aot"}))
+    if elf is not None:
+        shutil.copy(elf, proj / "build" / "firmware.elf")
+        (proj / "build" / "tinyedge-build.json").write_text(json.dumps({"elf": "firmware.elf"}))
+    if bin_data is not None:
+        (proj / "build" / "firmware.bin").write_bytes(bin_data)
+    return proj
+
+
+def test_uf2_flash_project_copies_to_the_drive(tmp_path, pico_elf):
+    proj = _pico_project(tmp_path, elf=pico_elf)
+    vol = fake_rp2_drive(tmp_path / "media")
+    calls = []
+    res = flash_project(proj, options={"roots": [str(tmp_path / "media")]},
+                        progress=lambda d, t: calls.append((d, t)))
+    written = Path(res.details["file"])
+    assert written.parent == vol
+    assert written.read_bytes() == elf_to_uf2(pico_elf, RP2040)
+    assert res.port is None and res.process is None
+    assert calls[-1][0] == calls[-1][1] == written.stat().st_size
+
+
+def test_uf2_flash_bin_at_flash_origin(tmp_path):
+    data = random.Random(5).randbytes(1000)
+    proj = _pico_project(tmp_path, bin_data=data)
+    vol = fake_rp2_drive(tmp_path / "media")
+    res = get_flasher("uf2")
+    res.volume = str(vol)
+    out = res.flash(proj, get_board("rpi-pico"))
+    fam, blocks = parse_uf2(Path(out.details["file"]).read_bytes())
+    assert fam == RP2040 and min(blocks) == 0x10000000
+    assert b"".join(blocks[a] for a in sorted(blocks))[:1000] == data
+
+
+def test_uf2_wrong_family_is_refused(tmp_path):
+    proj = _pico_project(tmp_path)
+    (proj / "build" / "fw.uf2").write_bytes(bin_to_uf2(b"x" * 10, 0x10000000, 0x57755A57))  # STM32F4
+    fake_rp2_drive(tmp_path / "media")
+    with pytest.raises(UsageError, match="family"):
+        flash_project(proj, options={"roots": [str(tmp_path / "media")]})
+
+
+def test_cli_uf2_without_drive_is_one_line(tmp_path, run_cli, pico_elf):
+    proj = _pico_project(tmp_path, elf=pico_elf)
+    r = run_cli("flash", proj, "--volume", tmp_path / "nothing-here", timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("error:") == 1 and "INFO_UF2.TXT" in r.stderr
+
+
+# -- STM32 serial bootloader (stm32flash) --------------------------------------------
+
+def test_stm32flash_argument_list(tmp_path):
+    args = stm32flash_args(tmp_path / "fw.bin", "/dev/ttyACM0", baud=921600, start=0x08000000)
+    assert args == ["stm32flash", "-b", "115200", "-w", str(tmp_path / "fw.bin"), "-v",
+                    "-S", "0x08000000", "-g", "0x08000000", "/dev/ttyACM0"]
+    hexargs = stm32flash_args("fw.hex", "/dev/ttyUSB0", is_bin=False)
+    assert "-S" not in hexargs and hexargs[-1] == "/dev/ttyUSB0"
+    with pytest.raises(UsageError):
+        stm32flash_args("fw.bin", "-R")  # a port that would be read as an option
+
+
+def test_elf_to_bin_for_stm32flash(tmp_path, pico_elf):
+    out = elf_to_bin(pico_elf, tmp_path / "fw.bin", 0x10000000)
+    data = out.read_bytes()
+    for addr, seg in elf_segments(pico_elf):
+        assert data[addr - 0x10000000: addr - 0x10000000 + len(seg)] == seg
+
+
+def _empty_path_env(tmp_path) -> dict[str, str]:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    return {"PATH": str(empty)}
+
+
+def test_stm32flash_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _empty_path_env(tmp_path)["PATH"])
+    with pytest.raises(ToolMissingError, match="apt-get install stm32flash"):
+        get_flasher("stm32-serial").check()
+
+
+def test_cli_stm32flash_missing(tmp_path, run_cli, pico_elf):
+    proj = tmp_path / "stm"
+    (proj / "build").mkdir(parents=True)
+    shutil.copy(pico_elf, proj / "build" / "fw.elf")
+    (proj / "tinyedge-project.json").write_text(json.dumps({"board": "nucleo-l4r5zi"}))
+    env = _empty_path_env(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "tinyedge", "flash", str(proj), "--method", "stm32-serial",
+                        "--port", "/dev/null"], capture_output=True, text=True, env={**os.environ, **env},
+                       timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("error:") == 1 and "stm32flash is not installed" in r.stderr
+
+
+def test_method_must_be_one_of_the_boards(tmp_path):
+    proj = _pico_project(tmp_path)
+    with pytest.raises(UsageError, match="methods are: uf2, pyocd"):
+        flash_project(proj, method="esptool")
+
+
+# -- pyocd (optional extra) -----------------------------------------------------------
+
+def test_pyocd_missing_says_how_to_install(monkeypatch):
+    # An import of pyocd that fails, as on an install without the [probe] extra.
+    monkeypatch.setitem(sys.modules, "pyocd", None)
+    with pytest.raises(ToolMissingError) as e:
+        get_flasher("pyocd").check()
+    assert "tinyedge[probe]" in str(e.value)
+
+
+def test_cli_pyocd_missing_one_line(tmp_path, run_cli, pico_elf):
+    try:
+        import pyocd  # noqa: F401
+        pytest.skip("pyocd is installed here")
+    except ImportError:
+        pass
+    proj = tmp_path / "nrf"
+    (proj / "build").mkdir(parents=True)
+    shutil.copy(pico_elf, proj / "build" / "fw.elf")
+    (proj / "tinyedge-project.json").write_text(json.dumps({"board": "nrf52840dk"}))
+    r = run_cli("flash", proj, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("error:") == 1 and "pyocd is not installed" in r.stderr and "[probe]" in r.stderr
+
+
+def test_pyocd_no_probe_is_one_line(tmp_path, pico_elf):
+    pytest.importorskip("pyocd", reason="pyocd is the optional [probe] extra")
+    proj = tmp_path / "nrf"
+    (proj / "build").mkdir(parents=True)
+    shutil.copy(pico_elf, proj / "build" / "fw.elf")
+    (proj / "tinyedge-project.json").write_text(json.dumps({"board": "nrf52840dk"}))
+    with pytest.raises(FlashError, match="no debug probe"):
+        flash_project(proj)

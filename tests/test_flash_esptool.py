@@ -26,6 +26,7 @@ from tinyedge.flashers.dispatch import flash_project  # noqa: E402
 from tinyedge.flashers.esptool_flasher import (  # noqa: E402
     EsptoolFlasher,
     find_flasher_args,
+    load_images,
     read_flasher_args,
 )
 
@@ -70,6 +71,18 @@ def test_read_flasher_args(tmp_path):
     assert [o for o, _ in ea.files] == sorted(images)
     assert [p.read_bytes() for _, p in ea.files] == [images[o] for o in sorted(images)]
     assert (ea.flash_mode, ea.flash_freq, ea.flash_size) == ("dio", "40m", "4MB")
+
+
+def test_build_record_fallback_uses_board_offsets(tmp_path):
+    images = make_idf_build(tmp_path, "esp32")
+    (tmp_path / "build" / "flasher_args.json").unlink()
+    (tmp_path / "build" / "tinyedge-build.json").write_text(json.dumps({"artifacts": {
+        "bootloader": "build/bootloader/bootloader.bin", "bin": "build/tinyedge_app.bin",
+        "partition_table": "build/partition_table/partition-table.bin", "elf": "build/x.elf"}}))
+    ea = load_images(tmp_path, get_board("esp32"))
+    assert [o for o, _ in ea.files] == [0x1000, 0x8000, 0x10000]
+    assert [p.read_bytes() for _, p in ea.files] == [images[o] for o in sorted(images)]
+    assert ea.chip == "esp32" and ea.flash_size == "4MB"
 
 
 def test_missing_build_is_a_clear_error(tmp_path):

@@ -119,6 +119,51 @@ def find_flasher_args(project_dir: os.PathLike | str) -> Path:
                          hint=f"run 'tinyedge build {d}' first")
 
 
+def images_from_build_record(project_dir: os.PathLike | str, board) -> EspImages | None:
+    """The images named in `build/tinyedge-build.json` at the board's `flash.offsets`.
+
+    The fallback when a build has no flasher_args.json: artifacts `bootloader`,
+    `partition_table` and `bin` (the app) go to offsets `bootloader`,
+    `partition_table` and `app`.  None when the record names none of them.
+    """
+    d = Path(project_dir).resolve()
+    record = d / "build" / "tinyedge-build.json"
+    if not record.is_file():
+        return None
+    try:
+        arts = json.loads(record.read_text(encoding="utf-8")).get("artifacts") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    offsets = board.flash.offsets
+    files = []
+    for art, off_key in (("bootloader", "bootloader"), ("partition_table", "partition_table"), ("bin", "app")):
+        rel = arts.get(art)
+        if not isinstance(rel, str) or off_key not in offsets:
+            continue
+        p = Path(rel) if Path(rel).is_absolute() else d / rel
+        if not p.is_file():
+            raise InputFileError(f"{record} names {rel}, which does not exist", path=p,
+                                 hint=f"run 'tinyedge build {d}' again")
+        files.append((offsets[off_key], p.resolve()))
+    if not files:
+        return None
+    size = board.flash.flash_size or "keep"
+    return EspImages(files=tuple(sorted(files)), chip=chip_id(board.flash.esptool_chip or board.id),
+                     flash_size=size, source=record)
+
+
+def load_images(project_dir: os.PathLike | str, board) -> EspImages:
+    """What to write for a built ESP-IDF project: flasher_args.json, else the build record."""
+    try:
+        return read_flasher_args(find_flasher_args(project_dir))
+    except InputFileError as e:
+        fallback = images_from_build_record(project_dir, board)
+        if fallback is None:
+            raise e from None
+        log.info("no flasher_args.json; using %s with the board's offsets", fallback.source)
+        return fallback
+
+
 def merge_images(images: EspImages, out: os.PathLike | str, chip: str) -> Path:
     """One image from all of them, with esptool's own merge (starting at the lowest offset)."""
     from esptool import cmds
@@ -374,7 +419,7 @@ class EsptoolFlasher(Flasher):
               progress: Progress | None = None) -> FlashResult:
         if port is None:
             raise UsageError("flashing an ESP32 board needs its serial port", hint="pass --port")
-        images = read_flasher_args(find_flasher_args(project_dir))
+        images = load_images(project_dir, board)
         details = write_images(images, board, port, progress=progress, use_stub=self.use_stub,
                                connect_attempts=self.connect_attempts, merged=self.merged)
         return FlashResult(port=port, details=details)

@@ -139,18 +139,31 @@ def memory_plan(graph: Graph) -> dict:
 _ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
 
 
-def tflm_arena_bytes(tflite: os.PathLike | str | bytes) -> int:
-    """The arena TFLite Micro's interpreter (tflite-micro package) allocates for this model, in bytes.
-
-    Read from the interpreter's own allocation record.  Measured on the host
-    (64-bit pointers): a 32-bit device needs a little less for TFLM's structs.
-    """
-    data = tflite if isinstance(tflite, bytes | bytearray) else Path(tflite).read_bytes()
+def _tflm_loads(data: bytes, arena: int) -> bool:
     from tflite_micro.python.tflite_micro import runtime
 
     try:
+        runtime.Interpreter.from_bytes(data, arena_size=int(arena))
+    except RuntimeError:
+        return False
+    return True
+
+
+def tflm_arena_bytes(tflite: os.PathLike | str | bytes, *, granularity: int = 16) -> int:
+    """The smallest arena (bytes) with which TFLite Micro's interpreter (tflite-micro package) loads the model.
+
+    Starts from the interpreter's own allocation record ("Arena allocation
+    total"), which can fall short of what allocation needs, then binary-searches
+    the arena size to `granularity` bytes.  Measured on the host (64-bit
+    pointers): a 32-bit device needs somewhat less for TFLM's own structs.
+    """
+    data = bytes(tflite) if isinstance(tflite, bytes | bytearray) else Path(tflite).read_bytes()
+    from tflite_micro.python.tflite_micro import runtime
+
+    text: list[str] = []
+    try:
         with capture_fd2() as text:
-            interp = runtime.Interpreter.from_bytes(bytes(data))
+            interp = runtime.Interpreter.from_bytes(data)
             interp.print_allocations()
     except RuntimeError as e:
         raise ModelError(f"the tflite-micro interpreter cannot load this model ({e}): "
@@ -158,7 +171,23 @@ def tflm_arena_bytes(tflite: os.PathLike | str | bytes) -> int:
     m = _ARENA_RE.search("".join(text))
     if not m:
         raise ModelError("the tflite-micro interpreter did not report its arena size")
-    return int(m.group(1))
+    recorded = int(m.group(1))
+    with capture_fd2():  # the interpreter prints a paragraph for each arena that is too small
+        hi = max(recorded, granularity)
+        while not _tflm_loads(data, hi):
+            hi = hi * 5 // 4 + granularity
+            if hi > 1 << 30:
+                raise ModelError("the tflite-micro interpreter does not load this model with any arena size")
+        lo = 0  # an empty arena never works
+        while hi - lo > granularity:
+            mid = (lo + hi) // 2 // granularity * granularity
+            if mid <= lo:
+                break
+            if _tflm_loads(data, mid):
+                hi = mid
+            else:
+                lo = mid
+    return hi
 
 
 # ---------------------------------------------------------------------------

@@ -423,9 +423,14 @@ def check_full_int8(graph: Graph, layers: list[str] | None = None) -> None:
     layers = layers or []
     bad = float_ops(graph)
     if bad:
-        op, why = bad[0]
+        # Blame the op doing float math, not the (DE)QUANTIZE the converter put around it.
+        real = [b for b in bad if b[0].opcode not in ("QUANTIZE", "DEQUANTIZE")]
+        op, why = (real or bad)[0]
         tname = graph.tensors[op.outputs[0]].name if op.outputs else ""
         layer = _layer_of(tname, layers)
+        for t in (op.inputs if layer is None else []):
+            if t >= 0 and layer is None:
+                layer = _layer_of(graph.tensors[t].name, layers)
         where = f"layer '{layer}'" if layer else f"tensor '{tname}'"
         raise ModelError(
             f"{where} did not become integer-only: op #{op.index} {op.opcode} is a {why}",
@@ -435,6 +440,14 @@ def check_full_int8(graph: Graph, layers: list[str] | None = None) -> None:
         if t.dtype != "int8":
             raise ModelError(f"model tensor '{t.name}' at the edge is {t.dtype}, not int8",
                              hint="convert the Keras model with 'tinyedge convert' to get int8 I/O")
+
+
+def _op_error(graph: Graph, op, layers: list[str], what: str) -> ModelError:
+    names = [graph.tensors[t].name for t in list(op.outputs) + list(op.inputs) if t >= 0]
+    layer = next((x for x in (_layer_of(n, layers) for n in names) if x), None)
+    where = f"layer '{layer}' (op #{op.index} {op.opcode})" if layer else f"op #{op.index} {op.opcode}"
+    return ModelError(f"{where} {what}", layer=layer, op=op.opcode,
+                      hint="replace that layer with one TFLite Micro runs on int8 kernels")
 
 
 def _converter_error(e: Exception, layers: list[str], native: str = "") -> ModelError:
@@ -463,8 +476,14 @@ def convert_loaded(model: LoadedModel, calib_x: np.ndarray) -> bytes:
     """Full-int8 flatbuffer bytes from a loaded model and float calibration inputs."""
     tf = _tf()
     cf = model.concrete_function()
-    trackable = model.obj
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], trackable)
+    if model.kind == "keras3":
+        # Keras 3 variables stay resource reads (READ_VARIABLE) unless frozen into constants.
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        cf = convert_variables_to_constants_v2(cf)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], model.obj)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(calib_x)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -573,12 +592,26 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
     # The result must load and run in TFLite Micro's own interpreter.
     t = time.perf_counter()
     tin = graph.input_tensors[0]
+    from .analyze import capture_fd2
+    from .tflm_support import check_op as tflm_check_op
+
+    layers = loaded.layer_names if loaded is not None else []
+    for op in graph.ops:
+        reason = tflm_check_op(graph, op)
+        if reason is not None:
+            raise _op_error(graph, op, layers, f"does not run in TensorFlow Lite Micro: {reason}")
+    native: list[str] = []
     try:
-        probe = np.zeros((1, *tin.shape), dtype=np.int8)
-        tflm_run(data, probe)
+        with capture_fd2() as native:
+            tflm_run(data, np.zeros((1, *tin.shape), dtype=np.int8))
     except Exception as e:
+        text = " ".join("".join(native).split())
+        m = re.search(r"Node (\w+) \(number (\d+)\)", text)
+        if m and int(m.group(2)) < len(graph.ops):
+            raise _op_error(graph, graph.ops[int(m.group(2))], layers,
+                            f"does not run in the tflite-micro interpreter ({text[:200]})") from None
         raise ModelError(f"the converted model does not run in the tflite-micro interpreter "
-                         f"({type(e).__name__}: {str(e)[:200]})") from None
+                         f"({type(e).__name__}: {e}; {text[:200]})") from None
     steps["tflm_check"] = time.perf_counter() - t
 
     if y is not None and loaded is not None:

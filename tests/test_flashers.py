@@ -207,12 +207,14 @@ def test_cli_uf2_without_drive_is_one_line(tmp_path, run_cli, pico_elf):
 
 def test_stm32flash_argument_list(tmp_path):
     args = stm32flash_args(tmp_path / "fw.bin", "/dev/ttyACM0", baud=921600, start=0x08000000)
-    assert args == ["stm32flash", "-b", "115200", "-w", str(tmp_path / "fw.bin"), "-v",
+    assert args == ["stm32flash", "-b", "115200", "-m", "8e1", "-w", str(tmp_path / "fw.bin"), "-v",
                     "-S", "0x08000000", "-g", "0x08000000", "/dev/ttyACM0"]
     hexargs = stm32flash_args("fw.hex", "/dev/ttyUSB0", is_bin=False)
     assert "-S" not in hexargs and hexargs[-1] == "/dev/ttyUSB0"
     with pytest.raises(UsageError):
         stm32flash_args("fw.bin", "-R")  # a port that would be read as an option
+    with pytest.raises(UsageError):
+        stm32flash_args("fw.bin", "/dev/ttyS0", mode="8e1 -R")
 
 
 def test_elf_to_bin_for_stm32flash(tmp_path, pico_elf):
@@ -286,3 +288,183 @@ def test_pyocd_no_probe_is_one_line(tmp_path, pico_elf):
     (proj / "tinyedge-project.json").write_text(json.dumps({"board": "nrf52840dk"}))
     with pytest.raises(FlashError, match="no debug probe"):
         flash_project(proj)
+
+
+# -- the real stm32flash against a FAKE STM32 ROM bootloader on a pty --------------------
+
+class FakeStm32Rom:
+    """A FAKE STM32 system-memory bootloader (AN3155, USART) on a pty, for tests only.
+
+    Answers the init byte, GET, GET_VERSION, GET_ID (with `pid`), READ,
+    WRITE, EXTENDED ERASE and GO; stores writes in a sparse memory so a test
+    can compare them with the image.  No STM32 is attached here.
+    """
+
+    ACK, NACK = 0x79, 0x1F
+    COMMANDS = bytes([0x00, 0x01, 0x02, 0x11, 0x21, 0x31, 0x44, 0x63, 0x73, 0x82, 0x92])
+
+    def __init__(self, pid: int):
+        import threading
+        import tty
+
+        self.pid = pid
+        self.memory: dict[int, int] = {}
+        self.erased: list = []
+        self.go: list[int] = []
+        self.errors: list[str] = []
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        os.close(self._master)
+        os.close(self._slave)
+
+    def _read(self, n: int) -> bytes:
+        import select
+
+        out = b""
+        while len(out) < n:
+            if self._stop.is_set():
+                raise EOFError
+            r, _, _ = select.select([self._master], [], [], 0.05)
+            if r:
+                try:
+                    out += os.read(self._master, n - len(out))
+                except OSError:
+                    continue
+        return out
+
+    def _send(self, *parts) -> None:
+        os.write(self._master, b"".join(bytes(p) if not isinstance(p, int) else bytes([p]) for p in parts))
+
+    def _addr(self) -> int | None:
+        raw = self._read(5)
+        cks = 0
+        for b in raw[:4]:
+            cks ^= b
+        if cks != raw[4]:
+            self.errors.append("address checksum")
+            self._send(self.NACK)
+            return None
+        self._send(self.ACK)
+        return int.from_bytes(raw[:4], "big")
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                c = self._read(1)[0]
+                if c == 0x7F:
+                    self._send(self.ACK)
+                    continue
+                if self._read(1)[0] != c ^ 0xFF:
+                    self._send(self.NACK)
+                    continue
+                self._send(self.ACK)
+                if c == 0x00:      # GET
+                    self._send(len(self.COMMANDS), 0x31, self.COMMANDS, self.ACK)
+                elif c == 0x01:    # GET_VERSION
+                    self._send(0x31, 0, 0, self.ACK)
+                elif c == 0x02:    # GET_ID
+                    self._send(1, self.pid >> 8, self.pid & 0xFF, self.ACK)
+                elif c == 0x11:    # READ
+                    a = self._addr()
+                    if a is None:
+                        continue
+                    n, ncheck = self._read(2)
+                    if n ^ 0xFF != ncheck:
+                        self._send(self.NACK)
+                        continue
+                    self._send(self.ACK, bytes(self.memory.get(a + i, 0xFF) for i in range(n + 1)))
+                elif c == 0x31:    # WRITE
+                    a = self._addr()
+                    if a is None:
+                        continue
+                    n = self._read(1)[0]
+                    data = self._read(n + 1)
+                    cks = n
+                    for b in data:
+                        cks ^= b
+                    if cks != self._read(1)[0]:
+                        self.errors.append("write checksum")
+                        self._send(self.NACK)
+                        continue
+                    for i, b in enumerate(data):
+                        self.memory[a + i] = b
+                    self._send(self.ACK)
+                elif c == 0x44:    # EXTENDED ERASE
+                    head = self._read(2)
+                    n = int.from_bytes(head, "big")
+                    if n >= 0xFFF0:  # special (mass/bank) erase
+                        self._read(1)
+                        self.erased.append(("special", n))
+                        self.memory.clear()
+                    else:
+                        pages = self._read(2 * (n + 1))
+                        self._read(1)
+                        self.erased.append(tuple(int.from_bytes(pages[i:i + 2], "big")
+                                                 for i in range(0, len(pages), 2)))
+                    self._send(self.ACK)
+                elif c == 0x21:    # GO
+                    a = self._addr()
+                    if a is not None:
+                        self.go.append(a)
+                        self._send(self.ACK)
+                else:
+                    self._send(self.NACK)
+        except (EOFError, OSError):
+            return
+
+
+def _stm32_project(root: Path, board: str, data: bytes) -> Path:
+    proj = root / "stm"
+    (proj / "build").mkdir(parents=True)
+    (proj / "build" / "firmware.bin").write_bytes(data)
+    (proj / "tinyedge-project.json").write_text(json.dumps({"board": board}))
+    (proj / "build" / "tinyedge-build.json").write_text(json.dumps({"artifacts": {"bin": "build/firmware.bin"}}))
+    return proj
+
+
+@pytest.mark.parametrize("board, pid", [("nucleo-l4r5zi", 0x470), ("stm32f746g-disco", 0x449)])
+def test_stm32flash_writes_through_the_rom_protocol(tmp_path, board, pid):
+    if shutil.which("stm32flash") is None:
+        pytest.skip("stm32flash is not installed (apt-get install stm32flash)")
+    data = random.Random(11).randbytes(3000) + bytes(1000)
+    proj = _stm32_project(tmp_path, board, data)
+    calls = []
+    with FakeStm32Rom(pid) as rom:
+        # A pty has no parity bit, so 8N1 here; a real UART uses the bootloader's 8E1.
+        res = flash_project(proj, port=rom.port, method="stm32-serial", options={"mode": "8n1"},
+                            progress=lambda d, t: calls.append((d, t)))
+    assert rom.errors == []
+    got = bytes(rom.memory.get(0x08000000 + i, 0xFF) for i in range(len(data)))
+    assert got == data
+    assert rom.erased, "stm32flash erases before writing"
+    assert rom.go == [0x08000000]
+    assert res.details["args"][-1] == rom.port and "-v" in res.details["args"]
+    assert calls and calls[-1] == (len(data), len(data))
+
+
+def test_stm32flash_silent_bootloader_is_one_line(tmp_path, run_cli):
+    if shutil.which("stm32flash") is None:
+        pytest.skip("stm32flash is not installed (apt-get install stm32flash)")
+    proj = _stm32_project(tmp_path, "nucleo-l4r5zi", b"\x00" * 64)
+    master, slave = os.openpty()  # nobody answers on it: BOOT0 was not set
+    try:
+        with pytest.raises(FlashError, match="did not answer.*BOOT0"):
+            flash_project(proj, port=os.ttyname(slave), method="stm32-serial", options={"mode": "8n1"})
+        # through the CLI (8E1, which a pty refuses): still one line, exit 2
+        r = run_cli("flash", proj, "--method", "stm32-serial", "--port", os.ttyname(slave), timeout=120)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("error:") == 1 and "stm32flash" in r.stderr

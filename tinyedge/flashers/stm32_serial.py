@@ -35,14 +35,18 @@ def tool_path() -> str:
 
 
 def stm32flash_args(image: os.PathLike | str, port: str, *, baud: int = BOOTLOADER_MAX_BAUD,
-                    start: int = 0x08000000, tool: str = TOOL, is_bin: bool = True) -> list[str]:
+                    start: int = 0x08000000, tool: str = TOOL, is_bin: bool = True,
+                    mode: str = "8e1") -> list[str]:
     """The stm32flash command line: write `image`, verify it, then run from `start`.
 
-    A .bin is placed at `start` (-S); a .hex carries its own addresses.
+    A .bin is placed at `start` (-S); a .hex carries its own addresses.  The
+    ROM bootloader's UART framing is 8 data bits, even parity, 1 stop bit.
     """
     if not port or port.startswith("-"):
         raise UsageError(f"bad serial port {port!r}")
-    args = [tool, "-b", str(min(int(baud), BOOTLOADER_MAX_BAUD)), "-w", str(image), "-v"]
+    if not re.fullmatch(r"[5-8][neo][12]", mode):
+        raise UsageError(f"bad serial mode {mode!r}", hint="use e.g. 8e1")
+    args = [tool, "-b", str(min(int(baud), BOOTLOADER_MAX_BAUD)), "-m", mode, "-w", str(image), "-v"]
     if is_bin:
         args += ["-S", f"{start:#010x}"]
     args += ["-g", f"{start:#010x}", port]
@@ -86,8 +90,9 @@ class Stm32SerialFlasher(Flasher):
     needs = f"{TOOL}: {INSTALL}"
     needs_port = True
 
-    def __init__(self, *, timeout: float = 300.0):
+    def __init__(self, *, timeout: float = 300.0, mode: str = "8e1"):
         self.timeout = timeout
+        self.mode = mode  # "8e1" on a real UART; a pty cannot do parity, so tests use "8n1"
 
     def check(self) -> None:
         tool_path()
@@ -107,7 +112,7 @@ class Stm32SerialFlasher(Flasher):
             if fw.suffix.lower() == ".elf":
                 image = elf_to_bin(fw, Path(tmp) / "firmware.bin", start)
             args = stm32flash_args(image, port, baud=board.uart.baud, start=start, tool=tool,
-                                   is_bin=image.suffix.lower() != ".hex")
+                                   is_bin=image.suffix.lower() != ".hex", mode=self.mode)
             log.info("running %s", " ".join(args))
             size = image.stat().st_size
             out = self._run(args, size, progress)
@@ -116,11 +121,22 @@ class Stm32SerialFlasher(Flasher):
                                                "output_tail": out[-5:]})
 
     def _run(self, args: list[str], size: int, progress: Progress | None) -> list[str]:
+        import threading
+
         try:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    bufsize=1)
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         except OSError as e:
             raise ToolMissingError(TOOL, f"{INSTALL} ({e.strerror})") from None
+        errors: list[str] = []
+
+        def drain_stderr() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.strip():
+                    errors.append(line.strip())
+
+        t = threading.Thread(target=drain_stderr, daemon=True)
+        t.start()
         lines: list[str] = []
         assert proc.stdout is not None
         buf = ""
@@ -132,7 +148,6 @@ class Stm32SerialFlasher(Flasher):
                 if ch in "\r\n":
                     if buf.strip():
                         lines.append(buf.strip())
-                        log.debug("stm32flash: %s", buf.strip())
                         m = _PCT.search(buf)
                         if m and progress:
                             progress(int(size * float(m.group(1)) / 100), size)
@@ -142,19 +157,28 @@ class Stm32SerialFlasher(Flasher):
             if buf.strip():
                 lines.append(buf.strip())
             rc = proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise FlashError(f"stm32flash did not finish in {self.timeout:g} s") from None
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            t.join(timeout=5)
+        for ln in lines[-20:]:
+            log.debug("stm32flash: %s", ln)
         if rc != 0:
-            text = " ".join(lines).lower()
-            last = lines[-1] if lines else f"exit status {rc}"
-            if "failed to init device" in text or "timeout" in text:
-                raise FlashError(f"the STM32 serial bootloader did not answer on {args[-1]} ({last})",
+            port = args[-1]
+            text = " ".join(errors).lower()
+            last = errors[-1] if errors else (lines[-1] if lines else f"exit status {rc}")
+            if "failed to init device" in text:
+                raise FlashError(f"the STM32 serial bootloader did not answer on {port}",
                                  hint="set BOOT0 high (jumper or button), press RESET, and try again")
-            if "resource busy" in text or "lock" in text:
-                raise FlashError(f"serial port {args[-1]} is busy: another program has it open",
+            if "busy" in text or "lock" in text:
+                raise FlashError(f"serial port {port} is busy: another program has it open",
                                  hint="close it and try again")
+            if "failed to open port" in text or "cannot handle device" in text:
+                raise FlashError(f"stm32flash could not open {port} as a UART ({errors[0]})",
+                                 hint="check that it is the board's USB-UART and not in use")
             raise FlashError(f"stm32flash failed: {last}")
         if progress:
             progress(size, size)

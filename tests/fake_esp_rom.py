@@ -13,6 +13,12 @@ Every write is recorded: `writes` maps each begin offset to the bytes that
 arrived after it, and `flash` is the whole emulated flash, so a test can check
 that what esptool sent equals the image files.  `silent=True` makes a board
 that never enters the bootloader (reads everything, never answers).
+
+The stub flasher cannot run here, but its upload can: MEM_BEGIN/DATA/END
+land in `ram`, and on MEM_END with an entry point the fake greets with
+"OHAI" and from then on answers as esptool's stub does (2 status bytes, the
+raw 16-byte MD5, FLASH_DEFL_BEGIN sized in uncompressed bytes).  A test can
+compare `ram` with esptool's own stub image.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from dataclasses import dataclass, field
 FLASH_BEGIN = 0x02
 FLASH_DATA = 0x03
 FLASH_END = 0x04
+MEM_BEGIN = 0x05
+MEM_END = 0x06
+MEM_DATA = 0x07
 SYNC = 0x08
 WRITE_REG = 0x09
 READ_REG = 0x0A
@@ -111,6 +120,10 @@ class FakeEspRom:
         self.baud_requests: list[int] = []
         self.spi_params: list[tuple] = []
         self.errors: list[str] = []
+        self.ram: dict[int, bytes] = {}
+        self.stub_entry: int | None = None
+        self.stub = False
+        self._mem: list | None = None
         self._cur: _Write | None = None
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
@@ -174,7 +187,8 @@ class FakeEspRom:
                     buf.append(b)
 
     def _reply(self, op: int, value: int = 0, data: bytes = b"", status: int = 0, error: int = 0) -> None:
-        body = data + bytes([status, error, 0, 0])
+        # The ROM sends 4 status bytes (2 reserved), the stub 2.
+        body = data + (bytes([status, error]) if self.stub else bytes([status, error, 0, 0]))
         pkt = struct.pack("<BBHI", 1, op, len(body), value) + body
         os.write(self._master, slip_encode(pkt))
 
@@ -200,6 +214,9 @@ class FakeEspRom:
             FLASH_END: self._end,
             FLASH_DEFL_END: self._end,
             SPI_FLASH_MD5: self._md5,
+            MEM_BEGIN: self._mem_begin,
+            MEM_DATA: self._mem_data,
+            MEM_END: self._mem_end,
         }.get(op)
         if handler is None:
             self._reply(op, status=1, error=ROM_INVALID_COMMAND)
@@ -209,8 +226,8 @@ class FakeEspRom:
     def _sync(self, op, data, chk) -> None:
         if data != b"\x07\x07\x12\x20" + b"\x55" * 32:
             return
-        for _ in range(8):  # the ROM answers a SYNC eight times, with a non-zero value
-            self._reply(op, value=0x20120707)
+        for _ in range(8):  # the ROM answers a SYNC eight times, with a non-zero value (the stub: 0)
+            self._reply(op, value=0 if self.stub else 0x20120707)
 
     def _read_reg(self, op, data, chk) -> None:
         (addr,) = struct.unpack("<I", data[:4])
@@ -239,7 +256,7 @@ class FakeEspRom:
         self._reply(op)
 
     def _begin(self, op, data, chk) -> None:
-        words = 5 if (len(data) >= 20 and self.facts.extended_defl_begin) else 4
+        words = 5 if (self.stub or self.facts.extended_defl_begin) else 4
         size, _blocks, _block_size, offset = struct.unpack("<4I", data[:16])
         if len(data) != 4 * words:
             self.errors.append(f"begin with {len(data)} bytes of parameters, expected {4 * words}")
@@ -273,8 +290,36 @@ class FakeEspRom:
 
     def _md5(self, op, data, chk) -> None:
         addr, size, _, _ = struct.unpack("<4I", data[:16])
-        digest = hashlib.md5(bytes(self.flash[addr:addr + size])).hexdigest().encode()
-        self._reply(op, data=digest)  # the ROM answers with 32 hex characters
+        md5 = hashlib.md5(bytes(self.flash[addr:addr + size]))
+        # the ROM answers with 32 hex characters, the stub with the 16 raw bytes
+        self._reply(op, data=md5.digest() if self.stub else md5.hexdigest().encode())
+
+    def _mem_begin(self, op, data, chk) -> None:
+        size, _blocks, _block_size, offset = struct.unpack("<4I", data[:16])
+        self._mem = [offset, size, bytearray(), 0]
+        self._reply(op)
+
+    def _mem_data(self, op, data, chk) -> None:
+        size, seq, _, _ = struct.unpack("<4I", data[:16])
+        block = data[16:16 + size]
+        if self._mem is None or seq != self._mem[3] or _checksum(block) != (chk & 0xFF):
+            self.errors.append(f"bad RAM block seq={seq}")
+            self._reply(op, status=1, error=ROM_BAD_DATA_CHECKSUM)
+            return
+        self._mem[2] += block
+        self._mem[3] += 1
+        if len(self._mem[2]) >= self._mem[1]:
+            self.ram[self._mem[0]] = bytes(self._mem[2])
+        self._reply(op)
+
+    def _mem_end(self, op, data, chk) -> None:
+        no_entry, entry = struct.unpack("<II", data[:8])
+        self._reply(op)
+        if not no_entry:
+            # "jump" to the uploaded code: the stub flasher greets and takes over
+            self.stub_entry = entry
+            self.stub = True
+            os.write(self._master, slip_encode(b"OHAI"))
 
 
 def main() -> None:  # pragma: no cover - a manual aid: `python tests/fake_esp_rom.py esp32s3`

@@ -126,6 +126,26 @@ def test_flash_writes_each_image_at_its_offset(tmp_path, chip):
     assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:], strict=False))
 
 
+@pytest.mark.parametrize("chip", ["esp32", "esp32s3"])
+def test_flash_with_the_stub_flasher_uploaded(tmp_path, chip):
+    """The default path for real boards: esptool uploads its stub, then writes through it."""
+    from esptool.loader import StubFlasher
+    from esptool.targets import CHIP_DEFS
+
+    images = make_idf_build(tmp_path, chip, seed=3)
+    with FakeEspRom(chip) as rom:
+        res = EsptoolFlasher(connect_attempts=2).flash(tmp_path, get_board(chip), port=rom.port)
+    stub = StubFlasher(CHIP_DEFS[chip])
+    assert rom.ram[stub.text_start] == stub.text          # esptool's own stub image, intact
+    if stub.data is not None:
+        assert rom.ram[stub.data_start] == stub.data
+    assert rom.stub_entry == stub.entry and res.details["stub"] is True
+    assert rom.errors == []
+    for off, data in images.items():
+        assert bytes(rom.flash[off: off + len(data)]) == data
+    assert rom.commands.count(SPI_FLASH_MD5) == len(images)
+
+
 def test_merged_image_lands_at_the_same_offsets(tmp_path):
     images = make_idf_build(tmp_path, "esp32", seed=7)
     with FakeEspRom("esp32") as rom:
@@ -211,3 +231,13 @@ def test_cli_flash_success_json(tmp_path, run_cli):
     assert doc["chip"] == "ESP32" and doc["verified"] == "md5" and doc["port"] == rom.port
     assert rom.writes[0x10000][:12000] == images[0x10000]
     assert os.path.exists(tmp_path / "build" / "flasher_args.json")
+
+
+def test_cli_port_left_out_with_no_board_attached(tmp_path, run_cli):
+    from tinyedge.ports import list_ports
+
+    if any(p.likely_board for p in list_ports()):
+        pytest.skip("a board-like serial port is attached to this machine")
+    make_idf_build(tmp_path, "esp32")
+    r = run_cli("flash", tmp_path, timeout=60)
+    _assert_one_line_error(r, "no serial port found for board esp32", "--port")

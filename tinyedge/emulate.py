@@ -1,0 +1,308 @@
+"""Host-emulated boards served on a pty: the same protocol as a real board.
+
+- `HostBoard(exe)`: the firmware built for board `host` (generated C + te_app
+  + the stdio board layer) runs as a child process whose stdin/stdout are the
+  master side of a pty; `.port` is the slave path for any serial tool.
+- `TflmBoard(tflite)`: a Python device server speaking the protocol on a pty
+  and answering with the `tflite-micro` interpreter (latency unit `ns`).
+- `emulate(model, runtime)`: the `tinyedge emulate` stage: build (aot) or load
+  (tflm) and serve.
+
+Every board started here is stopped by `.close()`, and by an atexit hook when
+the Python process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import select
+import subprocess
+import threading
+import time
+import tty
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DeviceTimeout, FlashError, InputFileError
+from .link import protocol as p
+
+log = logging.getLogger(__name__)
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    with _LOCK:
+        live = list(_LIVE)
+    for b in live:
+        try:
+            b.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def _open_pty() -> tuple[int, int, str]:
+    master, slave = os.openpty()
+    tty.setraw(slave)          # raw bytes both ways: no echo, no CR/LF mapping, no line editing
+    tty.setraw(master)
+    return master, slave, os.ttyname(slave)
+
+
+def read_announcement(fd: int, timeout: float, what: str) -> str:
+    """Read from `fd` until a `tinyedge ready ...` line; return it."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        for line in buf.split(b"\n")[:-1]:
+            if line.startswith(b"tinyedge ready"):
+                return line.decode("ascii", "replace").strip()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeviceTimeout(f"{what} printed no 'tinyedge ready' line within {timeout:g} s "
+                                f"(got {buf[-200:]!r})", hint="the firmware did not start; check its build log")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError as e:
+                raise FlashError(f"{what} stopped before it was ready: {e}") from e
+            if not chunk:
+                raise FlashError(f"{what} stopped before it was ready")
+            buf += chunk
+
+
+class HostBoard:
+    """The host build of the firmware behind a pty.  `.port` is the pyserial URL (a pty path)."""
+
+    def __init__(self, exe: os.PathLike | str, *, wait: bool = True, timeout: float = 10.0):
+        exe = Path(exe).expanduser().resolve()
+        if not exe.is_file() or not os.access(exe, os.X_OK):
+            raise InputFileError(f"{exe} is not an executable", path=exe,
+                                 hint="build the project for board host first (tinyedge build DIR)")
+        self.exe = exe
+        self._master, self._slave, self.port = _open_pty()
+        self.proc = subprocess.Popen([str(exe)], stdin=self._master, stdout=self._master,
+                                     stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+        os.close(self._master)      # the child holds it
+        self._master = -1
+        self.announcement: str | None = None
+        with _LOCK:
+            _LIVE.add(self)
+        if wait:
+            try:
+                self.announcement = read_announcement(self._slave, timeout, f"{exe.name} (host board)")
+            except BaseException:
+                self.close()
+                raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, timeout: float = 3.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        if self._slave >= 0:
+            os.close(self._slave)
+            self._slave = -1
+        with _LOCK:
+            _LIVE.discard(self)
+
+    def __enter__(self) -> HostBoard:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------ Python device
+
+
+class TflmBackend:
+    """Runs a .tflite with the tflite-micro interpreter; describes it as a board would."""
+
+    def __init__(self, tflite: os.PathLike | str):
+        from tflite_micro.python.tflite_micro import runtime
+
+        from .graph import load_tflite
+
+        self.graph = load_tflite(tflite)
+        data = Path(tflite).read_bytes()
+        self.interp = runtime.Interpreter.from_bytes(data)
+        self.inputs = tuple(self._spec(t) for t in self.graph.input_tensors())
+        self.outputs = tuple(self._spec(t) for t in self.graph.output_tensors())
+
+    @staticmethod
+    def _spec(t) -> p.TensorSpec:
+        scale = float(t.scale[0]) if t.scale is not None and len(t.scale) else 0.0
+        zp = int(t.zero_point[0]) if t.zero_point is not None and len(t.zero_point) else 0
+        return p.TensorSpec(t.dtype, tuple(int(d) for d in t.shape), t.nbytes, scale, zp)
+
+    def info(self, max_frame: int) -> p.DeviceInfo:
+        return p.DeviceInfo(p.VERSION, p.TE_OK, max_frame, 0, 0, self.graph.sha256, "host", "tflm", "ns",
+                            self.inputs, self.outputs)
+
+    def run(self, data: bytes) -> tuple[int, int, bytes]:
+        pos = 0
+        for i, spec in enumerate(self.inputs):
+            x = np.frombuffer(data[pos:pos + spec.nbytes], dtype=spec.dtype).reshape(spec.shape)
+            self.interp.set_input(x, i)
+            pos += spec.nbytes
+        t0 = time.perf_counter_ns()
+        self.interp.invoke()
+        t1 = time.perf_counter_ns()
+        out = b"".join(np.ascontiguousarray(self.interp.get_output(i)).tobytes() for i in range(len(self.outputs)))
+        return p.TE_OK, t1 - t0, out
+
+
+class ProtocolServer:
+    """The device side of the protocol in Python (the same rules as firmware/app/te_app.c)."""
+
+    def __init__(self, backend, *, max_frame: int = 16397):
+        self.backend = backend
+        self.info = backend.info(max_frame)
+        self.total = self.info.input_bytes
+        self.buf = bytearray(self.total)
+        self.cur_seq: int | None = None
+        self.next = 0
+        self.decoder = p.FrameDecoder(max_chunk=max_frame * 2 + 16)
+
+    def announcement(self) -> bytes:
+        return (f"tinyedge ready board={self.info.board} runtime={self.info.runtime} "
+                f"model={self.info.model_sha256[:16]} proto={p.VERSION} unit={self.info.unit}\n").encode()
+
+    def feed(self, data: bytes) -> bytes:
+        """Bytes from the host -> bytes to send back."""
+        out = b""
+        for ev in self.decoder.feed(data):
+            if isinstance(ev, p.Frame) and ev.type < 0x80:
+                out += self.handle(ev)
+        return out
+
+    def handle(self, f: p.Frame) -> bytes:
+        if f.version != p.VERSION:
+            return p.encode_frame(p.ERROR, f.seq, p.encode_error(p.TE_ERR_PROTOCOL))
+        if f.type == p.HELLO:
+            return p.encode_frame(p.HELLO_REPLY, f.seq, p.encode_hello(self.info))
+        if f.type != p.INPUT:
+            return p.encode_frame(p.ERROR, f.seq, p.encode_error(p.TE_ERR_UNSUPPORTED))
+        if len(f.body) < p.INPUT_HEADER_BYTES:
+            return p.encode_frame(p.ERROR, f.seq, p.encode_error(p.TE_ERR_PROTOCOL))
+        flags, offset, data = p.decode_input(f.body)
+        if f.seq != self.cur_seq:
+            self.cur_seq, self.next = f.seq, 0
+        if offset > self.total or len(data) > self.total - offset:
+            return p.encode_frame(p.ERROR, f.seq, p.encode_error(p.TE_ERR_OVERFLOW))
+        if offset <= self.next:
+            self.buf[offset:offset + len(data)] = data
+            self.next = offset + len(data)
+        if flags & p.FLAG_LAST and self.next == self.total:
+            status, count, y = self.backend.run(bytes(self.buf))
+            self.next = 0
+            return p.encode_frame(p.RESULT, f.seq, p.encode_result(status, count, y if status == p.TE_OK else b""))
+        if flags & (p.FLAG_ACK | p.FLAG_LAST):
+            return p.encode_frame(p.ACK, f.seq, p.encode_ack(p.TE_OK, self.next))
+        return b""
+
+
+class TflmBoard:
+    """The host-emulated TFLM board: a ProtocolServer on a pty, served by a thread."""
+
+    def __init__(self, tflite: os.PathLike | str, *, max_frame: int = 16397):
+        self.server = ProtocolServer(TflmBackend(tflite), max_frame=max_frame)
+        self._master, self._slave, self.port = _open_pty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="tinyedge-tflm-board", daemon=True)
+        self.announcement = self.server.announcement().decode().strip()
+        with _LOCK:
+            _LIVE.add(self)
+        os.write(self._master, self.server.announcement())
+        # the announcement waits in the pty until a client reads it; consume ours
+        read_announcement(self._slave, 5.0, "the TFLM board")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            r, _, _ = select.select([self._master], [], [], 0.1)
+            if not r:
+                continue
+            try:
+                data = os.read(self._master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            reply = self.server.feed(data)
+            view = memoryview(reply)
+            while view:
+                try:
+                    n = os.write(self._master, view)
+                except OSError:
+                    return
+                view = view[n:]
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2)
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = -1
+        with _LOCK:
+            _LIVE.discard(self)
+
+    def __enter__(self) -> TflmBoard:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def build_host_firmware(model: os.PathLike | str, out_dir: os.PathLike | str, *, force: bool = False) -> Path:
+    """Generate and build the aot firmware for board `host`; return the executable."""
+    from .build import build_project, read_build
+    from .project import generate_project
+
+    proj = generate_project(model, "host", "aot", out_dir, force=force)
+    build_project(proj)
+    exe = read_build(proj)["artifacts"].get("exe")
+    if not exe:
+        raise FlashError(f"the host build of {model} made no executable", hint=f"see {proj}/build/build.log")
+    return Path(exe)
+
+
+def emulate(model: os.PathLike | str, *, runtime: str = "aot", work_dir: os.PathLike | str | None = None,
+            force: bool = False):
+    """Start a host-emulated board for `model`; returns a handle with `.port` and `.close()`."""
+    model = Path(model).expanduser().resolve()
+    if not model.is_file():
+        raise InputFileError(f"{model} does not exist", path=model, hint="give the path of a .tflite model")
+    if runtime == "tflm":
+        return TflmBoard(model)
+    if runtime != "aot":
+        from .errors import UsageError
+
+        raise UsageError(f"unknown runtime {runtime!r} for the host board", hint="use --runtime aot or tflm")
+    out = Path(work_dir) if work_dir else Path("build") / f"{model.stem}-host"
+    return HostBoard(build_host_firmware(model, out, force=force))

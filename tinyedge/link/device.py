@@ -1,0 +1,267 @@
+"""A session with a board: `Device(url).info()`, `.infer(x) -> (y, count)`.
+
+Written against the protocol only (tinyedge/link/protocol.py); the bytes go
+through a Transport, so real boards, QEMU's socket and the host board's pty
+are all the same to it.  Every wait has a deadline; a request is retried with
+the same sequence number a bounded number of times; replies to other
+sequence numbers are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DeviceTimeout, LinkError, ProtocolError, UsageError
+from . import protocol as p
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+_ANNOUNCE = re.compile(r"tinyedge ready ((?:\w+=\S+\s*)+)$")
+
+
+@dataclass
+class LinkStats:
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    stale_replies: int = 0
+    frames_in: int = 0
+
+
+class Device:
+    """A protocol session over any pyserial URL.
+
+    `timeout` bounds every wait for a reply (an inference included);
+    `retries` is how many times one request may be resent before
+    DeviceTimeout is raised."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, retries: int = 5, baud: int = 115200,
+                 window: int = p.DEFAULT_WINDOW, transport: Transport | None = None, process=None):
+        if timeout <= 0 or retries < 0:
+            raise UsageError("timeout must be > 0 and retries >= 0")
+        self.url = url
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.window = int(window)
+        self.transport = transport or Transport(url, baud=baud)
+        self.process = process            # an emulator handle (close() stops it) or None
+        self._decoder = p.FrameDecoder()
+        self._frames: deque[p.Frame] = deque()
+        self.log_lines: list[str] = []
+        self._log_seen = 0
+        self.announcement: dict[str, str] | None = None
+        self._info: p.DeviceInfo | None = None
+        self._seq = random.randrange(0x10000)
+        self.stats = LinkStats()
+
+    # ------------------------------------------------------------ plumbing
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self.process is not None:
+            self.process.close()
+            self.process = None
+
+    def _pump(self, deadline: float) -> None:
+        if self.transport is None:
+            raise LinkError("the session is closed")
+        data = self.transport.read(max(0.0, deadline - time.monotonic()))
+        if not data:
+            return
+        for ev in self._decoder.feed(data):
+            if isinstance(ev, p.Frame):
+                self.stats.frames_in += 1
+                self._frames.append(ev)
+            elif isinstance(ev, p.TextLine):
+                log.debug("board: %s", ev.text)
+                self.log_lines.append(ev.text)
+                m = _ANNOUNCE.search(ev.text)
+                if m:
+                    self.announcement = dict(kv.split("=", 1) for kv in m.group(1).split())
+                    self._info = None     # the board restarted: ask again
+            else:
+                log.debug("dropped %d bytes of garbage", len(ev.data))
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    def _send(self, msg_type: int, seq: int, body: bytes = b"") -> None:
+        if self.transport is None:
+            raise LinkError("the session is closed")
+        self.transport.write(p.encode_frame(msg_type, seq, body, lead=True))
+
+    def _wait_reply(self, seq: int, timeout: float) -> p.Frame | None:
+        """The next reply frame with sequence number `seq`, or None at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._frames:
+                f = self._frames.popleft()
+                if f.type < 0x80:
+                    continue                    # a request echoed back (loop://)
+                if f.seq != seq:
+                    self.stats.stale_replies += 1
+                    log.debug("dropped a %s for seq %d while waiting for %d", f.name, f.seq, seq)
+                    continue
+                return f
+            if time.monotonic() >= deadline:
+                return None
+            self._pump(deadline)
+
+    def _timeout_error(self, what: str, tries: int) -> DeviceTimeout:
+        partial = len(self._decoder._buf) if self._decoder._binary else 0
+        if partial:
+            return DeviceTimeout(
+                f"{self.url}: the board stopped in the middle of a frame ({partial} bytes) during {what}, "
+                f"{tries} tries of {self.timeout:g} s", hint="the board reset or the cable dropped; check it and retry")
+        return DeviceTimeout(
+            f"{self.url}: no answer to {what} after {tries} tries of {self.timeout:g} s",
+            hint="check that the board runs tinyedge firmware (reflash it) and that port and baud rate are right")
+
+    def _check_error(self, f: p.Frame, what: str) -> None:
+        if f.type != p.ERROR:
+            return
+        status, version = p.decode_error(f.body)
+        if version != p.VERSION:
+            raise ProtocolError(f"{self.url}: the board speaks protocol {version}, this tinyedge speaks {p.VERSION}",
+                                hint="reflash the board with firmware from this tinyedge, or update tinyedge")
+        raise LinkError(f"{self.url}: the board refused {what}: {p.status_name(status)}",
+                        hint="reflash the board; if it persists, report it with the board's log")
+
+    # ---------------------------------------------------------------- API
+
+    def wait_for_announcement(self, timeout: float = 10.0) -> dict[str, str]:
+        """Wait for the boot line `tinyedge ready ...`; returns its fields (board, runtime, model, proto, unit)."""
+        deadline = time.monotonic() + timeout
+        while self.announcement is None:
+            if time.monotonic() >= deadline:
+                seen = f"; last line seen: {self.log_lines[-1]!r}" if self.log_lines else "; nothing was printed"
+                raise DeviceTimeout(f"{self.url}: no 'tinyedge ready' line within {timeout:g} s{seen}",
+                                    hint="reset the board, and check that it runs tinyedge firmware at this baud rate")
+            self._pump(deadline)
+        return dict(self.announcement)
+
+    def info(self, *, refresh: bool = False) -> p.DeviceInfo:
+        """The board's hello reply (cached until the board restarts)."""
+        if self._info is not None and not refresh:
+            return self._info
+        seq = self._next_seq()
+        self.stats.requests += 1
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+            self._send(p.HELLO, seq)
+            f = self._wait_reply(seq, self.timeout)
+            if f is None:
+                self.stats.timeouts += 1
+                continue
+            self._check_error(f, "hello")
+            if f.type != p.HELLO_REPLY:
+                continue
+            info = p.decode_hello(f.body)
+            if info.proto_version != p.VERSION:
+                raise ProtocolError(
+                    f"{self.url}: the board speaks protocol {info.proto_version}, this tinyedge speaks {p.VERSION}",
+                    hint="reflash the board with firmware from this tinyedge, or update tinyedge")
+            self._info = info
+            return info
+        raise self._timeout_error("hello", self.retries + 1)
+
+    def expect_model(self, sha256: str) -> p.DeviceInfo:
+        """Raise LinkError when the board runs another model than `sha256` (hex, full or a prefix)."""
+        info = self.info()
+        want = sha256.lower()
+        if not info.model_sha256.startswith(want[:64]) or len(want) < 8:
+            raise LinkError(f"{self.url}: the board runs model {info.model_sha256}, expected {want}",
+                            hint="flash the firmware built from this model ('tinyedge flash DIR') and retry")
+        return info
+
+    def infer(self, x) -> tuple[np.ndarray | tuple[np.ndarray, ...], int]:
+        """Run one inference: `x` int8 (an array, or a list of arrays for several inputs).
+
+        Returns (y, count): y the output (a tuple for several outputs) shaped
+        as the board says, count the counter delta in `info().unit`."""
+        info = self.info()
+        if info.init_status != p.TE_OK:
+            raise LinkError(f"{self.url}: the board's runtime did not start: {p.status_name(info.init_status)}",
+                            hint="the model does not fit or is not supported by this firmware; check the build report")
+        data = self._input_bytes(x, info)
+        total = len(data)
+        seq = self._next_seq()
+        self.stats.requests += 1
+        pos, failures = 0, 0
+        while True:
+            plan = p.chunk_plan(total, info.max_frame, self.window, start=pos)
+            for off, n, flags in plan:
+                self._send(p.INPUT, seq, p.encode_input(flags, off, data[off:off + n]))
+                if flags:
+                    break
+            f = self._wait_reply(seq, self.timeout)
+            if f is None:
+                self.stats.timeouts += 1
+                failures += 1
+                if failures > self.retries:
+                    raise self._timeout_error(f"inference (seq {seq})", failures)
+                self.stats.retries += 1
+                continue
+            self._check_error(f, "the inference")
+            if f.type == p.ACK:
+                status, nxt = p.decode_ack(f.body)
+                if nxt > total:
+                    raise ProtocolError(f"{self.url}: the board acknowledged byte {nxt} of a {total}-byte input")
+                if nxt <= pos:
+                    failures += 1
+                    if failures > self.retries:
+                        raise LinkError(f"{self.url}: the input did not get through after {failures} tries "
+                                        f"(the board holds {nxt} of {total} bytes)",
+                                        hint="the line loses data; lower the baud rate or check the cable")
+                    self.stats.retries += 1
+                pos = nxt
+                continue
+            if f.type == p.RESULT:
+                status, count, out = p.decode_result(f.body, info.output_bytes)
+                if status != p.TE_OK:
+                    raise LinkError(f"{self.url}: inference failed on the board: {p.status_name(status)}",
+                                    hint="the firmware's runtime reported an error; check the build report")
+                return self._outputs(out, info), count
+            raise ProtocolError(f"{self.url}: unexpected {f.name} reply to an inference")
+
+    @staticmethod
+    def _input_bytes(x, info: p.DeviceInfo) -> bytes:
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(xs) != len(info.inputs):
+            raise UsageError(f"the model has {len(info.inputs)} inputs, got {len(xs)} arrays")
+        parts = []
+        for i, (a, spec) in enumerate(zip(xs, info.inputs, strict=True)):
+            a = np.asarray(a)
+            if a.dtype != np.dtype(spec.dtype):
+                raise UsageError(f"input {i} must be {spec.dtype} (quantize it first), got {a.dtype}")
+            if a.nbytes != spec.nbytes:
+                raise UsageError(f"input {i} has {a.size} values, the board's model takes shape {list(spec.shape)}")
+            parts.append(np.ascontiguousarray(a).tobytes())
+        return b"".join(parts)
+
+    @staticmethod
+    def _outputs(out: bytes, info: p.DeviceInfo):
+        ys, pos = [], 0
+        for spec in info.outputs:
+            a = np.frombuffer(out[pos:pos + spec.nbytes], dtype=np.dtype(spec.dtype)).copy()
+            ys.append(a.reshape(spec.shape) if spec.shape and int(np.prod(spec.shape)) == a.size else a)
+            pos += spec.nbytes
+        return ys[0] if len(ys) == 1 else tuple(ys)

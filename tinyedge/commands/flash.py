@@ -5,14 +5,15 @@ from __future__ import annotations
 import click
 
 from ..console import emit_json, err, info
-from ._common import board_option, existing_path, json_option
+from ._common import existing_path, json_option
 
 
 @click.command("flash")
 @click.argument("project_dir", type=existing_path(file_okay=False))
 @click.option("--port", "-p", default=None, metavar="URL",
               help="Serial port (device path or pyserial URL); found by itself when one board is attached.")
-@board_option
+@click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
+              help="Board id; default: the one the project was generated for (they must agree).")
 @click.option("--method", default=None, metavar="METHOD",
               help="Use one of the board's alt_methods instead of its flash.method.")
 @click.option("--no-stub", is_flag=True,

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUILD_FILE = "tinyedge-build.json"
 _WARNING = re.compile(r"\bwarning:", re.IGNORECASE)
+_OVERFLOW = re.compile(r"region `?'?(\w+)'? overflowed by (\d+) bytes")
 
 _ARM_HOW = "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi (or Arm GNU Toolchain from developer.arm.com)"
 _IDF_HOW = ("install ESP-IDF v5.x (https://docs.espressif.com/projects/esp-idf/en/stable/esp32/get-started/) "
@@ -84,6 +85,12 @@ def _run(cmds: list[list[str]], cwd: Path, log_path: Path, what: str) -> str:
         text.append(p.stdout + p.stderr)
         if p.returncode != 0:
             atomic_write_text(log_path, "".join(text))
+            over = _OVERFLOW.findall(p.stdout + p.stderr)
+            if over:
+                detail = "; ".join(f"{region} overflowed by {int(n):,} bytes" for region, n in over)
+                raise BuildError(f"the firmware does not fit the board's memory: {detail} (linker; see {log_path})",
+                                 hint="pick a board with more memory, or a smaller model "
+                                      "(tinyedge inspect shows the plan)")
             errors = [ln for ln in (p.stdout + p.stderr).splitlines() if "error" in ln.lower()][:8]
             detail = "\n  ".join(errors or (p.stdout + p.stderr).strip().splitlines()[-8:])
             raise BuildError(f"{what} failed (exit {p.returncode}); see {log_path}:\n  {detail}")

@@ -1,0 +1,66 @@
+"""Firmware builds for the tests, cached by content so reruns skip the compiler.
+
+`cached_build(model, board, runtime)` generates the project and builds it
+once per content key (model bytes, board, runtime, and every file of
+templates/, firmware/ and the Python that writes or builds projects); later
+calls, in this run or the next, return the same built project.  The cache is
+$TINYEDGE_TEST_CACHE/fw (default ~/.cache/tinyedge/fw).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from functools import cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("TINYEDGE_TEST_CACHE", Path(base) / "tinyedge")) / "fw"
+
+
+@cache
+def _code_hash() -> str:
+    h = hashlib.sha256()
+    roots = [REPO / "templates", REPO / "firmware", REPO / "tinyedge" / "aot"]
+    files = [REPO / "tinyedge" / n for n in ("project.py", "build.py", "memory.py", "boards.py", "planner.py")]
+    for r in roots:
+        files += [p for p in r.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    files += sorted((REPO / "boards").glob("*.toml"))
+    for p in sorted(files):
+        h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def build_key(model: Path, board: str, runtime: str) -> str:
+    h = hashlib.sha256()
+    h.update(Path(model).read_bytes())
+    h.update(f"\0{board}\0{runtime}\0{_code_hash()}".encode())
+    return h.hexdigest()[:24]
+
+
+def cached_build(model: Path, board: str, runtime: str = "aot") -> tuple[Path, dict]:
+    """(project folder, tinyedge-build.json as read by tinyedge.build.read_build)."""
+    from tinyedge.build import build_project, read_build
+    from tinyedge.project import generate_project
+
+    folder = cache_root() / f"{Path(model).stem}-{board}-{runtime}-{build_key(model, board, runtime)}"
+    record = folder / "build" / "tinyedge-build.json"
+    if record.is_file():
+        data = read_build(folder)
+        if all(Path(p).exists() for p in data["artifacts"].values()):
+            return folder, data
+    if folder.exists():
+        shutil.rmtree(folder)
+    generate_project(model, board, runtime, folder)
+    build_project(folder, jobs=2)
+    return folder, read_build(folder)
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -30,6 +30,8 @@ from tinyedge.flashers.uf2 import (
     MAGIC_START0,
     MAGIC_START1,
     bin_to_uf2,
+    check_rp2040_boot2,
+    crc32_mpeg2,
     elf_segments,
     elf_to_uf2,
     find_volume,
@@ -57,7 +59,11 @@ def pico_elf(tmp_path_factory) -> Path:
     if gcc is None:
         pytest.fail("arm-none-eabi-gcc is not installed; `make test` installs it (Makefile: system-deps)")
     d = tmp_path_factory.mktemp("pico")
+    boot2 = bytes(range(252))
+    crc = crc32_mpeg2(boot2)
+    init = ", ".join(str(b) for b in boot2 + crc.to_bytes(4, "little"))
     (d / "main.c").write_text(
+        "__attribute__((section(\".boot2\"), used)) const unsigned char te_boot2[256] = {" + init + "};\n"
         "const unsigned char te_table[300] = {1, 2, 3, [299] = 9};\n"
         "unsigned int te_counter = 0x12345678u;\n"
         "void _start(void) { for (;;) { te_counter += te_table[te_counter % 300]; } }\n")
@@ -65,7 +71,8 @@ def pico_elf(tmp_path_factory) -> Path:
         "MEMORY { FLASH (rx) : ORIGIN = 0x10000000, LENGTH = 2M\n"
         "         RAM (rwx) : ORIGIN = 0x20000000, LENGTH = 256K }\n"
         "ENTRY(_start)\n"
-        "SECTIONS { .text : { *(.text*) *(.rodata*) } > FLASH\n"
+        "SECTIONS { .boot2 : { KEEP(*(.boot2)) } > FLASH\n"
+        "           .text : { *(.text*) *(.rodata*) } > FLASH\n"
         "           .data : { *(.data*) } > RAM AT > FLASH\n"
         "           .bss : { *(.bss*) } > RAM }\n")
     elf = d / "fw.elf"
@@ -176,8 +183,28 @@ def test_uf2_flash_project_copies_to_the_drive(tmp_path, pico_elf):
     assert calls[-1][0] == calls[-1][1] == written.stat().st_size
 
 
+def test_crc32_mpeg2_and_boot2_check():
+    assert crc32_mpeg2(b"123456789") == 0x0376E6E7  # the catalogue check value
+    boot2 = random.Random(9).randbytes(252)
+    good = boot2 + crc32_mpeg2(boot2).to_bytes(4, "little")
+    check_rp2040_boot2({0x10000000: good})
+    with pytest.raises(FlashError, match="boot2"):
+        check_rp2040_boot2({0x10000000: good[:-1] + bytes([good[-1] ^ 1])})
+    with pytest.raises(FlashError, match="boot2"):
+        check_rp2040_boot2({0x10000100: good})
+
+
+def test_uf2_image_without_boot2_is_refused(tmp_path):
+    proj = _pico_project(tmp_path, bin_data=b"\x00" * 1024)
+    vol = fake_rp2_drive(tmp_path / "media")
+    with pytest.raises(FlashError, match="boot2"):
+        flash_project(proj, options={"volume": str(vol)})
+    assert sorted(p.name for p in vol.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT"]  # nothing copied
+
+
 def test_uf2_flash_bin_at_flash_origin(tmp_path):
-    data = random.Random(5).randbytes(1000)
+    boot2 = random.Random(4).randbytes(252)
+    data = boot2 + crc32_mpeg2(boot2).to_bytes(4, "little") + random.Random(5).randbytes(744)
     proj = _pico_project(tmp_path, bin_data=data)
     vol = fake_rp2_drive(tmp_path / "media")
     res = get_flasher("uf2")

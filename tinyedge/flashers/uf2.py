@@ -207,6 +207,32 @@ def copy_to_volume(uf2: bytes, volume: os.PathLike | str, name: str = "firmware.
     return target
 
 
+RP2040_FAMILY = 0xE48BFF56
+RP2040_FLASH = 0x10000000
+
+
+def crc32_mpeg2(data: bytes) -> int:
+    """CRC-32/MPEG-2 (poly 0x04C11DB7, init 0xFFFFFFFF, not reflected): the RP2040 boot2 checksum."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else (crc << 1)
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def check_rp2040_boot2(blocks: dict[int, bytes]) -> None:
+    """The RP2040 boot ROM runs flash code only behind a 256-byte second stage (boot2)
+    whose last word is the CRC-32/MPEG-2 of the first 252 bytes.  Refuse an image without it:
+    copied to the drive, it would never start."""
+    first = blocks.get(RP2040_FLASH, b"")
+    if len(first) < 256 or crc32_mpeg2(first[:252]) != int.from_bytes(first[252:256], "little"):
+        raise FlashError("the image has no valid RP2040 second-stage bootloader (boot2) in its first "
+                         "256 bytes at 0x10000000, so the Pico would not start it",
+                         hint="the firmware build for rpi-pico must place boot2 (with its CRC) first")
+
+
 def family_of(board) -> int:
     fam = board.flash.uf2_family
     if fam is None:
@@ -276,6 +302,8 @@ class Uf2Flasher(Flasher):
               progress: Progress | None = None) -> FlashResult:
         fw = find_firmware(Path(project_dir))
         data = firmware_uf2(fw, board)
+        if family_of(board) == RP2040_FAMILY:
+            check_rp2040_boot2(parse_uf2(data)[1])
         vol = Path(self.volume) if self.volume else find_volume(board.flash.uf2_volume or "RPI-RP2",
                                                                 self.roots)
         target = copy_to_volume(data, vol, progress=progress)

@@ -1,0 +1,99 @@
+"""The aot firmware boots under QEMU: announcement line over the emulated UART, and on the
+Cortex-M4 a real inference through the serial protocol, checked against TFLite Micro."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+from build_cache import cached_build
+from conftest import require_tool
+
+from tinyedge.boards import get_board
+from tinyedge.errors import InputFileError, ToolMissingError
+from tinyedge.qemu import qemu_command, start_qemu
+
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
+
+
+def read_line(url: str, timeout: float = 20.0) -> bytes:
+    import serial
+
+    with serial.serial_for_url(url, timeout=timeout) as s:
+        return s.readline()
+
+
+@pytest.mark.parametrize("board", ["qemu-cortex-m4", "qemu-cortex-m3", "qemu-cortex-m7"])
+def test_aot_firmware_announces_itself(mlperf_tflite, board):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    _, record = cached_build(mlperf_tflite["kws"], board, "aot")
+    from tinyedge.graph import load_tflite
+
+    sha = load_tflite(mlperf_tflite["kws"]).sha256
+    with start_qemu(record["artifacts"]["elf"], get_board(board)) as q:
+        assert q.url.startswith("socket://127.0.0.1:") and q.alive()
+        line = read_line(q.url).decode()
+    assert not q.alive()
+    fields = dict(kv.split("=", 1) for kv in line.split()[2:])
+    assert line.startswith("tinyedge ready ")
+    assert fields["board"] == board and fields["runtime"] == "aot" and fields["model"] == sha[:16]
+    assert fields["unit"] == "instructions" and int(fields["proto"]) >= 1
+
+
+def test_inference_over_the_emulated_uart_matches_tflm(mlperf_tflite):
+    """Device session on qemu-cortex-m4: outputs bit-exact with the tflite-micro interpreter,
+    latency counted in instructions (SysTick ticks x 40 under -icount shift=0)."""
+    require_tool("qemu-system-arm")
+    from tflite_micro.python.tflite_micro import runtime
+
+    from tinyedge.link import Device
+
+    model = mlperf_tflite["kws"]
+    _, record = cached_build(model, "qemu-cortex-m4", "aot")
+    interp = runtime.Interpreter.from_bytes(model.read_bytes())
+    rng = np.random.default_rng(5)
+    with start_qemu(record["artifacts"]["elf"], get_board("qemu-cortex-m4")) as q, Device(q.url, timeout=60) as dev:
+        ann = dev.wait_for_announcement(timeout=20)
+        info = dev.info()
+        assert ann["unit"] == info.unit == "instructions" and info.board == "qemu-cortex-m4"
+        assert info.clock_hz == 25_000_000
+        counts = []
+        for _ in range(2):
+            x = rng.integers(-128, 128, size=info.inputs[0].shape).astype(np.int8)
+            y, count = dev.infer(x)
+            interp.set_input(x, 0)
+            interp.invoke()
+            want = interp.get_output(0)
+            np.testing.assert_array_equal(np.asarray(y).reshape(want.shape), want)
+            counts.append(count)
+    # a real count, a multiple of the 40 instructions one SysTick tick stands for, and
+    # stable across inputs (the kernels have no data-dependent loops to speak of)
+    assert all(c > 100_000 and c % 40 == 0 for c in counts), counts
+    assert abs(counts[0] - counts[1]) < 0.05 * counts[0]
+
+
+def test_qemu_command_and_errors(tmp_path, monkeypatch):
+    b = get_board("qemu-cortex-m4")
+    cmd = qemu_command("fw.elf", b, 4321)
+    assert cmd[:3] == ["qemu-system-arm", "-M", "mps2-an386"]
+    assert ["-icount", "shift=0"] == cmd[cmd.index("-icount"):cmd.index("-icount") + 2]
+    assert "tcp:127.0.0.1:4321,server=on,wait=on" in cmd and cmd[cmd.index("-monitor") + 1] == "none"
+    with pytest.raises(InputFileError):
+        start_qemu(tmp_path / "missing.elf", b)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolMissingError) as e:
+        start_qemu(tmp_path / "missing.elf", b)
+    assert "sudo apt-get install qemu-system-arm" in str(e.value)
+
+
+def test_close_kills_qemu_and_frees_the_port(mlperf_tflite):
+    require_tool("qemu-system-arm")
+    _, record = cached_build(mlperf_tflite["kws"], "qemu-cortex-m4", "aot")
+    q = start_qemu(record["artifacts"]["elf"], get_board("qemu-cortex-m4"))
+    port = q.port
+    q.close()
+    assert q.proc.returncode is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # nobody listens there any more

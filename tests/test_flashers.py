@@ -495,3 +495,31 @@ def test_stm32flash_silent_bootloader_is_one_line(tmp_path, run_cli):
         os.close(slave)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.count("error:") == 1 and "stm32flash" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def built_nucleo(mlperf_tflite, tmp_path_factory) -> Path:
+    """A real generated and built project: MLPerf ad01, runtime aot, NUCLEO-L4R5ZI."""
+    from tinyedge.build import build_project
+    from tinyedge.project import generate_project
+
+    out = tmp_path_factory.mktemp("nucleo") / "project"
+    generate_project(mlperf_tflite["ad01"], get_board("nucleo-l4r5zi"), runtime="aot", out_dir=out)
+    build_project(out)
+    return out
+
+
+@pytest.mark.slow
+def test_stm32flash_writes_a_real_build(built_nucleo):
+    """The built ELF, through tinyedge's ELF->bin and the real stm32flash, equals objcopy's .bin."""
+    if shutil.which("stm32flash") is None:
+        pytest.skip("stm32flash is not installed (apt-get install stm32flash)")
+    record = json.loads((built_nucleo / "build" / "tinyedge-build.json").read_text())
+    objcopy_bin = (built_nucleo / record["artifacts"]["bin"]).read_bytes()
+    with FakeStm32Rom(0x470) as rom:
+        res = flash_project(built_nucleo, method="stm32-serial", port=rom.port, options={"mode": "8n1"})
+    assert rom.errors == []
+    assert res.details["source"].endswith(".elf")
+    got = bytes(rom.memory.get(0x08000000 + i, 0xFF) for i in range(len(objcopy_bin)))
+    assert got == objcopy_bin
+    assert rom.go == [0x08000000]

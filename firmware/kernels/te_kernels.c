@@ -372,6 +372,39 @@ void te_mul_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2
     te_binary(p, in1, in2, out, 1);
 }
 
+/* ---- MEAN ------------------------------------------------------------------ */
+
+void te_mean_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    int32_t o0, o1, o2, o3, r0, r1, r2, r3;
+    const int32_t *s = p->strides;
+    for (o0 = 0; o0 < p->out_dims[0]; ++o0) {
+        for (o1 = 0; o1 < p->out_dims[1]; ++o1) {
+            for (o2 = 0; o2 < p->out_dims[2]; ++o2) {
+                for (o3 = 0; o3 < p->out_dims[3]; ++o3) {
+                    int32_t acc = 0;
+                    for (r0 = 0; r0 < p->red_dims[0]; ++r0) {
+                        for (r1 = 0; r1 < p->red_dims[1]; ++r1) {
+                            for (r2 = 0; r2 < p->red_dims[2]; ++r2) {
+                                const int8_t *x = in + (o0 + r0) * s[0] + (o1 + r1) * s[1] + (o2 + r2) * s[2] + o3 * s[3];
+                                for (r3 = 0; r3 < p->red_dims[3]; ++r3) {
+                                    acc += x[r3 * s[3]];
+                                }
+                            }
+                        }
+                    }
+                    if (p->requant) {
+                        acc = te_mbqm(acc - p->in_zp * p->count, p->mult, p->shift) + p->out_zp;
+                    } else {
+                        acc = acc / p->count;
+                    }
+                    *out++ = te_clamp8(acc, -128, 127);
+                }
+            }
+        }
+    }
+}
+
 /* ---- SOFTMAX ---------------------------------------------------------------- */
 
 static int32_t te_clz32(uint32_t x)

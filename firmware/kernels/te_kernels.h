@@ -126,6 +126,15 @@ typedef struct {
     int8_t pad_value;
 } te_pad_params_t;
 
+typedef struct {
+    int32_t out_dims[4];         /* kept dims (1 on reduced axes), input rank padded to 4 */
+    int32_t red_dims[4];         /* reduced dims (1 on kept axes) */
+    int32_t strides[4];          /* input element strides */
+    int32_t count;               /* elements reduced per output */
+    int32_t requant;             /* 0: same quantization, truncating sum / count; 1: requantize */
+    int32_t in_zp, out_zp, mult, shift;
+} te_mean_params_t;
+
 /* ---- kernels ------------------------------------------------------------ */
 
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
@@ -135,6 +144,7 @@ void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int
 void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void te_mul_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_mean_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out);
 /* out[i] = table[in[i] + 128]; in-place is allowed */
 void te_lut_s8(const int8_t *table, const int8_t *in, int8_t *out, int32_t n);

@@ -267,9 +267,15 @@ def _lut(ctx: _Ctx, op) -> dict:
     elif op.opcode == "RELU_N1_TO_1":
         table = q.relu_table(si, zi, so, zo, -1.0, 1.0)
     elif op.opcode == "RELU6":
-        table = q.relu6_table(so, zo)
+        table = q.relu6_table(si, zi, so, zo)
     elif op.opcode == "LEAKY_RELU":
         table = q.leaky_relu_table(op.options.get("alpha", 0.2), si, zi, so, zo)
+    elif op.opcode == "LOGISTIC":
+        table = q.logistic_table(si, zi)
+    elif op.opcode == "TANH":
+        table = q.tanh_table(si, zi)
+    elif op.opcode == "HARD_SWISH":
+        table = q.hard_swish_table(si, zi, so, zo)
     elif op.opcode == "QUANTIZE":
         table = q.requantize_table(si, zi, so, zo)
     else:  # pragma: no cover - support.py guards this
@@ -277,6 +283,35 @@ def _lut(ctx: _Ctx, op) -> dict:
     name = ctx.const(f"op{op.index}_lut", "int8_t", table, f"{op.opcode} lookup table of op {op.index}")
     return {"struct": None, "fields": {}, "fn": "te_lut_s8",
             "args": [name, ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), str(y.num_elements)]}
+
+
+def _mean(ctx: _Ctx, op) -> dict:
+    x, ax, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    rank = len(x.shape)
+    axes = sorted({int(a) % rank for a in np.asarray(ax.data).reshape(-1)})
+    shape = [int(d) for d in x.shape]
+    pad = 4 - rank
+    dims4 = [1] * pad + shape
+    red = [1] * 4
+    keep = list(dims4)
+    for a in axes:
+        red[a + pad], keep[a + pad] = dims4[a + pad], 1
+    strides = [0, 0, 0, 0]
+    acc = 1
+    for d in range(3, -1, -1):
+        strides[d] = acc
+        acc *= dims4[d]
+    count = int(np.prod([dims4[a + pad] for a in axes])) if axes else 1
+    same = _zp(x) == _zp(y) and np.float32(_scale(x)) == np.float32(_scale(y))
+    mult, shift = q.quantize_multiplier(float(np.float64(np.float32(_scale(x))) / np.float64(np.float32(_scale(y)))))
+    if not same and count > 0:
+        n = min(count.bit_length() - 1, 32, 31 + shift)
+        mult = (mult << n) // count
+        shift -= n
+    fields = {"out_dims": keep, "red_dims": red, "strides": strides, "count": count, "requant": int(not same),
+              "in_zp": _zp(x), "out_zp": _zp(y), "mult": mult, "shift": shift}
+    return {"struct": "te_mean_params_t", "fields": fields, "fn": "te_mean_s8",
+            "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
 
 
 def _padop(ctx: _Ctx, op) -> dict:
@@ -331,6 +366,10 @@ _EMIT = {
     "RELU6": _lut,
     "LEAKY_RELU": _lut,
     "QUANTIZE": _lut,
+    "LOGISTIC": _lut,
+    "TANH": _lut,
+    "HARD_SWISH": _lut,
+    "MEAN": _mean,
     "PAD": _padop,
     "CONCATENATION": _concat,
     "RESHAPE": _reshape,

@@ -173,10 +173,11 @@ def relu_table(in_scale, in_zp, out_scale, out_zp, lo_f: float = 0.0, hi_f: floa
     return _table(f)
 
 
-def relu6_table(out_scale, out_zp) -> list[int]:
-    """TFLM Relu6 for int8: clamps the raw values to [zp, quantize(6.0)]."""
-    six = max(-128, min(127, round_away(float(_f32(6.0) / _f32(out_scale))) + int(out_zp)))
-    zero = int(out_zp)
+def relu6_table(in_scale, in_zp, out_scale, out_zp) -> list[int]:
+    """TFLM RELU6 for int8: the raw values clamped to [zero, six] on the *input* quantization
+    (TFLM assumes equal input and output quantization and does not requantize)."""
+    six = max(-128, min(127, round_away(float(_f32(6.0) / _f32(in_scale))) + int(in_zp)))
+    zero = int(in_zp)
     return _table(lambda v: six if v > six else (zero if v < zero else v))
 
 
@@ -195,3 +196,154 @@ def requantize_table(in_scale, in_zp, out_scale, out_zp) -> list[int]:
     """TFLM QUANTIZE int8 -> int8 (Requantize)."""
     m, s = quantize_multiplier(float(in_scale) / float(out_scale))
     return _table(lambda v: mbqm(v - int(in_zp), m, s) + int(out_zp))
+
+
+# ---- LOGISTIC / TANH (gemmlowp fixed point, as TFLite's int8 reference kernels) -------
+
+def _rounding_half_sum(a: int, b: int) -> int:
+    s = a + b
+    sign = 1 if s >= 0 else -1
+    v = s + sign
+    return int(v / 2) if abs(v) < (1 << 52) else (abs(v) // 2) * sign
+
+
+def _newton_reciprocal_f2(half_den: int) -> int:
+    x = _wrap32(1515870810 + srdhm(half_den, -1010580540))
+    for _ in range(3):
+        hdx = srdhm(half_den, x)
+        one_minus = _wrap32((1 << 29) - hdx)
+        x = _wrap32(x + sat_shl(srdhm(x, one_minus), 2))
+    return x
+
+
+def one_over_one_plus_x_for_x_in_0_1(a: int) -> int:
+    return sat_shl(_newton_reciprocal_f2(_rounding_half_sum(a, INT32_MAX)), 1)
+
+
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a: int) -> int:
+    x = _newton_reciprocal_f2(_rounding_half_sum(a, INT32_MAX))
+    return sat_shl(_wrap32(x - (1 << 29)), 2)
+
+
+def fixed_logistic(a: int, integer_bits: int) -> int:
+    """gemmlowp logistic: Q(integer_bits) in, Q0.31 out."""
+    if a == 0:
+        return 1 << 30
+    abs_a = a if a > 0 else -a
+    pos = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(-abs_a, integer_bits))
+    return pos if a > 0 else _wrap32(INT32_MAX - pos)
+
+
+def fixed_tanh(a: int, integer_bits: int) -> int:
+    """gemmlowp tanh: Q(integer_bits) in, Q0.31 out."""
+    if a == 0:
+        return 0
+    n = a if a < 0 else -a
+    # neg_tanh_on_negative_values: exp of 2n (ExactMulByPot<1> adds one integer bit, same raw)
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
+    return -t if a < 0 else t
+
+
+def _q4_input_params(in_scale: float) -> tuple[int, int, int]:
+    """TFLM Prepare of int8 LOGISTIC / TANH: multiplier, left shift, input range radius."""
+    kbits = 4
+    real = float(np.float64(np.float32(in_scale))) * float(1 << (31 - kbits))
+    qf, shift = math.frexp(real)
+    mult = round_away(qf * (1 << 31))
+    radius = int(math.floor(((1 << kbits) - 1) * (1 << (31 - kbits)) / (2.0 ** shift)))
+    return mult, shift, radius
+
+
+def logistic_table(in_scale, in_zp) -> list[int]:
+    mult, shift, radius = _q4_input_params(in_scale)
+
+    def f(v):
+        x = v - int(in_zp)
+        if x <= -radius:
+            return -128
+        if x >= radius:
+            return 127
+        q4 = mbqm(x, mult, shift)
+        out = rdbpot(fixed_logistic(q4, 4), 31 - 8)
+        return out - 128
+
+    return _table(f)
+
+
+def tanh_table(in_scale, in_zp) -> list[int]:
+    mult, shift, radius = _q4_input_params(in_scale)
+
+    def f(v):
+        x = v - int(in_zp)
+        if x <= -radius:
+            return -128
+        if x >= radius:
+            return 127
+        q4 = mbqm(x, mult, shift)
+        return rdbpot(fixed_tanh(q4, 4), 31 - 7)
+
+    return _table(f)
+
+
+# ---- HARD_SWISH (TFLite reference_ops::HardSwish, int16 fixed point) ---------------
+
+def _wrap16(x: int) -> int:
+    return ((x + (1 << 15)) & 0xFFFF) - (1 << 15)
+
+
+def _srdhm16(a: int, b: int) -> int:
+    if a == b == -(1 << 15):
+        return (1 << 15) - 1
+    ab = a * b
+    nudge = (1 << 14) if ab >= 0 else 1 - (1 << 14)
+    v = ab + nudge
+    qv = abs(v) >> 15
+    return qv if v >= 0 else -qv
+
+
+def _sdhm16(a: int, b: int) -> int:
+    """SaturatingDoublingHighMul (int16, truncating)."""
+    if a == b == -(1 << 15):
+        return (1 << 15) - 1
+    ab = a * b
+    qv = abs(ab) >> 15
+    return qv if ab >= 0 else -qv
+
+
+def _sat_left_shift16(x: int, e: int) -> int:
+    return max(-(1 << 15), min((1 << 15) - 1, x * (1 << e)))
+
+
+def _downscale_int16(m: int) -> int:
+    if m >= INT32_MAX - (1 << 15):
+        return (1 << 15) - 1
+    return (m + (1 << 15)) >> 16
+
+
+def hard_swish_table(in_scale, in_zp, out_scale, out_zp) -> list[int]:
+    f32 = np.float32
+    hires = f32(1.0 / 128.0) * f32(in_scale)
+    reluish_scale = f32(3.0 / 32768.0)
+    om, oe = quantize_multiplier(float(hires / f32(out_scale)))
+    om16 = _downscale_int16(om)
+    rm, re_ = quantize_multiplier(float(hires / reluish_scale))
+    rm16 = _downscale_int16(rm)
+
+    def f(v):
+        x = _wrap16(v - int(in_zp))
+        hi = _wrap16(x * (1 << 7))
+        pre_out = _srdhm16(hi, om16)
+        r = hi
+        if re_ > 0:
+            r = _sat_left_shift16(r, re_ - 1)
+        r = _srdhm16(r, rm16)
+        if re_ > 0:
+            r = _sat_left_shift16(r, 1)
+        if re_ < 0:
+            r = rdbpot(r, -re_)
+        r = (r + (1 << 15)) >> 1
+        pre_shift = _sdhm16(r, pre_out)
+        out = rdbpot(pre_shift, -oe) + int(out_zp)
+        return out
+
+    return _table(f)

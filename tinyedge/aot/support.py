@@ -27,6 +27,10 @@ MAX_VERSION = {
     "RELU6": 3,
     "LEAKY_RELU": 2,
     "QUANTIZE": 3,
+    "LOGISTIC": 3,
+    "TANH": 3,
+    "HARD_SWISH": 1,
+    "MEAN": 3,
 }
 
 SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
@@ -150,11 +154,13 @@ def _check_unary(graph, op) -> str | None:
 
 
 def _check_reshape(graph, op) -> str | None:
+    if op.inputs and op.inputs[0] >= 0 and graph.tensors[op.inputs[0]].is_const:
+        return "RESHAPE of a constant tensor is not supported"
     return _io(graph, op)
 
 
 def _check_softmax(graph, op) -> str | None:
-    return _io(graph, op)
+    return _check_fixed_out(1.0 / 256, -128)(graph, op)
 
 
 def _check_pad(graph, op) -> str | None:
@@ -187,6 +193,29 @@ def _check_concat(graph, op) -> str | None:
     return None
 
 
+def _check_fixed_out(scale: float, zp: int):
+    def check(graph, op) -> str | None:
+        r = _io(graph, op)
+        if r:
+            return r
+        y = graph.tensors[op.outputs[0]]
+        if abs(float(y.scale[0]) - scale) > 1e-9 or int(y.zero_point[0]) != zp:
+            return f"int8 {op.opcode} output must have scale {scale:g} and zero point {zp}"
+        return None
+    return check
+
+
+def _check_mean(graph, op) -> str | None:
+    r = _io(graph, op)
+    if r:
+        return r
+    if len(op.inputs) < 2 or not graph.tensors[op.inputs[1]].is_const:
+        return "the axis must be a constant tensor"
+    if _rank(graph, op.inputs[0]) > 4:
+        return "more than 4 dimensions are not supported"
+    return None
+
+
 _CHECKS = {
     "CONV_2D": _check_conv,
     "DEPTHWISE_CONV_2D": _check_conv,
@@ -203,6 +232,10 @@ _CHECKS = {
     "RELU6": _check_unary,
     "LEAKY_RELU": _check_unary,
     "QUANTIZE": _check_unary,
+    "LOGISTIC": _check_fixed_out(1.0 / 256, -128),
+    "TANH": _check_fixed_out(1.0 / 128, 0),
+    "HARD_SWISH": _check_unary,
+    "MEAN": _check_mean,
 }
 
 

@@ -1,0 +1,149 @@
+"""Small test models for the aot engine: every op and option, full-int8 with int8 I/O.
+
+Each builder makes a Keras 3 (`tf.keras`) model; `zoo_tflite(name)` converts
+it with TFLiteConverter.from_keras_model and a seeded representative data
+set, and caches the .tflite bytes on disk keyed by a hash of the builder's
+source, so reruns skip TensorFlow entirely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from pathlib import Path
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("TINYEDGE_TEST_CACHE", Path(base) / "tinyedge" / "aot-zoo"))
+
+
+def build_conv(tf):
+    """CONV_2D variants: stride 2 + SAME on odd sizes, dilation, non-square kernel, 1x1; all fused activations."""
+    L = tf.keras.layers
+    x = inp = L.Input((17, 15, 3), batch_size=1)
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)            # 9x8
+    x = L.Conv2D(8, (3, 2), padding="valid", dilation_rate=2, activation="relu6")(x)  # 5x6
+    x = L.Conv2D(12, 1, padding="valid")(x)                                         # 1x1 GEMM, no activation
+    x = L.Conv2D(10, (2, 3), strides=(1, 2), padding="same", activation="relu")(x)  # 5x3
+    x = L.Conv2D(6, 3, padding="same")(x)
+    x = L.Flatten()(x)
+    x = L.Dense(16, activation="relu")(x)
+    x = L.Dense(10)(x)
+    x = L.Softmax()(x)
+    return tf.keras.Model(inp, x)
+
+
+def build_depthwise(tf):
+    """DEPTHWISE_CONV_2D: depth multiplier 2, stride 2, dilation, SAME/VALID, relu/relu6; pools."""
+    L = tf.keras.layers
+    x = inp = L.Input((19, 16, 4), batch_size=1)
+    x = L.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding="same", activation="relu")(x)  # 10x8x8
+    x = L.DepthwiseConv2D(3, dilation_rate=2, padding="same", activation="relu6")(x)
+    x = L.DepthwiseConv2D((3, 2), padding="valid")(x)                                              # 8x7x8
+    x = L.DepthwiseConv2D(3, depth_multiplier=1, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D(2, padding="same")(x)                                                        # 4x4
+    x = L.Conv2D(40, 1, activation="relu")(x)                                                       # wide dw next
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = L.AveragePooling2D(2, padding="valid")(x)
+    x = L.MaxPooling2D(2, strides=1, padding="valid")(x)
+    return tf.keras.Model(inp, x)
+
+
+def build_elementwise(tf):
+    """ADD (same shape + broadcast), MUL (same shape + broadcast), RELU, RELU6, LEAKY_RELU, PAD, CONCATENATION."""
+    L = tf.keras.layers
+    x = inp = L.Input((9, 7, 6), batch_size=1)
+    a = L.Conv2D(6, 3, padding="same")(x)
+    b = L.Conv2D(6, 1)(x)
+    s = L.Add()([a, b])
+    s = L.ReLU()(s)
+    m = L.Multiply()([s, L.Conv2D(6, 1)(x)])
+    m = L.ReLU(max_value=6.0)(m)
+    g = L.AveragePooling2D((9, 7))(m)                 # 1x1x6, broadcast below
+    m2 = L.Multiply()([m, g])
+    a2 = L.Add()([m2, g])
+    lr = L.LeakyReLU(negative_slope=0.2)(a2)
+    p = L.ZeroPadding2D(((1, 2), (0, 1)))(lr)         # 12x8
+    c = L.Concatenate(axis=-1)([p, L.Conv2D(3, 1)(p)])
+    out = L.Conv2D(4, 3, strides=2, padding="valid", activation="relu")(c)
+    return tf.keras.Model(inp, out)
+
+
+def build_fc(tf):
+    """FULLY_CONNECTED stack with all activations, softmax over a 2-D batch of rows."""
+    L = tf.keras.layers
+    x = inp = L.Input((37,), batch_size=1)
+    x = L.Dense(33, activation="relu")(x)
+    x = L.Dense(17, activation="relu6")(x)
+    x = L.Dense(20)(x)
+    x = L.Reshape((4, 5))(x)
+    x = L.Softmax(axis=-1)(x)
+    return tf.keras.Model(inp, x)
+
+
+def build_activations(tf):
+    """Standalone RELU, RELU6, LOGISTIC, TANH, HARD_SWISH, MEAN (keepdims and not), QUANTIZE (requantizing concat)."""
+    L = tf.keras.layers
+    x = inp = L.Input((6, 5, 4), batch_size=1)
+    a = L.Conv2D(8, 1)(x)
+    r = L.ReLU()(L.Reshape((30, 8))(a))                       # RELU after RESHAPE cannot be fused
+    r6 = L.ReLU(max_value=6.0)(L.ZeroPadding2D(1)(L.Reshape((6, 5, 8))(L.Dense(8)(r))))  # after PAD
+    x0 = L.ReLU()(x)                                          # RELU on the model input
+    sig = L.Activation("sigmoid")(L.Conv2D(6, 1)(r6))
+    th = L.Activation("tanh")(L.Conv2D(6, 1)(r6))
+    hs = L.Activation("hard_swish")(L.Conv2D(6, 1)(r6))
+    m1 = L.GlobalAveragePooling2D(keepdims=True)(hs)        # MEAN over H, W
+    m2 = L.GlobalAveragePooling1D()(r)                      # MEAN over axis 1, no keepdims
+    parts = [L.Flatten()(sig), L.Flatten()(th), L.Flatten()(m1), m2, L.Flatten()(x0)]
+    return tf.keras.Model(inp, L.Concatenate()(parts))
+
+
+BUILDERS = {
+    "activations": build_activations,
+    "conv": build_conv,
+    "depthwise": build_depthwise,
+    "elementwise": build_elementwise,
+    "fc": build_fc,
+}
+
+
+def _convert(tf, np, model, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+
+    def rep():
+        for _ in range(40):
+            yield [rng.normal(0.0, 1.0, size=(1, *shape)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def zoo_key(name: str) -> str:
+    src = inspect.getsource(BUILDERS[name]) + inspect.getsource(_convert)
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+def zoo_tflite(name: str) -> Path:
+    """Path of the cached .tflite for builder `name`, converting it on a cache miss."""
+    path = _cache_dir() / f"{name}-{zoo_key(name)}.tflite"
+    if path.exists():
+        return path
+    import numpy as np
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(1234)
+    data = _convert(tf, np, BUILDERS[name](tf))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path

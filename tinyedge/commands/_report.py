@@ -1,0 +1,76 @@
+"""Rendering of validation and deploy reports for the terminal (rich, on stderr)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..console import err
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True):
+    """Yield a `progress(done, total)` callback drawing a rich progress bar (or nothing)."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn(f"{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as p:
+        task = p.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            p.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _fmt(v, pct=False) -> str:
+    if v is None:
+        return "not measured"
+    if isinstance(v, float):
+        if v != v:  # NaN
+            return "-"
+        return f"{v * 100:.2f} %" if pct else f"{v:,.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def print_report(r: dict) -> None:
+    """Print the human-readable summary of a validate or deploy report."""
+    t = Table(show_header=False, title="Validation" if "steps" not in r else "Deploy", title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    if r.get("board"):
+        t.add_row("board", f"{r['board']} (runtime {r.get('runtime', '?')})")
+    if r.get("model"):
+        m = r["model"]
+        t.add_row("model", f"{m.get('path')}  sha256 {str(m.get('sha256'))[:16]}  {_fmt(m.get('tflite_bytes'))} B")
+    t.add_row("samples", f"{r.get('samples')} ({r.get('inputs', '')})" + ("  INTERRUPTED" if r.get("interrupted") else ""))
+    a = r.get("agreement") or {}
+    t.add_row("bit-exact vs host", _fmt(a.get("bit_exact_rate"), pct=True))
+    t.add_row("top-1 agreement", _fmt(a.get("top1_agreement"), pct=True))
+    t.add_row("max |diff|", f"{_fmt(a.get('max_abs_diff'))} int8 steps")
+    acc = r.get("accuracy") or {}
+    t.add_row("accuracy float / int8 host / board",
+              " / ".join(_fmt(acc.get(k), pct=True) for k in ("float", "int8_host", "device")))
+    lat = r.get("latency") or {}
+    if lat.get("median") is not None:
+        unit = lat.get("unit")
+        line = (f"min {_fmt(lat['min'])}  median {_fmt(lat['median'])}  p95 {_fmt(lat['p95'])}  "
+                f"max {_fmt(lat['max'])} {unit}")
+        if lat.get("ms_median") is not None:
+            line += f"  ({lat['ms_median']:.3f} ms median)"
+        t.add_row("latency", line)
+    mem = r.get("memory") or {}
+    if mem.get("flash_bytes") is not None:
+        t.add_row("flash", f"{_fmt(mem['flash_bytes'])} B of {_fmt(mem.get('board_flash_bytes'))} B")
+        t.add_row("RAM", f"{_fmt(mem.get('ram_bytes'))} B of {_fmt(mem.get('board_ram_bytes'))} B "
+                         f"(arena {_fmt(mem.get('arena_bytes'))} B)")
+    for s in r.get("steps") or []:
+        t.add_row(f"step {s['name']}", f"{s['seconds']:.2f} s" + (f"  {s['note']}" if s.get("note") else ""))
+    err.print(t)
+    for n in r.get("notes") or []:
+        err.print(f"[yellow]note:[/] {n}")

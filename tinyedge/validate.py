@@ -1,0 +1,223 @@
+"""On-device validation: stream inputs to a board, compare with the host reference.
+
+The reference is the `tflite-micro` Python interpreter running the same
+`.tflite` on the same int8 inputs.  The board must run that very model: its
+hello reply carries the model's sha256, checked before anything is streamed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import ValidationError
+from .graph import Graph, load_tflite
+from .metrics import accuracy, agreement, latency
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GENERATED_SAMPLES = 20
+GENERATED_SEED = 20261122
+
+Progress = Callable[[int, int], None]
+
+
+def generated_inputs(shape: tuple[int, ...], n: int = DEFAULT_GENERATED_SAMPLES) -> np.ndarray:
+    """A fixed set of int8 inputs: all -128, all 127, then seeded uniform random ones."""
+    rng = np.random.default_rng(GENERATED_SEED)
+    n = max(n, 2)
+    xs = [np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
+    xs += [rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8) for _ in range(n - 2)]
+    return np.stack(xs)
+
+
+class Reference:
+    """The tflite-micro interpreter on the host: the answer the board must give."""
+
+    def __init__(self, tflite_bytes: bytes):
+        from tflite_micro.python.tflite_micro import runtime
+
+        self._interp = runtime.Interpreter.from_bytes(tflite_bytes)
+        self._shape = tuple(int(d) for d in self._interp.get_input_details(0)["shape"])
+
+    def run(self, xq: np.ndarray) -> np.ndarray:
+        self._interp.set_input(np.asarray(xq, dtype=np.int8).reshape(self._shape), 0)
+        self._interp.invoke()
+        return np.array(self._interp.get_output(0), copy=True)
+
+
+@dataclass
+class ValidationInputs:
+    """The int8 inputs to stream, and what is known about them."""
+
+    xq: np.ndarray                     # (N, *input_shape) int8
+    labels: np.ndarray | None = None
+    x_float: np.ndarray | None = None  # the float inputs, when given as data
+    source: str = "generated"          # "generated" or the data file's path
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_inputs(graph: Graph, data: str | Path | None = None, samples: int | None = None) -> ValidationInputs:
+    """Quantize the user's float data with the model's input scale and zero point, or generate inputs."""
+    t = graph.input_tensors[0]
+    shape = tuple(t.shape)
+    if data is None:
+        n = samples or DEFAULT_GENERATED_SAMPLES
+        return ValidationInputs(
+            generated_inputs(shape, n),
+            notes=[f"no --data: validated on {n} generated inputs; accuracy was not measured"],
+        )
+    from .data import load_data
+
+    x, y = load_data(data, input_shape=shape, samples=samples)
+    x = np.asarray(x, dtype=np.float32).reshape((-1, *shape))
+    if t.dtype != "int8" or t.scale is None:
+        raise ValidationError(f"the model's input is {t.dtype}, not quantized int8",
+                              hint="convert it with 'tinyedge convert' first")
+    from .convert import quantize_input
+
+    xq = quantize_input(x, t)
+    return ValidationInputs(xq, labels=y, x_float=x, source=str(data))
+
+
+def tool_versions(extra: dict | None = None) -> dict:
+    v = {"tinyedge": __version__}
+    for pkg in ("tensorflow", "tf-keras", "tflite-micro", "numpy", "esptool", "pyserial"):
+        try:
+            v[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            v[pkg] = None
+    if extra:
+        v.update(extra)
+    return v
+
+
+def check_model(device_info, graph: Graph) -> None:
+    """Raise ValidationError unless the board runs the model `graph` was read from."""
+    got = str(getattr(device_info, "model_sha256", "")).lower()
+    if got != graph.sha256:
+        raise ValidationError(
+            f"the board runs another model (board: {got[:16] or 'unknown'}, "
+            f"{graph.path.name if graph.path else 'model'}: {graph.sha256[:16]})",
+            hint="flash the firmware built from this model, or pass the .tflite the board was built from",
+        )
+
+
+def validate_device(
+    device,
+    tflite: str | Path,
+    *,
+    data: str | Path | None = None,
+    samples: int | None = None,
+    float_accuracy: float | None = None,
+    inputs: ValidationInputs | None = None,
+    progress: Progress | None = None,
+    clock_hz: int | None = None,
+) -> dict:
+    """Validate an open Device session (anything with `.info()` and `.infer(x) -> (y, count)`).
+
+    Returns the validation part of the report.  Ctrl-C stops streaming and
+    the report covers the samples measured so far (`interrupted: true`).
+    """
+    tflite = Path(tflite)
+    graph = load_tflite(tflite)
+    info = device.info()
+    check_model(info, graph)
+    if inputs is None:
+        inputs = prepare_inputs(graph, data, samples)
+    ref = Reference(tflite.read_bytes())
+
+    n = inputs.xq.shape[0]
+    dev_out, ref_out, counts = [], [], []
+    interrupted = False
+    t0 = time.perf_counter()
+    try:
+        for i in range(n):
+            y, count = device.infer(inputs.xq[i])
+            dev_out.append(np.asarray(y, dtype=np.int8).reshape(-1))
+            ref_out.append(ref.run(inputs.xq[i]).reshape(-1))
+            counts.append(int(count))
+            if progress:
+                progress(i + 1, n)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted after %d of %d samples", len(dev_out), n)
+    stream_s = time.perf_counter() - t0
+    done = len(dev_out)
+    width = dev_out[0].size if dev_out else int(np.prod(graph.output_tensors[0].shape))
+    dev = np.array(dev_out, dtype=np.int8).reshape(done, width)
+    refa = np.array(ref_out, dtype=np.int8).reshape(done, width)
+    agree = agreement(dev, refa)
+    labels = inputs.labels[:done] if inputs.labels is not None else None
+
+    unit = info.unit
+    hz = clock_hz or info.clock_hz
+    return {
+        "samples": done,
+        "samples_requested": n,
+        "interrupted": interrupted,
+        "inputs": inputs.source,
+        "agreement": agree.to_dict(),
+        "accuracy": {
+            "float": float_accuracy if labels is not None else None,
+            "int8_host": accuracy(refa, labels),
+            "device": accuracy(dev, labels),
+            "labels": labels is not None,
+        },
+        "latency": latency(counts, unit or "unknown", hz),
+        "stream_seconds": stream_s,
+        "notes": list(inputs.notes),
+    }
+
+
+def validate(
+    port: str,
+    tflite: str | Path,
+    *,
+    data: str | Path | None = None,
+    samples: int | None = None,
+    float_model: str | Path | None = None,
+    timeout: float = 10.0,
+    progress: Progress | None = None,
+    report_file: str | Path | None = None,
+) -> dict:
+    """Validate the board on `port` (a pyserial URL) that runs `tflite`; return the report.
+
+    With `float_model` (the Keras model the .tflite came from) and labelled
+    data, the float model's accuracy is reported too.  With `report_file`,
+    the report is also written there as JSON (atomically).
+    """
+    from .fsutil import atomic_write_json
+    from .link import Device
+
+    graph = load_tflite(tflite)
+    inputs = prepare_inputs(graph, data, samples)
+    float_acc = None
+    if float_model is not None and inputs.labels is not None:
+        from .convert import float_predict
+
+        float_acc = accuracy(float_predict(float_model, inputs.x_float), inputs.labels)
+    with Device(port, timeout=timeout) as dev:
+        info = dev.info()
+        report = {
+            "board": info.board,
+            "runtime": info.runtime,
+            "port": port,
+            "model": {"path": str(Path(tflite).resolve()), "sha256": graph.sha256,
+                      "tflite_bytes": graph.size_bytes},
+        }
+        report.update(validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
+                                      progress=progress))
+        report["device"] = info.to_dict()
+        report["link"] = dict(vars(dev.stats))
+    report["versions"] = tool_versions()
+    if report_file:
+        atomic_write_json(report_file, report)
+    return report

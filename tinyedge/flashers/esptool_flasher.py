@@ -191,7 +191,7 @@ def _make_logger(progress: Progress | None, sizes: list[int]):
 
         def print(self, *args, **kwargs):
             text = " ".join(str(a) for a in args).strip()
-            if text:
+            if text.strip("."):  # not the dots of "Connecting...."
                 log.info("%s", text)
 
         def err(self, *args, suggestion=None):

@@ -44,6 +44,10 @@ KNOWN_USB: dict[tuple[int, int | None], tuple[str, str]] = {
 }
 
 
+class NoPortFound(UsageError):
+    """No attached serial port looks like the board (a deploy then builds and stops)."""
+
+
 @dataclass
 class PortInfo:
     device: str
@@ -158,7 +162,7 @@ def pick_port(board=None, records: Iterable | None = None, boards: Iterable | No
     what = f"board {board.id}" if board is not None else "a board"
     if not candidates:
         seen = f" (serial ports seen: {', '.join(p.device for p in ports)})" if ports else ""
-        raise UsageError(f"no serial port found for {what}{seen}",
+        raise NoPortFound(f"no serial port found for {what}{seen}",
                          hint="plug the board in (and check the USB cable carries data), or pass --port")
     raise UsageError(f"several serial ports could be {what}: "
                      + "; ".join(p.label() for p in candidates),

@@ -330,7 +330,9 @@ def tflm_resolver_method(opcode: str) -> str:
     if opcode.startswith("CUSTOM:") or opcode.startswith("UNKNOWN"):
         raise UnsupportedOpError(f"runtime 'tflm' projects cannot register op {opcode}", op=opcode,
                                  hint="use builtin ops only, or runtime aot")
-    name = _TFLM_METHOD_EXCEPTIONS.get(opcode) or "".join(p.capitalize() for p in opcode.split("_"))
+    # CONV_2D -> Conv2D, BATCH_TO_SPACE_ND -> BatchToSpaceNd: a part that starts with a digit stays as is.
+    name = _TFLM_METHOD_EXCEPTIONS.get(opcode) or "".join(
+        p if p[:1].isdigit() else p.capitalize() for p in opcode.split("_"))
     return "Add" + name
 
 
@@ -495,9 +497,10 @@ def _load_model(model: os.PathLike | str, tmp: Path) -> tuple[Path, bytes]:
         raise InputFileError(f"{path} is not a .tflite file", path=path,
                              hint="convert it first with 'tinyedge convert'") from None
     log.info("converting %s to full-int8 TFLite", path)
-    result = convert(path, out=tmp / (path.stem + ".tflite"))
-    out = Path(getattr(result, "tflite", None) or getattr(result, "path", None) or tmp / (path.stem + ".tflite"))
-    return path, out.read_bytes()
+    result = convert(path, out=tmp / (path.stem + "_int8.tflite"))
+    if result.tflite_bytes is not None:
+        return path, result.tflite_bytes
+    return path, Path(result.tflite_path).read_bytes()
 
 
 def project_context(board: Board, runtime: str, graph: Graph, tflite: bytes, model_name: str,

@@ -129,6 +129,10 @@ def made(tmp_path_factory):
                         k3.layers.DepthwiseConv2D(3, name="dw"), k3.layers.Flatten(name="flat"),
                         k3.layers.Dense(3, name="d")])
     m3.save(d / "k3.keras")
+    m3.save(d / "k3.h5")  # a Keras 3 .h5 (keras_version 3.x): loaded with Keras 3, not tf_keras
+    fm = k2.Sequential([L.Input((4,)), L.Dense(3, name="fc")])
+    fn = tf.function(lambda x: fm(x), input_signature=[tf.TensorSpec([1, 4], tf.float32)]).get_concrete_function()
+    (d / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn], fm).convert())
     rng = np.random.default_rng(1)
     np.savez(d / "k3_calib.npz", x=rng.uniform(0, 1, (32, 8, 8, 1)).astype(np.float32))
     return d
@@ -206,6 +210,22 @@ def test_keras3_keras_file_converts_and_tracks_float(made, tmp_path):
                            g.output_tensors[0])
     span = float(fy.max() - fy.min())
     assert np.max(np.abs(qy - fy)) < 0.05 * span
+
+
+@pytest.mark.slow
+def test_keras3_h5_converts(made, tmp_path):
+    from tinyedge.convert import convert
+
+    res = convert(made / "k3.h5", out=tmp_path / "k3h5.tflite", calib=made / "k3_calib.npz", samples=8)
+    assert res.report["source"]["kind"] == "keras3"
+    assert res.report["ops"] == {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "RESHAPE": 1}
+
+
+@pytest.mark.slow
+def test_float_tflite_is_refused(made, capsys, tmp_path):
+    line = cli_error(capsys, "convert", made / "float.tflite", "-o", tmp_path / "m.tflite")
+    assert "not full-int8" in line and "FULLY_CONNECTED" in line and "float op" in line
+    assert_empty(tmp_path)
 
 
 @pytest.mark.slow

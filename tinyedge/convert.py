@@ -431,6 +431,10 @@ def check_full_int8(graph: Graph, layers: list[str] | None = None) -> None:
         for t in (op.inputs if layer is None else []):
             if t >= 0 and layer is None:
                 layer = _layer_of(graph.tensors[t].name, layers)
+        if not layers:  # a .tflite given as is
+            raise ModelError(
+                f"the model is not full-int8: op #{op.index} {op.opcode} (output '{tname}') is a {why}",
+                op=op.opcode, hint="convert the Keras model with 'tinyedge convert MODEL.h5 --calib DATA'")
         where = f"layer '{layer}'" if layer else f"tensor '{tname}'"
         raise ModelError(
             f"{where} did not become integer-only: op #{op.index} {op.opcode} is a {why}",

@@ -28,7 +28,7 @@ TFLM_BUILTINS = frozenset({
 
 # Registered, but TFLM has only float kernels for them.
 TFLM_FLOAT_ONLY = frozenset({
-    "CEIL", "COS", "FLOOR", "FLOOR_DIV", "FLOOR_MOD", "L2_POOL_2D", "LOG", "ROUND", "SIN", "SQRT",
+    "CEIL", "COS", "EXP", "FLOOR", "FLOOR_DIV", "FLOOR_MOD", "L2_POOL_2D", "LOG", "ROUND", "SIN", "SQRT",
 })
 
 _FLOAT = ("float32", "float16", "float64")

@@ -2,12 +2,11 @@
 
 No ESP32 is attached here, so tests run the real esptool code against this
 fake.  It speaks the SLIP-framed serial protocol of the chip's ROM download
-mode (without the stub flasher, so esptool must be run with the stub
-disabled) well enough for esptool to sync, detect the chip (the magic value
-at 0x40001000 for the ESP32, GET_SECURITY_INFO with chip id 9 for the
-ESP32-S3), change baud, attach the SPI flash, set its parameters, write
-compressed (FLASH_DEFL_*) and plain (FLASH_*) blocks, and answer
-SPI_FLASH_MD5 from what it stored.
+mode well enough for esptool to sync, detect the chip (the magic value at
+0x40001000 for the ESP32, GET_SECURITY_INFO with chip id 9 for the ESP32-S3
+and 5 for the ESP32-C3), change baud, attach the SPI flash, set its
+parameters, write compressed (FLASH_DEFL_*) and plain (FLASH_*) blocks, and
+answer SPI_FLASH_MD5 from what it stored.
 
 Every write is recorded: `writes` maps each begin offset to the bytes that
 arrived after it, and `flash` is the whole emulated flash, so a test can check
@@ -76,6 +75,7 @@ CHIPS = {
     "esp32": ChipFacts("ESP32", 0x00F01D83, None, 0x3FF42000 + 0x80, False,
                        {0x3FF5F06C: 1280 << 7, 0x3FF5A010: 80}),
     "esp32s3": ChipFacts("ESP32-S3", 0x00000009, 9, 0x60002000 + 0x58, True),
+    "esp32c3": ChipFacts("ESP32-C3", None, 5, 0x60002000 + 0x58, True),
 }
 
 # A Winbond W25Q32 (vendor 0xEF, device 0x4016 = 4 MB) as the RDID answer.

@@ -30,7 +30,8 @@ from tinyedge.flashers.esptool_flasher import (  # noqa: E402
     read_flasher_args,
 )
 
-OFFSETS = {"esp32": 0x1000, "esp32s3": 0x0}
+OFFSETS = {"esp32": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0}
+NAMES = {"esp32": "ESP32", "esp32s3": "ESP32-S3", "esp32c3": "ESP32-C3"}
 
 
 def make_idf_build(root: Path, chip: str, *, app_bytes: int = 40_000, seed: int = 1) -> dict[int, bytes]:
@@ -96,7 +97,7 @@ def test_build_for_another_chip_is_refused_before_connecting(tmp_path):
         EsptoolFlasher(use_stub=False).flash(tmp_path, get_board("esp32"), port="/dev/null/none")
 
 
-@pytest.mark.parametrize("chip", ["esp32", "esp32s3"])
+@pytest.mark.parametrize("chip", ["esp32", "esp32s3", "esp32c3"])
 def test_flash_writes_each_image_at_its_offset(tmp_path, chip):
     images = make_idf_build(tmp_path, chip)
     calls = []
@@ -119,14 +120,14 @@ def test_flash_writes_each_image_at_its_offset(tmp_path, chip):
     assert rom.commands.count(SPI_FLASH_MD5) == len(images)  # each region verified
     assert rom.baud_requests == [921600]            # board.flash.flash_baud
     assert result.port == rom.port and result.process is None
-    assert result.details["chip"] == {"esp32": "ESP32", "esp32s3": "ESP32-S3"}[chip]
+    assert result.details["chip"] == NAMES[chip]
     assert result.details["verified"] == "md5"
     total = sum(len(d) for d in images.values())
     assert calls and calls[-1] == (total, total)
     assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:], strict=False))
 
 
-@pytest.mark.parametrize("chip", ["esp32", "esp32s3"])
+@pytest.mark.parametrize("chip", ["esp32", "esp32s3", "esp32c3"])
 def test_flash_with_the_stub_flasher_uploaded(tmp_path, chip):
     """The default path for real boards: esptool uploads its stub, then writes through it."""
     from esptool.loader import StubFlasher

@@ -92,6 +92,9 @@ class FaultProxy:
         while not self._stop.is_set():
             try:
                 self._up = serial.serial_for_url(self.upstream_url, baudrate=115200, timeout=0.02)
+                sock = getattr(self._up, "_socket", None)
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.stats["upstream_opens"] += 1
                 return
             except (serial.SerialException, OSError, ValueError):
@@ -115,6 +118,7 @@ class FaultProxy:
             except (TimeoutError, OSError):
                 continue
             conn.settimeout(0.05)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             old, self._client = self._client, conn
             if old is not None:
                 old.close()

@@ -32,8 +32,15 @@ extern "C" {
 #define TE_PROTO_MAX_FRAME 2064u
 #endif
 
-/* Raw (COBS-encoded) bytes of the largest frame: one code byte per 254. */
-#define TE_PROTO_RAW_MAX (TE_PROTO_MAX_FRAME + TE_PROTO_MAX_FRAME / 254u + 2u)
+/* Bytes of line noise the receiver keeps room for in front of a frame that
+ * arrives without a delimiter before it (a frame is still found after them). */
+#ifndef TE_PROTO_RAW_SLACK
+#define TE_PROTO_RAW_SLACK 64u
+#endif
+
+/* Raw (COBS-encoded) bytes of the largest frame (one code byte per 254) plus
+ * the slack: a longer chunk is dropped whole. */
+#define TE_PROTO_RAW_MAX (TE_PROTO_MAX_FRAME + TE_PROTO_MAX_FRAME / 254u + 2u + TE_PROTO_RAW_SLACK)
 
 /* Message types.  Requests (host -> device) have bit 7 clear, replies set. */
 enum {

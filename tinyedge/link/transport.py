@@ -29,6 +29,14 @@ class Transport:
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError(f"cannot open {url}: {e}",
                             hint="check the port with 'tinyedge ports' (and that no other program holds it)") from e
+        sock = getattr(self._ser, "_socket", None)      # socket:// : small frames must not wait for Nagle
+        if sock is not None:
+            import socket
+
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                log.debug("TCP_NODELAY not set on %s", url)
 
     def read(self, max_wait: float) -> bytes:
         import serial

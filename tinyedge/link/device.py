@@ -62,6 +62,16 @@ class Device:
         self._seq = random.randrange(0x10000)
         self.stats = LinkStats()
 
+    @classmethod
+    def from_flash(cls, result, **kw) -> Device:
+        """A session on a board a flasher returned; the session owns the emulator process
+        (closing it stops QEMU or the host board)."""
+        if not result.port:
+            raise UsageError("the flasher gave no port", hint="pass the board's port with --port")
+        dev = cls(result.port, process=result.process, **kw)
+        result.process = None
+        return dev
+
     # ------------------------------------------------------------ plumbing
 
     def __enter__(self) -> Device:

@@ -1,0 +1,64 @@
+"""The `qemu` flasher: start a built qemu-* project under qemu-system-arm.
+
+`flash()` starts QEMU (tinyedge.qemu: `-icount shift=0`, the UART on a free
+127.0.0.1 TCP port), connects once to wait for the firmware's announcement
+line, and hands back `FlashResult(port="socket://127.0.0.1:PORT",
+process=<QemuProcess>)`.  Closing the result (or the Device it is given to)
+stops QEMU; an atexit hook stops any QEMU left when Python exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from ..errors import FlashError, ToolMissingError, UsageError
+from . import Flasher, FlashResult, Progress
+
+log = logging.getLogger(__name__)
+
+
+class QemuFlasher(Flasher):
+    name = "qemu"
+    description = "start the firmware under qemu-system-arm (emulated board)"
+    needs = "qemu-system-arm (sudo apt-get install qemu-system-arm)"
+    needs_port = False
+
+    def __init__(self):
+        self.announce_timeout = 20.0
+
+    def check(self) -> None:
+        if shutil.which("qemu-system-arm") is None:
+            raise ToolMissingError("qemu-system-arm", "sudo apt-get install qemu-system-arm")
+
+    def flash(self, project_dir: Path, board, *, port: str | None = None,
+              progress: Progress | None = None) -> FlashResult:
+        from ..build import read_build
+        from ..link.device import Device
+        from ..qemu import start_qemu
+
+        self.check()
+        if not board.is_qemu:
+            raise UsageError(f"board {board.id} is not emulated by QEMU", hint="pick a qemu-* board")
+        if port:
+            log.info("ignoring --port %s: QEMU picks a free local port", port)
+        elf = read_build(project_dir)["artifacts"].get("elf")
+        if not elf:
+            raise FlashError(f"{project_dir} has no ELF in its build record", hint="run 'tinyedge build' again")
+        q = start_qemu(elf, board)
+        try:
+            # The first client starts the guest (wait=on); read its announcement, then let go.
+            with Device(q.url, timeout=5) as d:
+                ann = d.wait_for_announcement(self.announce_timeout)
+        except BaseException:
+            err = q.stderr_text().strip()
+            q.close()
+            if err:
+                log.error("qemu: %s", err)
+            raise
+        if progress is not None:
+            progress(1, 1)
+        return FlashResult(port=q.url, process=q,
+                           details={"method": "qemu", "target": board.id, "elf": str(elf), "pid": q.pid,
+                                    "announcement": ann})

@@ -145,7 +145,15 @@ class LoadedModel:
         return fn.get_concrete_function()
 
     def predict(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
-        """Float outputs for float inputs `x` (N x input shape)."""
+        """Float outputs for float inputs `x`: N samples, each of the input shape with or without
+        a batch dimension of 1 (N x 8x8x1 and N x 1x8x8x1 both work)."""
+        sample = tuple(self.input_shape[1:])
+        x = np.asarray(x, dtype=np.float32)
+        n = int(np.prod(sample))
+        if x.shape[1:] != sample:
+            if x.size % n or (x.ndim >= 2 and int(np.prod(x.shape[1:])) != n):
+                raise InputFileError(f"inputs of shape {x.shape} do not fit the model's input {self.input_shape}")
+            x = x.reshape((-1, *sample))
         outs = []
         for i in range(0, len(x), batch):
             y = self._call(_tf().constant(np.asarray(x[i:i + batch], dtype=np.float32)))

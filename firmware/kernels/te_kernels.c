@@ -85,91 +85,122 @@ static inline int8_t te_requant(int32_t acc, int32_t mult, int32_t shift, int32_
 
 /* ---- CONV_2D ----------------------------------------------------------- */
 
-static void te_conv_border(const te_conv_params_t *p, const int8_t *in_b, int32_t iy0, int32_t ix0,
-                           int8_t *o)
+static inline int32_t te_sum8(const int8_t *w, int32_t n)
+{
+    int32_t acc = 0;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        acc += w[i];
+    }
+    return acc;
+}
+
+/* first and one-past-last kernel tap k with 0 <= origin + k * dil < size */
+static inline void te_taps(int32_t origin, int32_t k, int32_t dil, int32_t size, int32_t *k0, int32_t *k1)
+{
+    int32_t lo = origin < 0 ? (-origin + dil - 1) / dil : 0;
+    int32_t hi = size - origin <= 0 ? 0 : (size - origin + dil - 1) / dil;
+    *k0 = lo;
+    *k1 = hi < k ? hi : k;
+}
+
+/* one output pixel, all channels, kernel rows [ky0, ky1) x columns [kx0, kx1) with dil_w == 1:
+ * each kernel row is one contiguous run of (kx1 - kx0) * in_c bytes in input and weights. */
+static void te_conv_pixel_rows(const te_conv_params_t *p, const int8_t *x0, int32_t ky0, int32_t ky1,
+                               int32_t kx0, int32_t kx1, int8_t *o)
 {
     const int32_t kc = p->k_w * p->in_c;
-    int32_t c, ky, kx, ic;
+    const int32_t wstride = p->k_h * kc;
+    const int32_t run = (kx1 - kx0) * p->in_c;
+    const int32_t row = p->dil_h * p->in_w * p->in_c;
+    const int32_t woff = ky0 * kc + kx0 * p->in_c;
+    const int full = ky0 == 0 && ky1 == p->k_h && kx0 == 0 && kx1 == p->k_w;
+    const int32_t nrows = ky1 - ky0;
+    int32_t c, r;
+    for (c = 0; c + 2 <= p->out_c; c += 2) {
+        const int8_t *w0 = p->weights + c * wstride + woff;
+        const int8_t *w1 = w0 + wstride;
+        int32_t a0, a1;
+        if (full) {
+            a0 = p->eff_bias[c];
+            a1 = p->eff_bias[c + 1];
+        } else {
+            int32_t s0 = 0, s1 = 0;
+            for (r = 0; r < nrows; ++r) {
+                s0 += te_sum8(w0 + r * kc, run);
+                s1 += te_sum8(w1 + r * kc, run);
+            }
+            a0 = p->bias[c] + p->in_offset * s0;
+            a1 = p->bias[c + 1] + p->in_offset * s1;
+        }
+        for (r = 0; r < nrows; ++r) {
+            te_dot2(x0 + r * row, w0 + r * kc, w1 + r * kc, run, &a0, &a1);
+        }
+        o[c] = te_requant(a0, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+        o[c + 1] = te_requant(a1, p->mult[c + 1], p->shift[c + 1], p->out_offset, p->act_min, p->act_max);
+    }
+    for (; c < p->out_c; ++c) {
+        const int8_t *w = p->weights + c * wstride + woff;
+        int32_t acc;
+        if (full) {
+            acc = p->eff_bias[c];
+        } else {
+            int32_t s = 0;
+            for (r = 0; r < nrows; ++r) {
+                s += te_sum8(w + r * kc, run);
+            }
+            acc = p->bias[c] + p->in_offset * s;
+        }
+        for (r = 0; r < nrows; ++r) {
+            acc += te_dot(x0 + r * row, w + r * kc, run);
+        }
+        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+    }
+}
+
+/* one output pixel, any dilation: tap by tap, (x + offset) * w */
+static void te_conv_pixel_taps(const te_conv_params_t *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int8_t *o)
+{
+    const int32_t kc = p->k_w * p->in_c;
+    int32_t c, ky, kx, ky0, ky1, kx0, kx1;
+    te_taps(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
+    te_taps(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
     for (c = 0; c < p->out_c; ++c) {
         const int8_t *w = p->weights + c * p->k_h * kc;
         int32_t acc = p->bias[c];
-        for (ky = 0; ky < p->k_h; ++ky) {
-            const int32_t iy = iy0 + ky * p->dil_h;
-            if (iy < 0 || iy >= p->in_h) {
-                continue;
-            }
-            for (kx = 0; kx < p->k_w; ++kx) {
-                const int32_t ix = ix0 + kx * p->dil_w;
-                const int8_t *x;
-                const int8_t *wk;
-                if (ix < 0 || ix >= p->in_w) {
-                    continue;
-                }
-                x = in_b + (iy * p->in_w + ix) * p->in_c;
-                wk = w + ky * kc + kx * p->in_c;
-                for (ic = 0; ic < p->in_c; ++ic) {
-                    acc += ((int32_t)x[ic] + p->in_offset) * (int32_t)wk[ic];
-                }
+        int32_t s = 0;
+        for (ky = ky0; ky < ky1; ++ky) {
+            for (kx = kx0; kx < kx1; ++kx) {
+                const int8_t *x = in_b + ((iy0 + ky * p->dil_h) * p->in_w + ix0 + kx * p->dil_w) * p->in_c;
+                const int8_t *wk = w + ky * kc + kx * p->in_c;
+                acc += te_dot(x, wk, p->in_c);
+                s += te_sum8(wk, p->in_c);
             }
         }
+        acc += p->in_offset * s;
         o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
     }
 }
 
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
-    const int32_t kc = p->k_w * p->in_c;
-    const int32_t wstride = p->k_h * kc;
-    const int32_t span_h = (p->k_h - 1) * p->dil_h;
-    const int32_t span_w = (p->k_w - 1) * p->dil_w;
-    int32_t b, oy, ox, c, ky, kx;
+    int32_t b, oy, ox;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int inside_y = iy0 >= 0 && iy0 + span_h < p->in_h;
+            int32_t ky0, ky1;
+            te_taps(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
                 int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
-                if (!(inside_y && ix0 >= 0 && ix0 + span_w < p->in_w)) {
-                    te_conv_border(p, in_b, iy0, ix0, o);
-                    continue;
-                }
                 if (p->dil_w == 1) {
-                    /* each kernel row is one contiguous run of k_w * in_c bytes */
-                    const int8_t *x0 = in_b + (iy0 * p->in_w + ix0) * p->in_c;
-                    const int32_t row = p->dil_h * p->in_w * p->in_c;
-                    for (c = 0; c + 2 <= p->out_c; c += 2) {
-                        const int8_t *w0 = p->weights + c * wstride;
-                        int32_t a0 = p->eff_bias[c], a1 = p->eff_bias[c + 1];
-                        for (ky = 0; ky < p->k_h; ++ky) {
-                            te_dot2(x0 + ky * row, w0 + ky * kc, w0 + wstride + ky * kc, kc, &a0, &a1);
-                        }
-                        o[c] = te_requant(a0, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
-                        o[c + 1] = te_requant(a1, p->mult[c + 1], p->shift[c + 1], p->out_offset, p->act_min,
-                                              p->act_max);
-                    }
-                    for (; c < p->out_c; ++c) {
-                        const int8_t *w = p->weights + c * wstride;
-                        int32_t acc = p->eff_bias[c];
-                        for (ky = 0; ky < p->k_h; ++ky) {
-                            acc += te_dot(x0 + ky * row, w + ky * kc, kc);
-                        }
-                        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
-                    }
+                    int32_t kx0, kx1;
+                    te_taps(ix0, p->k_w, 1, p->in_w, &kx0, &kx1);
+                    te_conv_pixel_rows(p, in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0) * p->in_c,
+                                       ky0, ky1, kx0, kx1, o);
                 } else {
-                    for (c = 0; c < p->out_c; ++c) {
-                        const int8_t *w = p->weights + c * wstride;
-                        int32_t acc = p->eff_bias[c];
-                        for (ky = 0; ky < p->k_h; ++ky) {
-                            for (kx = 0; kx < p->k_w; ++kx) {
-                                const int8_t *x =
-                                    in_b + ((iy0 + ky * p->dil_h) * p->in_w + ix0 + kx * p->dil_w) * p->in_c;
-                                acc += te_dot(x, w + ky * kc + kx * p->in_c, p->in_c);
-                            }
-                        }
-                        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
-                    }
+                    te_conv_pixel_taps(p, in_b, iy0, ix0, o);
                 }
             }
         }

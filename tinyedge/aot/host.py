@@ -106,7 +106,7 @@ class HostModel:
     """
 
     def __init__(self, tflite, *, cache_dir: os.PathLike | str | None = None, sanitize: bool = False,
-                 opt: str = "-O2", cc: str | None = None, prefix: str = "te_model"):
+                 opt: str = "-O3", cc: str | None = None, prefix: str = "te_model"):
         graph = tflite if isinstance(tflite, Graph) else load_tflite(tflite)
         self.graph = graph
         self.files, ctx = render(graph, prefix)
@@ -121,7 +121,7 @@ class HostModel:
         self._out = [graph.tensors[t] for t in graph.outputs]
         cc = cc or find_cc()
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
-        flags = [opt] + (SANITIZE_FLAGS if sanitize else [])
+        flags = opt.split() + (SANITIZE_FLAGS if sanitize else [])
         self.path = _build(self.files, cache, cc, flags, "exe" if sanitize else "so")
         self._lib = None
         if not sanitize:

@@ -156,3 +156,15 @@ def test_aot_firmware_compiles_for_every_cortex_m_board(mlperf_tflite, board):
 def test_build_of_a_folder_that_is_not_a_project(tmp_path, run_cli):
     r = run_cli("build", tmp_path)
     assert r.returncode == 2 and "is not a tinyedge project" in r.stderr
+
+
+def test_compile_error_is_one_line_naming_the_file(tmp_path, mlperf_tflite, run_cli):
+    require_tool("arm-none-eabi-gcc")
+    proj = tmp_path / "proj"
+    assert run_cli("generate", mlperf_tflite["kws"], "-b", "qemu-cortex-m3", "-o", proj).returncode == 0
+    main = proj / "src" / "main.c"
+    main.write_text(main.read_text() + "\nint te_unused_variable_here(void) { int x; return 0; }\n")
+    r = run_cli("build", proj)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "error: make failed" in r.stderr and "src/main.c" in r.stderr and "unused" in r.stderr
+    assert (proj / "build" / "build.log").is_file()

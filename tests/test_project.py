@@ -215,6 +215,9 @@ def test_refuses_a_folder_it_did_not_make(small_model, tmp_path):
 def test_bad_arguments(small_model, tmp_path):
     with pytest.raises(UsageError, match="prefix"):
         generate_project(small_model, "qemu-cortex-m4", "aot", tmp_path / "a", prefix="Bad-Prefix")
+    with pytest.raises(UsageError, match="te_model"):
+        generate_project(small_model, "qemu-cortex-m4", "aot", tmp_path / "a", prefix="kws")
+    assert not (tmp_path / "a").exists()
     from tinyedge.errors import InputFileError
 
     with pytest.raises(InputFileError):

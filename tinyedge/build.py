@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUILD_FILE = "tinyedge-build.json"
 _WARNING = re.compile(r"\bwarning:", re.IGNORECASE)
+_ERROR = re.compile(r"\b(?:fatal )?error:|undefined reference|No rule to make target|CMake Error")
 _OVERFLOW = re.compile(r"region `?'?(\w+)'? overflowed by (\d+) bytes")
 
 _ARM_HOW = "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi (or Arm GNU Toolchain from developer.arm.com)"
@@ -91,9 +92,11 @@ def _run(cmds: list[list[str]], cwd: Path, log_path: Path, what: str) -> str:
                 raise BuildError(f"the firmware does not fit the board's memory: {detail} (linker; see {log_path})",
                                  hint="pick a board with more memory, or a smaller model "
                                       "(tinyedge inspect shows the plan)")
-            errors = [ln for ln in (p.stdout + p.stderr).splitlines() if "error" in ln.lower()][:8]
-            detail = "\n  ".join(errors or (p.stdout + p.stderr).strip().splitlines()[-8:])
-            raise BuildError(f"{what} failed (exit {p.returncode}); see {log_path}:\n  {detail}")
+            errors = [ln for ln in (p.stdout + p.stderr).splitlines() if _ERROR.search(ln)]
+            lines = errors or (p.stdout + p.stderr).strip().splitlines()[-1:] or ["no output"]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise BuildError(f"{what} failed (exit {p.returncode}): {lines[0].strip()}{more}",
+                             hint=f"the full output is in {log_path}")
     out = "".join(text)
     atomic_write_text(log_path, out)
     return out

@@ -532,6 +532,11 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
     if not PREFIX_RE.match(prefix):
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                          hint="use lower-case letters, digits and '_', starting with a letter")
+    if runtime == "aot" and prefix != "te_model":
+        # firmware/runtime/te_runtime_aot.c forwards to te_model_*; another prefix is for
+        # model sources used outside a tinyedge project (tinyedge generate without --board).
+        raise UsageError(f"a firmware project's model uses the prefix te_model, not {prefix!r}",
+                         hint="drop --prefix, or generate just the model sources (without --board)")
     manifest = load_manifest(board.template)
     if runtime not in manifest.build_system:
         raise UsageError(f"template {board.template!r} cannot build runtime {runtime!r} projects",

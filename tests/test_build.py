@@ -168,3 +168,39 @@ def test_compile_error_is_one_line_naming_the_file(tmp_path, mlperf_tflite, run_
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "error: make failed" in r.stderr and "src/main.c" in r.stderr and "unused" in r.stderr
     assert (proj / "build" / "build.log").is_file()
+
+
+@pytest.mark.parametrize("board", ["esp32s3"])
+def test_esp_idf_build_runs_idf_py_and_records_artifacts(tmp_path, mlperf_tflite, monkeypatch, board):
+    """Against a FAKE idf.py (tests/fake_idf_py.py): the commands, the artifact record, the memory report."""
+    import json
+    import sys
+
+    from tinyedge.build import build_project, read_build
+    from tinyedge.project import generate_project
+
+    require_tool("arm-none-eabi-gcc")
+    _, arm = cached_build(mlperf_tflite["kws"], "qemu-cortex-m4", "aot")  # any real ELF stands in
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "idf.py"
+    fake.write_text(f"#!{sys.executable}\n" + (Path(__file__).parent / "fake_idf_py.py").read_text())
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_IDF_LOG", str(calls))
+    monkeypatch.setenv("FAKE_IDF_ELF", arm["artifacts"]["elf"])
+    proj = generate_project(mlperf_tflite["kws"], board, "tflm", tmp_path / "proj")
+    r = build_project(proj)
+    argv = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert argv == [["set-target", board], ["build"]]
+    rec = read_build(proj)
+    for key in ("elf", "bin", "bootloader", "partition_table", "flasher_args"):
+        assert Path(rec["artifacts"][key]).is_file(), key
+    assert r.memory is not None and r.memory.ram_limit == get_board(board).ram_bytes
+    build_project(proj)  # sdkconfig exists now: no second set-target
+    argv = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
+    assert argv[2:] == [["build"]]
+    monkeypatch.setenv("FAKE_IDF_FAIL", "1")
+    with pytest.raises(BuildError, match="idf.py build failed .*main.c:3:1: error: fake failure"):
+        build_project(proj)

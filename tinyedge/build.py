@@ -129,7 +129,9 @@ def _build_cmake(proj: Path, board: Board, jobs: int | None, log_path: Path) -> 
 def _build_idf(proj: Path, board: Board, jobs: int | None, log_path: Path) -> str:
     idf = _need("idf.py", _IDF_HOW)
     target = board.flash.esptool_chip or board.id
-    return _run([[idf, "set-target", target], [idf, "build"]], proj, log_path, "idf.py build")
+    # set-target once (it rewrites sdkconfig from sdkconfig.defaults); later builds are incremental.
+    cmds = [] if (proj / "sdkconfig").is_file() else [[idf, "set-target", target]]
+    return _run([*cmds, [idf, "build"]], proj, log_path, "idf.py build")
 
 
 # Build system name (tinyedge-project.json "build_system") -> builder.

@@ -1,0 +1,44 @@
+"""`tinyedge emulate MODEL`: serve a host-emulated board on a pty until Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..console import emit_json, info
+from ..errors import LinkError
+from ._common import existing_path, force_option, json_option
+
+
+@click.command("emulate")
+@click.argument("model", type=existing_path(dir_okay=False))
+@click.option("--runtime", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
+              help="aot: the generated C built for this computer; tflm: the tflite-micro interpreter.")
+@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the host firmware project (aot); default build/<model>-host.")
+@force_option
+@json_option
+def command(model, runtime, out_dir, force, as_json):
+    """Serve MODEL as an emulated board on a pty and print the pty's path.
+
+    Any serial tool (or 'tinyedge validate --port PATH') can talk to it; it
+    speaks the same protocol as a real board.  Ctrl-C stops it.
+    """
+    from ..emulate import emulate
+
+    board = emulate(model, runtime=runtime, work_dir=out_dir, force=force)
+    try:
+        if as_json:
+            emit_json({"port": board.port, "runtime": runtime, "announcement": board.announcement})
+        else:
+            click.echo(board.port)
+            info(f"{board.announcement}\nserving on {board.port} (Ctrl-C to stop)")
+        try:
+            while board.alive():
+                time.sleep(0.2)
+            raise LinkError("the emulated board stopped", hint="run again with --verbose to see why")
+        except KeyboardInterrupt:
+            pass
+    finally:
+        board.close()

@@ -204,3 +204,35 @@ def test_esp_idf_build_runs_idf_py_and_records_artifacts(tmp_path, mlperf_tflite
     monkeypatch.setenv("FAKE_IDF_FAIL", "1")
     with pytest.raises(BuildError, match="idf.py build failed .*main.c:3:1: error: fake failure"):
         build_project(proj)
+
+
+@pytest.mark.slow
+def test_tflm_cortex_m_cmake_configures_and_compiles_its_own_sources(tmp_path, mlperf_tflite):
+    """The tflm project's CMake, with FetchContent pointed at a FAKE empty TFLM tree (no network
+    here): it configures, and every source that does not include TFLM compiles with -Werror."""
+    from tinyedge.project import generate_project
+
+    cmake = require_tool("cmake")
+    require_tool("arm-none-eabi-g++")
+    fake = tmp_path / "fake-tflm"
+    (fake / "tflm/tensorflow/lite/micro").mkdir(parents=True)
+    (fake / "tflm/tensorflow/lite/micro/fake_tflm.cc").write_text("int te_fake_tflm(void) { return 0; }\n")
+    for d in ("flatbuffers", "gemmlowp", "ruy"):
+        (fake / d).mkdir()
+    proj = generate_project(mlperf_tflite["kws"], "qemu-cortex-m7", "tflm", tmp_path / "proj")
+    build = proj / "build"
+    r = subprocess.run([cmake, "-S", str(proj), "-B", str(build), "-Wno-dev",
+                        f"-DCMAKE_TOOLCHAIN_FILE={proj / 'cmake/arm-none-eabi.cmake'}",
+                        f"-DFETCHCONTENT_SOURCE_DIR_TFLITE_MICRO={fake / 'tflm'}",
+                        f"-DFETCHCONTENT_SOURCE_DIR_FLATBUFFERS={fake / 'flatbuffers'}",
+                        f"-DFETCHCONTENT_SOURCE_DIR_GEMMLOWP={fake / 'gemmlowp'}",
+                        f"-DFETCHCONTENT_SOURCE_DIR_RUY={fake / 'ruy'}"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    objs = ["src/main.c.obj", "src/model_data.cc.obj", "firmware/app/te_app.c.obj", "firmware/proto/te_proto.c.obj",
+            "firmware/hal/cortex-m/startup.c.obj", "firmware/hal/cortex-m/te_hal_cortexm.c.obj",
+            "firmware/hal/cortex-m/uart_cmsdk.c.obj"]
+    r = subprocess.run(["make", "-C", str(build), "VERBOSE=1", *objs], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning:" not in (r.stdout + r.stderr)
+    assert "-Werror" in r.stdout and "-mcpu=cortex-m7" in r.stdout

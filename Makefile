@@ -41,7 +41,7 @@ test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(VENV)/bin/tinyedge deploy examples/digits/model.h5 --data examples/digits/test.npz
+	$(VENV)/bin/tinyedge deploy examples/digits/model.h5 --calib examples/digits/calib.npz --data examples/digits/test.npz
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -32,7 +32,9 @@ def _fmt(v, pct=False) -> str:
     if isinstance(v, float):
         if v != v:  # NaN
             return "-"
-        return f"{v * 100:.2f} %" if pct else f"{v:,.4g}"
+        if pct:
+            return f"{v * 100:.2f} %"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.4g}"
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)

@@ -1,0 +1,256 @@
+"""`deploy`: the whole pipeline, model file to validated board, in one call.
+
+    convert -> generate -> build -> flash (or start the emulated board) -> validate -> report.json
+
+Every step's artifact lands in one folder (`build/<model>-<board>/` by
+default) and each step's wall time is reported.  A second run reuses what is
+still valid: the conversion (keyed by the source model, calibration data and
+options) and the incremental firmware build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from . import __version__
+from .boards import get_board
+from .errors import InputFileError, UsageError
+from .fsutil import atomic_write_json, check_output_dir, mark_ours
+from .graph import is_tflite_bytes, load_tflite
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+StepHook = Callable[[str], None]
+
+CACHE_FILE = "deploy-cache.json"
+
+
+def _sha256_path(p: Path) -> str:
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            h.update(str(f.relative_to(p)).encode())
+            h.update(f.read_bytes())
+    else:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def default_output_dir(model: Path, board_id: str) -> Path:
+    stem = model.name if model.is_dir() else model.stem
+    return Path("build") / f"{stem}-{board_id}"
+
+
+class _Steps:
+    def __init__(self, hook: StepHook | None):
+        self.items: list[dict] = []
+        self.hook = hook
+
+    @contextmanager
+    def step(self, name: str):
+        if self.hook:
+            self.hook(name)
+        rec = {"name": name, "seconds": 0.0}
+        t0 = time.perf_counter()
+        try:
+            yield rec
+        finally:
+            rec["seconds"] = round(time.perf_counter() - t0, 3)
+            self.items.append(rec)
+
+
+def _is_tflite(model: Path) -> bool:
+    if model.is_dir():
+        return False
+    with model.open("rb") as f:
+        return is_tflite_bytes(f.read(8))
+
+
+def deploy(
+    model: str | Path,
+    *,
+    board: str | None = None,
+    runtime: str = "aot",
+    port: str | None = None,
+    data: str | Path | None = None,
+    calib: str | Path | None = None,
+    samples: int | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    timeout: float = 10.0,
+    progress: Progress | None = None,
+    on_step: StepHook | None = None,
+) -> dict:
+    """Convert, generate, build, flash and validate; return the report (also written to report.json)."""
+    model = Path(model).expanduser().resolve()
+    if not model.exists():
+        raise InputFileError(f"{model} does not exist", path=model, hint="check the path")
+    b = get_board(board)
+    if runtime not in b.runtimes:
+        raise UsageError(f"board {b.id} does not support runtime {runtime!r}",
+                         hint=f"use one of: {', '.join(b.runtimes)}")
+    outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id), force=force)
+    outdir.mkdir(parents=True, exist_ok=True)
+    mark_ours(outdir, f"tinyedge deploy of {model.name} to {b.id}")
+    steps = _Steps(on_step)
+    notes: list[str] = []
+    report: dict = {"board": b.id, "runtime": runtime}
+
+    # 1. convert (or check) the model, reusing an earlier conversion when nothing changed.
+    tflite = outdir / "model.tflite"
+    float_model = None
+    with steps.step("convert") as st:
+        if _is_tflite(model):
+            load_tflite(model)  # checks it parses
+            if not tflite.exists() or _sha256_path(tflite) != _sha256_path(model):
+                shutil.copyfile(model, tflite.with_suffix(".tmp"))
+                tflite.with_suffix(".tmp").replace(tflite)
+            st["note"] = "given a .tflite: checked, not converted"
+        else:
+            float_model = model
+            calib_src = Path(calib) if calib else (Path(data) if data else None)
+            if calib is None and data is not None:
+                notes.append("no --calib: calibrated on the --data inputs; pass --calib for held-out "
+                             "calibration data")
+            key = {
+                "model": _sha256_path(model),
+                "calib": _sha256_path(calib_src) if calib_src else None,
+                "tinyedge": __version__,
+            }
+            cache = outdir / CACHE_FILE
+            cached = json.loads(cache.read_text()) if cache.exists() else None
+            if cached == key and tflite.exists():
+                st["note"] = "reused the earlier conversion"
+            else:
+                from .convert import convert
+
+                res = convert(model, out=tflite, calib=calib_src)
+                notes.extend(getattr(res, "warnings", []) or [])
+                atomic_write_json(cache, key)
+    graph = load_tflite(tflite)
+    report["model"] = {"path": str(model), "sha256": graph.sha256, "tflite_bytes": graph.size_bytes,
+                       "tflite": str(tflite)}
+
+    # 2. generate the firmware project.
+    project = outdir / "project"
+    with steps.step("generate"):
+        from .project import generate_project
+
+        generate_project(tflite, b, runtime=runtime, out_dir=project, force=True)
+
+    # 3. build it, and check it fits.
+    with steps.step("build"):
+        from .build import build_project
+
+        built = build_project(project)
+    report["memory"] = _memory_section(built, b)
+
+    # 4. flash it, or start the emulated board.
+    with ExitStack() as stack:
+        with steps.step("flash") as st:
+            from .flashers.dispatch import flash_project
+
+            if not b.emulated and port is None:
+                port = _find_port(b)
+                if port is None:
+                    report.update(_not_validated(steps, notes, b, project))
+                    atomic_write_json(outdir / "report.json", report)
+                    return report
+            result = flash_project(project, port=port, board=b)
+            stack.callback(result.close)
+            st["note"] = result.port
+        # 5. validate on the board.
+        with steps.step("validate"):
+            from .link import Device
+
+            float_acc = None
+            dev = stack.enter_context(Device(result.port, timeout=timeout))
+            from .validate import prepare_inputs, validate_device
+
+            inputs = prepare_inputs(graph, data, samples)
+            if float_model is not None and inputs.labels is not None:
+                float_acc = _float_accuracy(float_model, inputs)
+            v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
+                                progress=progress, clock_hz=b.clock_hz)
+    report.update({k: v[k] for k in ("samples", "interrupted", "inputs", "agreement", "accuracy", "latency")})
+    notes.extend(v.get("notes", []))
+    report["steps"] = steps.items
+    report["notes"] = notes
+    from .validate import tool_versions
+
+    report["versions"] = tool_versions(_toolchain_versions(b))
+    report["artifacts"] = {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}
+    atomic_write_json(outdir / "report.json", report)
+    return report
+
+
+def _first_line(cmd: list[str]) -> str | None:
+    exe = shutil.which(cmd[0])
+    if exe is None:
+        return None
+    try:
+        r = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (r.stdout or r.stderr).strip().splitlines()
+    return lines[0].strip() if lines else None
+
+
+def _toolchain_versions(b) -> dict:
+    """Versions of the compiler (and emulator) this deploy used, for the report."""
+    v: dict[str, str | None] = {}
+    if b.family == "cortex-m":
+        v["arm-none-eabi-gcc"] = _first_line(["arm-none-eabi-gcc", "-dumpversion"])
+    elif b.family == "host":
+        v["cc"] = _first_line(["cc", "--version"])
+    if b.is_qemu:
+        v["qemu-system-arm"] = _first_line(["qemu-system-arm", "--version"])
+    return v
+
+
+def _memory_section(built, b) -> dict:
+    mem = getattr(built, "memory", None) or {}
+    if not isinstance(mem, dict):
+        mem = mem.to_dict() if hasattr(mem, "to_dict") else dict(vars(mem))
+    return {
+        "flash_bytes": mem.get("flash_bytes"),
+        "ram_bytes": mem.get("ram_bytes"),
+        "arena_bytes": mem.get("arena_bytes"),
+        "board_flash_bytes": b.flash_bytes,
+        "board_ram_bytes": b.ram_bytes,
+    }
+
+
+def _find_port(b) -> str | None:
+    """The one attached board's port; None when no board is attached; an error when several are."""
+    from .ports import NoPortFound, pick_port
+
+    try:
+        return pick_port(b)
+    except NoPortFound:
+        return None
+
+
+def _not_validated(steps, notes, b, project) -> dict:
+    notes.append(f"{b.id} is a real board and no --port was given (and none was found): built, not "
+                 f"flashed. Flash with 'tinyedge flash {project} --port PORT', or run deploy again with --port.")
+    return {"samples": 0, "interrupted": False, "agreement": None,
+            "accuracy": {"float": None, "int8_host": None, "device": None},
+            "latency": None, "steps": steps.items, "notes": notes}
+
+
+def _float_accuracy(float_model: Path, inputs) -> float | None:
+    from .convert import float_predict
+    from .metrics import accuracy
+
+    y = float_predict(float_model, inputs.x_float)
+    return accuracy(y, inputs.labels)

@@ -143,8 +143,8 @@ class TflmBackend:
         self.graph = load_tflite(tflite)
         data = Path(tflite).read_bytes()
         self.interp = runtime.Interpreter.from_bytes(data)
-        self.inputs = tuple(self._spec(t) for t in self.graph.input_tensors())
-        self.outputs = tuple(self._spec(t) for t in self.graph.output_tensors())
+        self.inputs = tuple(self._spec(t) for t in self.graph.input_tensors)
+        self.outputs = tuple(self._spec(t) for t in self.graph.output_tensors)
 
     @staticmethod
     def _spec(t) -> p.TensorSpec:

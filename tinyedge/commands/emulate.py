@@ -30,7 +30,8 @@ def command(model, runtime, out_dir, force, as_json):
     board = emulate(model, runtime=runtime, work_dir=out_dir, force=force)
     try:
         if as_json:
-            emit_json({"port": board.port, "runtime": runtime, "announcement": board.announcement})
+            emit_json({"port": board.port, "runtime": runtime, "announcement": board.announcement,
+                       "pid": getattr(board, "pid", None)})
         else:
             click.echo(board.port)
             info(f"{board.announcement}\nserving on {board.port} (Ctrl-C to stop)")

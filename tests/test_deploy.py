@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import tinyedge.deploy as deploy_mod
-from tinyedge.deploy import deploy
+import tinyedge.pipeline as deploy_mod
+from tinyedge.pipeline import deploy
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "examples" / "digits"

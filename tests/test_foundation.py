@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,9 +155,17 @@ def test_board_files_sorted_unique_ids():
 def test_pip_install_outside_repo_finds_data(tmp_path):
     """`pip install .` (not -e) gives a tinyedge whose boards, templates and firmware are package data."""
     target = tmp_path / "site"
+    # Build from a copy of the tracked sources so that setuptools' build/ folder is not left in the repo.
+    src = tmp_path / "src"
+    for name in ("pyproject.toml", "README.md", "tinyedge", "templates", "firmware", "boards"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            src.mkdir(exist_ok=True)
+            shutil.copy(REPO / name, src / name)
     r = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(REPO)],
+         "--target", str(target), str(src)],
         capture_output=True, text=True, timeout=600,
     )
     assert r.returncode == 0, r.stderr
@@ -178,3 +187,15 @@ def test_pip_install_outside_repo_finds_data(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert REQUIRED_BOARDS <= {b["id"] for b in json.loads(r.stdout)["boards"]}
+
+
+def test_python_api_mirrors_the_cli():
+    import tinyedge
+
+    for verb in ("deploy", "validate", "inspect", "generate"):
+        assert callable(getattr(tinyedge, verb)), verb
+    import tinyedge.pipeline  # noqa: F401  importing the modules must not shadow the functions
+    import tinyedge.validation  # noqa: F401
+
+    assert callable(tinyedge.deploy) and tinyedge.deploy.__name__ == "deploy"
+    assert tinyedge.validate.__name__ == "validate"

@@ -9,7 +9,7 @@ import pytest
 
 from tinyedge.emulate import emulate
 from tinyedge.errors import ValidationError
-from tinyedge.validate import generated_inputs, validate
+from tinyedge.validation import generated_inputs, validate
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,26 @@ __version__ = "0.1.0"
 
 # Public API name -> module that defines it.  Loaded on first use so that
 # `import tinyedge` stays fast and does not import TensorFlow.
+# Public name -> (module, attribute).  The verbs of the CLI are functions here
+# with the same names (`tinyedge.deploy(...)` returns the report).
 _API = {
-    "TinyedgeError": "tinyedge.errors",
-    "Board": "tinyedge.boards",
-    "get_board": "tinyedge.boards",
-    "all_boards": "tinyedge.boards",
-    "load_tflite": "tinyedge.graph",
+    "TinyedgeError": ("tinyedge.errors", "TinyedgeError"),
+    "Board": ("tinyedge.boards", "Board"),
+    "get_board": ("tinyedge.boards", "get_board"),
+    "all_boards": ("tinyedge.boards", "all_boards"),
+    "load_tflite": ("tinyedge.graph", "load_tflite"),
+    "inspect": ("tinyedge.analyze", "inspect_model"),
+    "generate": ("tinyedge.project", "generate_project"),
+    "Device": ("tinyedge.link", "Device"),
+    "validate": ("tinyedge.validation", "validate"),
+    "deploy": ("tinyedge.pipeline", "deploy"),
 }
 
 
 def __getattr__(name: str):
     if name in _API:
-        return getattr(import_module(_API[name]), name)
+        mod, attr = _API[name]
+        return getattr(import_module(mod), attr)
     raise AttributeError(f"module 'tinyedge' has no attribute {name!r}")
 
 

@@ -37,7 +37,7 @@ def command(model, board_id, runtime, port, data, calib, samples, out, force, ti
     report.json in the artifacts folder) compares the board's outputs with the
     host reference bit for bit, and gives accuracy, latency and memory.
     """
-    from ..deploy import deploy
+    from ..pipeline import deploy
 
     def on_step(name: str) -> None:
         if not as_json:

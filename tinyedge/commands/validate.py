@@ -32,7 +32,7 @@ def command(model, port, data, samples, float_model, report_file, timeout, as_js
     (with --float-model) of the float model; latency in the board's counter
     unit.  Ctrl-C stops streaming and still reports what was measured.
     """
-    from ..validate import validate
+    from ..validation import validate
 
     with progress_bar("streaming", enabled=not as_json) as progress:
         report = validate(port, model, data=data, samples=samples, float_model=float_model,

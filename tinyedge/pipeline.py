@@ -174,7 +174,7 @@ def deploy(
 
             float_acc = None
             dev = stack.enter_context(Device(result.port, timeout=timeout))
-            from .validate import prepare_inputs, validate_device
+            from .validation import prepare_inputs, validate_device
 
             inputs = prepare_inputs(graph, data, samples)
             if float_model is not None and inputs.labels is not None:
@@ -185,7 +185,7 @@ def deploy(
     notes.extend(v.get("notes", []))
     report["steps"] = steps.items
     report["notes"] = notes
-    from .validate import tool_versions
+    from .validation import tool_versions
 
     report["versions"] = tool_versions(_toolchain_versions(b))
     report["artifacts"] = {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}

@@ -77,6 +77,46 @@ static inline void te_dot2(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
     *acc1 += a1;
 }
 
+/* four output channels share each input load */
+static inline void te_dot4(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRICT w0, int32_t wstride, int32_t n,
+                           int32_t *acc)
+{
+    const int8_t *TE_RESTRICT w1 = w0 + wstride;
+    const int8_t *TE_RESTRICT w2 = w1 + wstride;
+    const int8_t *TE_RESTRICT w3 = w2 + wstride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    for (; i + 4 <= n; i += 4) {
+        const uint32_t vx = te_load32(x + i);
+        const uint32_t xe = te_sxtb16(vx), xo = te_sxtb16_ror8(vx);
+        uint32_t v = te_load32(w0 + i);
+        a0 = te_smlad(xe, te_sxtb16(v), a0);
+        a0 = te_smlad(xo, te_sxtb16_ror8(v), a0);
+        v = te_load32(w1 + i);
+        a1 = te_smlad(xe, te_sxtb16(v), a1);
+        a1 = te_smlad(xo, te_sxtb16_ror8(v), a1);
+        v = te_load32(w2 + i);
+        a2 = te_smlad(xe, te_sxtb16(v), a2);
+        a2 = te_smlad(xo, te_sxtb16_ror8(v), a2);
+        v = te_load32(w3 + i);
+        a3 = te_smlad(xe, te_sxtb16(v), a3);
+        a3 = te_smlad(xo, te_sxtb16_ror8(v), a3);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t xv = x[i];
+        a0 += xv * w0[i];
+        a1 += xv * w1[i];
+        a2 += xv * w2[i];
+        a3 += xv * w3[i];
+    }
+    acc[0] += a0;
+    acc[1] += a1;
+    acc[2] += a2;
+    acc[3] += a3;
+}
+
 static inline int8_t te_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_offset,
                                 int32_t lo, int32_t hi)
 {
@@ -116,8 +156,29 @@ static void te_conv_pixel_rows(const te_conv_params_t *p, const int8_t *x0, int3
     const int32_t woff = ky0 * kc + kx0 * p->in_c;
     const int full = ky0 == 0 && ky1 == p->k_h && kx0 == 0 && kx1 == p->k_w;
     const int32_t nrows = ky1 - ky0;
-    int32_t c, r;
-    for (c = 0; c + 2 <= p->out_c; c += 2) {
+    int32_t c, r, j;
+    for (c = 0; c + 4 <= p->out_c; c += 4) {
+        const int8_t *w0 = p->weights + c * wstride + woff;
+        int32_t a[4];
+        for (j = 0; j < 4; ++j) {
+            if (full) {
+                a[j] = p->eff_bias[c + j];
+            } else {
+                int32_t sw = 0;
+                for (r = 0; r < nrows; ++r) {
+                    sw += te_sum8(w0 + j * wstride + r * kc, run);
+                }
+                a[j] = p->bias[c + j] + p->in_offset * sw;
+            }
+        }
+        for (r = 0; r < nrows; ++r) {
+            te_dot4(x0 + r * row, w0 + r * kc, wstride, run, a);
+        }
+        for (j = 0; j < 4; ++j) {
+            o[c + j] = te_requant(a[j], p->mult[c + j], p->shift[c + j], p->out_offset, p->act_min, p->act_max);
+        }
+    }
+    for (; c + 2 <= p->out_c; c += 2) {
         const int8_t *w0 = p->weights + c * wstride + woff;
         const int8_t *w1 = w0 + wstride;
         int32_t a0, a1;
@@ -227,21 +288,32 @@ void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
                 const int inside = inside_y && ix0 >= 0 && ix0 + span_w < p->in_w;
                 int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * oc_n;
-                if (inside && m == 1) {
+                if (m == 1) {
                     /* channels in blocks: the inner loop runs over contiguous channels */
                     int32_t acc[TE_DW_BLOCK];
+                    int32_t ky0, ky1, kx0, kx1;
+                    te_taps(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
+                    te_taps(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
                     for (c = 0; c < oc_n; c += TE_DW_BLOCK) {
                         const int32_t nb = oc_n - c < TE_DW_BLOCK ? oc_n - c : TE_DW_BLOCK;
+                        const int32_t off = inside ? 0 : p->in_offset;
+                        const int32_t *bias = inside ? p->eff_bias : p->bias;
                         for (j = 0; j < nb; ++j) {
-                            acc[j] = p->eff_bias[c + j];
+                            acc[j] = bias[c + j];
                         }
-                        for (ky = 0; ky < p->k_h; ++ky) {
-                            for (kx = 0; kx < p->k_w; ++kx) {
+                        for (ky = ky0; ky < ky1; ++ky) {
+                            for (kx = kx0; kx < kx1; ++kx) {
                                 const int8_t *x =
                                     in_b + ((iy0 + ky * p->dil_h) * p->in_w + ix0 + kx * p->dil_w) * p->in_c + c;
                                 const int8_t *w = p->weights + (ky * p->k_w + kx) * oc_n + c;
-                                for (j = 0; j < nb; ++j) {
-                                    acc[j] += (int32_t)x[j] * (int32_t)w[j];
+                                if (inside) {
+                                    for (j = 0; j < nb; ++j) {
+                                        acc[j] += (int32_t)x[j] * (int32_t)w[j];
+                                    }
+                                } else {
+                                    for (j = 0; j < nb; ++j) {
+                                        acc[j] += ((int32_t)x[j] + off) * (int32_t)w[j];
+                                    }
                                 }
                             }
                         }
@@ -285,7 +357,18 @@ void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in
     for (b = 0; b < p->batches; ++b) {
         const int8_t *x = in + b * p->in_n;
         int8_t *y = out + b * p->out_n;
-        for (o = 0; o + 2 <= p->out_n; o += 2) {
+        for (o = 0; o + 4 <= p->out_n; o += 4) {
+            int32_t a[4];
+            int32_t j;
+            for (j = 0; j < 4; ++j) {
+                a[j] = p->eff_bias[o + j];
+            }
+            te_dot4(x, p->weights + o * p->in_n, p->in_n, p->in_n, a);
+            for (j = 0; j < 4; ++j) {
+                y[o + j] = te_requant(a[j], p->mult[o + j], p->shift[o + j], p->out_offset, p->act_min, p->act_max);
+            }
+        }
+        for (; o + 2 <= p->out_n; o += 2) {
             int32_t a0 = p->eff_bias[o], a1 = p->eff_bias[o + 1];
             te_dot2(x, p->weights + o * p->in_n, p->weights + (o + 1) * p->in_n, p->in_n, &a0, &a1);
             y[o] = te_requant(a0, p->mult[o], p->shift[o], p->out_offset, p->act_min, p->act_max);

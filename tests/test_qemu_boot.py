@@ -109,3 +109,31 @@ def test_close_kills_qemu_and_frees_the_port(mlperf_tflite):
     assert q.proc.returncode is not None
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # nobody listens there any more
+
+
+def test_systick_wraps_are_counted(mlperf_tflite, tmp_path):
+    """The same firmware with a 4096-tick SysTick period (an inference then spans ~100 wraps)
+    reports the same instruction count as with the 2^24-tick period (no wrap), give or take
+    the wrap interrupts' own instructions."""
+    import shutil
+    import subprocess
+
+    from tinyedge.link import Device
+
+    model = mlperf_tflite["kws"]
+    b = get_board("qemu-cortex-m4")
+    folder, record = cached_build(model, b.id, "aot")
+    small = tmp_path / "small-reload"
+    shutil.copytree(folder, small, ignore=shutil.ignore_patterns("build"))
+    subprocess.run(["make", "-C", str(small), "-j2", "EXTRA_CFLAGS=-DTE_SYSTICK_RELOAD=0xFFFu"], check=True,
+                   capture_output=True)
+    x = np.random.default_rng(9).integers(-128, 128, size=(1, 49, 10, 1)).astype(np.int8)
+    results = []
+    for elf in (record["artifacts"]["elf"], small / "build" / "firmware.elf"):
+        with start_qemu(elf, b) as q, Device(q.url, timeout=60) as dev:
+            results.append(dev.infer(x))
+    (y0, c0), (y1, c1) = results
+    np.testing.assert_array_equal(y0, y1)
+    assert c0 // (40 * 4096) > 50  # the small period wrapped many times during the inference
+    assert c0 <= c1 < c0 * 1.01, (c0, c1)
+    print(f"instructions: {c0} with no wrap, {c1} over {c0 // (40 * 4096)} wraps")

@@ -19,10 +19,14 @@
 #define TE_SYST_RVR 0xE000E014u
 #define TE_SYST_CVR 0xE000E018u
 #define TE_SYST_CSR_ENABLE_TICKINT_CORECLK 0x7u
+#define TE_SCB_ICSR 0xE000ED04u
+#define TE_ICSR_PENDSTSET (1u << 26)
 
 #if defined(TE_BOARD_COUNTER_SYSTICK)
 
-#define TE_SYSTICK_RELOAD 0x00FFFFFFu
+#ifndef TE_SYSTICK_RELOAD
+#define TE_SYSTICK_RELOAD 0x00FFFFFFu /* 2^24 - 1; a power of two minus one (tests build a small one) */
+#endif
 static volatile uint32_t te_systick_wraps;
 
 void te_systick_handler(void)
@@ -43,13 +47,20 @@ uint64_t te_hal_counter(void)
     uint32_t w1;
     uint32_t w2;
     uint32_t v;
+    uint32_t pending;
     do {
         w1 = te_systick_wraps;
-        v = TE_REG32(TE_SYST_CVR);
+        v = TE_REG32(TE_SYST_CVR) & TE_SYSTICK_RELOAD;
+        pending = TE_REG32(TE_SCB_ICSR) & TE_ICSR_PENDSTSET;
         w2 = te_systick_wraps;
     } while (w1 != w2);
+    /* A wrap whose interrupt has not run yet (interrupt latency, or interrupts
+     * masked): count it when CVR was read after it, i.e. CVR is near the reload. */
+    if (pending && v > TE_SYSTICK_RELOAD / 2u) {
+        w1++;
+    }
     {
-        uint64_t ticks = ((uint64_t)w1 << 24) + (uint64_t)(TE_SYSTICK_RELOAD - (v & TE_SYSTICK_RELOAD));
+        uint64_t ticks = (uint64_t)w1 * ((uint64_t)TE_SYSTICK_RELOAD + 1u) + (uint64_t)(TE_SYSTICK_RELOAD - v);
         return ticks * (uint64_t)TE_BOARD_COUNTER_MUL / (uint64_t)TE_BOARD_COUNTER_DIV;
     }
 }

@@ -201,3 +201,23 @@ def test_monitor_reconnects_and_stops_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_host_flasher_hands_back_a_session_and_stops_on_close(fc_model):
+    from build_cache import cached_build
+
+    from tinyedge.boards import get_board
+    from tinyedge.flashers import get_flasher
+
+    proj, _ = cached_build(fc_model, "host")
+    res = get_flasher("host").flash(proj, get_board("host"))
+    pid = res.details["pid"]
+    assert res.details["announcement"].startswith("tinyedge ready board=host runtime=aot")
+    assert res.details["announcement"].endswith("unit=ns")
+    with Device.from_flash(res, timeout=5) as d:
+        x = np.full((1, 37), 5, np.int8)
+        y, ns = d.infer(x)
+        np.testing.assert_array_equal(y, reference(fc_model)(x))
+        assert _alive(pid)
+    assert not _alive(pid)

@@ -323,3 +323,18 @@ def test_host_project_builds_and_announces(projects, graph, tmp_path):
     out = subprocess.run([str(r.artifacts["exe"])], input=b"", capture_output=True, timeout=20).stdout
     line = out.split(b"\n")[0].decode()
     assert line == f"tinyedge ready board=host runtime=aot model={graph.sha256[:16]} proto=1 unit=ns"
+
+
+@pytest.mark.slow
+def test_keras_model_is_converted_first(tmp_path):
+    """A Keras .h5 goes through tinyedge.convert; the project keeps the int8 .tflite it was made from."""
+    h5 = REPO / "examples" / "digits" / "model.h5"
+    if not h5.is_file():
+        pytest.skip("examples/digits/model.h5 is not in this checkout")
+    out = generate_project(h5, "qemu-cortex-m4", "aot", tmp_path / "digits")
+    meta = read_project(out)
+    tfl = out / "model" / "model.tflite"
+    g = load_tflite(tfl)
+    assert meta["model"]["path"] == str(h5) and meta["model"]["sha256"] == g.sha256
+    assert all(t.dtype == "int8" for t in g.input_tensors + g.output_tensors)
+    assert g.sha256 in (out / "src" / "main.c").read_text()

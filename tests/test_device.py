@@ -236,8 +236,9 @@ def test_1000_round_trips_through_fault_proxy_with_restart(fake_exe, tmp_path):
             stats = dict(proxy.stats)
             flips = stats.get("up_flips", 0) + stats.get("down_flips", 0)
             assert flips > 0 and stats.get("down_garbage", 0) > 0 and stats.get("up_text", 0) > 0
-            # every corrupted frame cost a retry (none slipped through: outputs all matched)
-            assert d.stats.retries >= 1
+            # every corrupted frame cost a timeout or a resend (two flips may share one), and
+            # none slipped through: the outputs all matched
+            assert d.stats.retries >= flips // 2
             assert any("injected log line" in ln for ln in d.log_lines)
     finally:
         proxy.close()

@@ -150,7 +150,7 @@ def _wait_for(stream, text, timeout=30):
 def test_monitor_shows_text_and_decoded_frames(raw):
     master, slave = os.openpty()
     tty.setraw(slave)
-    proc = _start(["monitor", "--port", os.ttyname(slave), "--exit-after", "3", *(["--raw"] if raw else [])])
+    proc = _start(["monitor", "--port", os.ttyname(slave), "--exit-after", "2", *(["--raw"] if raw else [])])
     try:
         _wait_for(proc.stderr, "monitoring")
         stream = (b"tinyedge ready board=x runtime=aot model=0011223344556677 proto=1 unit=cycles\n"

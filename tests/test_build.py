@@ -141,13 +141,14 @@ def test_aot_firmware_compiles_for_every_cortex_m_board(mlperf_tflite, board):
                           text=True, check=True).stdout
     for sym in ("te_uart_init", "te_hal_counter", "te_app_run", "te_vectors", "te_systick_handler"):
         assert f" {sym}" in syms, (board, sym)
-    # the vector table is at the start of flash: initial SP at the stack top in RAM, reset handler in flash
+    # the vector table starts the flash image: initial SP at the stack top in RAM, reset handler in flash
     from elftools.elf.elffile import ELFFile
 
     with open(record["artifacts"]["elf"], "rb") as f:
         ef = ELFFile(f)
         vec = ef.get_section_by_name(".vectors")
-        assert vec["sh_addr"] == b.memory.flash_origin
+        boot2 = 256 if board == "rpi-pico" else 0  # the RP2040's second-stage boot comes first
+        assert vec["sh_addr"] == b.memory.flash_origin + boot2
         sp, reset = (int.from_bytes(vec.data()[i:i + 4], "little") for i in (0, 4))
     assert b.memory.ram_origin < sp <= b.memory.ram_origin + b.ram_bytes
     assert b.memory.flash_origin <= reset < b.memory.flash_origin + b.flash_bytes and reset & 1
@@ -236,3 +237,34 @@ def test_tflm_cortex_m_cmake_configures_and_compiles_its_own_sources(tmp_path, m
     assert r.returncode == 0, r.stdout + r.stderr
     assert "warning:" not in (r.stdout + r.stderr)
     assert "-Werror" in r.stdout and "-mcpu=cortex-m7" in r.stdout
+
+
+@pytest.mark.slow
+def test_rp2040_image_leads_with_a_checked_boot2(mlperf_tflite):
+    """rpi-pico: 256 bytes of second-stage boot at 0x10000000 with the CRC the boot ROM checks,
+    then the vector table at 0x10000100."""
+    import importlib.util
+
+    from elftools.elf.elffile import ELFFile
+
+    require_tool("arm-none-eabi-gcc")
+    folder, record = cached_build(mlperf_tflite["kws"], "rpi-pico", "aot")
+    spec = importlib.util.spec_from_file_location("boot2_crc", folder / "tools" / "rp2040_boot2_crc.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.crc32_mpeg2(b"123456789") == 0x0376E6E7  # the CRC-32/MPEG-2 check value
+    with open(record["artifacts"]["elf"], "rb") as f:
+        ef = ELFFile(f)
+        boot2 = ef.get_section_by_name(".boot2")
+        vec = ef.get_section_by_name(".vectors")
+        assert boot2["sh_addr"] == 0x10000000 and boot2["sh_size"] == 256
+        assert vec["sh_addr"] == 0x10000100
+        data = boot2.data()
+    assert int.from_bytes(data[252:], "little") == mod.crc32_mpeg2(data[:252])
+    assert data[:4] != bytes(4)  # code, not padding
+    # the .bin starts with the same 256 bytes
+    assert Path(record["artifacts"]["bin"]).read_bytes()[:256] == data
+    # other boards carry no boot2
+    _, other = cached_build(mlperf_tflite["kws"], "nrf52840dk", "aot")
+    with open(other["artifacts"]["elf"], "rb") as f:
+        assert ELFFile(f).get_section_by_name(".boot2") is None

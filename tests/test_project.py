@@ -19,6 +19,7 @@ from tinyedge.graph import load_tflite
 from tinyedge.project import (
     c_string,
     generate_project,
+    hardware_facts,
     load_manifest,
     project_context,
     read_project,
@@ -60,7 +61,7 @@ def test_every_template_renders_for_every_board(projects, graph):
     assert len(projects) >= 20  # 12 boards, most with both runtimes
     for (board, runtime), folder in projects.items():
         manifest = load_manifest(get_board(board).template)
-        for f in manifest.files_for(runtime):
+        for f in manifest.files_for(runtime, hardware_facts(get_board(board))):
             text = (folder / f.output).read_text()
             assert "{{" not in text and "{%" not in text, (board, f.output)
             head = "\n".join(text.splitlines()[:3])

@@ -113,6 +113,7 @@ class Hardware:
     stack_bytes: int
     flash_origin: str
     ram_origin: str
+    boot2: bool          # RP2040: a second-stage boot leads the flash image
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class TemplateFile:
     template: str
     output: str
     runtimes: tuple[str, ...] | None = None
+    requires: str | None = None      # a Hardware field that must be true
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,9 @@ class Manifest:
     artifacts: dict[str, str]
     files: tuple[TemplateFile, ...] = field(default_factory=tuple)
 
-    def files_for(self, runtime: str) -> list[TemplateFile]:
-        return [f for f in self.files if f.runtimes is None or runtime in f.runtimes]
+    def files_for(self, runtime: str, hw: Hardware | None = None) -> list[TemplateFile]:
+        return [f for f in self.files if (f.runtimes is None or runtime in f.runtimes)
+                and (f.requires is None or (hw is not None and getattr(hw, f.requires)))]
 
 
 def load_manifest(template: str) -> Manifest:
@@ -180,7 +183,8 @@ def load_manifest(template: str) -> Manifest:
         raise UsageError(f"no project template {template!r} ({path} is missing)",
                          hint="the board file's 'template' key must name a folder of templates/")
     data = tomllib.loads(path.read_text("utf-8"))
-    files = tuple(TemplateFile(f["template"], f["output"], tuple(f["runtimes"]) if "runtimes" in f else None)
+    files = tuple(TemplateFile(f["template"], f["output"], tuple(f["runtimes"]) if "runtimes" in f else None,
+                               f.get("requires"))
                   for f in data.get("file", []))
     return Manifest(name=template, hal_dir=data["hal_dir"], hal=tuple(data["hal"]),
                     build_system=dict(data["build_system"]), artifacts=dict(data.get("artifacts", {})),
@@ -322,6 +326,7 @@ def hardware_facts(board: Board) -> Hardware:
         stack_bytes=stack,
         flash_origin=f"0x{mem.flash_origin:08X}" if mem else "0x00000000",
         ram_origin=f"0x{mem.ram_origin:08X}" if mem else "0x00000000",
+        boot2=board.family == "cortex-m" and board.uart.driver == "rp2040-pl011",
     )
 
 
@@ -578,7 +583,7 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
         # Every output of the templates, rendered once without the source list
         # to place the sources, then with it.
         ctx = project_context(board, runtime, graph, tflite, model_path.name, prefix)
-        outputs = manifest.files_for(runtime)
+        outputs = manifest.files_for(runtime, ctx.hw)
         for f in outputs:
             if f.output.endswith((".c", ".cc", ".h")):
                 atomic_write_text(stage / f.output, render_template(f.template, ctx))

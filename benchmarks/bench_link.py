@@ -69,19 +69,6 @@ def row(board: str, model: str, in_bytes: int, ips: float, count: int, unit: str
     print(f"{board:>16} {model:>14} {in_bytes:>7} {ips:>9.1f} {bps:>10} {count:>12} {unit}")
 
 
-def qemu_nodelay() -> None:
-    """Add nodelay=on to QEMU's tcp chardev unless tinyedge.qemu already does (without it
-    Nagle + delayed ACK add ~40 ms to every reply, as QEMU sends each UART byte alone)."""
-    import tinyedge.qemu as tq
-
-    orig = tq.qemu_command
-
-    def cmd(*a, **k):
-        return [s + ",nodelay=on" if s.startswith("tcp:") and "nodelay" not in s else s for s in orig(*a, **k)]
-
-    tq.qemu_command = cmd
-
-
 def measured(seconds: float, with_qemu: bool) -> None:
     print("\n# measured (Device sessions on emulated boards)")
     print(f"{'board':>16} {'model':>14} {'input B':>7} {'infer/s':>9} {'wire B/s':>10} {'count':>12} unit")
@@ -106,7 +93,6 @@ def measured(seconds: float, with_qemu: bool) -> None:
         row("host (TFLM)", "conv", d.info().input_bytes, ips, count, "ns", bps)
     if not with_qemu:
         return
-    qemu_nodelay()
     from build_cache import cached_build
 
     from tinyedge.boards import get_board

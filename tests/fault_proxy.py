@@ -150,6 +150,9 @@ class FaultProxy:
                 self._open_upstream()
                 continue
             try:
+                sock = getattr(up, "_socket", None)
+                if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)   # QEMU sends with Nagle on
                 data = up.read(1)
                 if data and up.in_waiting:
                     data += up.read(up.in_waiting)

@@ -25,20 +25,6 @@ pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 BOARD = "qemu-cortex-m4"
 
 
-@pytest.fixture(autouse=True)
-def qemu_nodelay(monkeypatch):
-    """QEMU's tcp chardev sends each UART byte in its own segment; without nodelay=on
-    Nagle + delayed ACK add ~40 ms to every reply.  (Speed only; tinyedge.qemu should set it.)"""
-    import tinyedge.qemu as tq
-
-    orig = tq.qemu_command
-
-    def cmd(*a, **k):
-        return [s + ",nodelay=on" if s.startswith("tcp:") and "nodelay" not in s else s for s in orig(*a, **k)]
-
-    monkeypatch.setattr(tq, "qemu_command", cmd)
-
-
 @pytest.fixture(scope="module")
 def fc_build():
     if shutil.which("qemu-system-arm") is None:

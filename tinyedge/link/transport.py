@@ -29,12 +29,16 @@ class Transport:
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError(f"cannot open {url}: {e}",
                             hint="check the port with 'tinyedge ports' (and that no other program holds it)") from e
-        sock = getattr(self._ser, "_socket", None)      # socket:// : small frames must not wait for Nagle
-        if sock is not None:
+        # socket:// : our small frames must not wait for Nagle, and our ACKs must not be
+        # delayed, or a peer that sends byte by byte with Nagle on (QEMU's tcp chardev
+        # without nodelay=on) stalls ~40 ms on every reply.
+        self._sock = getattr(self._ser, "_socket", None)
+        self._quickack = getattr(__import__("socket"), "TCP_QUICKACK", None)
+        if self._sock is not None:
             import socket
 
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 log.debug("TCP_NODELAY not set on %s", url)
 
@@ -42,6 +46,10 @@ class Transport:
         import serial
 
         try:
+            if self._sock is not None and self._quickack is not None:
+                import socket
+
+                self._sock.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)   # Linux resets it: set per read
             self._ser.timeout = max(0.001, min(max_wait, 0.2))
             data = self._ser.read(1)
             if data:

@@ -49,8 +49,8 @@ static uint32_t te_baud_reg(uint32_t baud)
 void te_uart_init(void)
 {
     TE_REG32(TE_P0_OUTSET) = 1u << TE_BOARD_UART_TX_PIN;
-    TE_REG32(TE_P0_PIN_CNF(TE_BOARD_UART_TX_PIN)) = 1u;  /* output, input buffer off */
-    TE_REG32(TE_P0_PIN_CNF(TE_BOARD_UART_RX_PIN)) = 0u;  /* input */
+    TE_REG32(TE_P0_PIN_CNF(TE_BOARD_UART_TX_PIN)) = 3u;  /* DIR output, INPUT disconnected */
+    TE_REG32(TE_P0_PIN_CNF(TE_BOARD_UART_RX_PIN)) = 0u;  /* DIR input, INPUT connected */
     TE_REG32(TE_UARTE_PSEL_TXD) = TE_BOARD_UART_TX_PIN;
     TE_REG32(TE_UARTE_PSEL_RXD) = TE_BOARD_UART_RX_PIN;
     TE_REG32(TE_UARTE_PSEL_RTS) = 0xFFFFFFFFu;           /* disconnected */

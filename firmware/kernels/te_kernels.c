@@ -24,6 +24,24 @@ static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc)
     __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
+static inline int32_t te_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+static inline int32_t te_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+static inline uint32_t te_sadd16(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("sadd16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 static inline uint32_t te_load32(const int8_t *p)
 {
     uint32_t v;
@@ -81,29 +99,59 @@ static inline void te_dot2(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
 static inline void te_dot4(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRICT w0, int32_t wstride, int32_t n,
                            int32_t *acc)
 {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+    /* Cortex-M4/M7/M33: 16 MACs in 25 instructions, everything in registers.
+     * Channels 0/1 are read at wa and wa + wstride, channels 2/3 at wb and wb + wstride. */
+    const int8_t *wa = w0;
+    const int8_t *wb = w0 + 2 * wstride;
+    int32_t groups = n >> 2;
+    if (groups > 0) {
+        uint32_t xe, xo, wv, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr    %[xo], [%[x]], #4\n\t"
+            "ldr    %[wv], [%[wa], %[ws]]\n\t"
+            "sxtb16 %[xe], %[xo]\n\t"
+            "sxtb16 %[xo], %[xo], ror #8\n\t"
+            "sxtb16 %[t], %[wv]\n\t"
+            "sxtb16 %[wv], %[wv], ror #8\n\t"
+            "smlad  %[a1], %[xe], %[t], %[a1]\n\t"
+            "smlad  %[a1], %[xo], %[wv], %[a1]\n\t"
+            "ldr    %[wv], [%[wa]], #4\n\t"
+            "sxtb16 %[t], %[wv]\n\t"
+            "sxtb16 %[wv], %[wv], ror #8\n\t"
+            "smlad  %[a0], %[xe], %[t], %[a0]\n\t"
+            "smlad  %[a0], %[xo], %[wv], %[a0]\n\t"
+            "ldr    %[wv], [%[wb], %[ws]]\n\t"
+            "sxtb16 %[t], %[wv]\n\t"
+            "sxtb16 %[wv], %[wv], ror #8\n\t"
+            "smlad  %[a3], %[xe], %[t], %[a3]\n\t"
+            "smlad  %[a3], %[xo], %[wv], %[a3]\n\t"
+            "ldr    %[wv], [%[wb]], #4\n\t"
+            "sxtb16 %[t], %[wv]\n\t"
+            "sxtb16 %[wv], %[wv], ror #8\n\t"
+            "smlad  %[a2], %[xe], %[t], %[a2]\n\t"
+            "smlad  %[a2], %[xo], %[wv], %[a2]\n\t"
+            "subs   %[g], %[g], #1\n\t"
+            "bne    1b\n\t"
+            : [x] "+r"(x), [wa] "+r"(wa), [wb] "+r"(wb), [g] "+r"(groups), [a0] "+r"(a0), [a1] "+r"(a1),
+              [a2] "+r"(a2), [a3] "+r"(a3), [xe] "=&r"(xe), [xo] "=&r"(xo), [wv] "=&r"(wv), [t] "=&r"(t)
+            : [ws] "r"(wstride)
+            : "cc", "memory");
+    }
+    for (i = 0; i < (n & 3); ++i) {
+        const int32_t xv = x[i];
+        a0 += xv * wa[i];
+        a1 += xv * wa[wstride + i];
+        a2 += xv * wb[i];
+        a3 += xv * wb[wstride + i];
+    }
+#else
     const int8_t *TE_RESTRICT w1 = w0 + wstride;
     const int8_t *TE_RESTRICT w2 = w1 + wstride;
     const int8_t *TE_RESTRICT w3 = w2 + wstride;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    int32_t i = 0;
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-    for (; i + 4 <= n; i += 4) {
-        const uint32_t vx = te_load32(x + i);
-        const uint32_t xe = te_sxtb16(vx), xo = te_sxtb16_ror8(vx);
-        uint32_t v = te_load32(w0 + i);
-        a0 = te_smlad(xe, te_sxtb16(v), a0);
-        a0 = te_smlad(xo, te_sxtb16_ror8(v), a0);
-        v = te_load32(w1 + i);
-        a1 = te_smlad(xe, te_sxtb16(v), a1);
-        a1 = te_smlad(xo, te_sxtb16_ror8(v), a1);
-        v = te_load32(w2 + i);
-        a2 = te_smlad(xe, te_sxtb16(v), a2);
-        a2 = te_smlad(xo, te_sxtb16_ror8(v), a2);
-        v = te_load32(w3 + i);
-        a3 = te_smlad(xe, te_sxtb16(v), a3);
-        a3 = te_smlad(xo, te_sxtb16_ror8(v), a3);
-    }
-#endif
     for (; i < n; ++i) {
         const int32_t xv = x[i];
         a0 += xv * w0[i];
@@ -111,16 +159,38 @@ static inline void te_dot4(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
         a2 += xv * w2[i];
         a3 += xv * w3[i];
     }
+#endif
     acc[0] += a0;
     acc[1] += a1;
     acc[2] += a2;
     acc[3] += a3;
 }
 
+/* te_mbqm for a positive multiplier (always true for requantization), in fewer
+ * instructions: with b > 0 the saturating case of SRDHM cannot occur, and
+ * TFLite's sign-dependent nudge with truncating division equals
+ * floor((a * b + 2^30) / 2^31) -- one SMLAL and a shift on Cortex-M. */
+static inline int32_t te_mbqm_pos(int32_t x, int32_t multiplier, int32_t shift)
+{
+    int32_t v;
+    if (shift > 0) {
+        x = (int32_t)((uint32_t)x << shift);
+    }
+    v = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+    if (shift < 0) {
+        const int32_t e = -shift;
+        const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
+        const int32_t rem = v & mask;
+        const int32_t thr = (mask >> 1) + (v < 0 ? 1 : 0);
+        v = (v >> e) + (rem > thr ? 1 : 0);
+    }
+    return v;
+}
+
 static inline int8_t te_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_offset,
                                 int32_t lo, int32_t hi)
 {
-    return te_clamp8(te_mbqm(acc, mult, shift) + out_offset, lo, hi);
+    return te_clamp8(te_mbqm_pos(acc, mult, shift) + out_offset, lo, hi);
 }
 
 /* ---- CONV_2D ----------------------------------------------------------- */
@@ -294,7 +364,49 @@ void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT
                     int32_t ky0, ky1, kx0, kx1;
                     te_taps(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
                     te_taps(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
-                    for (c = 0; c < oc_n; c += TE_DW_BLOCK) {
+                    c = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+                    {
+                        /* four channels per step in registers: lanes [c0,c2] and [c1,c3] */
+                        const int32_t off = inside ? 0 : p->in_offset;
+                        const uint32_t offp = ((uint32_t)off & 0xFFFFu) | ((uint32_t)off << 16);
+                        const int32_t *bias = inside ? p->eff_bias : p->bias;
+                        const int32_t xstep_y = p->dil_h * p->in_w * p->in_c;
+                        const int32_t xstep_x = p->dil_w * p->in_c;
+                        for (; c + 4 <= oc_n; c += 4) {
+                            int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+                            const int8_t *xrow = in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * p->dil_w) * p->in_c + c;
+                            const int8_t *wrow = p->weights + (ky0 * p->k_w + kx0) * oc_n + c;
+                            for (ky = ky0; ky < ky1; ++ky) {
+                                const int8_t *x = xrow;
+                                const int8_t *w = wrow;
+                                for (kx = kx0; kx < kx1; ++kx) {
+                                    const uint32_t xv = te_load32(x);
+                                    const uint32_t wv = te_load32(w);
+                                    const uint32_t xe = te_sadd16(te_sxtb16(xv), offp);
+                                    const uint32_t xo = te_sadd16(te_sxtb16_ror8(xv), offp);
+                                    const uint32_t we = te_sxtb16(wv), wo = te_sxtb16_ror8(wv);
+                                    a0 = te_smlabb(xe, we, a0);
+                                    a2 = te_smlatt(xe, we, a2);
+                                    a1 = te_smlabb(xo, wo, a1);
+                                    a3 = te_smlatt(xo, wo, a3);
+                                    x += xstep_x;
+                                    w += oc_n;
+                                }
+                                xrow += xstep_y;
+                                wrow += p->k_w * oc_n;
+                            }
+                            o[c] = te_requant(a0, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+                            o[c + 1] = te_requant(a1, p->mult[c + 1], p->shift[c + 1], p->out_offset, p->act_min,
+                                                  p->act_max);
+                            o[c + 2] = te_requant(a2, p->mult[c + 2], p->shift[c + 2], p->out_offset, p->act_min,
+                                                  p->act_max);
+                            o[c + 3] = te_requant(a3, p->mult[c + 3], p->shift[c + 3], p->out_offset, p->act_min,
+                                                  p->act_max);
+                        }
+                    }
+#endif
+                    for (; c < oc_n; c += TE_DW_BLOCK) {
                         const int32_t nb = oc_n - c < TE_DW_BLOCK ? oc_n - c : TE_DW_BLOCK;
                         const int32_t off = inside ? 0 : p->in_offset;
                         const int32_t *bias = inside ? p->eff_bias : p->bias;

@@ -27,8 +27,8 @@ void te_hal_init(void)
         .flow_ctrl = UART_HW_FLOWCTRL_DISABLE,
         .source_clk = UART_SCLK_DEFAULT,
     };
-    ESP_ERROR_CHECK(uart_driver_install(TE_UART_PORT, TE_UART_RX_BUFFER, 0, 0, NULL, 0));
     ESP_ERROR_CHECK(uart_param_config(TE_UART_PORT, &cfg));
+    ESP_ERROR_CHECK(uart_driver_install(TE_UART_PORT, TE_UART_RX_BUFFER, 0, 0, NULL, 0));
     (void)te_widen(&te_cycles, (uint32_t)esp_cpu_get_cycle_count());
 }
 

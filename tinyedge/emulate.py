@@ -48,6 +48,11 @@ def _close_all() -> None:
 
 
 def _open_pty() -> tuple[int, int, str]:
+    if not hasattr(os, "openpty"):
+        from .errors import UsageError
+
+        raise UsageError("host-emulated boards need a POSIX pty (Linux or macOS)",
+                         hint="use a qemu-* board instead (tinyedge flash DIR)")
     master, slave = os.openpty()
     tty.setraw(slave)          # raw bytes both ways: no echo, no CR/LF mapping, no line editing
     tty.setraw(master)

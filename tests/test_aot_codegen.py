@@ -167,3 +167,33 @@ def test_fixed_point_helpers_match_definitions():
         # SRDHM is round-half-away of x*m / 2^31
         p = x * m
         assert q.srdhm(x, m) == int(np.sign(p)) * ((abs(p) + (1 << 30)) >> 31)
+
+
+def test_fast_requantization_equals_tflite_double_rounding(tmp_path):
+    """te_mbqm_pos (one SMLAL) == te_mbqm (TFLite's SRDHM + RoundingDivideByPOT) for positive multipliers,
+    over random and extreme accumulators, multipliers and shifts, compiled and run here."""
+    cc = require_tool("gcc")
+    src = tmp_path / "mbqm_check.c"
+    src.write_text(
+        '#include <stdio.h>\n#include "te_kernels.h"\n'
+        "static uint64_t s = 88172645463325252ull;\n"
+        "static uint32_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return (uint32_t)s; }\n"
+        "int main(void) {\n"
+        "  static const int32_t edge[] = {0, 1, -1, 2, -2, 127, -128, 65535, -65536, 1 << 30, -(1 << 30),\n"
+        "                                 INT32_MAX, INT32_MIN, INT32_MAX - 1, INT32_MIN + 1};\n"
+        "  long bad = 0; long n;\n"
+        "  for (n = 0; n < 3000000; ++n) {\n"
+        "    int32_t x = (n % 7 == 0) ? edge[rnd() % 15] : (int32_t)rnd() >> (rnd() % 31);\n"
+        "    int32_t m = (n % 11 == 0) ? (int32_t)(1u << 30) + (int32_t)(rnd() % 3)\n"
+        "              : (n % 13 == 0) ? INT32_MAX - (int32_t)(rnd() % 3) : (int32_t)((1u << 30) | (rnd() >> 2));\n"
+        "    int32_t sh = (int32_t)(rnd() % 40) - 31;\n"
+        "    if (sh > 0 && (x > (INT32_MAX >> sh) || x < (INT32_MIN >> sh))) continue;\n"
+        "    if (te_mbqm(x, m, sh) != te_mbqm_pos(x, m, sh)) { if (bad++ < 5) printf(\"%d %d %d\\n\", x, m, sh); }\n"
+        "  }\n"
+        "  printf(\"bad=%ld\\n\", bad); return bad != 0;\n}\n")
+    exe = tmp_path / "mbqm_check"
+    r = subprocess.run([cc, *STRICT, "-O2", *[f"-I{d}" for d in include_dirs()], str(src), "-o", str(exe)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "bad=0" in r.stdout, r.stdout

@@ -166,27 +166,6 @@ static inline void te_dot4(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
     acc[3] += a3;
 }
 
-/* te_mbqm for a positive multiplier (always true for requantization), in fewer
- * instructions: with b > 0 the saturating case of SRDHM cannot occur, and
- * TFLite's sign-dependent nudge with truncating division equals
- * floor((a * b + 2^30) / 2^31) -- one SMLAL and a shift on Cortex-M. */
-static inline int32_t te_mbqm_pos(int32_t x, int32_t multiplier, int32_t shift)
-{
-    int32_t v;
-    if (shift > 0) {
-        x = (int32_t)((uint32_t)x << shift);
-    }
-    v = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
-    if (shift < 0) {
-        const int32_t e = -shift;
-        const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
-        const int32_t rem = v & mask;
-        const int32_t thr = (mask >> 1) + (v < 0 ? 1 : 0);
-        v = (v >> e) + (rem > thr ? 1 : 0);
-    }
-    return v;
-}
-
 static inline int8_t te_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_offset,
                                 int32_t lo, int32_t hi)
 {

@@ -62,6 +62,27 @@ static inline int32_t te_mbqm(int32_t x, int32_t multiplier, int32_t shift)
     return te_rdbpot(te_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
+/* te_mbqm for a positive multiplier (always true for requantization), in fewer
+ * instructions: with b > 0 the saturating case of SRDHM cannot occur, and
+ * TFLite's sign-dependent nudge with truncating division equals
+ * floor((a * b + 2^30) / 2^31) -- one SMLAL and a shift on Cortex-M. */
+static inline int32_t te_mbqm_pos(int32_t x, int32_t multiplier, int32_t shift)
+{
+    int32_t v;
+    if (shift > 0) {
+        x = (int32_t)((uint32_t)x << shift);
+    }
+    v = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+    if (shift < 0) {
+        const int32_t e = -shift;
+        const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
+        const int32_t rem = v & mask;
+        const int32_t thr = (mask >> 1) + (v < 0 ? 1 : 0);
+        v = (v >> e) + (rem > thr ? 1 : 0);
+    }
+    return v;
+}
+
 static inline int8_t te_clamp8(int32_t v, int32_t lo, int32_t hi)
 {
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));

@@ -124,3 +124,44 @@ def test_firmware_compiles_for_cortex_m(tmp_path):
             subprocess.run([gcc, f"-mcpu={cpu}", "-mthumb", "-Os", *CFLAGS, f"-I{FW / 'include'}",
                             f"-I{FW / 'proto'}", f"-I{FW / 'app'}", "-c", str(src), "-o", str(tmp_path / "x.o")],
                            check=True, capture_output=True, text=True)
+
+
+def _c_frames(harness, path) -> list[tuple]:
+    res = subprocess.run([str(harness), "decode", str(path)], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and not res.stderr, res.stderr[-3000:]
+    out = []
+    for line in res.stdout.splitlines()[1:]:
+        _, t, seq, ver, n, crc = line.split()
+        out.append((int(t), int(seq), int(ver), int(n), int(crc, 16)))
+    return out
+
+
+def test_c_decoder_on_the_hypothesis_corpus(harness, tmp_path):
+    """The hypothesis streams of tests/test_protocol.py, fed to the C decoder under ASan/UBSan."""
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+    from test_protocol import frame_st
+
+    path = tmp_path / "stream.bin"
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                      HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.tuples(st.binary(max_size=60), frame_st, st.sampled_from(["intact", "trunc", "flip"]),
+                              st.integers(0, 10_000)), min_size=1, max_size=6))
+    def check(items):
+        stream = bytearray()
+        for garbage, (t, s, b), kind, r in items:
+            stream += garbage
+            wire = bytearray(p.encode_frame(t, s, b))
+            if kind == "trunc":
+                wire = wire[: r % (len(wire) - 1)]
+            elif kind == "flip":
+                bit = r % ((len(wire) - 1) * 8)
+                wire[bit // 8] ^= 1 << (bit % 8)
+            stream += wire
+        # a chunk longer than the device's receive buffer is dropped whole by design
+        assume(max(len(c) for c in bytes(stream).split(b"\0")) <= 2000)
+        path.write_bytes(bytes(stream))
+        assert _c_frames(harness, path) == python_frames(bytes(stream))
+
+    check()

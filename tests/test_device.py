@@ -244,3 +244,23 @@ def test_1000_round_trips_through_fault_proxy_with_restart(fake_exe, tmp_path):
         proxy.close()
         board.close()
     assert not board.alive()
+
+
+@pytest.mark.hardware
+def test_real_board_link(request):
+    """With --port URL: a real board running tinyedge firmware answers hello and infers deterministically."""
+    port = request.config.getoption("--port")
+    with Device(port, timeout=30) as d:
+        info = d.info()
+        assert info.proto_version == p.VERSION and info.init_status == p.TE_OK
+        want = request.config.getoption("--board")
+        if want:
+            assert info.board == want
+        rng = np.random.default_rng(0)
+        xs = [rng.integers(-128, 128, t.shape).astype(np.dtype(t.dtype)) for t in info.inputs]
+        x = xs if len(xs) > 1 else xs[0]
+        y1, c1 = d.infer(x)
+        y2, c2 = d.infer(x)
+        for a, b in zip(y1 if isinstance(y1, tuple) else (y1,), y2 if isinstance(y2, tuple) else (y2,), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert c1 > 0 and c2 > 0

@@ -122,7 +122,7 @@ def test_emulate_cli_serves_until_ctrl_c(fc_model, tmp_path, runtime):
             y, _ = d.infer(x)
             np.testing.assert_array_equal(y, reference(fc_model)(x))
             assert d.info().runtime == runtime
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT if runtime == "aot" else signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         assert "Traceback" not in proc.stderr.read()
         if meta["pid"]:

@@ -25,8 +25,14 @@ def command(model, runtime, out_dir, force, as_json):
     Any serial tool (or 'tinyedge validate --port PATH') can talk to it; it
     speaks the same protocol as a real board.  Ctrl-C stops it.
     """
+    import signal
+
     from ..emulate import emulate
 
+    def on_term(signum, frame):            # `kill PID` stops the board as cleanly as Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     board = emulate(model, runtime=runtime, work_dir=out_dir, force=force)
     try:
         if as_json:

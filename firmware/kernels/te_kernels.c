@@ -356,7 +356,41 @@ void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT
                             int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
                             const int8_t *xrow = in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * p->dil_w) * p->in_c + c;
                             const int8_t *wrow = p->weights + (ky0 * p->k_w + kx0) * oc_n + c;
-                            for (ky = ky0; ky < ky1; ++ky) {
+                            if (inside && p->k_w == 3) {
+                                /* interior, three taps per row unrolled, no input offset */
+                                for (ky = 0; ky < p->k_h; ++ky) {
+                                    uint32_t xv = te_load32(xrow), wv = te_load32(wrow);
+                                    uint32_t xe = te_sxtb16(xv), xo = te_sxtb16_ror8(xv);
+                                    uint32_t we = te_sxtb16(wv), wo = te_sxtb16_ror8(wv);
+                                    a0 = te_smlabb(xe, we, a0);
+                                    a2 = te_smlatt(xe, we, a2);
+                                    a1 = te_smlabb(xo, wo, a1);
+                                    a3 = te_smlatt(xo, wo, a3);
+                                    xv = te_load32(xrow + xstep_x);
+                                    wv = te_load32(wrow + oc_n);
+                                    xe = te_sxtb16(xv);
+                                    xo = te_sxtb16_ror8(xv);
+                                    we = te_sxtb16(wv);
+                                    wo = te_sxtb16_ror8(wv);
+                                    a0 = te_smlabb(xe, we, a0);
+                                    a2 = te_smlatt(xe, we, a2);
+                                    a1 = te_smlabb(xo, wo, a1);
+                                    a3 = te_smlatt(xo, wo, a3);
+                                    xv = te_load32(xrow + 2 * xstep_x);
+                                    wv = te_load32(wrow + 2 * oc_n);
+                                    xe = te_sxtb16(xv);
+                                    xo = te_sxtb16_ror8(xv);
+                                    we = te_sxtb16(wv);
+                                    wo = te_sxtb16_ror8(wv);
+                                    a0 = te_smlabb(xe, we, a0);
+                                    a2 = te_smlatt(xe, we, a2);
+                                    a1 = te_smlabb(xo, wo, a1);
+                                    a3 = te_smlatt(xo, wo, a3);
+                                    xrow += xstep_y;
+                                    wrow += 3 * oc_n;
+                                }
+                            }
+                            for (ky = ky0; ky < ((inside && p->k_w == 3) ? ky0 : ky1); ++ky) {
                                 const int8_t *x = xrow;
                                 const int8_t *w = wrow;
                                 for (kx = kx0; kx < kx1; ++kx) {

@@ -57,9 +57,20 @@ def cached_build(model: Path, board: str, runtime: str = "aot") -> tuple[Path, d
             return folder, data
     if folder.exists():
         shutil.rmtree(folder)
+    _prune(keep=40)
     generate_project(model, board, runtime, folder)
     build_project(folder, jobs=2)
     return folder, read_build(folder)
+
+
+def _prune(keep: int) -> None:
+    """Drop the oldest cached builds beyond `keep` (each code change makes new keys)."""
+    root = cache_root()
+    if not root.is_dir():
+        return
+    entries = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_json(path: Path) -> dict:

@@ -166,6 +166,69 @@ static inline void te_dot4(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
     acc[3] += a3;
 }
 
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+#define TE_HAVE_DOT4_ROWS 1
+/* 4 channels x `nrows` kernel rows of `run` bytes (run % 4 == 0, run > 0, nrows > 0):
+ * input rows are `xrow` bytes apart, each channel's weight rows are contiguous
+ * (full kernel window), channel c at w0 + c * wstride.  Accumulates into acc[0..3]. */
+static inline void te_dot4_rows(const int8_t *x, int32_t xrow, const int8_t *w0, int32_t wstride, int32_t run,
+                                int32_t nrows, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t *wa = w0;
+    const int8_t *wb = w0 + 2 * wstride;
+    int32_t groups_init = run >> 2;
+    int32_t xskip = xrow - run;
+    int32_t rows = nrows;
+    int32_t g;
+    uint32_t xe, xo, wv, t;
+    __asm__ volatile(
+        "2:\n\t"
+        "ldr    %[g], %[gi]\n\t"
+        "1:\n\t"
+        "ldr    %[xo], [%[x]], #4\n\t"
+        "ldr    %[wv], [%[wa], %[ws]]\n\t"
+        "sxtb16 %[xe], %[xo]\n\t"
+        "sxtb16 %[xo], %[xo], ror #8\n\t"
+        "sxtb16 %[t], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad  %[a1], %[xe], %[t], %[a1]\n\t"
+        "smlad  %[a1], %[xo], %[wv], %[a1]\n\t"
+        "ldr    %[wv], [%[wa]], #4\n\t"
+        "sxtb16 %[t], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad  %[a0], %[xe], %[t], %[a0]\n\t"
+        "smlad  %[a0], %[xo], %[wv], %[a0]\n\t"
+        "ldr    %[wv], [%[wb], %[ws]]\n\t"
+        "sxtb16 %[t], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad  %[a3], %[xe], %[t], %[a3]\n\t"
+        "smlad  %[a3], %[xo], %[wv], %[a3]\n\t"
+        "ldr    %[wv], [%[wb]], #4\n\t"
+        "sxtb16 %[t], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad  %[a2], %[xe], %[t], %[a2]\n\t"
+        "smlad  %[a2], %[xo], %[wv], %[a2]\n\t"
+        "subs   %[g], %[g], #1\n\t"
+        "bne    1b\n\t"
+        "ldr    %[t], %[xs]\n\t"
+        "add    %[x], %[x], %[t]\n\t"
+        "ldr    %[t], %[rw]\n\t"
+        "subs   %[t], %[t], #1\n\t"
+        "str    %[t], %[rw]\n\t"
+        "bne    2b\n\t"
+        : [x] "+r"(x), [wa] "+r"(wa), [wb] "+r"(wb), [g] "=&r"(g), [a0] "+r"(a0), [a1] "+r"(a1),
+          [a2] "+r"(a2), [a3] "+r"(a3), [xe] "=&r"(xe), [xo] "=&r"(xo), [wv] "=&r"(wv), [t] "=&r"(t),
+          [rw] "+m"(rows)
+        : [ws] "r"(wstride), [gi] "m"(groups_init), [xs] "m"(xskip)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
+
 static inline int8_t te_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_offset,
                                 int32_t lo, int32_t hi)
 {
@@ -220,8 +283,15 @@ static void te_conv_pixel_rows(const te_conv_params_t *p, const int8_t *x0, int3
                 a[j] = p->bias[c + j] + p->in_offset * sw;
             }
         }
-        for (r = 0; r < nrows; ++r) {
-            te_dot4(x0 + r * row, w0 + r * kc, wstride, run, a);
+#ifdef TE_HAVE_DOT4_ROWS
+        if (full && (run & 3) == 0 && nrows > 0) {
+            te_dot4_rows(x0, row, w0, wstride, run, nrows, a);
+        } else
+#endif
+        {
+            for (r = 0; r < nrows; ++r) {
+                te_dot4(x0 + r * row, w0 + r * kc, wstride, run, a);
+            }
         }
         for (j = 0; j < 4; ++j) {
             o[c + j] = te_requant(a[j], p->mult[c + j], p->shift[c + j], p->out_offset, p->act_min, p->act_max);
@@ -565,15 +635,15 @@ static inline int8_t te_add1(const te_binary_params_t *p, int32_t a, int32_t b)
 {
     const int32_t x1 = (int32_t)((uint32_t)(a + p->in1_offset) << p->left_shift);
     const int32_t x2 = (int32_t)((uint32_t)(b + p->in2_offset) << p->left_shift);
-    const int32_t s1 = te_mbqm(x1, p->in1_mult, p->in1_shift);
-    const int32_t s2 = te_mbqm(x2, p->in2_mult, p->in2_shift);
-    return te_clamp8(te_mbqm(s1 + s2, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
+    const int32_t s1 = te_mbqm_pos(x1, p->in1_mult, p->in1_shift);
+    const int32_t s2 = te_mbqm_pos(x2, p->in2_mult, p->in2_shift);
+    return te_clamp8(te_mbqm_pos(s1 + s2, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
 }
 
 static inline int8_t te_mul1(const te_binary_params_t *p, int32_t a, int32_t b)
 {
     const int32_t prod = (a + p->in1_offset) * (b + p->in2_offset);
-    return te_clamp8(te_mbqm(prod, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
+    return te_clamp8(te_mbqm_pos(prod, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
 }
 
 static void te_binary(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int is_mul)

@@ -362,6 +362,33 @@ static void te_conv_pixel_taps(const te_conv_params_t *p, const int8_t *in_b, in
     }
 }
 
+#ifdef TE_HAVE_DOT4_ROWS
+/* full kernel window, run % 4 == 0, out_c % 4 == 0: everything hoisted into locals */
+static void te_conv_full4(const int8_t *x0, int32_t row, int32_t nrows, int32_t run, const int8_t *weights,
+                          int32_t wstride, int32_t out_c, const int32_t *eff, const int32_t *mult,
+                          const int32_t *shift, int32_t oo, int32_t lo, int32_t hi, int8_t *o)
+{
+    int32_t c;
+    for (c = 0; c < out_c; c += 4) {
+        int32_t a[4];
+        int8_t r0, r1, r2, r3;
+        a[0] = eff[c];
+        a[1] = eff[c + 1];
+        a[2] = eff[c + 2];
+        a[3] = eff[c + 3];
+        te_dot4_rows(x0, row, weights + c * wstride, wstride, run, nrows, a);
+        r0 = te_requant(a[0], mult[c], shift[c], oo, lo, hi);
+        r1 = te_requant(a[1], mult[c + 1], shift[c + 1], oo, lo, hi);
+        r2 = te_requant(a[2], mult[c + 2], shift[c + 2], oo, lo, hi);
+        r3 = te_requant(a[3], mult[c + 3], shift[c + 3], oo, lo, hi);
+        o[c] = r0;
+        o[c + 1] = r1;
+        o[c + 2] = r2;
+        o[c + 3] = r3;
+    }
+}
+#endif
+
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     int32_t b, oy, ox;
@@ -377,6 +404,15 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
                 if (p->dil_w == 1) {
                     int32_t kx0, kx1;
                     te_taps(ix0, p->k_w, 1, p->in_w, &kx0, &kx1);
+#ifdef TE_HAVE_DOT4_ROWS
+                    if (ky0 == 0 && ky1 == p->k_h && kx0 == 0 && kx1 == p->k_w && ((p->k_w * p->in_c) & 3) == 0 &&
+                        (p->out_c & 3) == 0) {
+                        te_conv_full4(in_b + (iy0 * p->in_w + ix0) * p->in_c, p->dil_h * p->in_w * p->in_c, p->k_h,
+                                      p->k_w * p->in_c, p->weights, p->k_h * p->k_w * p->in_c, p->out_c,
+                                      p->eff_bias, p->mult, p->shift, p->out_offset, p->act_min, p->act_max, o);
+                        continue;
+                    }
+#endif
                     te_conv_pixel_rows(p, in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0) * p->in_c,
                                        ky0, ky1, kx0, kx1, o);
                 } else {

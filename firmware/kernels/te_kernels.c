@@ -242,7 +242,7 @@ static inline int32_t te_sum8(const int8_t *w, int32_t n)
     int32_t acc = 0;
     int32_t i = 0;
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-    for (; i + 4 <= n; i += 4) {
+    for (; n >= 16 && i + 4 <= n; i += 4) {
         const uint32_t v = te_load32(w + i);
         acc = te_smlad(te_sxtb16(v), 0x00010001u, acc);
         acc = te_smlad(te_sxtb16_ror8(v), 0x00010001u, acc);

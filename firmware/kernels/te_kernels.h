@@ -22,12 +22,15 @@ extern "C" {
 #if defined(__GNUC__) || defined(__clang__)
 #define TE_ALIGNED(n) __attribute__((aligned(n)))
 #define TE_RESTRICT __restrict__
+#define TE_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #elif defined(_MSC_VER)
 #define TE_ALIGNED(n) __declspec(align(n))
 #define TE_RESTRICT __restrict
+#define TE_UNLIKELY(x) (x)
 #else
 #define TE_ALIGNED(n)
 #define TE_RESTRICT
+#define TE_UNLIKELY(x) (x)
 #endif
 
 /* ---- fixed-point helpers (TFLite / gemmlowp semantics) ---------------- */
@@ -68,19 +71,19 @@ static inline int32_t te_mbqm(int32_t x, int32_t multiplier, int32_t shift)
  * floor((a * b + 2^30) / 2^31) -- one SMLAL and a shift on Cortex-M. */
 static inline int32_t te_mbqm_pos(int32_t x, int32_t multiplier, int32_t shift)
 {
-    int32_t v;
-    if (shift > 0) {
+    int32_t v, e, mask, rem, thr;
+    if (TE_UNLIKELY(shift > 0)) {
         x = (int32_t)((uint32_t)x << shift);
+        e = 0;
+    } else {
+        e = -shift;
     }
     v = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
-    if (shift < 0) {
-        const int32_t e = -shift;
-        const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
-        const int32_t rem = v & mask;
-        const int32_t thr = (mask >> 1) + (v < 0 ? 1 : 0);
-        v = (v >> e) + (rem > thr ? 1 : 0);
-    }
-    return v;
+    /* RoundingDivideByPOT without branches (e == 0 leaves v unchanged) */
+    mask = (int32_t)(((uint32_t)1 << e) - 1u);
+    rem = v & mask;
+    thr = (mask >> 1) + (int32_t)((uint32_t)v >> 31);
+    return (v >> e) + (rem > thr ? 1 : 0);
 }
 
 static inline int8_t te_clamp8(int32_t v, int32_t lo, int32_t hi)

@@ -24,8 +24,9 @@ REQUIRED = {
 }
 
 
-def _qemu_pids() -> set[int]:
-    r = subprocess.run(["pgrep", "-f", "qemu-system-arm"], capture_output=True, text=True)
+def _qemu_pids(pattern: str) -> set[int]:
+    """PIDs of qemu-system-arm processes whose command line contains `pattern` (e.g. this test's folder)."""
+    r = subprocess.run(["pgrep", "-f", f"qemu-system-arm.*{pattern}"], capture_output=True, text=True)
     return {int(x) for x in r.stdout.split()}
 
 
@@ -79,7 +80,6 @@ def test_second_deploy_reuses_conversion(host_deploy):
 @pytest.mark.slow
 @pytest.mark.qemu
 def test_deploy_default_qemu_board(tmp_path):
-    before = _qemu_pids()
     r = deploy(DIGITS / "model.h5", data=DIGITS / "test.npz", calib=DIGITS / "calib.npz",
                out=tmp_path / "digits-m4", samples=60)
     _check_shape(r)
@@ -93,7 +93,7 @@ def test_deploy_default_qemu_board(tmp_path):
     assert 0 < mem["ram_bytes"] <= mem["board_ram_bytes"]
     assert 0 < mem["arena_bytes"] <= mem["ram_bytes"]
     assert r["versions"]["arm-none-eabi-gcc"] and r["versions"]["qemu-system-arm"]
-    assert _qemu_pids() <= before, "deploy left a QEMU process running"
+    assert not _qemu_pids(str(tmp_path)), "deploy left its QEMU process running"
 
 
 @pytest.mark.slow

@@ -92,7 +92,8 @@ def test_qemu_command_and_errors(tmp_path, monkeypatch):
     cmd = qemu_command("fw.elf", b, 4321)
     assert cmd[:3] == ["qemu-system-arm", "-M", "mps2-an386"]
     assert ["-icount", "shift=0"] == cmd[cmd.index("-icount"):cmd.index("-icount") + 2]
-    assert "tcp:127.0.0.1:4321,server=on,wait=on" in cmd and cmd[cmd.index("-monitor") + 1] == "none"
+    # nodelay=on: QEMU sends each UART byte as it comes; without it replies stall ~40 ms (Nagle).
+    assert "tcp:127.0.0.1:4321,server=on,wait=on,nodelay=on" in cmd and cmd[cmd.index("-monitor") + 1] == "none"
     with pytest.raises(InputFileError):
         start_qemu(tmp_path / "missing.elf", b)
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -180,7 +180,7 @@ def deploy(
             if float_model is not None and inputs.labels is not None:
                 float_acc = _float_accuracy(float_model, inputs)
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
-                                progress=progress, clock_hz=b.clock_hz)
+                                progress=progress)
     report.update({k: v[k] for k in ("samples", "interrupted", "inputs", "agreement", "accuracy", "latency")})
     notes.extend(v.get("notes", []))
     report["steps"] = steps.items

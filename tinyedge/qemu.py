@@ -67,7 +67,7 @@ def qemu_command(elf: os.PathLike | str, board, port: int) -> list[str]:
     if board.flash.qemu_cpu:
         cmd += ["-cpu", board.flash.qemu_cpu]
     return cmd + ["-nographic", "-icount", "shift=0", "-kernel", str(elf),
-                  "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-monitor", "none"]
+                  "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-monitor", "none"]
 
 
 class QemuProcess:

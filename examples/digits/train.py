@@ -48,8 +48,8 @@ def build():
         layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
         layers.MaxPooling2D(2, name="pool"),
         layers.Conv2D(32, 3, padding="same", activation="relu", name="conv3"),
-        # average pool + flatten rather than GlobalAveragePooling2D: the latter becomes MEAN,
-        # which the aot engine does not run; this becomes AVERAGE_POOL_2D + RESHAPE.
+        # average pool + flatten over the 4x4 map: AVERAGE_POOL_2D + RESHAPE, as in MLPerf Tiny's
+        # models (GlobalAveragePooling2D would become MEAN).
         layers.AveragePooling2D(4, name="avgpool"),
         layers.Flatten(name="flatten"),
         layers.Dense(10, name="logits"),

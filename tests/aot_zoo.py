@@ -147,3 +147,27 @@ def zoo_tflite(name: str) -> Path:
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
+
+
+def mean_same_quant_variant(path: Path) -> bytes:
+    """The `activations` model rewritten so each MEAN's input has its output's quantization.
+
+    The converter never emits that case on its own; TFLite Micro still
+    requantizes there (the engine must match it bit for bit).  The MEAN
+    inputs come from lookup-table ops, so the rewritten model stays valid.
+    """
+    import flatbuffers
+
+    from tinyedge.graph import _schema, builtin_op_name
+
+    s = _schema()
+    m = s.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    sg = m.subgraphs[0]
+    for op in sg.operators:
+        oc = m.operatorCodes[op.opcodeIndex]
+        if builtin_op_name(max(oc.builtinCode, oc.deprecatedBuiltinCode)) == "MEAN":
+            src, dst = sg.tensors[op.inputs[0]].quantization, sg.tensors[op.outputs[0]].quantization
+            src.scale, src.zeroPoint = list(dst.scale), list(dst.zeroPoint)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aot_zoo import BUILDERS, zoo_tflite
+from aot_zoo import BUILDERS, mean_same_quant_variant, zoo_tflite
 
 from tinyedge.aot.host import HostModel
-from tinyedge.graph import load_tflite
+from tinyedge.graph import load_tflite, parse_tflite
 
 N_RANDOM = 20
 
@@ -145,3 +145,16 @@ def test_zoo_covers_every_op_and_option(zoo_paths):
             "depth_multiplier2", "CONV_2D:same_odd", "DEPTHWISE_CONV_2D:same_odd", "per_channel",
             "ADD:broadcast", "MUL:broadcast"}
     assert want <= opts, f"zoo misses options {sorted(want - opts)}"
+
+
+@pytest.mark.slow
+def test_mean_with_equal_quantization_bit_exact(zoo_paths, aot_cache, tmp_path):
+    path = tmp_path / "mean_same.tflite"
+    path.write_bytes(mean_same_quant_variant(zoo_paths["activations"]))
+    g = parse_tflite(path.read_bytes(), path=path)
+    means = [op for op in g.ops if op.opcode == "MEAN"]
+    assert means and all(
+        g.tensors[op.inputs[0]].scale[0] == g.tensors[op.outputs[0]].scale[0]
+        and g.tensors[op.inputs[0]].zero_point[0] == g.tensors[op.outputs[0]].zero_point[0] for op in means)
+    model = HostModel(g, cache_dir=aot_cache)
+    assert_bit_exact("mean_same", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=4))

@@ -745,11 +745,7 @@ void te_mean_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, int8_t 
                             }
                         }
                     }
-                    if (p->requant) {
-                        acc = te_mbqm(acc - p->in_zp * p->count, p->mult, p->shift) + p->out_zp;
-                    } else {
-                        acc = acc / p->count;
-                    }
+                    acc = te_mbqm(acc - p->in_zp * p->count, p->mult, p->shift) + p->out_zp;
                     *out++ = te_clamp8(acc, -128, 127);
                 }
             }

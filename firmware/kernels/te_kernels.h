@@ -155,8 +155,8 @@ typedef struct {
     int32_t red_dims[4];         /* reduced dims (1 on kept axes) */
     int32_t strides[4];          /* input element strides */
     int32_t count;               /* elements reduced per output */
-    int32_t requant;             /* 0: same quantization, truncating sum / count; 1: requantize */
-    int32_t in_zp, out_zp, mult, shift;
+    int32_t in_zp, out_zp;
+    int32_t mult, shift;         /* in_scale / out_scale / count, as TFLite Micro computes it */
 } te_mean_params_t;
 
 /* ---- kernels ------------------------------------------------------------ */

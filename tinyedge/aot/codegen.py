@@ -302,13 +302,14 @@ def _mean(ctx: _Ctx, op) -> dict:
         strides[d] = acc
         acc *= dims4[d]
     count = int(np.prod([dims4[a + pad] for a in axes])) if axes else 1
-    same = _zp(x) == _zp(y) and np.float32(_scale(x)) == np.float32(_scale(y))
+    # TFLite Micro requantizes even when input and output quantization are equal
+    # (checked bit for bit against its interpreter), so one path serves both.
     mult, shift = q.quantize_multiplier(float(np.float64(np.float32(_scale(x))) / np.float64(np.float32(_scale(y)))))
-    if not same and count > 0:
+    if count > 0:
         n = min(count.bit_length() - 1, 32, 31 + shift)
         mult = (mult << n) // count
         shift -= n
-    fields = {"out_dims": keep, "red_dims": red, "strides": strides, "count": count, "requant": int(not same),
+    fields = {"out_dims": keep, "red_dims": red, "strides": strides, "count": count,
               "in_zp": _zp(x), "out_zp": _zp(y), "mult": mult, "shift": shift}
     return {"struct": "te_mean_params_t", "fields": fields, "fn": "te_mean_s8",
             "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}

@@ -164,7 +164,7 @@ def _pico_project(root: Path, elf: Path | None = None, bin_data: bytes | None = 
     (proj / "tinyedge-project.json").write_text(json.dumps({"board": "rpi-pico", "runtime": "aot"}))
     if elf is not None:
         shutil.copy(elf, proj / "build" / "firmware.elf")
-        (proj / "build" / "tinyedge-build.json").write_text(json.dumps({"elf": "firmware.elf"}))
+        (proj / "build" / "tinyedge-build.json").write_text(json.dumps({"artifacts": {"elf": "build/firmware.elf"}}))
     if bin_data is not None:
         (proj / "build" / "firmware.bin").write_bytes(bin_data)
     return proj

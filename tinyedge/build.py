@@ -188,6 +188,19 @@ def read_build(folder: os.PathLike | str) -> dict:
     if not f.is_file():
         raise InputFileError(f"{proj} has not been built (no build/{BUILD_FILE})", path=proj,
                              hint=f"run 'tinyedge build {folder}' first")
-    data = json.loads(f.read_text("utf-8"))
-    data["artifacts"] = {k: str(proj / v) for k, v in data.get("artifacts", {}).items()}
+    try:
+        data = json.loads(f.read_text("utf-8"))
+        arts = data.get("artifacts", {})
+        data["artifacts"] = {k: str(proj / v) for k, v in arts.items() if isinstance(v, str)}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+        raise InputFileError(f"{f} is unreadable ({e})", path=f,
+                             hint=f"build again with 'tinyedge build {folder}'") from None
     return data
+
+
+def recorded_artifacts(folder: os.PathLike | str) -> dict[str, Path]:
+    """Artifact name -> absolute path from the project's build record; {} when it was not built."""
+    proj = Path(folder).expanduser().resolve()
+    if not (proj / "build" / BUILD_FILE).is_file():
+        return {}
+    return {k: Path(v) for k, v in read_build(proj)["artifacts"].items()}

@@ -14,7 +14,6 @@ the Python process exits.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import select
@@ -22,30 +21,15 @@ import subprocess
 import threading
 import time
 import tty
-import weakref
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DeviceTimeout, FlashError, InputFileError
 from .link import protocol as p
+from .procutil import stop_process, track, untrack
 
 log = logging.getLogger(__name__)
-
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-_LOCK = threading.Lock()
-
-
-@atexit.register
-def _close_all() -> None:
-    with _LOCK:
-        live = list(_LIVE)
-    for b in live:
-        try:
-            b.close()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
 
 def _open_pty() -> tuple[int, int, str]:
     if not hasattr(os, "openpty"):
@@ -97,8 +81,7 @@ class HostBoard:
         os.close(self._master)      # the child holds it
         self._master = -1
         self.announcement: str | None = None
-        with _LOCK:
-            _LIVE.add(self)
+        track(self)
         if wait:
             try:
                 self.announcement = read_announcement(self._slave, timeout, f"{exe.name} (host board)")
@@ -114,18 +97,11 @@ class HostBoard:
         return self.proc.poll() is None
 
     def close(self, timeout: float = 3.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
+        stop_process(self.proc, timeout)
         if self._slave >= 0:
             os.close(self._slave)
             self._slave = -1
-        with _LOCK:
-            _LIVE.discard(self)
+        untrack(self)
 
     def __enter__(self) -> HostBoard:
         return self
@@ -233,8 +209,7 @@ class TflmBoard:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="tinyedge-tflm-board", daemon=True)
         self.announcement = self.server.announcement().decode().strip()
-        with _LOCK:
-            _LIVE.add(self)
+        track(self)
         os.write(self._master, self.server.announcement())
         # the announcement waits in the pty until a client reads it; consume ours
         read_announcement(self._slave, 5.0, "the TFLM board")
@@ -274,8 +249,7 @@ class TflmBoard:
                 except OSError:
                     pass
         self._master = self._slave = -1
-        with _LOCK:
-            _LIVE.discard(self)
+        untrack(self)
 
     def __enter__(self) -> TflmBoard:
         return self

@@ -15,26 +15,22 @@ QEMU still running when the Python process exits.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
-import weakref
 from pathlib import Path
 
 from .errors import FlashError, InputFileError, ToolMissingError, UsageError
+from .procutil import stop_process, track, untrack
 
 log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-arm"
 QEMU_HOW = "sudo apt-get install qemu-system-arm"
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-_LOCK = threading.Lock()
 
 
 def _free_port() -> int:
@@ -78,8 +74,7 @@ class QemuProcess:
         self.port = port
         self.cmd = cmd
         self._stderr = stderr_file
-        with _LOCK:
-            _LIVE.add(self)
+        track(self)
 
     @property
     def url(self) -> str:
@@ -101,19 +96,12 @@ class QemuProcess:
 
     def close(self, timeout: float = 3.0) -> None:
         """Terminate QEMU (then kill it if it does not stop)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
+        stop_process(self.proc, timeout)
         try:
             self._stderr.close()
         except OSError:
             pass
-        with _LOCK:
-            _LIVE.discard(self)
+        untrack(self)
 
     def __enter__(self) -> QemuProcess:
         return self
@@ -123,17 +111,6 @@ class QemuProcess:
 
     def __repr__(self) -> str:
         return f"QemuProcess(pid={self.proc.pid}, url={self.url!r})"
-
-
-@atexit.register
-def _close_all() -> None:
-    with _LOCK:
-        live = list(_LIVE)
-    for q in live:
-        try:
-            q.close(timeout=1.0)
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
 
 
 def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,

@@ -95,21 +95,11 @@ def read_flasher_args(path: os.PathLike | str) -> EspImages:
 
 def find_flasher_args(project_dir: os.PathLike | str) -> Path:
     """The `flasher_args.json` of a built ESP-IDF project (or of an idf.py build folder)."""
+    from ..build import recorded_artifacts
+
     d = Path(project_dir).resolve()
-    candidates: list[Path] = []
-    record = d / "build" / "tinyedge-build.json"
-    if record.is_file():
-        try:
-            rec = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            rec = {}
-        arts = rec.get("artifacts") if isinstance(rec.get("artifacts"), dict) else {}
-        for key in ("flasher_args", "idf_build_dir", "build_dir"):
-            for src in (rec, arts):
-                v = src.get(key)
-                if isinstance(v, str):
-                    p = Path(v) if Path(v).is_absolute() else record.parent / v
-                    candidates.append(p if p.suffix == ".json" else p / "flasher_args.json")
+    recorded = recorded_artifacts(d).get("flasher_args")
+    candidates: list[Path] = [recorded] if recorded else []
     candidates += [d / "flasher_args.json", d / "build" / "flasher_args.json"]
     candidates += sorted(d.glob("build/*/flasher_args.json"))
     for c in candidates:
@@ -126,23 +116,19 @@ def images_from_build_record(project_dir: os.PathLike | str, board) -> EspImages
     `partition_table` and `bin` (the app) go to offsets `bootloader`,
     `partition_table` and `app`.  None when the record names none of them.
     """
+    from ..build import BUILD_FILE, recorded_artifacts
+
     d = Path(project_dir).resolve()
-    record = d / "build" / "tinyedge-build.json"
-    if not record.is_file():
-        return None
-    try:
-        arts = json.loads(record.read_text(encoding="utf-8")).get("artifacts") or {}
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
+    record = d / "build" / BUILD_FILE
+    arts = recorded_artifacts(d)
     offsets = board.flash.offsets
     files = []
     for art, off_key in (("bootloader", "bootloader"), ("partition_table", "partition_table"), ("bin", "app")):
-        rel = arts.get(art)
-        if not isinstance(rel, str) or off_key not in offsets:
+        p = arts.get(art)
+        if p is None or off_key not in offsets:
             continue
-        p = Path(rel) if Path(rel).is_absolute() else d / rel
         if not p.is_file():
-            raise InputFileError(f"{record} names {rel}, which does not exist", path=p,
+            raise InputFileError(f"{record} names {p}, which does not exist", path=p,
                                  hint=f"run 'tinyedge build {d}' again")
         files.append((offsets[off_key], p.resolve()))
     if not files:

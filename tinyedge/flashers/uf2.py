@@ -10,7 +10,6 @@ board's flash origin.  The drive is found by its INFO_UF2.TXT.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import struct
@@ -242,23 +241,13 @@ def family_of(board) -> int:
 
 def find_firmware(project_dir: Path) -> Path:
     """The built .uf2, .elf or .bin of a project (from build/tinyedge-build.json, else by name)."""
+    from ..build import recorded_artifacts
+
     build = project_dir / "build"
-    record = build / "tinyedge-build.json"
-    if record.is_file():
-        try:
-            rec = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            rec = {}
-        arts = rec.get("artifacts") if isinstance(rec.get("artifacts"), dict) else {}
-        for key in ("uf2", "elf", "bin"):
-            for src in (rec, arts):
-                v = src.get(key)
-                if isinstance(v, str):
-                    p = Path(v) if Path(v).is_absolute() else build / v
-                    if not p.is_file() and (project_dir / v).is_file():
-                        p = project_dir / v
-                    if p.is_file():
-                        return p.resolve()
+    arts = recorded_artifacts(project_dir)
+    for key in ("uf2", "elf", "bin"):
+        if key in arts and arts[key].is_file():
+            return arts[key].resolve()
     for pattern in ("*.uf2", "*.elf", "*.bin"):
         found = sorted(build.glob(pattern)) if build.is_dir() else []
         if found:

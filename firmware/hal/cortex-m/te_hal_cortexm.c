@@ -147,17 +147,4 @@ int te_hal_uart_getc(int32_t timeout_ms)
     }
 }
 
-const char *te_hal_counter_unit(void)
-{
-    return TE_BOARD_COUNTER_UNIT;
-}
-
-const char *te_hal_board_id(void)
-{
-    return TE_BOARD_ID;
-}
-
-uint32_t te_hal_clock_hz(void)
-{
-    return TE_BOARD_CLOCK_HZ;
-}
+/* te_hal_counter_unit, te_hal_board_id, te_hal_clock_hz: firmware/hal/te_hal_board.c */

@@ -51,17 +51,4 @@ uint64_t te_hal_counter(void)
     return te_widen(&te_cycles, (uint32_t)esp_cpu_get_cycle_count());
 }
 
-const char *te_hal_counter_unit(void)
-{
-    return TE_BOARD_COUNTER_UNIT;
-}
-
-const char *te_hal_board_id(void)
-{
-    return TE_BOARD_ID;
-}
-
-uint32_t te_hal_clock_hz(void)
-{
-    return TE_BOARD_CLOCK_HZ;
-}
+/* te_hal_counter_unit, te_hal_board_id, te_hal_clock_hz: firmware/hal/te_hal_board.c */

@@ -84,17 +84,4 @@ uint64_t te_hal_counter(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-const char *te_hal_counter_unit(void)
-{
-    return TE_BOARD_COUNTER_UNIT;
-}
-
-const char *te_hal_board_id(void)
-{
-    return TE_BOARD_ID;
-}
-
-uint32_t te_hal_clock_hz(void)
-{
-    return TE_BOARD_CLOCK_HZ;
-}
+/* te_hal_counter_unit, te_hal_board_id, te_hal_clock_hz: firmware/hal/te_hal_board.c */

@@ -396,6 +396,69 @@ static void te_conv_full4(const int8_t *x0, int32_t row, int32_t nrows, int32_t 
 }
 #endif
 
+/* Small receptive fields whose rows are not a multiple of 4 bytes (first layers with 1 or 3
+ * input channels): gather the window into one contiguous buffer, padding with the input zero
+ * point (whose offset-corrected value is 0), so every pixel runs one dot product per channel
+ * with the folded bias. */
+#define TE_GATHER_MAX 64
+
+static void te_conv_gathered(const te_conv_params_t *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int8_t *o)
+{
+    int8_t buf[TE_GATHER_MAX];
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int8_t zp = (int8_t)(-p->in_offset);
+    const int32_t *const mult = p->mult;
+    const int32_t *const shift = p->shift;
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    int32_t ky, kx, i, c, k = 0;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dil_h;
+        if (p->dil_w == 1 && iy >= 0 && iy < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+            /* whole kernel row inside: one contiguous run */
+            const int8_t *x = in_b + (iy * p->in_w + ix0) * p->in_c;
+            const int32_t kc = p->k_w * p->in_c;
+            for (i = 0; i < kc; ++i) {
+                buf[k++] = x[i];
+            }
+            continue;
+        }
+        for (kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = ix0 + kx * p->dil_w;
+            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                for (i = 0; i < p->in_c; ++i) {
+                    buf[k++] = zp;
+                }
+            } else {
+                const int8_t *x = in_b + (iy * p->in_w + ix) * p->in_c;
+                for (i = 0; i < p->in_c; ++i) {
+                    buf[k++] = x[i];
+                }
+            }
+        }
+    }
+    for (c = 0; c + 4 <= p->out_c; c += 4) {
+        int32_t a[4];
+        int8_t r0, r1, r2, r3;
+        a[0] = p->eff_bias[c];
+        a[1] = p->eff_bias[c + 1];
+        a[2] = p->eff_bias[c + 2];
+        a[3] = p->eff_bias[c + 3];
+        te_dot4(buf, p->weights + c * n, n, n, a);
+        r0 = te_requant(a[0], mult[c], shift[c], oo, lo, hi);
+        r1 = te_requant(a[1], mult[c + 1], shift[c + 1], oo, lo, hi);
+        r2 = te_requant(a[2], mult[c + 2], shift[c + 2], oo, lo, hi);
+        r3 = te_requant(a[3], mult[c + 3], shift[c + 3], oo, lo, hi);
+        o[c] = r0;
+        o[c + 1] = r1;
+        o[c + 2] = r2;
+        o[c + 3] = r3;
+    }
+    for (; c < p->out_c; ++c) {
+        const int32_t acc = p->eff_bias[c] + te_dot(buf, p->weights + c * n, n);
+        o[c] = te_requant(acc, mult[c], shift[c], oo, lo, hi);
+    }
+}
+
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     int32_t b, oy, ox;
@@ -408,6 +471,10 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
                 int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+                if ((p->in_c & 3) != 0 && p->k_h * p->k_w * p->in_c <= TE_GATHER_MAX) {
+                    te_conv_gathered(p, in_b, iy0, ix0, o);
+                    continue;
+                }
                 if (p->dil_w == 1) {
                     int32_t kx0, kx1;
                     te_taps(ix0, p->k_w, 1, p->in_w, &kx0, &kx1);

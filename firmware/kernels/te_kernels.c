@@ -373,7 +373,7 @@ static void te_conv_pixel_taps(const te_conv_params_t *p, const int8_t *in_b, in
 /* full kernel window, run % 4 == 0, out_c % 4 == 0: everything hoisted into locals */
 static void te_conv_full4(const int8_t *x0, int32_t row, int32_t nrows, int32_t run, const int8_t *weights,
                           int32_t wstride, int32_t out_c, const int32_t *eff, const int32_t *mult,
-                          const int32_t *shift, int32_t oo, int32_t lo, int32_t hi, int8_t *o)
+                          const int8_t *shift, int32_t oo, int32_t lo, int32_t hi, int8_t *o)
 {
     int32_t c;
     for (c = 0; c < out_c; c += 4) {
@@ -408,7 +408,7 @@ static void te_conv_gathered(const te_conv_params_t *p, const int8_t *in_b, int3
     const int32_t n = p->k_h * p->k_w * p->in_c;
     const int8_t zp = (int8_t)(-p->in_offset);
     const int32_t *const mult = p->mult;
-    const int32_t *const shift = p->shift;
+    const int8_t *const shift = p->shift;
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
     int32_t ky, kx, i, c, k = 0;
     for (ky = 0; ky < p->k_h; ++ky) {

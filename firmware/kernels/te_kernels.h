@@ -109,7 +109,7 @@ typedef struct {
     const int32_t *bias;         /* model bias (0 when absent) */
     const int32_t *eff_bias;     /* bias + in_offset * sum(weights of the channel) */
     const int32_t *mult;         /* per output channel */
-    const int32_t *shift;        /* per output channel */
+    const int8_t *shift;         /* per output channel, -31..30 */
 } te_conv_params_t;
 
 typedef struct {
@@ -118,7 +118,7 @@ typedef struct {
     const int8_t *weights;       /* [out_n][in_n] */
     const int32_t *eff_bias;     /* bias + in_offset * row sum */
     const int32_t *mult;         /* per output (repeated when per-tensor) */
-    const int32_t *shift;
+    const int8_t *shift;
 } te_fc_params_t;
 
 typedef struct {

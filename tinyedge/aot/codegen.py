@@ -146,7 +146,7 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
         "bias": ctx.const(f"op{i}_b", "int32_t", bias, f"bias of op {i}"),
         "eff_bias": ctx.const(f"op{i}_eb", "int32_t", eff, f"bias + input offset x weight sums, op {i}"),
         "mult": ctx.const(f"op{i}_m", "int32_t", [m for m, _ in ms]),
-        "shift": ctx.const(f"op{i}_s", "int32_t", [s for _, s in ms]),
+        "shift": ctx.const(f"op{i}_s", "int8_t", [s for _, s in ms]),
     }
     fn = "te_depthwise_conv2d_s8" if depthwise else "te_conv2d_s8"
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn,
@@ -174,7 +174,7 @@ def _fc(ctx: _Ctx, op) -> dict:
         "weights": ctx.const(f"op{i}_w", "int8_t", w.data, f"weights of op {i}"),
         "eff_bias": ctx.const(f"op{i}_eb", "int32_t", eff, f"bias + input offset x weight sums, op {i}"),
         "mult": ctx.const(f"op{i}_m", "int32_t", [m for m, _ in ms]),
-        "shift": ctx.const(f"op{i}_s", "int32_t", [s for _, s in ms]),
+        "shift": ctx.const(f"op{i}_s", "int8_t", [s for _, s in ms]),
     }
     return {"struct": "te_fc_params_t", "fields": fields, "fn": "te_fully_connected_s8",
             "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],

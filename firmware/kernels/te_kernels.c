@@ -658,6 +658,7 @@ void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT
 
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
+    const int32_t qs = p->per_channel ? 1 : 0;
     int32_t b, o;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *x = in + b * p->in_n;
@@ -670,18 +671,18 @@ void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in
             }
             te_dot4(x, p->weights + o * p->in_n, p->in_n, p->in_n, a);
             for (j = 0; j < 4; ++j) {
-                y[o + j] = te_requant(a[j], p->mult[o + j], p->shift[o + j], p->out_offset, p->act_min, p->act_max);
+                y[o + j] = te_requant(a[j], p->mult[(o + j) * qs], p->shift[(o + j) * qs], p->out_offset, p->act_min, p->act_max);
             }
         }
         for (; o + 2 <= p->out_n; o += 2) {
             int32_t a0 = p->eff_bias[o], a1 = p->eff_bias[o + 1];
             te_dot2(x, p->weights + o * p->in_n, p->weights + (o + 1) * p->in_n, p->in_n, &a0, &a1);
-            y[o] = te_requant(a0, p->mult[o], p->shift[o], p->out_offset, p->act_min, p->act_max);
-            y[o + 1] = te_requant(a1, p->mult[o + 1], p->shift[o + 1], p->out_offset, p->act_min, p->act_max);
+            y[o] = te_requant(a0, p->mult[(o) * qs], p->shift[(o) * qs], p->out_offset, p->act_min, p->act_max);
+            y[o + 1] = te_requant(a1, p->mult[(o + 1) * qs], p->shift[(o + 1) * qs], p->out_offset, p->act_min, p->act_max);
         }
         for (; o < p->out_n; ++o) {
             const int32_t acc = p->eff_bias[o] + te_dot(x, p->weights + o * p->in_n, p->in_n);
-            y[o] = te_requant(acc, p->mult[o], p->shift[o], p->out_offset, p->act_min, p->act_max);
+            y[o] = te_requant(acc, p->mult[(o) * qs], p->shift[(o) * qs], p->out_offset, p->act_min, p->act_max);
         }
     }
 }

@@ -117,8 +117,9 @@ typedef struct {
     int32_t out_offset, act_min, act_max;
     const int8_t *weights;       /* [out_n][in_n] */
     const int32_t *eff_bias;     /* bias + in_offset * row sum */
-    const int32_t *mult;         /* per output (repeated when per-tensor) */
+    const int32_t *mult;         /* per output, or one value when per_channel == 0 */
     const int8_t *shift;
+    int32_t per_channel;
 } te_fc_params_t;
 
 typedef struct {

@@ -166,7 +166,7 @@ def _fc(ctx: _Ctx, op) -> dict:
               for ws in w.scale]
     else:
         prod = np.float32(_scale(x)) * np.float32(w.scale[0])   # float product, as TFLite does
-        ms = [q.quantize_multiplier(float(np.float64(prod) / np.float64(_scale(y))))] * out_n
+        ms = [q.quantize_multiplier(float(np.float64(prod) / np.float64(_scale(y))))]   # one value, per_channel 0
     lo, hi = q.act_range(op.options.get("fused_activation_function", "NONE"), _scale(y), _zp(y))
     i = op.index
     fields = {
@@ -175,6 +175,7 @@ def _fc(ctx: _Ctx, op) -> dict:
         "eff_bias": ctx.const(f"op{i}_eb", "int32_t", eff, f"bias + input offset x weight sums, op {i}"),
         "mult": ctx.const(f"op{i}_m", "int32_t", [m for m, _ in ms]),
         "shift": ctx.const(f"op{i}_s", "int8_t", [s for _, s in ms]),
+        "per_channel": int(w.per_channel),
     }
     return {"struct": "te_fc_params_t", "fields": fields, "fn": "te_fully_connected_s8",
             "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],

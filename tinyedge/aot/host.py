@@ -136,6 +136,12 @@ class HostModel:
             if st != 0:
                 raise BuildError(f"{prefix}_init returned status {st}")
             self._lib = lib
+            # the I/O buffers live at fixed arena offsets: resolve them once
+            self._invoke_fn = getattr(lib, f"{prefix}_invoke")
+            self._in_ptr = getattr(lib, f"{prefix}_input")(0) if self._in else None
+            if self._out:
+                optr = getattr(lib, f"{prefix}_output")(0)
+                self._out_view = np.ctypeslib.as_array((ctypes.c_int8 * self._out[0].num_elements).from_address(optr))
         self.info = self._read_info() if self._lib else self._ctx_info(ctx)
 
     def _ctx_info(self, ctx) -> dict:
@@ -170,15 +176,11 @@ class HostModel:
         if self.sanitize:
             return self.invoke_many([x])[0]
         x = self._check_x(x)
-        ptr = getattr(self._lib, f"{self.prefix}_input")(0)
-        ctypes.memmove(ptr, x.ctypes.data, x.size)
-        st = getattr(self._lib, f"{self.prefix}_invoke")()
+        ctypes.memmove(self._in_ptr, x.ctypes.data, x.size)
+        st = self._invoke_fn()
         if st != 0:
             raise ModelError(f"{self.prefix}_invoke returned status {st}")
-        out = self._out[0]
-        optr = getattr(self._lib, f"{self.prefix}_output")(0)
-        buf = (ctypes.c_int8 * out.num_elements).from_address(optr)
-        return np.frombuffer(bytes(buf), dtype=np.int8).reshape(out.shape)
+        return self._out_view.copy().reshape(self._out[0].shape)
 
     def invoke_many(self, xs) -> list[np.ndarray]:
         if not self.sanitize:

@@ -48,7 +48,7 @@ def main() -> int:
     from tflite_micro.python.tflite_micro import runtime
 
     from tinyedge.boards import get_board
-    from tinyedge.build import build_project
+    from tinyedge.builder import build_project
     from tinyedge.graph import load_tflite
     from tinyedge.link import Device
     from tinyedge.project import generate_project

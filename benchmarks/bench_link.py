@@ -74,7 +74,7 @@ def measured(seconds: float, with_qemu: bool) -> None:
     print(f"{'board':>16} {'model':>14} {'input B':>7} {'infer/s':>9} {'wire B/s':>10} {'count':>12} unit")
     from test_device import build_fake_board
 
-    from tinyedge.emulate import HostBoard, TflmBoard
+    from tinyedge.emulation import HostBoard, TflmBoard
 
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_fake_board(Path(tmp) / "fake_board", sanitize=False)

@@ -28,7 +28,7 @@ def cache_root() -> Path:
 def _code_hash() -> str:
     h = hashlib.sha256()
     roots = [REPO / "templates", REPO / "firmware", REPO / "tinyedge" / "aot"]
-    files = [REPO / "tinyedge" / n for n in ("project.py", "build.py", "memory.py", "boards.py", "planner.py")]
+    files = [REPO / "tinyedge" / n for n in ("project.py", "builder.py", "memory.py", "boards.py", "planner.py")]
     for r in roots:
         files += [p for p in r.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     files += sorted((REPO / "boards").glob("*.toml"))
@@ -45,8 +45,8 @@ def build_key(model: Path, board: str, runtime: str) -> str:
 
 
 def cached_build(model: Path, board: str, runtime: str = "aot") -> tuple[Path, dict]:
-    """(project folder, tinyedge-build.json as read by tinyedge.build.read_build)."""
-    from tinyedge.build import build_project, read_build
+    """(project folder, tinyedge-build.json as read by tinyedge.builder.read_build)."""
+    from tinyedge.builder import build_project, read_build
     from tinyedge.project import generate_project
 
     folder = cache_root() / f"{Path(model).stem}-{board}-{runtime}-{build_key(model, board, runtime)}"

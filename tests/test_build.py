@@ -177,7 +177,7 @@ def test_esp_idf_build_runs_idf_py_and_records_artifacts(tmp_path, mlperf_tflite
     import json
     import sys
 
-    from tinyedge.build import build_project, read_build
+    from tinyedge.builder import build_project, read_build
     from tinyedge.project import generate_project
 
     require_tool("arm-none-eabi-gcc")

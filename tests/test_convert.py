@@ -1,4 +1,4 @@
-"""tinyedge.convert and `tinyedge convert`: Keras / SavedModel -> full-int8 TFLite, and the bad inputs.
+"""tinyedge.conversion and `tinyedge convert`: Keras / SavedModel -> full-int8 TFLite, and the bad inputs.
 
 Models that need TensorFlow are built once per module (tf_keras and Keras 3),
 and each MLPerf Tiny model is converted once per session with a few random
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinyedge.cli import main
-from tinyedge.convert import dequantize_output, quantize_input
+from tinyedge.conversion import dequantize_output, quantize_input
 
 tf = None  # TensorFlow, imported by the `made` fixture (a global, so saved lambdas hold no module)
 REPO = Path(__file__).resolve().parent.parent
@@ -194,7 +194,7 @@ def test_calibration_shape_mismatch(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_keras3_keras_file_converts_and_tracks_float(made, tmp_path):
-    from tinyedge.convert import convert, float_predict, tflm_run
+    from tinyedge.conversion import convert, float_predict, tflm_run
 
     res = convert(made / "k3.keras", out=tmp_path / "k3.tflite", calib=made / "k3_calib.npz")
     assert res.report["source"]["kind"] == "keras3"
@@ -216,7 +216,7 @@ def test_keras3_keras_file_converts_and_tracks_float(made, tmp_path):
 
 @pytest.mark.slow
 def test_keras3_h5_converts(made, tmp_path):
-    from tinyedge.convert import convert
+    from tinyedge.conversion import convert
 
     res = convert(made / "k3.h5", out=tmp_path / "k3h5.tflite", calib=made / "k3_calib.npz", samples=8)
     assert res.report["source"]["kind"] == "keras3"
@@ -232,7 +232,7 @@ def test_float_tflite_is_refused(made, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_no_calib_warns_and_report_says_so(tmp_path):
-    from tinyedge.convert import convert
+    from tinyedge.conversion import convert
 
     res = convert(DIGITS / "model.h5", out=tmp_path / "d.tflite", samples=8)
     assert any("random" in w for w in res.warnings)
@@ -261,7 +261,7 @@ def test_digits_example_accuracy_survives_int8(tmp_path, capsys):
 
 
 def test_existing_tflite_is_checked_not_converted(mlperf_tflite, tmp_path):
-    from tinyedge.convert import convert
+    from tinyedge.conversion import convert
 
     res = convert(mlperf_tflite["kws"])
     assert res.tflite_path is None and res.report["full_int8"] is True
@@ -278,7 +278,7 @@ KERAS_FORMS = {"ad01": "ad01.h5", "kws": "kws_ref_model", "resnet": "pretrainedR
 
 @pytest.fixture(scope="session")
 def mlperf_converted(shared_models, tmp_path_factory):
-    from tinyedge.convert import convert
+    from tinyedge.conversion import convert
 
     d = tmp_path_factory.mktemp("mlperf")
     return {k: convert(shared_models / v, out=d / f"{k}.tflite", samples=4) for k, v in KERAS_FORMS.items()}
@@ -288,7 +288,7 @@ def mlperf_converted(shared_models, tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(KERAS_FORMS))
 def test_mlperf_keras_forms_convert_and_run_in_tflm(name, mlperf_converted, mlperf_tflite):
     from tinyedge.analyze import macs
-    from tinyedge.convert import tflm_run
+    from tinyedge.conversion import tflm_run
     from tinyedge.graph import load_tflite
 
     res = mlperf_converted[name]

@@ -1,6 +1,6 @@
 """Device sessions against a real device loop: firmware/app/te_app.c + firmware/proto
 built for the host (with ASan/UBSan) around a FAKE model (tests/c/fake_board.c),
-served on a pty by tinyedge.emulate.HostBoard.
+served on a pty by tinyedge.emulation.HostBoard.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyedge.emulate import HostBoard
+from tinyedge.emulation import HostBoard
 from tinyedge.errors import DeviceTimeout, LinkError, ProtocolError, UsageError
 from tinyedge.link import Device
 from tinyedge.link import protocol as p

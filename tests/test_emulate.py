@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import tinyedge_exe
 
-from tinyedge.emulate import ProtocolServer, TflmBackend, TflmBoard
+from tinyedge.emulation import ProtocolServer, TflmBackend, TflmBoard
 from tinyedge.graph import load_tflite
 from tinyedge.link import Device
 from tinyedge.link import protocol as p

@@ -500,7 +500,7 @@ def test_stm32flash_silent_bootloader_is_one_line(tmp_path, run_cli):
 @pytest.fixture(scope="module")
 def built_nucleo(mlperf_tflite, tmp_path_factory) -> Path:
     """A real generated and built project: MLPerf ad01, runtime aot, NUCLEO-L4R5ZI."""
-    from tinyedge.build import build_project
+    from tinyedge.builder import build_project
     from tinyedge.project import generate_project
 
     out = tmp_path_factory.mktemp("nucleo") / "project"

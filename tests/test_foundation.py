@@ -192,10 +192,18 @@ def test_pip_install_outside_repo_finds_data(tmp_path):
 def test_python_api_mirrors_the_cli():
     import tinyedge
 
-    for verb in ("deploy", "validate", "inspect", "generate"):
+    verbs = ("convert", "inspect", "generate", "build", "flash", "emulate", "validate", "deploy")
+    for verb in verbs:
         assert callable(getattr(tinyedge, verb)), verb
-    import tinyedge.pipeline  # noqa: F401  importing the modules must not shadow the functions
+    # importing every module must not shadow the functions
+    import tinyedge.builder  # noqa: F401
+    import tinyedge.conversion  # noqa: F401
+    import tinyedge.emulation  # noqa: F401
+    import tinyedge.pipeline  # noqa: F401
     import tinyedge.validation  # noqa: F401
+
+    for verb in verbs:
+        assert callable(getattr(tinyedge, verb)) and not isinstance(getattr(tinyedge, verb), type(tinyedge)), verb
 
     assert callable(tinyedge.deploy) and tinyedge.deploy.__name__ == "deploy"
     assert tinyedge.validate.__name__ == "validate"

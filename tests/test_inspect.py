@@ -25,7 +25,7 @@ def hand_model(tmp_path_factory):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tf_keras as k2
 
-    from tinyedge.convert import convert
+    from tinyedge.conversion import convert
 
     d = tmp_path_factory.mktemp("hand")
     k2.utils.set_random_seed(0)

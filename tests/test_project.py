@@ -315,7 +315,7 @@ int main(void)
 
 def test_host_project_builds_and_announces(projects, graph, tmp_path):
     """The host build of the same firmware C: stdin/stdout as the UART."""
-    from tinyedge.build import build_project
+    from tinyedge.builder import build_project
 
     folder = tmp_path / "host"
     shutil.copytree(projects[("host", "aot")], folder)
@@ -328,7 +328,7 @@ def test_host_project_builds_and_announces(projects, graph, tmp_path):
 
 @pytest.mark.slow
 def test_keras_model_is_converted_first(tmp_path):
-    """A Keras .h5 goes through tinyedge.convert; the project keeps the int8 .tflite it was made from."""
+    """A Keras .h5 goes through tinyedge.conversion; the project keeps the int8 .tflite it was made from."""
     h5 = REPO / "examples" / "digits" / "model.h5"
     if not h5.is_file():
         pytest.skip("examples/digits/model.h5 is not in this checkout")

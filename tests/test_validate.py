@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tinyedge.emulate import emulate
+from tinyedge.emulation import emulate
 from tinyedge.errors import ValidationError
 from tinyedge.validation import generated_inputs, validate
 

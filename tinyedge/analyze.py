@@ -239,7 +239,7 @@ def _load_graph(path_or_graph) -> Graph:
     if isinstance(path_or_graph, bytes | bytearray):
         return parse_tflite(bytes(path_or_graph))
     path = Path(path_or_graph).expanduser().resolve()
-    from .convert import convert, sniff
+    from .conversion import convert, sniff
 
     if sniff(path) == "tflite":
         return load_tflite(path)

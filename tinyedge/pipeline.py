@@ -131,7 +131,7 @@ def deploy(
             if cached == key and tflite.exists():
                 st["note"] = "reused the earlier conversion"
             else:
-                from .convert import convert
+                from .conversion import convert
 
                 res = convert(model, out=tflite, calib=calib_src)
                 notes.extend(getattr(res, "warnings", []) or [])
@@ -149,7 +149,7 @@ def deploy(
 
     # 3. build it, and check it fits.
     with steps.step("build"):
-        from .build import build_project
+        from .builder import build_project
 
         built = build_project(project)
     report["memory"] = _memory_section(built, b)
@@ -249,7 +249,7 @@ def _not_validated(steps, notes, b, project) -> dict:
 
 
 def _float_accuracy(float_model: Path, inputs) -> float | None:
-    from .convert import float_predict
+    from .conversion import float_predict
     from .metrics import accuracy
 
     y = float_predict(float_model, inputs.x_float)

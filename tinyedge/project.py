@@ -497,7 +497,7 @@ def _load_model(model: os.PathLike | str, tmp: Path) -> tuple[Path, bytes]:
     if not path.exists():
         raise InputFileError(f"{path} does not exist", path=path, hint="check the model path")
     try:
-        from .convert import convert
+        from .conversion import convert
     except ImportError:
         raise InputFileError(f"{path} is not a .tflite file", path=path,
                              hint="convert it first with 'tinyedge convert'") from None

@@ -81,7 +81,7 @@ def prepare_inputs(graph: Graph, data: str | Path | None = None, samples: int | 
     if t.dtype != "int8" or t.scale is None:
         raise ValidationError(f"the model's input is {t.dtype}, not quantized int8",
                               hint="convert it with 'tinyedge convert' first")
-    from .convert import quantize_input
+    from .conversion import quantize_input
 
     xq = quantize_input(x, t)
     return ValidationInputs(xq, labels=y, x_float=x, source=str(data))
@@ -201,7 +201,7 @@ def validate(
     inputs = prepare_inputs(graph, data, samples)
     float_acc = None
     if float_model is not None and inputs.labels is not None:
-        from .convert import float_predict
+        from .conversion import float_predict
 
         float_acc = accuracy(float_predict(float_model, inputs.x_float), inputs.labels)
     with Device(port, timeout=timeout) as dev:

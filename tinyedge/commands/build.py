@@ -18,7 +18,7 @@ def command(project, jobs, as_json):
     missing toolchain is an error that says how to install it; the project is
     left in place.
     """
-    from ..build import build_project
+    from ..builder import build_project
 
     r = build_project(project, jobs=jobs)
     if as_json:

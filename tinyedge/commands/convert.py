@@ -61,7 +61,7 @@ def command(model, out, calib, samples, trust_code, as_json):
     before it is written.  With labels in --calib, the float and int8 models'
     accuracy is reported.
     """
-    from ..convert import convert
+    from ..conversion import convert
 
     res = convert(model, out=out, calib=calib, samples=samples, trust_code=trust_code)
     for w in res.warnings:

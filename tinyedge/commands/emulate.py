@@ -27,7 +27,7 @@ def command(model, runtime, out_dir, force, as_json):
     """
     import signal
 
-    from ..emulate import emulate
+    from ..emulation import emulate
 
     def on_term(signum, frame):            # `kill PID` stops the board as cleanly as Ctrl-C
         raise KeyboardInterrupt

@@ -95,7 +95,7 @@ def read_flasher_args(path: os.PathLike | str) -> EspImages:
 
 def find_flasher_args(project_dir: os.PathLike | str) -> Path:
     """The `flasher_args.json` of a built ESP-IDF project (or of an idf.py build folder)."""
-    from ..build import recorded_artifacts
+    from ..builder import recorded_artifacts
 
     d = Path(project_dir).resolve()
     recorded = recorded_artifacts(d).get("flasher_args")
@@ -116,7 +116,7 @@ def images_from_build_record(project_dir: os.PathLike | str, board) -> EspImages
     `partition_table` and `bin` (the app) go to offsets `bootloader`,
     `partition_table` and `app`.  None when the record names none of them.
     """
-    from ..build import BUILD_FILE, recorded_artifacts
+    from ..builder import BUILD_FILE, recorded_artifacts
 
     d = Path(project_dir).resolve()
     record = d / "build" / BUILD_FILE

@@ -23,8 +23,8 @@ class HostFlasher(Flasher):
 
     def flash(self, project_dir: Path, board, *, port: str | None = None,
               progress: Progress | None = None) -> FlashResult:
-        from ..build import read_build
-        from ..emulate import HostBoard
+        from ..builder import read_build
+        from ..emulation import HostBoard
 
         exe = read_build(project_dir)["artifacts"].get("exe")
         if not exe:

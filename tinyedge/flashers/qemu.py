@@ -34,7 +34,7 @@ class QemuFlasher(Flasher):
 
     def flash(self, project_dir: Path, board, *, port: str | None = None,
               progress: Progress | None = None) -> FlashResult:
-        from ..build import read_build
+        from ..builder import read_build
         from ..link.device import Device
         from ..qemu import start_qemu
 

@@ -241,7 +241,7 @@ def family_of(board) -> int:
 
 def find_firmware(project_dir: Path) -> Path:
     """The built .uf2, .elf or .bin of a project (from build/tinyedge-build.json, else by name)."""
-    from ..build import recorded_artifacts
+    from ..builder import recorded_artifacts
 
     build = project_dir / "build"
     arts = recorded_artifacts(project_dir)

@@ -260,7 +260,7 @@ class TflmBoard:
 
 def build_host_firmware(model: os.PathLike | str, out_dir: os.PathLike | str, *, force: bool = False) -> Path:
     """Generate and build the aot firmware for board `host`; return the executable."""
-    from .build import build_project, read_build
+    from .builder import build_project, read_build
     from .project import generate_project
 
     proj = generate_project(model, "host", "aot", out_dir, force=force)

@@ -171,3 +171,37 @@ def mean_same_quant_variant(path: Path) -> bytes:
     b = flatbuffers.Builder(1024)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+UNARY_ACTS = ("sigmoid", "tanh", "hard_swish", "relu", "relu6", "leaky_relu")
+
+
+def build_unary(tf, act: str):
+    """One elementwise op right on the int8 model input, 256 values wide: one inference covers
+    every int8 input value of its lookup table."""
+    L = tf.keras.layers
+    x = inp = L.Input((256,), batch_size=1)
+    if act == "relu6":
+        y = L.ReLU(max_value=6.0)(x)
+    elif act == "leaky_relu":
+        y = L.LeakyReLU(negative_slope=0.3)(x)
+    else:
+        y = L.Activation(act)(x)
+    return tf.keras.Model(inp, y)
+
+
+def unary_tflite(act: str) -> Path:
+    src = inspect.getsource(build_unary) + inspect.getsource(_convert) + act
+    path = _cache_dir() / f"unary-{act}-{hashlib.sha256(src.encode()).hexdigest()[:16]}.tflite"
+    if path.exists():
+        return path
+    import numpy as np
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(1234)
+    data = _convert(tf, np, build_unary(tf, act), seed=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path

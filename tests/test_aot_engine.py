@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aot_zoo import BUILDERS, mean_same_quant_variant, zoo_tflite
+from aot_zoo import BUILDERS, UNARY_ACTS, mean_same_quant_variant, unary_tflite, zoo_tflite
 
 from tinyedge.aot.host import HostModel
 from tinyedge.graph import load_tflite, parse_tflite
@@ -158,3 +158,14 @@ def test_mean_with_equal_quantization_bit_exact(zoo_paths, aot_cache, tmp_path):
         and g.tensors[op.inputs[0]].zero_point[0] == g.tensors[op.outputs[0]].zero_point[0] for op in means)
     model = HostModel(g, cache_dir=aot_cache)
     assert_bit_exact("mean_same", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act", UNARY_ACTS)
+def test_lookup_table_ops_exhaustive(aot_cache, act):
+    """Each elementwise op on the model input: every one of the 256 int8 values in one inference."""
+    path = unary_tflite(act)
+    model = HostModel(path, cache_dir=aot_cache)
+    every = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    rng = np.random.default_rng(6)
+    assert_bit_exact(f"unary {act}", path, model, [every, rng.permutation(every.reshape(-1)).reshape(1, 256)])

@@ -259,8 +259,8 @@ static inline void te_taps(int32_t origin, int32_t k, int32_t dil, int32_t size,
 {
     int32_t lo = origin < 0 ? (-origin + dil - 1) / dil : 0;
     int32_t hi = size - origin <= 0 ? 0 : (size - origin + dil - 1) / dil;
-    *k0 = lo;
     *k1 = hi < k ? hi : k;
+    *k0 = lo < *k1 ? lo : *k1;   /* never an inverted (negative-length) range */
 }
 
 /* one output pixel, all channels, kernel rows [ky0, ky1) x columns [kx0, kx1) with dil_w == 1:

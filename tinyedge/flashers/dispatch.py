@@ -32,7 +32,7 @@ def read_project(project_dir: os.PathLike | str) -> dict[str, Any]:
         doc = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise InputFileError(f"cannot read {f} ({e})", path=f,
-                             hint="regenerate the project with 'tinyedge project'") from None
+                             hint="generate the project again with 'tinyedge generate MODEL --board B -o DIR'") from None
     return doc if isinstance(doc, dict) else {}
 
 
@@ -70,7 +70,7 @@ def flash_project(project_dir: os.PathLike | str, *, port: str | None = None,
     d = Path(project_dir).expanduser().resolve()
     if not d.is_dir():
         raise InputFileError(f"project folder {d} does not exist", path=d,
-                             hint="generate one with 'tinyedge project' and build it")
+                             hint="generate one with 'tinyedge generate MODEL --board B -o DIR', then 'tinyedge build DIR'")
     b = project_board(d, board)
     m = method or b.flash.method
     if m != b.flash.method and m not in b.flash.alt_methods:

@@ -143,3 +143,17 @@ def test_deploy_bad_inputs_one_line(run_cli, tmp_path):
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+
+
+def test_deploy_checks_data_before_building(run_cli, tmp_path, mlperf_tflite):
+    import numpy as np
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((3, 5, 5, 1), np.float32))
+    out = tmp_path / "out"
+    r = run_cli("deploy", mlperf_tflite["kws"], "--board", "host", "--data", bad, "-o", out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error:") and "49x10x1" in r.stderr
+    assert not (out / "project").exists(), "deploy built firmware before checking the data"
+    r = run_cli("deploy", mlperf_tflite["kws"], "--board", "host", "--data", REPO / "README.md", "-o", out)
+    assert r.returncode == 2 and "not a .npz or .npy" in r.stderr

@@ -101,6 +101,11 @@ def deploy(
     outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id), force=force)
     outdir.mkdir(parents=True, exist_ok=True)
     mark_ours(outdir, f"tinyedge deploy of {model.name} to {b.id}")
+    if data is not None:
+        # Check the test data now, not after minutes of converting and building.
+        from .data import load_data
+
+        load_data(data, samples=samples)
     steps = _Steps(on_step)
     notes: list[str] = []
     report: dict = {"board": b.id, "runtime": runtime}
@@ -139,6 +144,9 @@ def deploy(
     graph = load_tflite(tflite)
     report["model"] = {"path": str(model), "sha256": graph.sha256, "tflite_bytes": graph.size_bytes,
                        "tflite": str(tflite)}
+    from .validation import prepare_inputs, validate_device
+
+    inputs = prepare_inputs(graph, data, samples)  # the data must fit the model before we build
 
     # 2. generate the firmware project.
     project = outdir / "project"
@@ -174,9 +182,6 @@ def deploy(
 
             float_acc = None
             dev = stack.enter_context(Device(result.port, timeout=timeout))
-            from .validation import prepare_inputs, validate_device
-
-            inputs = prepare_inputs(graph, data, samples)
             if float_model is not None and inputs.labels is not None:
                 float_acc = _float_accuracy(float_model, inputs)
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,

@@ -10,20 +10,40 @@ from rich.table import Table
 from ..console import err
 
 
+class _LazyBar:
+    """A `progress(done, total)` callback whose rich bar appears on its first call only,
+
+    so a command that fails before streaming prints its error and nothing else."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
+                                     TimeRemainingColumn(), console=err, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 @contextmanager
 def progress_bar(label: str, enabled: bool = True):
-    """Yield a `progress(done, total)` callback drawing a rich progress bar (or nothing)."""
+    """Yield a `progress(done, total)` callback drawing a rich progress bar (or None when disabled)."""
     if not enabled:
         yield None
         return
-    with Progress(TextColumn(f"{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as p:
-        task = p.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            p.update(task, completed=done, total=total)
-
-        yield update
+    bar = _LazyBar(label)
+    try:
+        yield bar
+    finally:
+        bar.stop()
 
 
 def _fmt(v, pct=False) -> str:

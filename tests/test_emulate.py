@@ -19,6 +19,7 @@ from tinyedge.emulation import ProtocolServer, TflmBackend, TflmBoard
 from tinyedge.graph import load_tflite
 from tinyedge.link import Device
 from tinyedge.link import protocol as p
+from tinyedge.validation import Reference
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +37,8 @@ def conv_model():
 
 
 def reference(model):
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(model.read_bytes())
-
-    def run(x):
-        interp.set_input(x, 0)
-        interp.invoke()
-        return interp.get_output(0).copy()
-
-    return run
+    """The tflite-micro interpreter on the host, as validate uses it: x -> int8 outputs."""
+    return Reference(model.read_bytes()).run
 
 
 def test_tflm_board_serves_the_protocol_with_chunking(conv_model):

@@ -19,6 +19,7 @@ import pytest
 from tinyedge.boards import get_board
 from tinyedge.flashers import get_flasher
 from tinyedge.link import Device
+from tinyedge.validation import Reference
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -38,16 +39,8 @@ def fc_build():
 
 
 def tflm_reference(model):
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(model.read_bytes())
-
-    def run(x):
-        interp.set_input(x, 0)
-        interp.invoke()
-        return interp.get_output(0).copy()
-
-    return run
+    """The tflite-micro interpreter on the host, as validate uses it: x -> int8 outputs."""
+    return Reference(model.read_bytes()).run
 
 
 def _pid_alive(pid: int) -> bool:

@@ -72,3 +72,26 @@ def test_validate_cli_json(kws_host_board, mlperf_tflite, run_cli):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["agreement"]["bit_exact_rate"] == 1.0 and rep["samples"] == 3
+
+
+def test_ctrl_c_while_streaming_reports_what_was_measured(kws_host_board, mlperf_tflite):
+    """Ctrl-C (KeyboardInterrupt) on the third inference: the report covers the two measured ones."""
+    from tinyedge.link import Device
+    from tinyedge.validation import validate_device
+
+    with Device(kws_host_board.port) as dev:
+        real_infer = dev.infer
+        calls = {"n": 0}
+
+        def infer(x):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return real_infer(x)
+
+        dev.infer = infer
+        r = validate_device(dev, mlperf_tflite["kws"], samples=10)
+    assert r["interrupted"] is True
+    assert r["samples"] == 2 and r["samples_requested"] == 10
+    assert r["agreement"]["bit_exact_rate"] == 1.0
+    assert r["latency"]["count"] == 2

@@ -113,7 +113,9 @@ def test_1000_round_trips_through_fault_proxy_with_qemu_restart(fc_build):
             assert any("injected log line" in ln for ln in d.log_lines)
             assert len(boards) == 2
     finally:
-        killer.join()
+        killer.cancel()
+        if killer.ident is not None:  # a Timer that never started cannot be joined
+            killer.join()
         proxy.close()
         for q in boards:
             q.close()

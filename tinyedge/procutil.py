@@ -10,9 +10,11 @@ from __future__ import annotations
 import atexit
 import subprocess
 import threading
-import weakref
 
-_LIVE: weakref.WeakSet = weakref.WeakSet()
+# Strong references on purpose: a board whose Python handle was dropped
+# (say, by a caller that raised before closing it) must still be stopped at
+# exit.  A weak set would forget it while its process kept running.
+_LIVE: set = set()
 _LOCK = threading.Lock()
 
 

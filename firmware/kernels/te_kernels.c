@@ -77,6 +77,38 @@ static inline void te_dot2(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
     *acc1 += a1;
 }
 
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+/* One step of the 4-channel dot product: 4 int8 inputs (one word at x) times the
+ * matching words of channels 0/1 (at wa + wstride, wa) and 2/3 (at wb + wstride, wb),
+ * widened with SXTB16 and accumulated with SMLAD into a0..a3.  Shared by te_dot4 and
+ * te_dot4_rows; the operand names are the asm blocks' own. */
+#define TE_ASM_DOT4_STEP \
+    "ldr    %[xo], [%[x]], #4\n\t" \
+    "ldr    %[wv], [%[wa], %[ws]]\n\t" \
+    "sxtb16 %[xe], %[xo]\n\t" \
+    "sxtb16 %[xo], %[xo], ror #8\n\t" \
+    "sxtb16 %[t], %[wv]\n\t" \
+    "sxtb16 %[wv], %[wv], ror #8\n\t" \
+    "smlad  %[a1], %[xe], %[t], %[a1]\n\t" \
+    "smlad  %[a1], %[xo], %[wv], %[a1]\n\t" \
+    "ldr    %[wv], [%[wa]], #4\n\t" \
+    "sxtb16 %[t], %[wv]\n\t" \
+    "sxtb16 %[wv], %[wv], ror #8\n\t" \
+    "smlad  %[a0], %[xe], %[t], %[a0]\n\t" \
+    "smlad  %[a0], %[xo], %[wv], %[a0]\n\t" \
+    "ldr    %[wv], [%[wb], %[ws]]\n\t" \
+    "sxtb16 %[t], %[wv]\n\t" \
+    "sxtb16 %[wv], %[wv], ror #8\n\t" \
+    "smlad  %[a3], %[xe], %[t], %[a3]\n\t" \
+    "smlad  %[a3], %[xo], %[wv], %[a3]\n\t" \
+    "ldr    %[wv], [%[wb]], #4\n\t" \
+    "sxtb16 %[t], %[wv]\n\t" \
+    "sxtb16 %[wv], %[wv], ror #8\n\t" \
+    "smlad  %[a2], %[xe], %[t], %[a2]\n\t" \
+    "smlad  %[a2], %[xo], %[wv], %[a2]\n\t"
+
+#endif
+
 /* four output channels share each input load */
 static inline void te_dot4(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRICT w0, int32_t wstride, int32_t n,
                            int32_t *acc)
@@ -93,29 +125,7 @@ static inline void te_dot4(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
         uint32_t xe, xo, wv, t;
         __asm__ volatile(
             "1:\n\t"
-            "ldr    %[xo], [%[x]], #4\n\t"
-            "ldr    %[wv], [%[wa], %[ws]]\n\t"
-            "sxtb16 %[xe], %[xo]\n\t"
-            "sxtb16 %[xo], %[xo], ror #8\n\t"
-            "sxtb16 %[t], %[wv]\n\t"
-            "sxtb16 %[wv], %[wv], ror #8\n\t"
-            "smlad  %[a1], %[xe], %[t], %[a1]\n\t"
-            "smlad  %[a1], %[xo], %[wv], %[a1]\n\t"
-            "ldr    %[wv], [%[wa]], #4\n\t"
-            "sxtb16 %[t], %[wv]\n\t"
-            "sxtb16 %[wv], %[wv], ror #8\n\t"
-            "smlad  %[a0], %[xe], %[t], %[a0]\n\t"
-            "smlad  %[a0], %[xo], %[wv], %[a0]\n\t"
-            "ldr    %[wv], [%[wb], %[ws]]\n\t"
-            "sxtb16 %[t], %[wv]\n\t"
-            "sxtb16 %[wv], %[wv], ror #8\n\t"
-            "smlad  %[a3], %[xe], %[t], %[a3]\n\t"
-            "smlad  %[a3], %[xo], %[wv], %[a3]\n\t"
-            "ldr    %[wv], [%[wb]], #4\n\t"
-            "sxtb16 %[t], %[wv]\n\t"
-            "sxtb16 %[wv], %[wv], ror #8\n\t"
-            "smlad  %[a2], %[xe], %[t], %[a2]\n\t"
-            "smlad  %[a2], %[xo], %[wv], %[a2]\n\t"
+            TE_ASM_DOT4_STEP
             "subs   %[g], %[g], #1\n\t"
             "bne    1b\n\t"
             : [x] "+r"(x), [wa] "+r"(wa), [wb] "+r"(wb), [g] "+r"(groups), [a0] "+r"(a0), [a1] "+r"(a1),
@@ -168,29 +178,7 @@ static inline void te_dot4_rows(const int8_t *x, int32_t xrow, const int8_t *w0,
         "2:\n\t"
         "ldr    %[g], %[gi]\n\t"
         "1:\n\t"
-        "ldr    %[xo], [%[x]], #4\n\t"
-        "ldr    %[wv], [%[wa], %[ws]]\n\t"
-        "sxtb16 %[xe], %[xo]\n\t"
-        "sxtb16 %[xo], %[xo], ror #8\n\t"
-        "sxtb16 %[t], %[wv]\n\t"
-        "sxtb16 %[wv], %[wv], ror #8\n\t"
-        "smlad  %[a1], %[xe], %[t], %[a1]\n\t"
-        "smlad  %[a1], %[xo], %[wv], %[a1]\n\t"
-        "ldr    %[wv], [%[wa]], #4\n\t"
-        "sxtb16 %[t], %[wv]\n\t"
-        "sxtb16 %[wv], %[wv], ror #8\n\t"
-        "smlad  %[a0], %[xe], %[t], %[a0]\n\t"
-        "smlad  %[a0], %[xo], %[wv], %[a0]\n\t"
-        "ldr    %[wv], [%[wb], %[ws]]\n\t"
-        "sxtb16 %[t], %[wv]\n\t"
-        "sxtb16 %[wv], %[wv], ror #8\n\t"
-        "smlad  %[a3], %[xe], %[t], %[a3]\n\t"
-        "smlad  %[a3], %[xo], %[wv], %[a3]\n\t"
-        "ldr    %[wv], [%[wb]], #4\n\t"
-        "sxtb16 %[t], %[wv]\n\t"
-        "sxtb16 %[wv], %[wv], ror #8\n\t"
-        "smlad  %[a2], %[xe], %[t], %[a2]\n\t"
-        "smlad  %[a2], %[xo], %[wv], %[a2]\n\t"
+        TE_ASM_DOT4_STEP
         "subs   %[g], %[g], #1\n\t"
         "bne    1b\n\t"
         "ldr    %[t], %[xs]\n\t"

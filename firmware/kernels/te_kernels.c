@@ -78,15 +78,12 @@ static inline void te_dot2(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
 }
 
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
-/* One step of the 4-channel dot product: 4 int8 inputs (one word at x) times the
- * matching words of channels 0/1 (at wa + wstride, wa) and 2/3 (at wb + wstride, wb),
- * widened with SXTB16 and accumulated with SMLAD into a0..a3.  Shared by te_dot4 and
- * te_dot4_rows; the operand names are the asm blocks' own. */
-#define TE_ASM_DOT4_STEP \
-    "ldr    %[xo], [%[x]], #4\n\t" \
-    "ldr    %[wv], [%[wa], %[ws]]\n\t" \
-    "sxtb16 %[xe], %[xo]\n\t" \
-    "sxtb16 %[xo], %[xo], ror #8\n\t" \
+/* The weight side of a 4-channel dot-product step: 4 inputs already widened to
+ * 16-bit pairs in xe/xo, times the weight words of channels 0/1 (at wa + ws,
+ * loaded into wv by the step itself, then wa) and 2/3 (at wb + ws, wb), widened
+ * with SXTB16 and accumulated with SMLAD into a0..a3.  Shared by the conv
+ * (te_dot4, te_dot4_rows) and FC steps; the operand names are the asm blocks' own. */
+#define TE_ASM_W4_MACS \
     "sxtb16 %[t], %[wv]\n\t" \
     "sxtb16 %[wv], %[wv], ror #8\n\t" \
     "smlad  %[a1], %[xe], %[t], %[a1]\n\t" \
@@ -106,6 +103,15 @@ static inline void te_dot2(const int8_t *TE_RESTRICT x, const int8_t *TE_RESTRIC
     "sxtb16 %[wv], %[wv], ror #8\n\t" \
     "smlad  %[a2], %[xe], %[t], %[a2]\n\t" \
     "smlad  %[a2], %[xo], %[wv], %[a2]\n\t"
+
+/* conv: 4 int8 inputs from one word at x, widened to 16-bit pairs in xe/xo (the first
+ * weight load sits between the input load and its use, to hide the load latency) */
+#define TE_ASM_DOT4_STEP \
+    "ldr    %[xo], [%[x]], #4\n\t" \
+    "ldr    %[wv], [%[wa], %[ws]]\n\t" \
+    "sxtb16 %[xe], %[xo]\n\t" \
+    "sxtb16 %[xo], %[xo], ror #8\n\t" \
+    TE_ASM_W4_MACS
 
 #endif
 
@@ -971,28 +977,10 @@ static inline void te_fc4_lanes(const uint32_t *xq, const int8_t *w, int32_t ws,
     int32_t pairs = (groups + 1) >> 1;
     const int32_t odd = groups & 1;
     uint32_t xe, xo, wv, t;
-#define TE_FC4_GROUP                                   \
-    "ldrd   %[xe], %[xo], [%[x]], #8\n\t"             \
-    "ldr    %[wv], [%[wa], %[ws]]\n\t"                \
-    "sxtb16 %[t], %[wv]\n\t"                          \
-    "sxtb16 %[wv], %[wv], ror #8\n\t"                 \
-    "smlad  %[a1], %[xe], %[t], %[a1]\n\t"            \
-    "smlad  %[a1], %[xo], %[wv], %[a1]\n\t"           \
-    "ldr    %[wv], [%[wa]], #4\n\t"                   \
-    "sxtb16 %[t], %[wv]\n\t"                          \
-    "sxtb16 %[wv], %[wv], ror #8\n\t"                 \
-    "smlad  %[a0], %[xe], %[t], %[a0]\n\t"            \
-    "smlad  %[a0], %[xo], %[wv], %[a0]\n\t"           \
-    "ldr    %[wv], [%[wb], %[ws]]\n\t"                \
-    "sxtb16 %[t], %[wv]\n\t"                          \
-    "sxtb16 %[wv], %[wv], ror #8\n\t"                 \
-    "smlad  %[a3], %[xe], %[t], %[a3]\n\t"            \
-    "smlad  %[a3], %[xo], %[wv], %[a3]\n\t"           \
-    "ldr    %[wv], [%[wb]], #4\n\t"                   \
-    "sxtb16 %[t], %[wv]\n\t"                          \
-    "sxtb16 %[wv], %[wv], ror #8\n\t"                 \
-    "smlad  %[a2], %[xe], %[t], %[a2]\n\t"            \
-    "smlad  %[a2], %[xo], %[wv], %[a2]\n\t"
+#define TE_FC4_GROUP \
+    "ldrd   %[xe], %[xo], [%[x]], #8\n\t" \
+    "ldr    %[wv], [%[wa], %[ws]]\n\t" \
+    TE_ASM_W4_MACS
     __asm__ volatile(
         "ldr    %[t], %[odd]\n\t"
         "cmp    %[t], #0\n\t"

@@ -254,7 +254,9 @@ def _q4_input_params(in_scale: float) -> tuple[int, int, int]:
     return mult, shift, radius
 
 
-def logistic_table(in_scale, in_zp) -> list[int]:
+def _q4_table(in_scale, in_zp, finish) -> list[int]:
+    """The 256-entry table of an int8 op that TFLite computes on a Q4.27 input: inputs
+    beyond the radius saturate to -128 / 127, the rest go through `finish(q4)`."""
     mult, shift, radius = _q4_input_params(in_scale)
 
     def f(v):
@@ -263,26 +265,17 @@ def logistic_table(in_scale, in_zp) -> list[int]:
             return -128
         if x >= radius:
             return 127
-        q4 = mbqm(x, mult, shift)
-        out = rdbpot(fixed_logistic(q4, 4), 31 - 8)
-        return out - 128
+        return finish(mbqm(x, mult, shift))
 
     return _table(f)
+
+
+def logistic_table(in_scale, in_zp) -> list[int]:
+    return _q4_table(in_scale, in_zp, lambda q4: rdbpot(fixed_logistic(q4, 4), 31 - 8) - 128)
 
 
 def tanh_table(in_scale, in_zp) -> list[int]:
-    mult, shift, radius = _q4_input_params(in_scale)
-
-    def f(v):
-        x = v - int(in_zp)
-        if x <= -radius:
-            return -128
-        if x >= radius:
-            return 127
-        q4 = mbqm(x, mult, shift)
-        return rdbpot(fixed_tanh(q4, 4), 31 - 7)
-
-    return _table(f)
+    return _q4_table(in_scale, in_zp, lambda q4: rdbpot(fixed_tanh(q4, 4), 31 - 7))
 
 
 # ---- HARD_SWISH (TFLite reference_ops::HardSwish, int16 fixed point) ---------------

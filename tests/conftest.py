@@ -20,6 +20,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MODELS = Path(os.environ.get("TINYEDGE_SHARED_MODELS", REPO.parent / "shared" / "models" / "mlperf-tiny"))
 
+SHARED_SOURCES = REPO.parent / "shared" / "sources"
+# Builds in the tests use the pinned upstream sources from shared/ (no network);
+# a user's clone has none, and the tests that need them skip.
+if "TINYEDGE_SOURCES_DIR" not in os.environ and SHARED_SOURCES.is_dir():
+    os.environ["TINYEDGE_SOURCES_DIR"] = str(SHARED_SOURCES)
+
 MLPERF_TFLITE = {
     "ad01": "ad01_int8.tflite",
     "kws": "kws_ref_model.tflite",
@@ -47,6 +53,15 @@ def shared_models() -> Path:
     if not SHARED_MODELS.is_dir():
         pytest.skip(f"MLPerf Tiny models not found at {SHARED_MODELS} (they live in the team's shared/ folder)")
     return SHARED_MODELS
+
+
+@pytest.fixture(scope="session")
+def shared_sources() -> Path:
+    """The folder of pinned upstream source archives (TINYEDGE_SOURCES_DIR); skips when absent."""
+    value = os.environ.get("TINYEDGE_SOURCES_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip(f"upstream source archives not found (set TINYEDGE_SOURCES_DIR; the team's are in {SHARED_SOURCES})")
+    return Path(value)
 
 
 @pytest.fixture(scope="session")

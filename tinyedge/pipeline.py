@@ -89,8 +89,17 @@ def deploy(
     timeout: float = 10.0,
     progress: Progress | None = None,
     on_step: StepHook | None = None,
+    compress=None,
+    train: str | Path | None = None,
+    val: str | Path | None = None,
+    train_progress: Progress | None = None,
 ) -> dict:
-    """Convert, generate, build, flash and validate; return the report (also written to report.json)."""
+    """Convert, generate, build, flash and validate; return the report (also written to report.json).
+
+    With `compress` (a `tinyedge.compress.Options`) and `train` data, the model is compressed first
+    (`tinyedge.compress`, into the artifacts folder) and the compression report goes into
+    report.json under "compression".
+    """
     model = Path(model).expanduser().resolve()
     if not model.exists():
         raise InputFileError(f"{model} does not exist", path=model, hint="check the path")
@@ -109,6 +118,20 @@ def deploy(
     steps = _Steps(on_step)
     notes: list[str] = []
     report: dict = {"board": b.id, "runtime": runtime}
+    if compress is not None:
+        if train is None:
+            raise UsageError("compression options need training data", hint="pass --train train.npz")
+        if _is_tflite(model):
+            raise UsageError(f"{model.name} is a .tflite; compression needs the Keras model",
+                             hint="pass the .h5 or .keras file")
+        with steps.step("compress") as st:
+            from .compress import compress as run_compress
+
+            crep = run_compress(model, train, val=val if val is not None else data, out=outdir / "compressed.h5",
+                                options=compress, progress=train_progress)
+            st["note"] = " -> ".join(crep["methods"]["order"])
+        report["compression"] = crep
+        model = outdir / "compressed.h5"
 
     # 1. convert (or check) the model, reusing an earlier conversion when nothing changed.
     tflite = outdir / "model.tflite"
@@ -187,6 +210,10 @@ def deploy(
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
                                 progress=progress)
     report.update({k: v[k] for k in ("samples", "interrupted", "inputs", "agreement", "accuracy", "latency")})
+    if "compression" in report:
+        report["compression"]["on_device"] = {"board": b.id, "latency": v["latency"],
+                                              "accuracy_device": (v["accuracy"] or {}).get("device"),
+                                              "bit_exact_rate": (v["agreement"] or {}).get("bit_exact_rate")}
     notes.extend(v.get("notes", []))
     report["steps"] = steps.items
     report["notes"] = notes

@@ -7,6 +7,7 @@ import click
 from ..console import emit_json, err, warn
 from ._common import board_option, existing_path, force_option, json_option
 from ._report import print_report, progress_bar
+from .compress import compression_options, options_from
 
 
 @click.command("deploy")
@@ -26,8 +27,14 @@ from ._report import print_report, progress_bar
 @force_option
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds to wait for each reply from the board.")
+@click.option("--train", type=existing_path(dir_okay=False), default=None,
+              help="Training data (.npz x, y) for the compression options below; compress first, then deploy.")
+@click.option("--val", type=existing_path(dir_okay=False), default=None,
+              help="Validation data for the compression report (default: --data).")
+@compression_options
 @json_option
-def command(model, board_id, runtime, port, data, calib, samples, out, force, timeout, as_json):
+def command(model, board_id, runtime, port, data, calib, samples, out, force, timeout, as_json, train, val,
+            **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -43,13 +50,21 @@ def command(model, board_id, runtime, port, data, calib, samples, out, force, ti
         if not as_json:
             err.print(f"[bold]{name}[/] ...")
 
-    with progress_bar("validate", enabled=not as_json) as progress:
+    opts = options_from(kw)
+    if opts is None and train is not None:
+        raise click.UsageError("--train is for compression; add a compression option (e.g. --prune-channels 0.5)")
+    with progress_bar("training epochs", enabled=not as_json and opts is not None) as train_progress, \
+            progress_bar("validate", enabled=not as_json) as progress:
         report = deploy(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
                         samples=samples, out=out, force=force, timeout=timeout, progress=progress,
-                        on_step=on_step)
+                        on_step=on_step, compress=opts, train=train, val=val, train_progress=train_progress)
     if as_json:
         emit_json(report)
         return
+    if report.get("compression"):
+        from .compress import print_report as print_compression
+
+        print_compression(report["compression"])
     print_report(report)
     ag = report.get("agreement") or {}
     if ag.get("bit_exact_rate") not in (None, 1.0):

@@ -40,7 +40,7 @@ class Options:
     distill_weight: float = 0.5      # weight of the teacher term when labels are there too
     l1: float | None = None
     layers: list[str] | None = None
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
@@ -164,15 +164,14 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
         raise UsageError(f"{first} trains on labels, and {Path(train).name} has no labels (no 'y' array)",
                          hint="add labels y to the .npz, or add --distill to train label-free from the "
                               "original model's outputs")
-    if opts.qat and opts.sparsity_pattern and opts.cluster is None:
-        pass
     with _quiet_tf():
-        import tensorflow as tf
+        import tf_keras
 
-        from . import channels, clustering, lowrank, qat, sparsity, train as tr
+        from . import channels, clustering, lowrank, qat, sparsity
+        from . import train as tr
         from .ir import build, from_keras, to_tf_keras
 
-        tf.keras.utils.set_random_seed(opts.seed)
+        tf_keras.utils.set_random_seed(opts.seed)
         teacher = to_tf_keras(loaded.obj)
         probs = tr.is_probs_output(teacher)
         t_out = teacher.predict(x, batch_size=256, verbose=0)
@@ -238,12 +237,12 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
                                 "schedule": "constant N:M mask" if pattern else "PolynomialDecay 0 -> target over "
                                 "70% of the steps"}
         if "cluster" in phases:
-            wrapped = clustering.wrap(student, opts.cluster, preserve_sparsity=pruned)
+            wrapped, inits = clustering.wrap(student, opts.cluster, preserve_sparsity=pruned)
             train(wrapped, "cluster")
             student = clustering.strip(wrapped)
             clustered = True
             summary["cluster"] = {"clusters": opts.cluster, "per_channel": "Conv2D per output channel, Dense per "
-                                  "tensor", "preserve_sparsity": pruned, "init": "k-means++"}
+                                  "tensor", "preserve_sparsity": pruned, "init": inits}
         if "qat" in phases:
             wrapped = qat.wrap(student, pruned=pruned, clustered=clustered)
             train(wrapped, "qat")

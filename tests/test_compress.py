@@ -58,12 +58,12 @@ def pruned_digits(tmp_path_factory, data):
 
 @pytest.fixture(scope="session")
 def lowrank_digits(tmp_path_factory, data):
-    return _compress(tmp_path_factory, "lowrank", data=data, rank=0.5, layers=["logits"], distill=True, epochs=5)
+    return _compress(tmp_path_factory, "lowrank", data=data, rank=0.7, layers=["logits"], distill=True, epochs=12)
 
 
 @pytest.fixture(scope="session")
 def sparse_clustered_digits(tmp_path_factory, data):
-    return _compress(tmp_path_factory, "sparse", data=data, cluster=16, prune=0.8, epochs=6)
+    return _compress(tmp_path_factory, "sparse", data=data, cluster=16, prune=0.8, distill=True, epochs=8)
 
 
 @pytest.fixture(scope="session")
@@ -182,12 +182,12 @@ def test_prune_channels_digits_cuts_macs(pruned_digits):
 def test_lowrank_digits_dense(lowrank_digits):
     out, rep = lowrank_digits
     (info,) = rep["methods"]["low_rank"]["layers"]
-    assert info["layer"] == "logits" and info["rank"] == 5 and info["params_after"] < info["params_before"]
+    assert info["layer"] == "logits" and info["rank"] == 7 and info["params_after"] < info["params_before"]
     import tf_keras
 
     m = tf_keras.models.load_model(out, compile=False)
-    assert m.get_layer("logits_lowrank").units == 5 and m.get_layer("logits").units == 10
-    assert rep["quality"]["int8_after"]["accuracy"] >= rep["quality"]["int8_before"]["accuracy"] - 0.03
+    assert m.get_layer("logits_lowrank").units == 7 and m.get_layer("logits").units == 10
+    assert rep["quality"]["int8_after"]["accuracy"] >= rep["quality"]["int8_before"]["accuracy"] - 0.02
 
 
 def test_lowrank_refuses_past_break_even(data):
@@ -200,10 +200,13 @@ def test_lowrank_refuses_past_break_even(data):
     with pytest.raises(ModelError, match=r"layer 'logits': rank 10 is past the break-even point \(420 weights"):
         factorize(g, rank=1.0, layers=["logits"])
     # without --layers, a layer past break-even is left as it is and reported; others are factorised
-    g2, summary = factorize(g, rank=0.9)
-    assert {r["layer"] for r in summary["refused"]} >= {"conv1", "logits"}
-    assert [r["layer"] for r in summary["layers"]] == ["conv3"]  # 144*32 -> 29*(144+32) pays off
-    assert summary["refused"][0]["break_even_rank"] >= 0
+    g2, summary = factorize(g, rank=0.7)
+    (refused,) = summary["refused"]  # conv1: 9x16 at rank 7 is 7*(9+16) = 175 >= 144 weights
+    assert refused == {"layer": "conv1", "class": "Conv2D", "rank": 7, "full_rank": 9, "params_before": 144,
+                       "params_after": 175, "break_even_rank": 5, "energy_kept": refused["energy_kept"]}
+    assert [r["layer"] for r in summary["layers"]] == ["conv2", "conv3", "logits"]
+    assert [n.name for n in g2.nodes if n.name.endswith("_lowrank")] == ["conv2_lowrank", "conv3_lowrank",
+                                                                         "logits_lowrank"]
 
 
 def test_cluster_and_prune_survive_int8(sparse_clustered_digits):
@@ -339,7 +342,8 @@ def test_layer_a_method_cannot_handle_is_named(tmp_path, data):
 
     with pytest.raises(ModelError, match=r"layer 'pool' cannot be low-rank factorised: it is a MaxPooling2D"):
         compress(DIGITS / "model.h5", data / "train.npz", out=tmp_path / "o.h5", rank=0.5, layers=["pool"])
-    with pytest.raises(ModelError, match=r"layer 'logits' \(Dense\) cannot be channel-pruned: .*model output"):
+    with pytest.raises(ModelError, match=r"layer 'logits' \(Dense\) cannot be channel-pruned: they enter "
+                                         r"layer 'probs' \(Softmax\), which channel pruning does not see through"):
         compress(DIGITS / "model.h5", data / "train.npz", out=tmp_path / "o.h5", prune_channels=0.5,
                  layers=["logits"])
     assert list(tmp_path.iterdir()) == []

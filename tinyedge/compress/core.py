@@ -143,6 +143,9 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
                          hint="choose at least one of --prune-channels, --rank, --prune, --cluster, --qat, "
                               "--distill, --l1")
     outp = _out_path(out)
+    if opts.qat and outp.suffix.lower() == ".keras":
+        raise UsageError("--qat keeps tfmot's quantize wrappers in the model, which only the Keras 2 .h5 format "
+                         "holds (Keras 3 cannot load them from a .keras file)", hint=f"use -o {outp.stem}.h5")
     src = Path(model).expanduser().resolve()
     t_start = time.perf_counter()
     steps: dict[str, float] = {}
@@ -241,8 +244,7 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
             train(wrapped, "cluster")
             student = clustering.strip(wrapped)
             clustered = True
-            summary["cluster"] = {"clusters": opts.cluster, "per_channel": "Conv2D per output channel, Dense per "
-                                  "tensor", "preserve_sparsity": pruned, "init": inits}
+            summary["cluster"] = {"clusters": opts.cluster, "preserve_sparsity": pruned, "layers": inits}
         if "qat" in phases:
             wrapped = qat.wrap(student, pruned=pruned, clustered=clustered)
             train(wrapped, "qat")
@@ -288,6 +290,9 @@ def _methods_run(opts: Options) -> set[str]:
     return s
 
 
+_BEFORE: dict[str, bytes] = {}
+
+
 def _measure(src: Path, staged: Path, stage: Path, x, xv, yv, teacher, student, steps, on_step) -> dict:
     from ..conversion import convert
     from ..graph import load_tflite
@@ -298,7 +303,14 @@ def _measure(src: Path, staged: Path, stage: Path, x, xv, yv, teacher, student, 
     t = time.perf_counter()
     calib = stage / "calib.npz"
     np.savez(calib, x=x[:200])
-    convert(src, out=stage / "before_int8.tflite", calib=calib)
+    import hashlib
+
+    key = hashlib.sha256(src.read_bytes() + np.ascontiguousarray(x[:200]).tobytes()).hexdigest()
+    if key in _BEFORE:  # the same source and calibration: the same int8 model (one process)
+        (stage / "before_int8.tflite").write_bytes(_BEFORE[key])
+    else:
+        convert(src, out=stage / "before_int8.tflite", calib=calib)
+        _BEFORE[key] = (stage / "before_int8.tflite").read_bytes()
     convert(staged, out=stage / "model_int8.tflite", calib=calib)
     steps["convert"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()

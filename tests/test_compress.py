@@ -121,13 +121,46 @@ def pruned_residual(tmp_path_factory, residual):
     return out, compress(model, x, out=out, prune_channels=0.5, distill=True, epochs=3)
 
 
+def _bn_model(path: Path) -> Path:
+    """Conv -> BatchNorm -> ReLU blocks on the digits' 8x8 input, random weights and BN statistics far from
+    the identity: the int8 conversion folds each BatchNorm into its conv's kernel."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(11)
+    L = tf_keras.layers
+    x = L.Input((8, 8, 1), name="image")
+    h = x
+    for i, f in enumerate((16, 16, 32)):
+        h = L.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i}")(h)
+        h = L.BatchNormalization(name=f"bn{i}")(h)
+        h = L.ReLU(name=f"relu{i}")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    o = L.Dense(10, activation="softmax", name="out")(h)
+    model = tf_keras.Model(x, o, name="bn_cnn")
+    rng = np.random.default_rng(4)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.3, 3, g.shape), rng.normal(0, 0.2, b.shape),
+                               rng.normal(0, 0.2, m.shape), rng.uniform(0.3, 3, v.shape)])
+    model.save(path)
+    return path
+
+
 @pytest.fixture(scope="session")
-def clustered_residual(tmp_path_factory, residual):
+def clustered_bn(tmp_path_factory, data):
     from tinyedge.compress import compress
 
-    model, x = residual
-    out = tmp_path_factory.mktemp("clustered-residual") / "clustered.h5"
-    return out, compress(model, x, out=out, cluster=16, prune=0.8, distill=True, epochs=3)
+    d = tmp_path_factory.mktemp("clustered-bn")
+    out = d / "clustered.h5"
+    return out, compress(_bn_model(d / "bn.h5"), data / "unlabelled.npz", out=out, cluster=16, prune=0.8,
+                         distill=True, epochs=3)
+
+
+@pytest.fixture(scope="session")
+def nm_qat_digits(tmp_path_factory, data):
+    return _compress(tmp_path_factory, "nm-qat", data=data, sparsity_pattern="2:4", qat=True, distill=True,
+                     epochs=4)
 
 
 # ---------------------------------------------------------------------------
@@ -219,12 +252,30 @@ def test_cluster_and_prune_survive_int8(sparse_clustered_digits):
     assert any("compact weight storage" in n for n in rep["notes"])  # the flash gain needs issue 15
 
 
-def test_cluster_and_prune_survive_batchnorm_folding(clustered_residual):
+def test_cluster_and_prune_survive_batchnorm_folding(clustered_bn):
     from tinyedge.compress import int8_path
+    from tinyedge.graph import load_tflite
 
-    out, rep = clustered_residual
+    out, rep = clustered_bn
+    ops = load_tflite(int8_path(out)).op_counts()
+    assert "MUL" not in ops and "ADD" not in ops, ops  # every BatchNorm was folded into its conv
     _check_sparse_clustered(int8_path(out))
     assert rep["methods"]["distill"]["labels"] is False
+
+
+def test_2_4_sparsity_survives_pqat_and_int8(nm_qat_digits):
+    from tinyedge.compress import int8_path
+
+    out, rep = nm_qat_digits
+    assert rep["methods"]["qat"]["scheme"] == "PQAT"
+    checked = 0
+    for name, _op, w in _weights(int8_path(out)):
+        if w.shape[-1] % 4:  # conv1 has one input channel: no groups of 4 to prune
+            continue
+        groups = (w.reshape(-1, 4) == 0).sum(axis=1)
+        assert groups.min() >= 2, f"{name}: a group of 4 input weights with fewer than 2 zeros"
+        checked += 1
+    assert checked == 3
 
 
 def test_qat_not_worse_than_ptq(qat_digits):
@@ -268,13 +319,13 @@ def test_keras3_model_is_rebuilt_and_pruned(tmp_path, data):
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("which", ["pruned_digits", "lowrank_digits", "sparse_clustered_digits", "qat_digits",
-                                   "pruned_residual", "clustered_residual"])
+                                   "pruned_residual", "clustered_bn", "nm_qat_digits"])
 def test_compressed_models_deploy_bit_exact(which, request, tmp_path, data, residual):
     from tinyedge.compress import int8_path
     from tinyedge.pipeline import deploy
 
     out, rep = request.getfixturevalue(which)
-    test_data = data / "val.npz" if "digits" in which else residual[1]
+    test_data = residual[1] if "residual" in which else data / "val.npz"
     full = which == "pruned_digits"  # the accuracy check: all 300 held-out samples
     r = deploy(int8_path(out), board="qemu-cortex-m4", data=test_data, out=tmp_path / "dep",
                samples=None if full else 100)

@@ -44,7 +44,10 @@ def graph_layers(graph) -> list[dict]:
             continue
         params = sum(graph.tensors[i].num_elements for i in op.inputs[1:] if i >= 0 and graph.tensors[i].is_const)
         st = weight_stats(w.data, WEIGHTED[op.opcode])
-        rows.append({"layer": _layer_name(graph.tensors[op.outputs[0]].name), "op": op.opcode,
+        wparts = w.name.split(";")[0].split("/")
+        name = wparts[1] if len(wparts) >= 3 and not w.name.startswith("tfl.") else \
+            _layer_name(graph.tensors[op.outputs[0]].name)
+        rows.append({"layer": name, "op": op.opcode,
                      "params": int(params), "macs": int(macs(graph, op)), "weight_bytes": int(weight_bytes(graph, op)),
                      **st})
     return rows

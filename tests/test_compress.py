@@ -454,3 +454,43 @@ def test_cli_sigint_during_training(tmp_path, data):
             p.wait()
     assert "error: interrupted" in rest
     assert list(tmp_path.iterdir()) == []
+
+
+def test_l1_slimming_then_bn_ranked_channel_pruning(tmp_path, data):
+    import tf_keras
+
+    from tinyedge.compress import compress
+    from tinyedge.compress.train import l1_penalty
+
+    model = _bn_model(tmp_path / "bn.h5")
+    m = tf_keras.models.load_model(model, compile=False)
+    gammas = sum(float(np.abs(m.get_layer(f"bn{i}").gamma.numpy()).sum()) for i in range(3))
+    assert float(l1_penalty(m, 0.01, "bn")()) == pytest.approx(0.01 * gammas, rel=1e-5)
+    rep = compress(model, data / "unlabelled.npz", out=tmp_path / "slim.h5", prune_channels=0.5,
+                   channel_criterion="bn", l1=1e-3, distill=True, epochs=1)
+    assert rep["methods"]["order"] == ["l1", "prune_channels", "finetune", "int8"]
+    assert set(rep["methods"]["training"]) == {"l1", "finetune"}
+    assert rep["methods"]["prune_channels"]["criterion"] == "bn"
+    assert rep["totals"]["after"]["macs"] < 0.5 * rep["totals"]["before"]["macs"]
+
+
+def test_report_table_and_json(pruned_digits):
+    import json
+
+    from rich.console import Console
+
+    import tinyedge.commands.compress as cmd
+
+    _, rep = pruned_digits
+    console = Console(record=True, width=160)
+    old, cmd.err = cmd.err, console
+    try:
+        cmd.print_report(rep)
+    finally:
+        cmd.err = old
+    text = console.export_text()
+    b, a = rep["totals"]["before"], rep["totals"]["after"]
+    assert f"{b['macs']:,}" in text and f"{a['macs']:,}" in text and "MACs" in text
+    assert "aot flash (model constants)" in text and "int8 accuracy" in text
+    assert "order: prune_channels -> finetune -> int8" in text
+    assert json.loads(json.dumps(rep)) == rep  # --json prints this object as is

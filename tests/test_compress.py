@@ -494,3 +494,12 @@ def test_report_table_and_json(pruned_digits):
     assert "aot flash (model constants)" in text and "int8 accuracy" in text
     assert "order: prune_channels -> finetune -> int8" in text
     assert json.loads(json.dumps(rep)) == rep  # --json prints this object as is
+
+
+def test_library_verb_is_callable_like_the_others(tmp_path, data):
+    import tinyedge
+    import tinyedge.compress.core  # noqa: F401  (the package is now the attribute tinyedge.compress)
+
+    with pytest.raises(UsageError, match="no compression method given"):
+        tinyedge.compress(DIGITS / "model.h5", data / "train.npz", out=tmp_path / "o.h5")
+    assert tinyedge.compress.Options is tinyedge.compress.core.Options

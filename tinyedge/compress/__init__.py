@@ -24,3 +24,19 @@ int8 `.tflite` beside it, only once everything has worked.
 from .core import ORDER, Options, compress, int8_path
 
 __all__ = ["ORDER", "Options", "compress", "int8_path"]
+
+
+# `tinyedge.compress(...)` is the verb, like `tinyedge.deploy(...)`; this package has the same name, and
+# once it is imported it *is* the attribute `tinyedge.compress`, so calling the package calls the verb.
+def _callable_package():
+    import sys
+    import types
+
+    class _Verb(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return compress(*args, **kwargs)
+
+    sys.modules[__name__].__class__ = _Verb
+
+
+_callable_package()

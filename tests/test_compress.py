@@ -63,7 +63,7 @@ def lowrank_digits(tmp_path_factory, data):
 
 @pytest.fixture(scope="session")
 def sparse_clustered_digits(tmp_path_factory, data):
-    return _compress(tmp_path_factory, "sparse", data=data, cluster=16, prune=0.8, distill=True, epochs=8)
+    return _compress(tmp_path_factory, "sparse", data=data, cluster=16, prune=0.8, distill=True, epochs=5)
 
 
 @pytest.fixture(scope="session")
@@ -503,3 +503,18 @@ def test_library_verb_is_callable_like_the_others(tmp_path, data):
     with pytest.raises(UsageError, match="no compression method given"):
         tinyedge.compress(DIGITS / "model.h5", data / "train.npz", out=tmp_path / "o.h5")
     assert tinyedge.compress.Options is tinyedge.compress.core.Options
+
+
+def test_keras3_layer_without_tf_keras_twin_is_named(tmp_path, data):
+    import keras
+
+    from tinyedge.compress import compress
+
+    m = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="c"),
+                          keras.layers.RMSNormalization(name="rms"), keras.layers.Flatten(),
+                          keras.layers.Dense(10, name="d")])
+    m.save(tmp_path / "k3.keras")
+    with pytest.raises(ModelError, match=r"^finetune, prune_channels: this keras3 model cannot be rebuilt as the "
+                                         r"tf_keras model .* layer 'rms' is of class 'RMSNormalization'"):
+        compress(tmp_path / "k3.keras", data / "train.npz", out=tmp_path / "o.h5", prune_channels=0.5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k3.keras"]

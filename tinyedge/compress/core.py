@@ -175,7 +175,13 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
         from .ir import build, from_keras, to_tf_keras
 
         tf_keras.utils.set_random_seed(opts.seed)
-        teacher = to_tf_keras(loaded.obj)
+        try:
+            teacher = to_tf_keras(loaded.obj)
+        except ModelError as e:
+            methods = ", ".join(sorted(m for m in _methods_run(opts) if m != "int8"))
+            raise ModelError(f"{methods}: this {loaded.kind} model cannot be rebuilt as the tf_keras model the "
+                             f"methods train (tfmot needs tf_keras): {e.message}", layer=e.layer,
+                             hint=e.hint) from None
         probs = tr.is_probs_output(teacher)
         t_out = teacher.predict(x, batch_size=256, verbose=0)
         classifier = probs or (y is not None and t_out.reshape(len(x), -1).shape[1] > 1)

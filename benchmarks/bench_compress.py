@@ -30,6 +30,7 @@ RUNS = {
     "prune-channels 0.5 + distill": dict(prune_channels=0.5, distill=True),
     "prune-channels 0.5 (labels only)": dict(prune_channels=0.5),
     "rank 0.7 on logits + distill": dict(rank=0.7, layers=["logits"], distill=True),
+    "rank 0.7 on conv3 + logits + distill": dict(rank=0.7, layers=["conv3", "logits"], distill=True),
     "prune 0.8 + cluster 16 + distill": dict(prune=0.8, cluster=16, distill=True),
     "2:4 + QAT (PQAT)": dict(sparsity_pattern="2:4", qat=True),
     "qat": dict(qat=True),

@@ -58,7 +58,8 @@ def pruned_digits(tmp_path_factory, data):
 
 @pytest.fixture(scope="session")
 def lowrank_digits(tmp_path_factory, data):
-    return _compress(tmp_path_factory, "lowrank", data=data, rank=0.7, layers=["logits"], distill=True, epochs=12)
+    return _compress(tmp_path_factory, "lowrank", data=data, rank=0.7, layers=["conv3", "logits"], distill=True,
+                     epochs=12)
 
 
 @pytest.fixture(scope="session")
@@ -212,14 +213,18 @@ def test_prune_channels_digits_cuts_macs(pruned_digits):
     assert m.get_layer("conv2").filters == 8 and m.count_params() == a["params"]
 
 
-def test_lowrank_digits_dense(lowrank_digits):
+def test_lowrank_digits_conv_and_dense(lowrank_digits):
     out, rep = lowrank_digits
-    (info,) = rep["methods"]["low_rank"]["layers"]
-    assert info["layer"] == "logits" and info["rank"] == 7 and info["params_after"] < info["params_before"]
+    conv, dense = rep["methods"]["low_rank"]["layers"]
+    assert (conv["layer"], conv["rank"], conv["params_before"], conv["params_after"]) == ("conv3", 23, 4608, 4048)
+    assert (dense["layer"], dense["rank"], dense["params_before"], dense["params_after"]) == ("logits", 7, 320, 294)
     import tf_keras
 
     m = tf_keras.models.load_model(out, compile=False)
+    assert m.get_layer("conv3_lowrank").filters == 23 and m.get_layer("conv3_lowrank").kernel_size == (3, 3)
+    assert m.get_layer("conv3").kernel_size == (1, 1) and m.get_layer("conv3").filters == 32
     assert m.get_layer("logits_lowrank").units == 7 and m.get_layer("logits").units == 10
+    assert rep["totals"]["after"]["macs"] < rep["totals"]["before"]["macs"]
     assert rep["quality"]["int8_after"]["accuracy"] >= rep["quality"]["int8_before"]["accuracy"] - 0.02
 
 

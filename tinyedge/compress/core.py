@@ -246,9 +246,16 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
                                 "schedule": "constant N:M mask" if pattern else "PolynomialDecay 0 -> target over "
                                 "70% of the steps"}
         if "cluster" in phases:
+            zeros_before = _kernel_zeros(student)
             wrapped, inits = clustering.wrap(student, opts.cluster, preserve_sparsity=pruned)
             train(wrapped, "cluster")
             student = clustering.strip(wrapped)
+            if pruned:
+                after = _kernel_zeros(student)
+                lost = [f"'{k}' {v:.0%} -> {after.get(k, 0):.0%}" for k, v in zeros_before.items()
+                        if after.get(k, 0) < v - 0.01]
+                if lost:
+                    opts.notes.append("clustering lost zeros of the pruned layers: " + ", ".join(lost))
             clustered = True
             summary["cluster"] = {"clusters": opts.cluster, "preserve_sparsity": pruned, "layers": inits}
         if "qat" in phases:
@@ -284,6 +291,16 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
     rep.update({"model": str(src), "out": str(outp), "tflite": str(int8_path(outp)),
                 "source_keras": loaded.kind, "methods": summary, "notes": notes, "steps": steps})
     return rep
+
+
+def _kernel_zeros(model) -> dict[str, float]:
+    """The fraction of zero kernel weights per weighted layer."""
+    out = {}
+    for layer in model.layers:
+        ws = [w for w in layer.weights if "kernel" in w.name]
+        if ws:
+            out[layer.name] = float(np.mean(ws[-1].numpy() == 0))
+    return out
 
 
 def _methods_run(opts: Options) -> set[str]:

@@ -198,6 +198,7 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
                              hint="add --distill to train towards the original model's outputs")
         total_epochs = opts.epochs * len(phases)
         done = 0
+        run_notes: list[str] = []
         summary: dict = {"order": [p for p in ORDER if p in _methods_run(opts)], "phases": phases}
 
         def train(m, phase, **extra):
@@ -255,7 +256,7 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
                 lost = [f"'{k}' {v:.0%} -> {after.get(k, 0):.0%}" for k, v in zeros_before.items()
                         if after.get(k, 0) < v - 0.01]
                 if lost:
-                    opts.notes.append("clustering lost zeros of the pruned layers: " + ", ".join(lost))
+                    run_notes.append("clustering lost zeros of the pruned layers: " + ", ".join(lost))
             clustered = True
             summary["cluster"] = {"clusters": opts.cluster, "preserve_sparsity": pruned, "layers": inits}
         if "qat" in phases:
@@ -279,7 +280,7 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
             os.replace(staged_tfl, int8_path(outp))
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-    notes = list(opts.notes)
+    notes = list(opts.notes) + run_notes
     if pruned or clustered:
         notes.append("the zeros and shared values are in the int8 weights, but the aot engine (and tflite-micro) "
                      "store int8 weights densely today: the flash gain of --prune / --cluster needs the compact "

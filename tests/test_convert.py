@@ -168,7 +168,7 @@ def test_lambda_bytecode_is_refused_by_default(made, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_lambda_float_math_is_named_when_trusted(made, capsys, tmp_path):
-    line = cli_error(capsys, "convert", made / "lambda.h5", "--trust-code", "--samples", "4",
+    line = cli_error(capsys, "convert", made / "lambda.h5", "--trust-code", "--calib-samples", "4",
                      "-o", tmp_path / "m.tflite")
     assert "layer 'my_sin'" in line and "SIN" in line and "integer-only" in line
     assert_empty(tmp_path)
@@ -176,7 +176,7 @@ def test_lambda_float_math_is_named_when_trusted(made, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_layer_without_tflm_int8_kernel_is_named(made, capsys, tmp_path):
-    line = cli_error(capsys, "convert", made / "expo.h5", "--samples", "4", "-o", tmp_path / "m.tflite")
+    line = cli_error(capsys, "convert", made / "expo.h5", "--calib-samples", "4", "-o", tmp_path / "m.tflite")
     assert "layer 'expo'" in line and "EXP" in line and "TensorFlow Lite Micro" in line
     assert_empty(tmp_path)
 
@@ -243,7 +243,7 @@ def test_no_calib_warns_and_report_says_so(tmp_path):
 def test_digits_example_accuracy_survives_int8(tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        main(["convert", str(DIGITS / "model.h5"), "--calib", str(DIGITS / "test.npz"), "--samples", "300",
+        main(["convert", str(DIGITS / "model.h5"), "--calib", str(DIGITS / "test.npz"), "--calib-samples", "300",
               "-o", str(tmp_path / "digits.tflite"), "--json"])
     out, _ = capsys.readouterr()
     assert e.value.code == 0

@@ -233,7 +233,7 @@ def _tinfo(t) -> dict:
     return {"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype}
 
 
-def _load_graph(path_or_graph) -> Graph:
+def _load_graph(path_or_graph, convert_options: dict | None = None) -> Graph:
     if isinstance(path_or_graph, Graph):
         return path_or_graph
     if isinstance(path_or_graph, bytes | bytearray):
@@ -245,13 +245,16 @@ def _load_graph(path_or_graph) -> Graph:
         return load_tflite(path)
     # A Keras model: convert it in memory first (random calibration is fine for shapes and sizes).
     with tempfile.TemporaryDirectory(prefix="tinyedge-inspect-") as d:
-        res = convert(path, out=Path(d) / "model.tflite", samples=16)
+        opts = {"samples": 16, **(convert_options or {})}
+        res = convert(path, out=Path(d) / "model.tflite", **opts)
         return remember_bytes(res.tflite_bytes)
 
 
-def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True) -> dict:
-    """A JSON-able report of a `.tflite` (a Keras model is converted first; see module docstring)."""
-    graph = _load_graph(path_or_graph)
+def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True,
+                  convert_options: dict | None = None) -> dict:
+    """A JSON-able report of a `.tflite` (a Keras model is converted first, with `convert_options`:
+    the keyword arguments of `tinyedge.conversion.convert`, such as trust_code; see module docstring)."""
+    graph = _load_graph(path_or_graph, convert_options)
     ops = []
     for op in graph.ops:
         ops.append({

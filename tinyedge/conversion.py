@@ -538,6 +538,13 @@ def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(scores.reshape(len(y), -1), axis=1) == y))
 
 
+def _classes_of(loaded: LoadedModel) -> int:
+    """A classifier's class count (its first output's last dimension), or 0 when that is not known."""
+    shape = loaded.output_shapes[0] if loaded.output_shapes else ()
+    last = shape[-1] if shape else None
+    return int(last) if last is not None and int(last) > 1 else 0
+
+
 def default_output(model_path: Path) -> Path:
     stem = model_path.name if model_path.is_dir() else model_path.stem
     return Path.cwd() / f"{stem}_int8.tflite"
@@ -553,7 +560,7 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
     interpreter.  For a `.tflite` input nothing is converted; it is checked,
     and copied to `out` only when `out` is given.
     """
-    from .data import load_data
+    from .data import check_labels, load_data
 
     path = Path(model_path).expanduser().resolve()
     if samples is None or samples < 1:
@@ -582,6 +589,7 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
         t = time.perf_counter()
         if calib is not None:
             x, y = load_data(calib, input_shape=loaded.input_shape, samples=samples)
+            check_labels(y, _classes_of(loaded), calib)
             report["calibration"] = {"source": str(Path(calib).expanduser().resolve()), "samples": int(len(x)),
                                      "random": False}
         else:

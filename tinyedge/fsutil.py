@@ -76,9 +76,43 @@ def check_output_dir(folder: os.PathLike | str, *, force: bool = False) -> Path:
     return path
 
 
+def check_output_file(path: os.PathLike | str, *, force: bool = False, source=None) -> Path:
+    """Resolve `path` and refuse it when a file is already there (unless `force`), or when it is a folder,
+    or the input file itself."""
+    p = Path(path).expanduser().resolve()
+    if p.is_dir():
+        raise UsageError(f"{p} is a folder", hint="give a file name with -o")
+    if source is not None and p == Path(source).expanduser().resolve():
+        raise UsageError(f"{p} is the input file", hint="choose another output file with -o")
+    if p.exists() and not force:
+        raise OutputExistsError(f"{p} already exists",
+                                hint="choose another output file with -o, or pass --force to overwrite it")
+    return p
+
+
 def mark_ours(folder: os.PathLike | str, what: str) -> None:
     """Put tinyedge's marker file into `folder` (which must exist)."""
     atomic_write_text(Path(folder) / MARKER, f"made by tinyedge: {what}\n")
+
+
+@contextmanager
+def made_dir(folder: os.PathLike | str, what: str):
+    """Make (or reuse) `folder` and mark it as tinyedge's for the `with` block.
+
+    When the block fails and the folder did not exist before it, and nothing
+    but the marker was written into it, the folder is removed again: a failed
+    run leaves no empty `build/<model>-<board>/` behind.
+    """
+    path = Path(folder)
+    existed = path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    mark_ours(path, what)
+    try:
+        yield path
+    except BaseException:
+        if not existed and all(p.name == MARKER for p in path.iterdir()):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 @contextmanager

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ..console import emit_json, info, warn
+from ..console import emit_json, result, warn
+from ._common import json_option
 
 
 @click.command("build")
 @click.argument("project", type=click.Path(path_type=str))
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Parallel compile jobs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option
 def command(project, jobs, as_json):
     """Build PROJECT (made by 'tinyedge generate'); output goes to PROJECT/build/.
 
@@ -27,9 +28,9 @@ def command(project, jobs, as_json):
     for w in r.warnings:
         warn(w)
     main = r.artifacts.get("elf") or r.artifacts.get("exe") or next(iter(r.artifacts.values()), None)
-    info(f"built {r.project} for {r.board} (runtime {r.runtime}) in {r.seconds:.1f} s: {main}")
+    result(f"built {r.project} for {r.board} (runtime {r.runtime}) in {r.seconds:.1f} s: {main}")
     if r.memory is not None:
         m = r.memory
-        info(f"memory: {m.summary()}")
-        info(f"  text {m.text:,}  rodata {m.rodata:,}  data {m.data:,}  bss {m.bss:,}  stack {m.stack:,}"
+        result(f"memory: {m.summary()}")
+        result(f"  text {m.text:,}  rodata {m.rodata:,}  data {m.data:,}  bss {m.bss:,}  stack {m.stack:,}"
              + (f"  ({m.arena_symbol} {m.arena_bytes:,})" if m.arena_symbol else ""))

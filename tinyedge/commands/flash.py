@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..console import emit_json, err, info
+from ..console import result as show
 from ._common import existing_path, json_option
 
 
@@ -70,7 +71,7 @@ def command(project_dir, port, board_id, method, no_stub, connect_attempts, merg
             total = sum(f.get("bytes", 0) for f in files)
             extra = f", {total:,} bytes in {len(files)} image(s)" if files else ""
             verified = ", verified" if d.get("verified") else ""
-            info(f"flashed {what}{extra}{verified}" + (f"; it talks on {result.port}" if result.port else ""))
+            show(f"flashed {what}{extra}{verified}" + (f"; it talks on {result.port}" if result.port else ""))
         if result.process is not None:
             info(f"the emulated board is running; its port is {result.port} (Ctrl-C stops it)")
             _serve_until_interrupted()

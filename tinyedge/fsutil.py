@@ -103,15 +103,24 @@ def made_dir(folder: os.PathLike | str, what: str):
     but the marker was written into it, the folder is removed again: a failed
     run leaves no empty `build/<model>-<board>/` behind.
     """
-    path = Path(folder)
-    existed = path.exists()
+    path = Path(folder).expanduser().resolve()
+    made = []                                   # the folders this call creates, innermost first
+    p = path
+    while not p.exists():
+        made.append(p)
+        p = p.parent
     path.mkdir(parents=True, exist_ok=True)
     mark_ours(path, what)
     try:
         yield path
     except BaseException:
-        if not existed and all(p.name == MARKER for p in path.iterdir()):
+        if made and all(p.name == MARKER for p in path.iterdir()):
             shutil.rmtree(path, ignore_errors=True)
+            for parent in made[1:]:             # e.g. build/ when this run made it
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
         raise
 
 

@@ -16,10 +16,16 @@ class _LazyBar:
 
     def __init__(self, label: str):
         self.label = label
-        self.progress: Progress | None = None
+        self.progress: Progress | None | bool = None
         self.task = None
 
     def __call__(self, done: int, total: int) -> None:
+        if self.progress is None and not err.is_terminal:
+            # No bar outside a terminal: one line says that it started (logs, CI, pipes).
+            err.print(f"{self.label}: {done} of {total} samples ...", markup=False, highlight=False)
+            self.progress = False
+        if self.progress is False:
+            return
         if self.progress is None:
             self.progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
                                      TimeRemainingColumn(), console=err, transient=True)
@@ -28,7 +34,7 @@ class _LazyBar:
         self.progress.update(self.task, completed=done, total=total)
 
     def stop(self) -> None:
-        if self.progress is not None:
+        if self.progress:
             self.progress.stop()
 
 

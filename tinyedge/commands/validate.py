@@ -43,7 +43,7 @@ def command(model, port, baud, timeout, data, samples, float_model, trust_code, 
         from ..ports import pick_port
 
         port = pick_port()
-    with progress_bar("streaming", enabled=not as_json) as progress:
+    with progress_bar(f"streaming to {port}", enabled=not as_json) as progress:
         report = validate(port, model, data=data, samples=samples, float_model=float_model,
                           timeout=timeout, progress=progress, report_file=report_file, baud=baud,
                           trust_code=trust_code, on_status=info)

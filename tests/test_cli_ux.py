@@ -134,7 +134,7 @@ def test_every_verb_that_loads_keras_takes_the_same_options(run_cli, verb):
 def test_one_spelling_per_option(run_cli):
     helps = {v: " ".join(run_cli(v, "--help").stdout.split()) for v in ("deploy", "validate", "monitor", "emulate", "generate")}
     for v in ("deploy", "validate"):
-        assert "--baud" in helps[v] and "--timeout" in helps[v] and "[default: 30.0]" in helps[v]
+        assert "--baud" in helps[v] and "--timeout" in helps[v] and "--timeout FLOAT RANGE Seconds to wait for each reply from the board. [default: 30.0" in helps[v]
         assert re.search(r"-n, --samples", helps[v])
     assert "-r, --runtime" in helps["emulate"] and "-o, --output" in helps["emulate"]
     assert "--baud" in helps["monitor"]

@@ -250,8 +250,28 @@ def _load_graph(path_or_graph, convert_options: dict | None = None) -> Graph:
         return remember_bytes(res.tflite_bytes)
 
 
+def runtime_needs(graph: Graph, runtime: str, mem: dict) -> dict:
+    """What a firmware of `runtime` will hold for this model: flash for the model, RAM for its arena,
+    each with the basis it was computed on (the same numbers the project generator uses)."""
+    if runtime == "aot":
+        from .aot import render
+
+        _, ctx = render(graph, "te_model")
+        return {"flash_needed": int(ctx["const_bytes"]), "flash_basis": "aot constants in flash",
+                "ram_needed": int(ctx["arena_bytes"]), "ram_basis": "aot arena"}
+    if runtime == "tflm":
+        from .project import tflm_arena_bytes as build_arena
+
+        return {"flash_needed": graph.size_bytes, "flash_basis": "the .tflite in flash",
+                "ram_needed": int(build_arena(_graph_bytes(graph))),
+                "ram_basis": "tflm arena as the build sizes it (host measurement plus margin)"}
+    ram = mem.get("tflm_arena_bytes") or mem.get("arena_bytes") or mem["peak_live_bytes"]
+    return {"flash_needed": graph.size_bytes, "flash_basis": "the .tflite (an estimate for this runtime)",
+            "ram_needed": int(ram), "ram_basis": "an estimate for this runtime"}
+
+
 def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True,
-                  convert_options: dict | None = None) -> dict:
+                  convert_options: dict | None = None, runtime: str = "aot") -> dict:
     """A JSON-able report of a `.tflite` (a Keras model is converted first, with `convert_options`:
     the keyword arguments of `tinyedge.conversion.convert`, such as trust_code; see module docstring)."""
     graph = _load_graph(path_or_graph, convert_options)
@@ -287,9 +307,16 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         "support": support_table(graph),
     }
     if board is not None:
-        ram = mem.get("tflm_arena_bytes") or mem.get("arena_bytes") or mem["peak_live_bytes"]
-        report["fit"] = board_fit(board, flash_needed=graph.size_bytes, ram_needed=int(ram))
-        report["fit"]["ram_basis"] = "tflm arena" if mem.get("tflm_arena_bytes") else "planned arena"
+        # Fit as the build of `runtime` will have it (issue 17: aot does not need TFLM's arena).
+        from .boards import get_board
+
+        need = runtime_needs(graph, runtime, mem)
+        b = get_board(board)
+        stack = b.memory.stack_bytes if getattr(b, "memory", None) else 16384   # as the project reserves it
+        report["fit"] = board_fit(board, flash_needed=need["flash_needed"], ram_needed=need["ram_needed"] + stack)
+        report["fit"].update(runtime=runtime, flash_basis=need["flash_basis"], stack_bytes=stack,
+                             ram_basis=f"{need['ram_basis']} + {stack:,} B stack",
+                             note="firmware code and its static data come on top")
     return report
 
 

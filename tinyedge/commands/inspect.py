@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..console import emit_json, out
-from ._common import board_option, convert_options, json_option, keras_options, warn_ignored_calib
+from ..runtimes import RUNTIMES
+from ._common import convert_options, json_option, keras_options, warn_ignored_calib
 
 
 def _shape(t: dict) -> str:
@@ -70,10 +71,13 @@ def print_report(r: dict) -> None:
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(path_type=str))
-@board_option
+@click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
+              help="Also say whether the model fits this board (see 'tinyedge boards').")
+@click.option("--runtime", "-r", type=click.Choice(sorted(RUNTIMES)), default="aot", show_default=True,
+              help="The runtime whose flash and arena the --board fit is judged with.")
 @keras_options
 @json_option
-def command(model, board_id, calib, calib_samples, trust_code, as_json):
+def command(model, board_id, runtime, calib, calib_samples, trust_code, as_json):
     """Show MODEL's ops, MACs, memory plan and op support (a Keras model is converted first)."""
     from ..analyze import inspect_model
 
@@ -83,7 +87,7 @@ def command(model, board_id, calib, calib_samples, trust_code, as_json):
         get_board(board_id)  # an unknown board fails before any work
     opts = convert_options(calib, calib_samples, trust_code)
     warn_ignored_calib(model, opts)
-    r = inspect_model(model, board=board_id, convert_options=opts)
+    r = inspect_model(model, board=board_id, convert_options=opts, runtime=runtime)
     if as_json:
         emit_json(r)
     else:

@@ -50,7 +50,7 @@ class QemuFlasher(Flasher):
         try:
             # The first client starts the guest (wait=on); read its announcement, then let go.
             with Device(q.url, timeout=5) as d:
-                ann = d.wait_for_announcement(self.announce_timeout)
+                ann = q.wait_for_announcement(d, self.announce_timeout)
         except BaseException:
             err = q.stderr_text().strip()
             q.close()

@@ -435,31 +435,25 @@ def check_full_int8(graph: Graph, layers: list[str] | None = None) -> None:
         real = [b for b in bad if b[0].opcode not in ("QUANTIZE", "DEQUANTIZE")]
         op, why = (real or bad)[0]
         tname = graph.tensors[op.outputs[0]].name if op.outputs else ""
-        layer = _layer_of(tname, layers)
-        for t in (op.inputs if layer is None else []):
-            if t >= 0 and layer is None:
-                layer = _layer_of(graph.tensors[t].name, layers)
         if not layers:  # a .tflite given as is
             raise ModelError(
                 f"the model is not full-int8: op #{op.index} {op.opcode} (output '{tname}') is a {why}",
                 op=op.opcode, hint="convert the Keras model with 'tinyedge convert MODEL.h5 --calib DATA'")
-        where = f"layer '{layer}'" if layer else f"tensor '{tname}'"
-        raise ModelError(
-            f"{where} did not become integer-only: op #{op.index} {op.opcode} is a {why}",
-            layer=layer, op=op.opcode,
-            hint="replace that layer with one TFLite can run on int8 kernels")
+        from .layer_hints import explain_op
+
+        e = explain_op(graph, op, layers, f"is a {why}", lead="did not become integer-only")
+        raise ModelError(e["message"], layer=e["layer"], op=op.opcode, hint=e["hint"])
     for t in graph.input_tensors + graph.output_tensors:
         if t.dtype != "int8":
             raise ModelError(f"model tensor '{t.name}' at the edge is {t.dtype}, not int8",
                              hint="convert the Keras model with 'tinyedge convert' to get int8 I/O")
 
 
-def _op_error(graph: Graph, op, layers: list[str], what: str) -> ModelError:
-    names = [graph.tensors[t].name for t in list(op.outputs) + list(op.inputs) if t >= 0]
-    layer = next((x for x in (_layer_of(n, layers) for n in names) if x), None)
-    where = f"layer '{layer}' (op #{op.index} {op.opcode})" if layer else f"op #{op.index} {op.opcode}"
-    return ModelError(f"{where} {what}", layer=layer, op=op.opcode,
-                      hint="replace that layer with one TFLite Micro runs on int8 kernels")
+def _op_error(graph: Graph, op, layers, what: str) -> ModelError:
+    from .layer_hints import explain_op
+
+    e = explain_op(graph, op, layers, what)
+    return ModelError(e["message"], layer=e["layer"], op=op.opcode, hint=e["hint"])
 
 
 def _converter_error(e: Exception, layers: list[str], native: str = "") -> ModelError:
@@ -561,6 +555,7 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
     and copied to `out` only when `out` is given.
     """
     from .data import check_labels, load_data
+    from .layer_hints import layers_of
 
     path = Path(model_path).expanduser().resolve()
     if samples is None or samples < 1:
@@ -606,7 +601,7 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
         steps["convert"] = time.perf_counter() - t
         t = time.perf_counter()
         graph = parse_tflite(data)
-        check_full_int8(graph, loaded.layer_names)
+        check_full_int8(graph, layers_of(loaded))
         steps["check"] = time.perf_counter() - t
 
     # The result must load and run in TFLite Micro's own interpreter.
@@ -615,7 +610,7 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
     from .analyze import capture_fd2
     from .tflm_support import check_op as tflm_check_op
 
-    layers = loaded.layer_names if loaded is not None else []
+    layers = layers_of(loaded) if loaded is not None else []
     for op in graph.ops:
         reason = tflm_check_op(graph, op)
         if reason is not None:

@@ -172,3 +172,63 @@ def table(**kw):
     kw.setdefault("pad_edge", False)
     kw.setdefault("title_justify", "left")
     return _Table(**kw)
+
+
+class Steps:
+    """Progress of long steps on stderr: a spinner with the step's name while it runs (a line saying
+    that it started when stderr is not a terminal), then `name: 4.2 s` when it ends.
+
+        with Steps() as steps:
+            steps.start("convert")    # ends the previous step, if any
+            ...
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._name: str | None = None
+        self._t0 = 0.0
+        self._status = None
+
+    def start(self, name: str, detail: str = "") -> None:
+        import time
+
+        self.end()
+        if not self.enabled:
+            return
+        self._name, self._t0 = name, time.perf_counter()
+        label = f"{name} {detail}".strip()
+        if err.is_terminal:
+            self._status = err.status(f"[bold]{label}[/] ...", spinner="dots")
+            self._status.start()
+        else:
+            err.print(f"{label} ...", markup=False, highlight=False)
+
+    def pause(self) -> None:
+        """Stop the spinner (a progress bar takes over the line); the step's time still ends it."""
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def end(self, note: str = "") -> None:
+        import time
+
+        if self._name is None:
+            return
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        seconds = time.perf_counter() - self._t0
+        err.print(f"[bold]{self._name}[/]: {seconds:.1f} s" + (f" ({note})" if note else ""), highlight=False)
+        self._name = None
+
+    def __enter__(self) -> Steps:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.end()
+        else:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+            self._name = None

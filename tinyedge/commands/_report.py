@@ -14,12 +14,15 @@ class _LazyBar:
 
     so a command that fails before streaming prints its error and nothing else."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, before=None):
         self.label = label
+        self.before = before
         self.progress: Progress | None | bool = None
         self.task = None
 
     def __call__(self, done: int, total: int) -> None:
+        if self.progress is None and self.before is not None:
+            self.before()
         if self.progress is None and not err.is_terminal:
             # No bar outside a terminal: one line says that it started (logs, CI, pipes).
             err.print(f"{self.label}: {done} of {total} samples ...", markup=False, highlight=False)
@@ -39,12 +42,13 @@ class _LazyBar:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool = True):
-    """Yield a `progress(done, total)` callback drawing a rich progress bar (or None when disabled)."""
+def progress_bar(label: str, enabled: bool = True, before=None):
+    """Yield a `progress(done, total)` callback drawing a rich progress bar (or None when disabled);
+    `before()` runs just before the bar appears (to stop a spinner)."""
     if not enabled:
         yield None
         return
-    bar = _LazyBar(label)
+    bar = _LazyBar(label, before)
     try:
         yield bar
     finally:
@@ -77,11 +81,13 @@ def exit_if_interrupted(r: dict) -> None:
         raise SystemExit(130)
 
 
-def _samples(r: dict) -> str:
+def _samples(r: dict, room: int = 60) -> str:
+    from ..console import short_path
+
     done, want = r.get("samples"), r.get("samples_requested")
     text = f"{done} of {want}" if want not in (None, done) else f"{done}"
     if r.get("inputs"):
-        text += f" ({r['inputs']})"
+        text += f" ({short_path(r['inputs'], room - 2)})"
     if r.get("interrupted"):
         text += "  INTERRUPTED"
     return text
@@ -116,7 +122,7 @@ def print_report(r: dict) -> None:
         m = r["model"]
         t.add_row("model", short_path(m.get("path"), room))
         t.add_row("", f"sha256 {str(m.get('sha256'))[:16]}  {_fmt(m.get('tflite_bytes'))} B")
-    t.add_row("samples", _samples(r))
+    t.add_row("samples", _samples(r, room))
     a = r.get("agreement") or {}
     t.add_row("bit-exact vs host", _fmt(a.get("bit_exact_rate"), pct=True))
     t.add_row("top-1 agreement", _fmt(a.get("top1_agreement"), pct=True))

@@ -19,9 +19,14 @@ def command(project, jobs, as_json):
     missing toolchain is an error that says how to install it; the project is
     left in place.
     """
-    from ..builder import build_project
+    from pathlib import Path
 
-    r = build_project(project, jobs=jobs)
+    from ..builder import build_project
+    from ..console import Steps
+
+    with Steps(enabled=not as_json) as steps:
+        steps.start("build", Path(project).name)
+        r = build_project(project, jobs=jobs)
     if as_json:
         emit_json(r.to_dict())
         return

@@ -81,7 +81,11 @@ def command(model, out, calib, calib_samples, trust_code, force, as_json):
         opts = {}
     if out is not None or kind != "tflite":
         out = str(check_output_file(out if out is not None else default_output(src), force=force, source=src))
-    res = convert(model, out=out, **opts)
+    from ..console import Steps
+
+    with Steps(enabled=not as_json) as steps:
+        steps.start("convert" if kind != "tflite" else "check", src.name)
+        res = convert(model, out=out, **opts)
     for w in res.warnings:
         warn(w)
     if as_json:

@@ -43,14 +43,15 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
     host reference bit for bit, and gives accuracy, latency and memory.
     Without --calib, the --data inputs calibrate the conversion.
     """
+    from ..console import Steps
     from ..pipeline import deploy
 
-    def on_step(name: str) -> None:
-        if not as_json:
-            info(f"[bold]{name}[/] ...")
-
     opts = convert_options(None, calib_samples, trust_code)
-    with progress_bar("validate", enabled=not as_json) as progress:
+    with Steps(enabled=not as_json) as steps, \
+            progress_bar("validate", enabled=not as_json, before=steps.pause) as progress:
+        def on_step(name: str) -> None:
+            steps.start(name)
+
         report = deploy(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
                         samples=samples, out=out, force=force, timeout=timeout, progress=progress,
                         on_step=on_step, convert_options=opts, baud=baud,

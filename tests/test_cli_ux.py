@@ -372,3 +372,31 @@ def test_ctrl_c_while_streaming_exits_130_with_a_partial_report(fc_model):
 
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip(reason="ptys and /proc are Linux-only here")
+
+
+# ------------------------------------------------------------------ 17: ESP-IDF projects
+
+
+def test_esp_idf_projects_name_their_target_and_have_plain_modes(run_cli, mlperf_tflite, tmp_path):
+    out = tmp_path / "esp"
+    r = run_cli("generate", mlperf_tflite["kws"], "-b", "esp32c3", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert 'CONFIG_IDF_TARGET="esp32c3"\n' in (out / "sdkconfig.defaults").read_text()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")]}
+    want_file, want_dir = 0o666 & ~mask, 0o777 & ~mask
+    wrong = {k: oct(m) for k, m in modes.items()
+             if m != (want_dir if (out / k).is_dir() else want_file)}
+    assert not wrong, wrong
+
+
+def test_deploy_without_idf_py_says_where_the_project_is(run_cli, mlperf_tflite, tmp_path):
+    env = {"PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                   if not (Path(p) / "idf.py").exists())}
+    out = tmp_path / "dep"
+    r = run_cli("deploy", mlperf_tflite["kws"], "-b", "esp32", "--port", "loop://", "-o", out, env=env)
+    assert r.returncode == 2
+    last = _lines(r.stderr)[-1]
+    assert last.startswith("error: idf.py is not installed") and f"the generated project is in {out / 'project'}" in last
+    assert (out / "project" / "CMakeLists.txt").is_file()

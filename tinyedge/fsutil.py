@@ -20,12 +20,26 @@ from .errors import OutputExistsError, UsageError
 MARKER = ".tinyedge"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file and a rename."""
+    """Write `data` to `path` through a temporary file and a rename.
+
+    The file gets the mode a plain `open(path, "w")` would give it (0666 less the umask), or the
+    mode of the file it replaces, not the 0600 of a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -135,6 +149,7 @@ def staged_dir(folder: os.PathLike | str, *, force: bool = False, what: str = "o
     final = check_output_dir(folder, force=force)
     final.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(stage, 0o777 & ~_umask())          # a folder's usual mode, not mkdtemp's 0700
     try:
         yield stage
         mark_ours(stage, what)

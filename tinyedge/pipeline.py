@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .boards import get_board
-from .errors import InputFileError, UsageError
+from .errors import InputFileError, ToolMissingError, UsageError
 from .fsutil import atomic_write_json, check_output_dir, made_dir
 from .graph import is_tflite_bytes, load_tflite
 
@@ -183,7 +183,12 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     with steps.step("build"):
         from .builder import build_project
 
-        built = build_project(project)
+        try:
+            built = build_project(project)
+        except ToolMissingError as e:
+            # Say where the project was left, so it can be built once the tool is there.
+            raise ToolMissingError(e.tool, f"{e.how}; the generated project is in {project}: build it there "
+                                           f"once that is done ('tinyedge build {project}')") from None
     report["memory"] = _memory_section(built, b)
 
     report["artifacts"] = {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}
@@ -260,14 +265,23 @@ def _memory_section(built, b) -> dict:
     }
 
 
-def _find_port(b) -> str | None:
+def _find_port(b, records=None) -> str | None:
     """The one attached board's port; None when no board is attached; an error when several are."""
-    from .ports import NoPortFound, pick_port
+    from .ports import NoPortFound, list_ports, pick_port
 
     try:
-        return pick_port(b)
+        port = pick_port(b, records)
     except NoPortFound:
         return None
+    only = set(getattr(b.flash, "flash_only_usb_ids", ()) or ())
+    info = next((p for p in list_ports(records) if p.device == port), None)
+    if info is not None and info.usb_id in only:
+        raise UsageError(
+            f"{b.id} is attached only by its USB-Serial/JTAG port {port} ({info.usb_id}), and tinyedge's "
+            "firmware talks on UART0, not on that port: it could be flashed there but never validated",
+            hint=f"connect the board's UART port (its USB-UART bridge, or an adapter on UART0) and pass it with "
+                 f"--port; to flash only, run 'tinyedge flash PROJECT --port {port}'")
+    return port
 
 
 def _not_validated(steps, notes, b, project) -> dict:

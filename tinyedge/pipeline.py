@@ -121,6 +121,8 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
         from .data import load_data
 
         load_data(data, samples=samples)
+    # A report describes one finished deploy: an earlier one must not outlive a new run that fails.
+    (outdir / "report.json").unlink(missing_ok=True)
     steps = _Steps(on_step)
     notes: list[str] = []
     report: dict = {"board": b.id, "runtime": runtime}

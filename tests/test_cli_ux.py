@@ -85,6 +85,14 @@ def test_tables_fit_the_width_and_never_cut_a_token(run_cli, mlperf_tflite, colu
         assert {b["id"], b["cpu"], b["family"], b["cycle_unit"], b["flash"]["method"]} <= toks, b["id"]
 
 
+def test_the_convert_summary_fits_80_columns_with_a_long_path(run_cli, mlperf_tflite, tmp_path):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 3) / "and-another-one" / "kws_model_int8_checked.tflite"
+    r = run_cli("convert", mlperf_tflite["kws"], "-o", deep, env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    assert all(len(line) <= 80 for line in _lines(r.stdout)), r.stdout
+    assert "kws_model_int8_checked.tflite" in _tokens(r.stdout) | {t.rsplit("/", 1)[-1] for t in _tokens(r.stdout)}
+
+
 def test_long_paths_shorten_from_the_left_and_keep_the_file_name():
     from tinyedge.console import short_path
 

@@ -6,13 +6,12 @@ import click
 
 from ..console import emit_json, err, info
 from ..console import result as show
-from ._common import existing_path, json_option
+from ._common import existing_path, json_option, port_option
 
 
 @click.command("flash")
 @click.argument("project_dir", type=existing_path(file_okay=False))
-@click.option("--port", "-p", default=None, metavar="URL",
-              help="Serial port (device path or pyserial URL); found by itself when one board is attached.")
+@port_option()
 @click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
               help="Board id; default: the one the project was generated for (they must agree).")
 @click.option("--method", default=None, metavar="METHOD",

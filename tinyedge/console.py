@@ -183,8 +183,10 @@ class Steps:
             ...
     """
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self, enabled: bool = True, *, off_terminal: bool = True):
+        # off_terminal=False: nothing at all when stderr is not a terminal (a one-step verb, whose
+        # result shows its time anyway, keeps a failure to its one `error:` line in logs and pipes).
+        self.enabled = enabled and (off_terminal or err.is_terminal)
         self._name: str | None = None
         self._t0 = 0.0
         self._status = None

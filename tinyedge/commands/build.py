@@ -24,7 +24,7 @@ def command(project, jobs, as_json):
     from ..builder import build_project
     from ..console import Steps
 
-    with Steps(enabled=not as_json) as steps:
+    with Steps(enabled=not as_json, off_terminal=False) as steps:
         steps.start("build", Path(project).name)
         r = build_project(project, jobs=jobs)
     if as_json:

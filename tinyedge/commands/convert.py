@@ -83,7 +83,7 @@ def command(model, out, calib, calib_samples, trust_code, force, as_json):
         out = str(check_output_file(out if out is not None else default_output(src), force=force, source=src))
     from ..console import Steps
 
-    with Steps(enabled=not as_json) as steps:
+    with Steps(enabled=not as_json, off_terminal=False) as steps:
         steps.start("convert" if kind != "tflite" else "check", src.name)
         res = convert(model, out=out, **opts)
     for w in res.warnings:

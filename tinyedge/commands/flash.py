@@ -72,6 +72,10 @@ def command(project_dir, port, board_id, method, no_stub, connect_attempts, merg
             verified = ", verified" if d.get("verified") else ""
             show(f"flashed {what}{extra}{verified}" + (f"; it talks on {result.port}" if result.port else ""))
         if result.process is not None:
+            ann = result.details.get("announcement")
+            if isinstance(ann, dict) and not as_json:
+                # The board printed this before anyone could connect: show it, it is the board's start.
+                show("tinyedge ready " + " ".join(f"{k}={v}" for k, v in ann.items()))
             info(f"the emulated board is running; its port is {result.port} (Ctrl-C stops it)")
             _serve_until_interrupted()
     finally:

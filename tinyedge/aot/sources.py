@@ -1,7 +1,8 @@
 """The aot model sources as a set that compiles on its own (`tinyedge generate` without a board).
 
 model.c / model.h, plus the kernels and the shared headers they include
-(te_kernels.c/.h, te_runtime.h, te_status.h), flat in one folder, with a
+(the kernel files of its op families, te_kernels.h and its helpers,
+te_runtime.h, te_status.h), flat in one folder, with a
 README saying how to build them into a firmware.
 """
 
@@ -16,11 +17,13 @@ from .. import __version__
 from ..errors import UsageError
 
 
-def _support_files() -> list[Path]:
-    from . import include_dirs, kernel_sources
-
-    files = list(kernel_sources())
-    for d in include_dirs():
+def _support_files(engine, opcodes) -> list[Path]:
+    """The kernels of the model's op families and every header on the engine's include path."""
+    try:
+        files = list(engine.kernel_sources(opcodes))
+    except TypeError:                               # an engine without per-family kernels
+        files = list(engine.kernel_sources())
+    for d in engine.include_dirs():
         files += sorted(Path(d).glob("*.h"))
     names = [f.name for f in files]
     if len(set(names)) != len(names):  # pragma: no cover - firmware/ keeps names unique
@@ -29,14 +32,17 @@ def _support_files() -> list[Path]:
 
 
 def write_model_sources(model: os.PathLike | str, out_dir: os.PathLike | str, *, prefix: str = "te_model",
-                        force: bool = False, convert_options: dict | None = None) -> dict:
-    """Write the self-contained aot source set of `model` (.tflite, or Keras converted first) into `out_dir`.
+                        force: bool = False, convert_options: dict | None = None, engine=None) -> dict:
+    """Write the self-contained source set of `model` (.tflite, or Keras converted first) into `out_dir`,
+    written by `engine` (a runtime's engine module, default tinyedge.aot).
 
     Returns {"output", "files", "arena_bytes", "const_bytes", "ops", "sha256", "build"}."""
     from ..fsutil import atomic_write_text, staged_dir
     from ..graph import parse_tflite
     from ..project import PREFIX_RE, _env, _load_model
-    from .codegen import generate_model_sources
+
+    if engine is None:
+        from .. import aot as engine
 
     if not PREFIX_RE.match(prefix):
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
@@ -45,8 +51,8 @@ def write_model_sources(model: os.PathLike | str, out_dir: os.PathLike | str, *,
         model_path, tflite = _load_model(model, Path(tmp), convert_options)
     graph = parse_tflite(tflite, path=model_path)
     with staged_dir(out_dir, force=force, what="tinyedge aot model sources") as stage:
-        res = generate_model_sources(graph, stage, prefix=prefix)
-        for f in _support_files():
+        res = engine.generate_model_sources(graph, stage, prefix=prefix)
+        for f in _support_files(engine, {op.opcode for op in graph.ops}):
             shutil.copyfile(f, stage / f.name)
         model_files = [Path(f).name for f in res.files]
         c_files = sorted(p.name for p in stage.glob("*.c"))

@@ -102,3 +102,15 @@ def warn_ignored_calib(model, opts: dict) -> None:
             if is_tflite_bytes(f.read(8)):
                 names = ", ".join("--" + {"samples": "calib-samples"}.get(k, k).replace("_", "-") for k in opts)
                 warn(f"{p.name} is already a .tflite: {names} ignored (they apply to converting a Keras model)")
+
+
+def runtime_option(emulated: bool = False):
+    """--runtime, its choices and help from the runtime registry (tinyedge/runtimes.py).
+
+    With `emulated`, only the runtimes that have a host-emulated board."""
+    from ..runtimes import RUNTIMES
+
+    names = [r.name for r in RUNTIMES.values() if r.host_board or not emulated]
+    helps = "; ".join(f"{r.name}: {r.help}" for r in RUNTIMES.values() if r.name in names)
+    return click.option("--runtime", "-r", type=click.Choice(names), default="aot", show_default=True,
+                        help=helps + ".")

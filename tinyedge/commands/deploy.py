@@ -14,6 +14,7 @@ from ._common import (
     keras_options,
     link_options,
     output_option,
+    runtime_option,
 )
 from ._report import exit_if_interrupted, print_report, progress_bar
 
@@ -21,8 +22,7 @@ from ._report import exit_if_interrupted, print_report, progress_bar
 @click.command("deploy")
 @click.argument("model", type=existing_path())
 @board_option
-@click.option("--runtime", "-r", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
-              help="aot: tinyedge's ahead-of-time C engine; tflm: TensorFlow Lite Micro.")
+@runtime_option()
 @link_options()
 @click.option("--data", "-d", type=existing_path(dir_okay=False), default=None,
               help="Test data: .npz with x and optional labels y, or .npy of x. Default: generated inputs.")

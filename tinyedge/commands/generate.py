@@ -11,6 +11,7 @@ from ._common import (
     json_option,
     keras_options,
     output_option,
+    runtime_option,
     warn_ignored_calib,
 )
 
@@ -28,8 +29,7 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
 @click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
               help="Board id (see 'tinyedge boards'). Without it, --runtime aot writes the model's C with the "
                    "kernels it needs, to build into your own firmware.")
-@click.option("--runtime", "-r", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
-              help="aot: the graph compiled to C; tflm: TensorFlow Lite Micro interprets the flatbuffer.")
+@runtime_option()
 @output_option("out_dir", help="Output folder (made by tinyedge, or empty; see --force); default: "
                "build/<model>-<board>-<runtime>-project, or build/<model>-aot-sources without --board.")
 @click.option("--prefix", default="te_model", show_default=True, help="Prefix of the generated model's C symbols.")
@@ -48,14 +48,18 @@ def command(model, board_id, runtime, out_dir, prefix, calib, calib_samples, tru
     warn_ignored_calib(model, opts)
     if out_dir is None:
         out_dir = default_output(model, board_id, runtime)
+    from ..runtimes import get_runtime
+
+    rt = get_runtime(runtime)
     if board_id is None:
-        if runtime != "aot":
+        if rt.engine is None:
             from ..errors import UsageError
 
-            raise UsageError("--runtime tflm needs a board", hint="add --board B (see 'tinyedge boards')")
+            raise UsageError(f"--runtime {runtime} needs a board", hint="add --board B (see 'tinyedge boards')")
         from ..aot.sources import write_model_sources
 
-        res = write_model_sources(model, out_dir, prefix=prefix, force=force, convert_options=opts)
+        res = write_model_sources(model, out_dir, prefix=prefix, force=force, convert_options=opts,
+                                  engine=rt.engine_module())
         if as_json:
             emit_json(res)
         else:

@@ -408,3 +408,23 @@ def test_deploy_without_idf_py_says_where_the_project_is(run_cli, mlperf_tflite,
     last = _lines(r.stderr)[-1]
     assert last.startswith("error: idf.py is not installed") and f"the generated project is in {out / 'project'}" in last
     assert (out / "project" / "CMakeLists.txt").is_file()
+
+
+# ------------------------------------------------------------------ 6: fit per runtime
+
+
+def test_fit_is_judged_with_the_runtime_the_build_will_have(run_cli, mlperf_tflite, tmp_path):
+    text = (REPO / "boards" / "qemu-cortex-m3.toml").read_text()
+    text = text.replace('id = "qemu-cortex-m3"', 'id = "ram64"').replace("ram_bytes = 4194304", "ram_bytes = 65536")
+    (tmp_path / "ram64.toml").write_text(text)
+    fits = {}
+    for rt in ("aot", "tflm"):
+        r = run_cli("inspect", mlperf_tflite["vww"], "-b", "ram64", "-r", rt, "--boards-dir", tmp_path, "--json")
+        assert r.returncode == 0, r.stderr
+        fit = json.loads(r.stdout)["fit"]
+        assert fit["runtime"] == rt
+        fits[rt] = fit
+    # aot needs its own 55,296-byte arena plus the stack; TFLM needs its measured arena plus margin
+    assert fits["aot"]["ram_needed"] == 55_296 + fits["aot"]["stack_bytes"] and fits["aot"]["fits"] is True
+    assert fits["tflm"]["ram_needed"] > 103_680 and fits["tflm"]["fits"] is False
+    assert fits["aot"]["flash_needed"] < fits["tflm"]["flash_needed"] == mlperf_tflite["vww"].stat().st_size

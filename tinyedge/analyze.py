@@ -253,12 +253,14 @@ def _load_graph(path_or_graph, convert_options: dict | None = None) -> Graph:
 def runtime_needs(graph: Graph, runtime: str, mem: dict) -> dict:
     """What a firmware of `runtime` will hold for this model: flash for the model, RAM for its arena,
     each with the basis it was computed on (the same numbers the project generator uses)."""
-    if runtime == "aot":
-        from .aot import render
+    from .runtimes import get_runtime
 
-        _, ctx = render(graph, "te_model")
-        return {"flash_needed": int(ctx["const_bytes"]), "flash_basis": "aot constants in flash",
-                "ram_needed": int(ctx["arena_bytes"]), "ram_basis": "aot arena"}
+    engine = get_runtime(runtime).engine_module()
+    if engine is not None and hasattr(engine, "render"):
+        # A C engine (aot): its generated model's constants and arena, as the build will have them.
+        _, ctx = engine.render(graph, "te_model")
+        return {"flash_needed": int(ctx["const_bytes"]), "flash_basis": f"{runtime} constants in flash",
+                "ram_needed": int(ctx["arena_bytes"]), "ram_basis": f"{runtime} arena"}
     if runtime == "tflm":
         from .project import tflm_arena_bytes as build_arena
 

@@ -415,11 +415,11 @@ def test_deploy_without_idf_py_says_where_the_project_is(run_cli, mlperf_tflite,
 
 def test_fit_is_judged_with_the_runtime_the_build_will_have(run_cli, mlperf_tflite, tmp_path):
     text = (REPO / "boards" / "qemu-cortex-m3.toml").read_text()
-    text = text.replace('id = "qemu-cortex-m3"', 'id = "ram64"').replace("ram_bytes = 4194304", "ram_bytes = 65536")
-    (tmp_path / "ram64.toml").write_text(text)
+    text = text.replace('id = "qemu-cortex-m3"', 'id = "ram80"').replace("ram_bytes = 4194304", "ram_bytes = 81920")
+    (tmp_path / "ram80.toml").write_text(text)
     fits = {}
     for rt in ("aot", "tflm"):
-        r = run_cli("inspect", mlperf_tflite["vww"], "-b", "ram64", "-r", rt, "--boards-dir", tmp_path, "--json")
+        r = run_cli("inspect", mlperf_tflite["vww"], "-b", "ram80", "-r", rt, "--boards-dir", tmp_path, "--json")
         assert r.returncode == 0, r.stderr
         fit = json.loads(r.stdout)["fit"]
         assert fit["runtime"] == rt

@@ -273,6 +273,8 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
         stage = Path(tempfile.mkdtemp(prefix=f".{outp.name}.", dir=outp.parent))
         try:
             staged = stage / f"model{outp.suffix}"
+            if not opts.qat:  # an uncompiled rebuild: no training config in the file, no training-only losses
+                student = build(from_keras(student))
             _save(student, staged)
             rep = _measure(src, staged, stage, x, xv, yv, teacher, student, steps, on_step)
             staged_tfl = stage / "model_int8.tflite"

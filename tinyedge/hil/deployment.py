@@ -82,6 +82,9 @@ class Deployment:
             result = flash_project(fw.project, board=fw.board)
             self._count("flashes")
             self.flashed += 1
+            ann = result.details.get("announcement")
+            if isinstance(ann, dict):     # the boot line, read by the flasher before the session
+                self._old_log.append("tinyedge ready " + " ".join(f"{k}={v}" for k, v in ann.items()))
             self.device = Device.from_flash(result, timeout=self.reply_timeout)
         else:
             if not self._runs_model(t.url):

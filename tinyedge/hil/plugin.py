@@ -316,10 +316,13 @@ def pytest_generate_tests(metafunc):
     if "tinyedge_target" not in metafunc.fixturenames:
         return
     m = metafunc.definition.get_closest_marker("tinyedge_boards")
-    if m is not None:
-        boards = list(m.args)
-    else:
-        boards = _session(metafunc.config).boards
+    sess = _session(metafunc.config)
+    if any(sess._labgrid_args):
+        try:
+            sess.pool               # a labgrid place's board id is its `board` tag
+        except TinyedgeError as e:
+            raise pytest.UsageError(f"tinyedge: {e}") from None
+    boards = list(m.args) if m is not None else sess.boards
     metafunc.parametrize("tinyedge_target", boards, indirect=True, ids=boards)
 
 

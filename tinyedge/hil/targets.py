@@ -92,6 +92,13 @@ class Target:
         return self.kind == "emulated"
 
     @property
+    def lock_key(self) -> str:
+        """What the cross-process lock is named after: the URL, or the labgrid place."""
+        if self.place is not None:
+            return f"labgrid:{self.place.coordinator}/{self.place.name}"
+        return self.url or self.name
+
+    @property
     def can_flash(self) -> bool:
         """A board reached over a URL whose board id is emulated (QEMU published by labgrid,
         say) runs what it was started with; tinyedge cannot flash it from here."""
@@ -157,7 +164,7 @@ class BoardPool:
         delay = 0.05
         while True:
             for t in usable:
-                fh = open(d / (hashlib.sha256(t.url.encode()).hexdigest()[:20] + ".lock"), "a+")  # noqa: SIM115
+                fh = open(d / (hashlib.sha256(t.lock_key.encode()).hexdigest()[:20] + ".lock"), "a+")  # noqa: SIM115
                 try:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
@@ -168,6 +175,13 @@ class BoardPool:
                 fh.write(f"{os.getpid()} {self.worker} {t.name}\n")
                 fh.flush()
                 t._lock_fh = fh
+                if t.place is not None:          # a labgrid place: acquire it while we hold it
+                    try:
+                        t.place.acquire()
+                        t.url = t.place.serial_url()
+                    except BaseException:
+                        self.release(t)
+                        raise
                 log.info("locked %s", t.describe())
                 return t
             if time.monotonic() >= deadline:
@@ -179,6 +193,8 @@ class BoardPool:
             delay = min(1.0, delay * 2)
 
     def release(self, t: Target) -> None:
+        if t.place is not None:
+            t.place.release()
         if t._lock_fh is not None:
             fcntl.flock(t._lock_fh, fcntl.LOCK_UN)
             t._lock_fh.close()

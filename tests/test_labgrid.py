@@ -5,7 +5,6 @@ releases it."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

@@ -122,7 +122,7 @@ class LabgridPlace:
 
     def serial_url(self) -> str:
         def find(s, place):
-            for (name, cls), e in s.get_target_resources(place).items():
+            for (name, _cls), e in s.get_target_resources(place).items():
                 if e.cls in ("NetworkSerialPort", "RawSerialPort", "USBSerialPort"):
                     a = e.args
                     if not e.avail:

@@ -319,7 +319,7 @@ def pytest_generate_tests(metafunc):
     sess = _session(metafunc.config)
     if any(sess._labgrid_args):
         try:
-            sess.pool               # a labgrid place's board id is its `board` tag
+            _ = sess.pool           # a labgrid place's board id is its `board` tag
         except TinyedgeError as e:
             raise pytest.UsageError(f"tinyedge: {e}") from None
     boards = list(m.args) if m is not None else sess.boards

@@ -74,7 +74,7 @@ def firmware_facts(graph) -> dict:
     """What templates/common/te_mlperf.h.j2 needs."""
     m = model_for(graph)
     n = int(np.prod(m.input_shape))
-    return {"model": m.name, "input": m.input, "result": m.result,
+    return {"model": m.name, "input": m.input, "result": m.result, "input_bytes": n,
             "db_bytes": n * 4 if m.input == "float32" else n}
 
 
@@ -158,6 +158,7 @@ class MlperfDut:
         self._buf = b""
         self.log: list[str] = []          # every line the board printed
         self.resends = 0                  # db lines sent again after a refused one
+        self.slow_replies = 0             # waits that had to be extended
 
     def close(self) -> None:
         if self.transport is not None:
@@ -183,17 +184,29 @@ class MlperfDut:
         return text
 
     def command(self, cmd: str, timeout: float | None = None) -> list[str]:
-        """Send `cmd%`; return the lines before `m-ready` (DeviceTimeout if it never comes)."""
+        """Send `cmd%`; return the lines before `m-ready`.
+
+        A board slow to answer (a slow m-ready after `name%` is common) is
+        waited for, with the wait doubled `retries` times, rather than sent
+        the command again: a second copy would leave a reply out of step."""
         if not cmd.isascii() or "%" in cmd:
             raise UsageError(f"not an MLPerf command: {cmd!r}")
         self.transport.write(cmd.encode("ascii") + b"%")
-        deadline = time.monotonic() + (timeout or self.timeout)
-        lines = []
+        wait = timeout or self.timeout
+        deadline = time.monotonic() + wait
+        lines, extended = [], 0
         while True:
             ln = self._line(deadline)
             if ln is None:
-                raise DeviceTimeout(f"{self.url}: no m-ready after {cmd!r} within {timeout or self.timeout:g} s"
-                                    + (f" (last line: {lines[-1]!r})" if lines else ""),
+                if extended < self.retries:
+                    extended += 1
+                    self.slow_replies += 1
+                    wait *= 2
+                    deadline = time.monotonic() + wait
+                    log.info("%s: no m-ready after %r yet; waiting %g s more", self.url, cmd, wait)
+                    continue
+                raise DeviceTimeout(f"{self.url}: no m-ready after {cmd!r} (waited {extended} times longer)"
+                                    + (f"; last line: {lines[-1]!r}" if lines else ""),
                                     hint="check that the board runs MLPerf protocol firmware (--protocol mlperf)")
             if ln == "m-ready":
                 return lines
@@ -223,29 +236,17 @@ class MlperfDut:
             raise LinkError(f"{self.url}: the board refused {what}: {errs[0]}",
                             hint="see the board's log; reflash it if it persists")
 
-    def _retry(self, fn, what: str):
-        for attempt in range(self.retries + 1):
-            try:
-                return fn()
-            except DeviceTimeout:
-                if attempt == self.retries:
-                    raise
-                log.info("%s: no answer to %s, trying again", self.url, what)
-                self.sync()
-
     def name(self) -> str:
-        """The `m-name-dut-[...]` name (asked again when m-ready is slow to come)."""
-        def ask():
-            for ln in self.command("name"):
-                m = re.match(r"^m-name-dut-\[([^\]]+)\]$", ln)
-                if m:
-                    return m.group(1)
-            raise ProtocolError(f"{self.url}: no m-name-dut-[...] reply to name")
-        return self._retry(ask, "name")
+        """The `m-name-dut-[...]` name."""
+        for ln in self.command("name"):
+            m = re.match(r"^m-name-dut-\[([^\]]+)\]$", ln)
+            if m:
+                return m.group(1)
+        raise ProtocolError(f"{self.url}: no m-name-dut-[...] reply to name")
 
     def profile(self) -> dict:
         out = {}
-        for ln in self._retry(lambda: self.command("profile"), "profile"):
+        for ln in self.command("profile"):
             m = re.match(r"^m-(model|profile)-\[([^\]]+)\]$", ln)
             if m:
                 out[m.group(1)] = m.group(2)
@@ -289,6 +290,25 @@ class MlperfDut:
         if len(laps) != 2 or not res or "m-infer-done" not in lines:
             raise ProtocolError(f"{self.url}: the reply to infer lacks its timestamps or results: {lines}")
         return {"us": laps[1] - laps[0], "results": parse_results(res[-1].group(1))}
+
+
+def wait_boot(url: str, timeout: float = 20.0) -> list[str]:
+    """Read an MLPerf firmware's boot lines up to its first m-ready (an emulator's first client)."""
+    from .link.transport import Transport
+
+    dut = MlperfDut(url, timeout=timeout, transport=Transport(url))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            ln = dut._line(deadline)
+            if ln is None:
+                raise DeviceTimeout(f"{url}: no m-ready from the MLPerf firmware within {timeout:g} s"
+                                    + (f" (got {dut.log[-3:]})" if dut.log else ""),
+                                    hint="the firmware did not start; check its build log")
+            if ln == "m-ready":
+                return dut.log
+    finally:
+        dut.close()
 
 
 def parse_results(text: str) -> list[float]:
@@ -357,3 +377,99 @@ def accuracy(dut: MlperfDut, payload: Payload, x, labels=None, *, reference=None
             out["top1"] = float(np.mean(np.argmax(np.array(scores), axis=1) == labels))
     out["scores"] = scores
     return out
+
+
+# ------------------------------------------------------------------ the runner
+
+MODES = ("performance", "accuracy", "both")
+
+
+def run(port: str, model, *, mode: str = "both", data=None, samples: int | None = None,
+        min_seconds: float = MIN_WINDOW_S, windows: int = WINDOWS, timeout: float = 10.0,
+        chunk: int = DB_CHUNK, progress=None, dut: MlperfDut | None = None) -> dict:
+    """Run the MLPerf Tiny runner's modes against the board on `port` that runs `model`.
+
+    Accuracy uses `data` (.npz x and optional y labels: class ids, or for ad01
+    1 = anomalous), or generated inputs; every m-results line is also checked
+    against the host reference.  Performance uses the first sample."""
+    from pathlib import Path
+
+    from .graph import load_tflite
+    from .validation import Reference, prepare_inputs
+
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
+    graph = load_tflite(model)
+    bench = model_for(graph)
+    payload = Payload(bench, graph)
+    inputs = prepare_inputs(graph, data, samples)
+    x = inputs.x_float if inputs.x_float is not None else inputs.xq
+    own = dut is None
+    dut = dut or MlperfDut(port, timeout=timeout)
+    try:
+        dut.sync()
+        report: dict = {"port": port, "name": dut.name(), **dut.profile(),
+                        "model_file": str(Path(model).resolve()), "model_sha256": graph.sha256,
+                        "inputs": inputs.source, "notes": list(inputs.notes)}
+        if report["model"] != bench.name:
+            raise LinkError(f"{port}: the board runs MLPerf model {report['model']}, {Path(model).name} is {bench.name}",
+                            hint="flash the firmware built from this model with --protocol mlperf")
+        if mode in ("accuracy", "both"):
+            acc = accuracy(dut, payload, x, inputs.labels, reference=Reference(Path(model).read_bytes()),
+                           progress=progress)
+            acc.pop("scores")
+            report["accuracy"] = acc
+        if mode in ("performance", "both"):
+            db, _ = payload.from_int8(x[0]) if x.dtype == np.int8 else payload.from_float(x[0])
+            report["performance"] = performance(dut, db, min_seconds=min_seconds, windows=windows)
+        report["db_resends"] = dut.resends
+    finally:
+        if own:
+            dut.close()
+    return report
+
+
+def deploy(model, *, board: str | None = None, runtime: str = "aot", port: str | None = None, data=None,
+           calib=None, samples: int | None = None, out=None, force: bool = False, mode: str = "accuracy",
+           min_seconds: float = MIN_WINDOW_S, windows: int = WINDOWS, timeout: float = 30.0,
+           progress=None) -> dict:
+    """`deploy --protocol mlperf`: build the MLPerf protocol firmware, flash it (or start the
+    emulated board) and run the runner on it; the report is also written to report.json."""
+    from pathlib import Path
+
+    from .boards import get_board
+    from .builder import build_project
+    from .flashers.dispatch import flash_project
+    from .fsutil import atomic_write_json, check_output_dir, mark_ours
+    from .pipeline import _find_port, _memory_section, default_output_dir
+    from .project import generate_project
+
+    model = Path(model).expanduser().resolve()
+    b = get_board(board)
+    outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id), force=force)
+    outdir.mkdir(parents=True, exist_ok=True)
+    mark_ours(outdir, f"tinyedge deploy --protocol mlperf of {model.name} to {b.id}")
+    from .hil.firmware import FirmwareCache
+
+    tflite = FirmwareCache(outdir / "convert").tflite_for(model, calib or data)
+    project = generate_project(tflite, b, runtime, outdir / "project", force=True, protocol="mlperf")
+    built = build_project(project)
+    report: dict = {"board": b.id, "runtime": runtime, "protocol": "mlperf",
+                    "memory": _memory_section(built, b)}
+    if not b.emulated and port is None:
+        port = _find_port(b)
+        if port is None:
+            report["notes"] = [f"{b.id} is a real board and no --port was given: built, not flashed. "
+                               f"Flash with 'tinyedge flash {project} --port PORT', then run "
+                               f"'tinyedge mlperf --port PORT {tflite}'."]
+            atomic_write_json(outdir / "report.json", report)
+            return report
+    result = flash_project(project, port=port, board=b)
+    try:
+        report["mlperf"] = run(result.port, tflite, mode=mode, data=data, samples=samples,
+                               min_seconds=min_seconds, windows=windows, timeout=timeout, progress=progress)
+    finally:
+        result.close()
+    report["artifacts"] = {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}
+    atomic_write_json(outdir / "report.json", report)
+    return report

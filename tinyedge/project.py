@@ -539,6 +539,9 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
     """
     if protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {protocol!r}", hint=f"use one of: {', '.join(PROTOCOLS)}")
+    if protocol == "mlperf" and (board.family == "host" if isinstance(board, Board) else board == "host"):
+        raise UsageError("the host board serves the tinyedge protocol only",
+                         hint="use a qemu-* board (or a real one) for --protocol mlperf")
     board = board if isinstance(board, Board) else get_board(board)
     if runtime not in board.runtimes:
         raise UsageError(f"board {board.id} does not support runtime {runtime!r}",

@@ -26,8 +26,10 @@ from ._report import print_report, progress_bar
 @force_option
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds to wait for each reply from the board.")
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="mlperf: build the MLPerf Tiny protocol firmware and run the runner's accuracy mode on it.")
 @json_option
-def command(model, board_id, runtime, port, data, calib, samples, out, force, timeout, as_json):
+def command(model, board_id, runtime, port, data, calib, samples, out, force, timeout, protocol, as_json):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -37,6 +39,21 @@ def command(model, board_id, runtime, port, data, calib, samples, out, force, ti
     report.json in the artifacts folder) compares the board's outputs with the
     host reference bit for bit, and gives accuracy, latency and memory.
     """
+    if protocol == "mlperf":
+        from ..mlperf import deploy as deploy_mlperf
+        from .mlperf import print_mlperf
+
+        with progress_bar("accuracy", enabled=not as_json) as progress:
+            report = deploy_mlperf(model, board=board_id, runtime=runtime, port=port, data=data,
+                                   calib=calib, samples=samples, out=out, force=force, timeout=timeout, progress=progress)
+        if as_json:
+            emit_json(report)
+        elif "mlperf" in report:
+            print_mlperf(report["mlperf"])
+        else:
+            for n in report.get("notes", []):
+                warn(n)
+        return
     from ..pipeline import deploy
 
     def on_step(name: str) -> None:

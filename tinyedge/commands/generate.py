@@ -17,9 +17,11 @@ from ._common import force_option, json_option
 @click.option("--output", "-o", "out_dir", required=True, type=click.Path(path_type=str),
               help="Output folder (made by tinyedge, or empty; see --force).")
 @click.option("--prefix", default="te_model", show_default=True, help="Prefix of the generated model's C symbols.")
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="What the firmware speaks on the UART: tinyedge's framed protocol, or the MLPerf Tiny runner's.")
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, force, as_json):
+def command(model, board_id, runtime, out_dir, prefix, protocol, force, as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
     Build it with 'tinyedge build DIR', or with the board's own tools (make,
@@ -28,6 +30,10 @@ def command(model, board_id, runtime, out_dir, prefix, force, as_json):
     from pathlib import Path
 
     if board_id is None:
+        if protocol != "tinyedge":
+            from ..errors import UsageError
+
+            raise UsageError("--protocol needs a board", hint="add --board B (see 'tinyedge boards')")
         if runtime != "aot":
             from ..errors import UsageError
 
@@ -58,7 +64,7 @@ def command(model, board_id, runtime, out_dir, prefix, force, as_json):
     from ..project import generate_project, read_project
 
     board = get_board(board_id)
-    path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix)
+    path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, protocol=protocol)
     meta = read_project(path)
     if as_json:
         emit_json({"output": str(path), **meta})

@@ -64,14 +64,14 @@ AD01 = os.environ["AD01"]
 seen = []
 
 def test_report(tinyedge_deploy, tinyedge_board):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     seen.append(d)
     assert tinyedge_board == "qemu-cortex-m4"
     assert d.report["agreement"]["bit_exact_rate"] == 1.0
     assert d.report["latency"]["unit"] == "instructions"
 
 def test_infer_matches_reference(tinyedge_deploy, tinyedge_reference):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     seen.append(d)
     x = np.random.default_rng(1).integers(-128, 128, (1, 640)).astype(np.int8)
     y, count = d.device.infer(x)
@@ -79,7 +79,7 @@ def test_infer_matches_reference(tinyedge_deploy, tinyedge_reference):
     assert count > 0
 
 def test_same_deployment(tinyedge_deploy):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     assert all(s is d for s in seen) and d.flashed == 1
     assert d.device.info().model_sha256 == d.firmware.model_sha256
 '''
@@ -88,8 +88,8 @@ USER_SECOND_MODULE = '''
 import os
 
 def test_other_module(tinyedge_deploy):
-    d = tinyedge_deploy(os.environ["AD01"])
-    assert d.report["samples"] > 0
+    d = tinyedge_deploy(os.environ["AD01"], samples=4)
+    assert d.report["samples"] == 4
 '''
 
 
@@ -113,13 +113,6 @@ def test_passing_file_deploys_once_per_module(pytester, run_user):
     assert q["tinyedge_firmware_sha256"] == p["tinyedge_firmware_sha256"]
 
 
-def test_session_scope_deploys_once(pytester, run_user):
-    pytester.makepyfile(test_user_a=USER_PASSING, test_user_b=USER_SECOND_MODULE)
-    res = run_user("--tinyedge-scope", "session")
-    res.assert_outcomes(passed=4)
-    res.stdout.fnmatch_lines(["tinyedge: 1 deploys (*), 1 flashes, 0 restarts"])
-
-
 USER_FAILING = '''
 import os
 import time
@@ -129,17 +122,17 @@ import pytest
 AD01 = os.environ["AD01"]
 
 def test_wrong_expectation(tinyedge_deploy):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     y, _ = d.device.infer(np.zeros((1, 640), np.int8))
     assert int(y.reshape(-1)[0]) == 1000, "the board's answer is not what the test wants"
 
 @pytest.mark.tinyedge_timeout(2)
 def test_hangs(tinyedge_deploy):
-    tinyedge_deploy(AD01)
+    tinyedge_deploy(AD01, samples=4)
     time.sleep(60)
 
 def test_still_fine(tinyedge_deploy):
-    assert tinyedge_deploy(AD01).device.info().init_status == 0
+    assert tinyedge_deploy(AD01, samples=4).device.info().init_status == 0
 
 @pytest.mark.tinyedge_hardware
 def test_bench_only(tinyedge_board):
@@ -147,7 +140,7 @@ def test_bench_only(tinyedge_board):
 
 @pytest.mark.tinyedge_boards("nucleo-l4r5zi")
 def test_needs_nucleo(tinyedge_deploy):
-    tinyedge_deploy(AD01)
+    tinyedge_deploy(AD01, samples=4)
 '''
 
 
@@ -186,22 +179,22 @@ def kill_board(d):
     d.device.process.proc.wait()
 
 def test_1_dies(tinyedge_deploy):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     kill_board(d)
     d.device.infer(X)
 
 def test_2_restarted(tinyedge_deploy):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     assert d.device.process.alive()
     d.device.infer(X)
 
 def test_3_dies_again(tinyedge_deploy):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     kill_board(d)
     d.device.infer(X)
 
 def test_4_skipped(tinyedge_deploy):
-    tinyedge_deploy(AD01)
+    tinyedge_deploy(AD01, samples=4)
 '''
 
 
@@ -225,7 +218,7 @@ OUT = os.environ["XDIST_OUT"]
 
 @pytest.mark.parametrize("i", range(2))
 def test_each_worker_own_board(tinyedge_deploy, tinyedge_board, worker_id, i):
-    d = tinyedge_deploy(AD01)
+    d = tinyedge_deploy(AD01, samples=4)
     assert d.report["agreement"]["bit_exact_rate"] == 1.0
     with open(OUT, "a") as f:
         f.write(f"{worker_id} {tinyedge_board} {d.device.process.pid} {d.url}\\n")
@@ -233,12 +226,14 @@ def test_each_worker_own_board(tinyedge_deploy, tinyedge_board, worker_id, i):
 
 
 def test_xdist_two_boards_two_workers(pytester, run_user, monkeypatch, tmp_path):
-    """Two boards x 2 tests under -n 2: each worker runs its own emulators; no emulator process or
-    UART is shared by two workers."""
+    """Two boards x 2 tests under -n 2 with --tinyedge-scope session: each worker runs its own
+    emulators, deployed once per board per worker; no emulator process or UART is shared by two
+    workers."""
     out = tmp_path / "seen.txt"
     monkeypatch.setenv("XDIST_OUT", str(out))
     pytester.makepyfile(test_user=USER_XDIST)
-    res = run_user("-n", "2", "--tinyedge-board", "qemu-cortex-m4", "--tinyedge-board", "qemu-cortex-m3")
+    res = run_user("-n", "2", "--tinyedge-board", "qemu-cortex-m4", "--tinyedge-board", "qemu-cortex-m3",
+                   "--tinyedge-scope", "session")
     res.assert_outcomes(passed=4)
     rows = [ln.split() for ln in out.read_text().splitlines()]
     assert {r[1] for r in rows} == {"qemu-cortex-m4", "qemu-cortex-m3"}
@@ -248,6 +243,8 @@ def test_xdist_two_boards_two_workers(pytester, run_user, monkeypatch, tmp_path)
         mine = {(r[2], r[3]) for r in rows if r[0] == w}
         theirs = {(r[2], r[3]) for r in rows if r[0] != w}
         assert not ({p for p, _ in mine} & {p for p, _ in theirs})
+        for b in ("qemu-cortex-m4", "qemu-cortex-m3"):     # session scope: one emulator per board
+            assert len({r[2] for r in rows if r[0] == w and r[1] == b}) <= 1
 
 
 # ---------------------------------------------------------------- in-process parts

@@ -34,6 +34,7 @@ class Deployment:
         self.report: dict = {}
         self.flashed = 0               # flashes (or emulator starts) of this deployment
         self._old_log: list[str] = []
+        self._reports: dict = {}
         self.closed = False
 
     # ------------------------------------------------------------------ facts
@@ -112,9 +113,15 @@ class Deployment:
             return False
 
     def validate(self, *, data=None, samples: int | None = None) -> dict:
+        """Validate the board on `data` (generated inputs when None); `.report` becomes that report.
+        Each data set is validated once per deployment."""
         from ..pipeline import _memory_section
         from ..validation import validate_device
 
+        rkey = (str(Path(data).resolve()) if data is not None else None, samples)
+        if rkey in self._reports:
+            self.report = self._reports[rkey]
+            return self.report
         fw = self.firmware
         v = validate_device(self.device, fw.tflite, data=data, samples=samples)
         from types import SimpleNamespace
@@ -127,6 +134,7 @@ class Deployment:
             "memory": _memory_section(SimpleNamespace(memory=dict(fw.memory)), fw.board),
             **{k: v[k] for k in ("samples", "interrupted", "inputs", "agreement", "accuracy", "latency", "notes")},
         }
+        self._reports[rkey] = self.report
         return self.report
 
     def healthy(self, timeout: float = 3.0) -> bool:

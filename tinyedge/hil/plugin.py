@@ -146,20 +146,23 @@ class HilSession:
         runtime = runtime or self.runtime
         model = Path(model).expanduser().resolve()
         skey = _scope_key(item, scope)
-        key = (target.name, target.board.id, str(model), _stamp(model), str(data), str(calib), runtime, samples)
+        # A Keras model is converted once (calibrated on `calib`, else on `data`, as deploy does).
+        tflite = self.cache.tflite_for(model, calib or data)
+        key = (target.name, target.board.id, str(tflite), _stamp(tflite), runtime)
         deps = self.scopes.setdefault(skey, {})
         d = deps.get(key)
         fresh = d is None or d.closed
         if fresh:
-            tflite = self.cache.tflite_for(model, calib)
             fw = self.cache.prepare(tflite, target.board, runtime)
             self._count("builds" if fw.built else "cache_hits")
             self._count("deploys")
             d = deploy_to(target, fw, data=data, samples=samples, reply_timeout=self.reply_timeout,
                           stats=self.stats)
             deps[key] = d
-        elif d.target.current is not d:
-            d.start()                    # another model ran on the board since: put this one back
+        else:
+            if d.target.current is not d:
+                d.start()                # another model ran on the board since: put this one back
+            d.validate(data=data, samples=samples)     # once per data set: the firmware stays
         used = item.stash.setdefault(_USED, {})
         if d not in used:
             used[d] = 0 if fresh else len(d.log_lines)   # a fresh board's log starts at its boot

@@ -130,13 +130,36 @@ class LabgridPlace:
                                                hint="check the exporter")
                     if "host" not in a or "port" not in a:
                         continue
-                    scheme = "socket" if a.get("protocol") == "raw" else "rfc2217"
-                    return f"{scheme}://{a['host']}:{a['port']}"
+                    if a.get("protocol") == "raw":
+                        return f"socket://{a['host']}:{a['port']}"
+                    # ser2net answers no SET_CONTROL; labgrid's own serial driver ignores it too
+                    return f"rfc2217://{a['host']}:{a['port']}?ign_set_control"
             raise BoardUnavailable(f"labgrid place {self.name!r} has no network serial port",
                                    hint="add a match for an exported NetworkSerialPort (or a USB serial port "
                                         "exported through ser2net)")
 
-        return self._with_session(find)
+        url = self._with_session(find)
+        _wait_listening(url, timeout=15.0)
+        return url
+
+
+def _wait_listening(url: str, timeout: float) -> None:
+    """The exporter starts ser2net when the place is acquired: wait until its port takes connections."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((u.hostname, u.port), timeout=2.0):
+                return
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                raise BoardUnavailable(f"the serial port of the labgrid place ({url}) does not accept "
+                                       f"connections: {e}", hint="check the exporter and its ser2net") from None
+            time.sleep(0.1)
 
 
 def labgrid_target(*, place: str | None = None, env: str | None = None, coordinator: str | None = None,

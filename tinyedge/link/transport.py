@@ -25,7 +25,11 @@ class Transport:
         self.bytes_in = 0
         self.bytes_out = 0
         try:
-            self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=10)
+            try:
+                self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=10)
+            except NotImplementedError:
+                # rfc2217:// (ser2net, labgrid's exported serial ports) has no write timeout in pyserial
+                self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05)
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError(f"cannot open {url}: {e}",
                             hint="check the port with 'tinyedge ports' (and that no other program holds it)") from e

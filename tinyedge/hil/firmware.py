@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import logging
 import os
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 _PKG = Path(__file__).resolve().parent.parent
 # tinyedge modules whose code decides what a project holds or how it builds
 _CODE_MODULES = ("project.py", "builder.py", "memory.py", "boards.py", "planner.py", "runtimes.py",
-                 "graph.py")
+                 "graph.py", "mlperf.py")
 
 
 def default_cache_dir() -> Path:
@@ -143,6 +142,3 @@ class FirmwareCache:
                                 memory=mem if isinstance(mem, dict) else {}, firmware_sha256=fw_sha,
                                 built=built)
 
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

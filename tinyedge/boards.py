@@ -18,12 +18,12 @@ from typing import Any
 
 from .errors import BoardError
 from .resources import boards_dir
+from .runtimes import RUNTIMES
 
 ENV_VAR = "TINYEDGE_BOARDS_DIR"
 DEFAULT_BOARD = "qemu-cortex-m4"
 
 FAMILIES = ("cortex-m", "esp32", "host")
-RUNTIMES = ("aot", "tflm")
 # counter id -> the unit it measures.  Latency is always reported with its unit.
 CYCLE_COUNTERS = {
     "dwt": "cycles",          # Cortex-M3/M4/M7/M33/M55 DWT CYCCNT

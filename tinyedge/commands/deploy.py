@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from ..console import emit_json, err, warn
-from ._common import board_option, existing_path, force_option, json_option
+from ._common import board_option, existing_path, force_option, json_option, runtime_option
 from ._report import print_report, progress_bar
 
 
 @click.command("deploy")
 @click.argument("model", type=existing_path())
 @board_option
-@click.option("--runtime", "-r", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
-              help="aot: tinyedge's ahead-of-time C engine; tflm: TensorFlow Lite Micro.")
+@runtime_option()
 @click.option("--port", "-p", default=None, metavar="URL",
               help="Serial port of a real board (found automatically when exactly one is attached).")
 @click.option("--data", "-d", type=existing_path(dir_okay=False), default=None,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from ..console import emit_json, info
-from ._common import force_option, json_option
+from ._common import force_option, json_option, runtime_option
 
 
 @click.command("generate")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
               help="Board id (see 'tinyedge boards'). Without it, --runtime aot writes only the model's C.")
-@click.option("--runtime", "-r", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
-              help="aot: the graph compiled to C; tflm: TensorFlow Lite Micro interprets the flatbuffer.")
+@runtime_option()
 @click.option("--output", "-o", "out_dir", required=True, type=click.Path(path_type=str),
               help="Output folder (made by tinyedge, or empty; see --force).")
 @click.option("--prefix", default="te_model", show_default=True, help="Prefix of the generated model's C symbols.")
@@ -29,16 +28,19 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, force, as_json)
     """
     from pathlib import Path
 
+    from ..runtimes import get_runtime
+
+    rt = get_runtime(runtime)
     if board_id is None:
         if protocol != "tinyedge":
             from ..errors import UsageError
 
             raise UsageError("--protocol needs a board", hint="add --board B (see 'tinyedge boards')")
-        if runtime != "aot":
+        if rt.engine is None:
             from ..errors import UsageError
 
-            raise UsageError("--runtime tflm needs a board", hint="add --board B (see 'tinyedge boards')")
-        from ..aot import generate_model_sources
+            raise UsageError(f"--runtime {runtime} needs a board", hint="add --board B (see 'tinyedge boards')")
+        generate_model_sources = rt.engine_module().generate_model_sources
         from ..fsutil import staged_dir
         from ..project import PREFIX_RE
 
@@ -48,7 +50,7 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, force, as_json)
             raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                              hint="use lower-case letters, digits and '_', starting with a letter")
         src = Path(model).expanduser().resolve()
-        with staged_dir(out_dir, force=force, what="tinyedge aot model sources") as stage:
+        with staged_dir(out_dir, force=force, what=f"tinyedge {runtime} model sources") as stage:
             res = generate_model_sources(src, stage, prefix=prefix)
         final = Path(out_dir).expanduser().resolve()
         files = sorted(str(final / Path(f).name) for f in res.files)

@@ -291,3 +291,20 @@ def test_inventory_errors_say_what_to_fix(tmp_path):
     bad.write_text("[[board]\n")
     with pytest.raises(InputFileError, match="not valid TOML"):
         load_inventory(bad)
+
+
+def test_firmware_cache_keeps_the_newest_builds(tmp_path):
+    from tinyedge.hil.firmware import KEEP_BUILDS, FirmwareCache
+
+    cache = FirmwareCache(tmp_path)
+    old = [tmp_path / f"m-b-aot-tinyedge-{i:024d}" for i in range(KEEP_BUILDS + 5)]
+    for i, d in enumerate(old):
+        d.mkdir()
+        os.utime(d, (1_000_000 + i, 1_000_000 + i))     # long ago, oldest first
+    fresh = tmp_path / "m-b-aot-tinyedge-fresh"
+    fresh.mkdir()                                        # used just now: never dropped
+    (tmp_path / "models").mkdir()
+    cache._prune()
+    left = {p.name for p in tmp_path.iterdir()}
+    # the 40 newest builds (the fresh one and the 39 newest old ones) and the converted models
+    assert left == {fresh.name, "models", *(d.name for d in old[-(KEEP_BUILDS - 1):])}

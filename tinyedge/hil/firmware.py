@@ -51,6 +51,10 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
+KEEP_BUILDS = 40          # cached builds kept (each change of tinyedge's sources makes new keys)
+KEEP_FRESH_S = 3600.0    # a build used within the last hour is never dropped (another run may use it)
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -87,6 +91,18 @@ class FirmwareCache:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _prune(self) -> None:
+        """Drop the oldest cached builds beyond KEEP_BUILDS (never a recently used one)."""
+        import shutil
+        import time
+
+        dirs = [p for p in self.root.iterdir() if p.is_dir() and p.name != "models"] if self.root.is_dir() else []
+        dirs.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        now = time.time()
+        for old in dirs[KEEP_BUILDS:]:
+            if now - old.stat().st_mtime > KEEP_FRESH_S:
+                shutil.rmtree(old, ignore_errors=True)
 
     def tflite_for(self, model: os.PathLike | str, calib: os.PathLike | str | None = None) -> Path:
         """The full-int8 .tflite of `model`: itself when it is one, else converted once (cached)."""
@@ -126,7 +142,10 @@ class FirmwareCache:
             if ok:
                 rec = read_build(folder)
                 ok = all(Path(p).exists() for p in rec["artifacts"].values())
+                if ok:
+                    os.utime(folder)          # recently used: kept by _prune
             if not ok:
+                self._prune()
                 log.info("building %s for %s (%s, %s)", tflite.name, board.id, runtime, protocol)
                 kw = {"protocol": protocol} if protocol != "tinyedge" else {}
                 generate_project(tflite, board, runtime, folder, force=True, **kw)

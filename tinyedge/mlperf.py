@@ -446,7 +446,7 @@ def deploy(model, *, board: str | None = None, runtime: str = "aot", port: str |
 
     model = Path(model).expanduser().resolve()
     b = get_board(board)
-    outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id), force=force)
+    outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id, runtime), force=force)
     outdir.mkdir(parents=True, exist_ok=True)
     mark_ours(outdir, f"tinyedge deploy --protocol mlperf of {model.name} to {b.id}")
     from .hil.firmware import FirmwareCache

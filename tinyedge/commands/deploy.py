@@ -31,6 +31,8 @@ from .compress import compression_options, options_from
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None, help="Validate on at most N samples.")
 @output_option("out", help="Artifacts folder (default: build/<model>-<board>-<runtime>/).")
 @force_option
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="mlperf: build the MLPerf Tiny protocol firmware and run the runner's accuracy mode on it.")
 @click.option("--train", type=existing_path(dir_okay=False), default=None,
               help="Training data (.npz x, y) for the compression options below; compress first, then deploy.")
 @click.option("--val", type=existing_path(dir_okay=False), default=None,
@@ -38,7 +40,7 @@ from .compress import compression_options, options_from
 @compression_options
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            force, as_json, train, val, **kw):
+            force, protocol, as_json, train, val, **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -49,13 +51,31 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
     host reference bit for bit, and gives accuracy, latency and memory.
     Without --calib, the --data inputs calibrate the conversion.
     """
+    copts = options_from(kw)
+    if copts is None and train is not None:
+        raise click.UsageError("--train is for compression; add a compression option (e.g. --prune-channels 0.5)")
+    if copts is not None and protocol == "mlperf":
+        raise click.UsageError("compression options work with --protocol tinyedge; run 'tinyedge compress' first "
+                               "and deploy its result with --protocol mlperf")
+    if protocol == "mlperf":
+        from ..mlperf import deploy as deploy_mlperf
+        from .mlperf import print_mlperf
+
+        with progress_bar("accuracy", enabled=not as_json) as progress:
+            report = deploy_mlperf(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
+                                   samples=samples, out=out, force=force, timeout=timeout, progress=progress)
+        if as_json:
+            emit_json(report)
+        elif "mlperf" in report:
+            print_mlperf(report["mlperf"])
+        else:
+            for n in report.get("notes", []):
+                warn(n)
+        return
     from ..console import Steps
     from ..pipeline import deploy
 
     opts = convert_options(None, calib_samples, trust_code)
-    copts = options_from(kw)
-    if copts is None and train is not None:
-        raise click.UsageError("--train is for compression; add a compression option (e.g. --prune-channels 0.5)")
     with Steps(enabled=not as_json) as steps, \
             progress_bar("training epochs", enabled=not as_json and copts is not None,
                          before=steps.pause) as train_progress, \

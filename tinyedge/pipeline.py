@@ -79,7 +79,7 @@ def deploy(
     model: str | Path,
     *,
     board: str | None = None,
-    runtime: str = "aot",
+    runtime: str | None = None,
     port: str | None = None,
     data: str | Path | None = None,
     calib: str | Path | None = None,
@@ -89,12 +89,16 @@ def deploy(
     timeout: float = 10.0,
     progress: Progress | None = None,
     on_step: StepHook | None = None,
+    backend: str = "auto",
+    name: str | None = None,
+    micropython_dir: str | Path | None = None,
 ) -> dict:
     """Convert, generate, build, flash and validate; return the report (also written to report.json)."""
     model = Path(model).expanduser().resolve()
     if not model.exists():
         raise InputFileError(f"{model} does not exist", path=model, hint="check the path")
     b = get_board(board)
+    runtime = runtime or ("aot" if "aot" in b.runtimes else b.runtimes[0])
     if runtime not in b.runtimes:
         raise UsageError(f"board {b.id} does not support runtime {runtime!r}",
                          hint=f"use one of: {', '.join(b.runtimes)}")
@@ -147,6 +151,30 @@ def deploy(
     from .validation import prepare_inputs, validate_device
 
     inputs = prepare_inputs(graph, data, samples)  # the data must fit the model before we build
+
+    from .runtimes import get_runtime
+
+    rt = get_runtime(runtime)
+    if rt.kind == "package":
+        # a runtime installed onto a running interpreter: its own generate / install / validate steps
+        float_acc = None
+        if float_model is not None and inputs.labels is not None:
+            float_acc = _float_accuracy(float_model, inputs)
+        try:
+            rt.resolve("deploy")(board=b, tflite=tflite, graph=graph, inputs=inputs, outdir=outdir, port=port,
+                                 timeout=timeout, steps=steps, notes=notes, report=report,
+                                 float_accuracy=float_acc, progress=progress, backend=backend, name=name,
+                                 micropython_dir=micropython_dir)
+        finally:
+            report["steps"] = steps.items
+        report["notes"] = notes
+        from .validation import tool_versions
+
+        report["versions"] = tool_versions(_toolchain_versions(b))
+        report["artifacts"] = {"dir": str(outdir), "package": str(outdir / "package"),
+                               "report": str(outdir / "report.json")}
+        atomic_write_json(outdir / "report.json", report)
+        return report
 
     # 2. generate the firmware project.
     project = outdir / "project"
@@ -215,9 +243,16 @@ def _toolchain_versions(b) -> dict:
     v: dict[str, str | None] = {}
     if b.family == "cortex-m":
         v["arm-none-eabi-gcc"] = _first_line(["arm-none-eabi-gcc", "-dumpversion"])
+    elif b.family == "micropython":
+        try:
+            from importlib import metadata
+
+            v["mpremote"] = metadata.version("mpremote")
+        except Exception:  # noqa: BLE001 - a version is informative only
+            v["mpremote"] = None
     elif b.family == "host":
         v["cc"] = _first_line(["cc", "--version"])
-    if b.is_qemu:
+    if b.is_qemu or (b.micropython and b.micropython.emulator == "qemu"):
         v["qemu-system-arm"] = _first_line(["qemu-system-arm", "--version"])
     return v
 

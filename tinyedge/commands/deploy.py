@@ -5,7 +5,16 @@ from __future__ import annotations
 import click
 
 from ..console import emit_json, err, warn
-from ._common import board_option, existing_path, force_option, json_option, runtime_option
+from ._common import (
+    backend_option,
+    board_option,
+    existing_path,
+    force_option,
+    json_option,
+    mpy_dir_option,
+    name_option,
+    runtime_option,
+)
 from ._report import print_report, progress_bar
 
 
@@ -25,8 +34,12 @@ from ._report import print_report, progress_bar
 @force_option
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds to wait for each reply from the board.")
+@backend_option
+@name_option
+@mpy_dir_option
 @json_option
-def command(model, board_id, runtime, port, data, calib, samples, out, force, timeout, as_json):
+def command(model, board_id, runtime, port, data, calib, samples, out, force, timeout, backend, name,
+            micropython_dir, as_json):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -45,7 +58,7 @@ def command(model, board_id, runtime, port, data, calib, samples, out, force, ti
     with progress_bar("validate", enabled=not as_json) as progress:
         report = deploy(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
                         samples=samples, out=out, force=force, timeout=timeout, progress=progress,
-                        on_step=on_step)
+                        on_step=on_step, backend=backend, name=name, micropython_dir=micropython_dir)
     if as_json:
         emit_json(report)
         return

@@ -166,7 +166,7 @@ def build_model(graph: Graph) -> ViperModel:
             copies = cap.arrays[args[2]]
             blob = bytearray()
             rows = []
-            for it, cp in zip(items, copies):
+            for it, cp in zip(items, copies, strict=True):
                 if it.startswith("@"):
                     rows += [_off(it), int(cp), 0]
                 else:

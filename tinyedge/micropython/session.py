@@ -31,7 +31,8 @@ from ..errors import DeviceTimeout, LinkError, ProtocolError, TinyedgeError
 log = logging.getLogger(__name__)
 
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
-CHUNK = 512
+CHUNK = 256            # bytes per acknowledged chunk on a real board (its REPL's receive buffer)
+CHUNK_EMULATED = 2048  # emulated boards never drop bytes: fewer round trips
 
 
 class MicroPythonError(TinyedgeError):
@@ -93,8 +94,11 @@ class MicroPythonDevice:
         self._model_open = False
         self._loop = False
         self._seq = 0
+        self.chunk = CHUNK_EMULATED if board.emulated else CHUNK
         try:
-            self.t = SerialTransport(url, baudrate=baud, timeout=0.2)
+            # blocking reads for mpremote's own code (as its command line opens ports); tinyedge's
+            # reads below set a short timeout of their own
+            self.t = SerialTransport(url, baudrate=baud, timeout=None)
         except (TransportError, OSError) as e:
             raise LinkError(f"cannot open {url}: {e}", hint="check the port (tinyedge ports)") from None
         self.ser = self.t.serial
@@ -109,8 +113,19 @@ class MicroPythonDevice:
 
     # ------------------------------------------------------------ REPL plumbing
 
+    def _polling(self, on: bool) -> None:
+        self.ser.timeout = 0.2 if on else None
+
     def _probe(self, timeout: float) -> None:
         """Interrupt whatever runs, enter the raw REPL; an error naming what answered if not MicroPython."""
+        self._polling(True)
+        try:
+            self._probe_raw(timeout)
+        finally:
+            self._polling(False)
+        self.t.enter_raw_repl(soft_reset=False, timeout_overall=timeout)   # ... and back, cleanly
+
+    def _probe_raw(self, timeout: float) -> None:
         self.ser.write(b"\r\x03\x03")
         time.sleep(0.05)
         seen = bytearray()
@@ -126,12 +141,31 @@ class MicroPythonDevice:
                     self.ser.write(b"")
                     break
         else:
-            raise LinkError(f"no MicroPython answered on {self.url} within {timeout:g} s: got {_summary(bytes(seen))}",
+            what = self._tinyedge_firmware() or _summary(bytes(seen))
+            raise LinkError(f"no MicroPython answered on {self.url} within {timeout:g} s; {what} answered",
                             hint="flash MicroPython (1.23 or newer) on the board, or pick its port")
         # the prompt's '>' may still be in flight; exec_raw_no_follow waits for it
         self.t.serial.write(b"\r\x02")     # friendly REPL ...
         self.t.in_raw_repl = False
-        self.t.enter_raw_repl(soft_reset=False, timeout_overall=timeout)   # ... and back, cleanly
+
+    def _tinyedge_firmware(self) -> str | None:
+        """Ask in tinyedge's own protocol: a C firmware board answers hello with its board and runtime."""
+        from ..link import protocol as p
+
+        try:
+            self.ser.write(p.encode_frame(p.HELLO, 1, b"", lead=True))
+            dec = p.FrameDecoder()
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                data = self.ser.read(self.ser.in_waiting or 1)
+                for ev in dec.feed(data) if data else ():
+                    if isinstance(ev, p.Frame) and ev.type == p.HELLO_REPLY:
+                        info = p.decode_hello(ev.body)
+                        return (f"tinyedge's C firmware (board {info.board}, runtime {info.runtime}, "
+                                f"model {info.model_sha256[:16]})")
+        except Exception as e:  # noqa: BLE001 - only a better error message is at stake
+            log.debug("hello probe: %s", e)
+        return None
 
     def exec(self, code: str, timeout: float | None = None) -> bytes:
         from mpremote.transport import TransportError
@@ -174,6 +208,13 @@ class MicroPythonDevice:
         self._helpers_ok = True
 
     def _wait_ack(self, deadline: float) -> None:
+        self._polling(True)
+        try:
+            self._wait_ack1(deadline)
+        finally:
+            self._polling(False)
+
+    def _wait_ack1(self, deadline: float) -> None:
         while True:
             b = self.ser.read(1)
             if b == b"\x06":
@@ -188,6 +229,7 @@ class MicroPythonDevice:
         for i in range(0, len(view), chunk):
             self.ser.write(view[i:i + chunk])
             self._wait_ack(time.monotonic() + self.timeout)
+            self._sent = i + len(view[i:i + chunk])
         self.stats.bytes_out += len(data)
 
     # ------------------------------------------------------------ install
@@ -218,8 +260,8 @@ class MicroPythonDevice:
                 for d in list(reversed(p.relative_to(src).parents))[1:]:
                     self.exec(f"import os\ntry:\n os.mkdir({(tmp + '/' + d.as_posix())!r})\nexcept OSError:\n pass")
                 data = p.read_bytes()
-                self.t.exec_raw_no_follow(f"_te_recv({(tmp + '/' + rel)!r}, {len(data)}, {CHUNK})")
-                self._send_chunked(data, CHUNK)
+                self.t.exec_raw_no_follow(f"_te_recv({(tmp + '/' + rel)!r}, {len(data)}, {self.chunk})")
+                self._send_chunked(data, self.chunk)
                 out, err = self.t.follow(self.timeout)
                 if err:
                     raise MicroPythonError(f"writing {rel} on the board failed: {err.decode(errors='replace')[-200:]}")
@@ -285,7 +327,7 @@ class MicroPythonDevice:
 
     def _start_loop(self) -> None:
         if not self._loop:
-            self.t.exec_raw_no_follow(f"_te_loop(_te_m, {CHUNK})")
+            self.t.exec_raw_no_follow(f"_te_loop(_te_m, {self.chunk})")
             self._loop = True
 
     def infer(self, x) -> tuple[np.ndarray, int]:
@@ -296,9 +338,12 @@ class MicroPythonDevice:
         self._start_loop()
         self._seq = (self._seq + 1) & 0xFFFF
         t0 = time.perf_counter()
+        self._sent = 0
+        self._inflight = True
         self.ser.write(bytes([0x53, self._seq >> 8, self._seq & 0xFF]))
-        self._send_chunked(data, CHUNK)
+        self._send_chunked(data, self.chunk)
         frame = self._read_frame(time.monotonic() + self.timeout)
+        self._inflight = False
         self.stats.stream_seconds += time.perf_counter() - t0
         self.stats.requests += 1
         st, seq, ticks, y = frame
@@ -312,6 +357,13 @@ class MicroPythonDevice:
         return np.frombuffer(y, dtype=np.int8).copy(), ticks * per
 
     def _read_frame(self, deadline: float):
+        self._polling(True)
+        try:
+            return self._read_frame1(deadline)
+        finally:
+            self._polling(False)
+
+    def _read_frame1(self, deadline: float):
         buf = bytearray()
         while True:
             b = self.ser.read(max(1, self.ser.in_waiting))
@@ -345,9 +397,14 @@ class MicroPythonDevice:
         if not self._loop:
             return
         self._loop = False
-        n = self._info.input_bytes if self._model_open else 0
         try:
-            self.ser.write(b"Q" * (n + 3))
+            if getattr(self, "_inflight", False):
+                # interrupted inside a sample: finish it (zeros) and drop its result
+                n = self._info.input_bytes
+                self._send_chunked(bytes(n - self._sent), self.chunk)
+                self._read_frame(time.monotonic() + self.timeout)
+                self._inflight = False
+            self.ser.write(b"QQQ")
             self.t.follow(min(self.timeout, 5.0))
         except Exception as e:  # noqa: BLE001 - best effort: the session ends anyway
             log.debug("ending the loop: %s", e)

@@ -123,7 +123,7 @@ def render_sources(graph: Graph, name: str, arch: str, *, labels: list[str] | No
     env = _env()
     ctx = {
         "banner": banner, "name": name, "arch": arch, "word": WORD_BITS.get(arch, 32), "source": source,
-        "sha256": vm.sha256, "arena_bytes": vm.arena_bytes, "input": vm.inputs[0], "output": vm.outputs[0],
+        "sha256": vm.sha256, "arena_bytes": vm.arena_bytes, "scratch_bytes": vm.scratch_bytes, "input": vm.inputs[0], "output": vm.outputs[0],
         "labels": repr([str(x) for x in labels]) if labels else "None", "macs": vm.macs,
         "ops": [{"index": o.index, "opcode": o.opcode, "kernel": o.kernel, "const": repr(o.const),
                  "params": repr(o.params)} for o in vm.ops],

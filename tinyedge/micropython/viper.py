@@ -27,6 +27,10 @@ _KERNEL = {
 }
 
 
+# convolutions with fewer input channels run output-channels-innermost (kernel convt)
+CONVT_MAX_IN_C = 8
+
+
 @dataclass
 class ViperOp:
     index: int
@@ -46,6 +50,7 @@ class ViperModel:
     outputs: list[dict]
     const_bytes: int = 0
     macs: int = 0
+    scratch_bytes: int = 4
     notes: list[str] = field(default_factory=list)
 
 
@@ -85,8 +90,16 @@ def _i32(values) -> bytes:
     return struct.pack(f"<{len(vals)}i", *vals)
 
 
-def _i8(arr: np.ndarray) -> bytes:
-    return np.asarray(arr).astype(np.int8).tobytes()
+def _u8(arr: np.ndarray) -> bytes:
+    """int8 values as offset-binary bytes (v + 128), the kernels' storage format."""
+    return (np.asarray(arr).astype(np.int16).reshape(-1) + 128).astype(np.uint8).tobytes()
+
+
+def _eff2(eff: np.ndarray, weights: np.ndarray, out_c: int, channels_last: bool) -> np.ndarray:
+    """The effective bias of the offset-binary dot product: eff - 128 * sum of the channel's weights."""
+    w = np.asarray(weights).astype(np.int64)
+    wsum = w.reshape(-1, out_c).sum(axis=0) if channels_last else w.reshape(out_c, -1).sum(axis=1)
+    return np.asarray(eff).astype(np.int64) - 128 * wsum
 
 
 def build_model(graph: Graph) -> ViperModel:
@@ -104,6 +117,7 @@ def build_model(graph: Graph) -> ViperModel:
     pl = plan(graph)
     cap = _Capture(graph, pl)
     ops: list[ViperOp] = []
+    scratch = 1
     for op in graph.ops:
         d = _EMIT[op.opcode](cap, op)
         if d.get("alias"):
@@ -120,15 +134,26 @@ def build_model(graph: Graph) -> ViperModel:
                     f["out_w"], f["out_c"], f["k_h"], f["k_w"], f["stride_h"], f["stride_w"], f["dil_h"], f["dil_w"],
                     f["pad_h"], f["pad_w"], f["depth_mult"], f["in_offset"], f["out_offset"], f["act_min"],
                     f["act_max"]]
-            tables = [cap.arrays[f[k]] for k in ("bias", "eff_bias", "mult", "shift")]
+            wts = cap.arrays[f["weights"]]
+            eff2 = _eff2(cap.arrays[f["eff_bias"]], wts, f["out_c"], kernel == "dwconv")
+            if kernel == "dwconv" and f["depth_mult"] == 1:
+                kernel = "dwconv1"
+                scratch = max(scratch, f["out_c"])
+            elif kernel == "conv" and f["in_c"] < CONVT_MAX_IN_C:
+                kernel = "convt"
+                scratch = max(scratch, f["out_c"])
+                wts = np.asarray(wts).reshape(f["out_c"], f["k_h"], f["k_w"], f["in_c"]).transpose(1, 2, 3, 0)
+            tables = [cap.arrays[f["bias"]], eff2, cap.arrays[f["mult"]], cap.arrays[f["shift"]]]
             params = _i32(scal + [int(v) for t in tables for v in t])
-            const = _i8(cap.arrays[f["weights"]])
+            const = _u8(wts)
         elif kernel == "fc":
             scal = [_off(args[1]), _off(args[2]), f["batches"], f["in_n"], f["out_n"], f["out_offset"],
                     f["act_min"], f["act_max"], f["per_channel"]]
-            tables = [cap.arrays[f[k]] for k in ("eff_bias", "mult", "shift")]
+            wts = cap.arrays[f["weights"]]
+            tables = [_eff2(cap.arrays[f["eff_bias"]], wts, f["out_n"], False), cap.arrays[f["mult"]],
+                      cap.arrays[f["shift"]]]
             params = _i32(scal + [int(v) for t in tables for v in t])
-            const = _i8(cap.arrays[f["weights"]])
+            const = _u8(wts)
         elif kernel == "pool":
             if f["batches"] != 1:
                 raise ModelError(f"op {op.index} {op.opcode}: batch {f['batches']}; the MicroPython engine runs batch 1")
@@ -145,7 +170,7 @@ def build_model(graph: Graph) -> ViperModel:
                         raise ModelError(f"op {op.index} {op.opcode} has two constant operands")
                     consts.append(cap.arrays[a])
                     srcs.append((0, 1))
-            const = _i8(consts[0]) if consts else b""
+            const = _u8(consts[0]) if consts else b""
             params = _i32([srcs[0][0], srcs[1][0], _off(args[3]), srcs[0][1], srcs[1][1], *f["out_dims"],
                            *f["in1_strides"], *f["in2_strides"], f["in1_offset"], f["in2_offset"], f["out_offset"],
                            f["left_shift"], f["in1_mult"], f["in1_shift"], f["in2_mult"], f["in2_shift"],
@@ -155,7 +180,7 @@ def build_model(graph: Graph) -> ViperModel:
                            *[int(v) for v in cap.arrays[f["exp_table"]]]])
         elif kernel == "lut":
             params = _i32([_off(args[1]), _off(args[2]), int(args[3])])
-            const = _i8(cap.arrays[args[0]])
+            const = _u8(cap.arrays[args[0]])      # table[u] for u = x + 128
         elif kernel == "mean":
             params = _i32([_off(args[1]), _off(args[2]), *f["out_dims"], *f["red_dims"], *f["strides"], f["count"],
                            f["in_zp"], f["out_zp"], f["mult"], f["shift"]])
@@ -171,7 +196,7 @@ def build_model(graph: Graph) -> ViperModel:
                     rows += [_off(it), int(cp), 0]
                 else:
                     rows += [len(blob), int(cp), 1]
-                    blob += _i8(cap.arrays[it])
+                    blob += _u8(cap.arrays[it])
             params = _i32([_off(args[4]), len(items), int(args[3]), *rows])
             const = bytes(blob)
         else:  # copy
@@ -187,4 +212,5 @@ def build_model(graph: Graph) -> ViperModel:
         sha256=graph.sha256, arena_bytes=max(int(pl.arena_bytes), 16), ops=ops,
         inputs=[io(t) for t in graph.inputs], outputs=[io(t) for t in graph.outputs],
         const_bytes=sum(len(o.const) + len(o.params) for o in ops), macs=sum(o.macs for o in ops),
+        scratch_bytes=4 * scratch,
     )

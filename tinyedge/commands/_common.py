@@ -37,9 +37,11 @@ def default_runtime(board) -> str:
     return "aot" if board is None or "aot" in board.runtimes else board.runtimes[0]
 
 
-backend_option = click.option("--backend", type=click.Choice(["auto", "viper"]), default="auto", show_default=True,
-                              help="Runtime micropython: the engine inside the package (viper: "
-                                   "@micropython.viper code, runs on every port).")
+backend_option = click.option("--backend", type=click.Choice(["auto", "natmod", "viper"]), default="auto",
+                              show_default=True,
+                              help="Runtime micropython: the engine inside the package (natmod: the aot C "
+                                   "as a native module; viper: @micropython.viper code, runs on every port; "
+                                   "auto: both, the board picks natmod when it loads it).")
 name_option = click.option("--name", default=None, metavar="NAME",
                            help="Runtime micropython: the package's module name (default: the model file's stem).")
 mpy_dir_option = click.option("--micropython-dir", "micropython_dir", type=click.Path(file_okay=False), default=None,

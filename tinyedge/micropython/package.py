@@ -26,7 +26,7 @@ import jinja2
 
 from .. import __version__
 from ..errors import BuildError, UsageError
-from ..fsutil import atomic_write_text, staged_dir
+from ..fsutil import atomic_write_bytes, atomic_write_text, staged_dir
 from ..graph import Graph, load_tflite
 from ..resources import templates_dir
 from . import build as mpbuild
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
          "xtensawin", "rv32imc", "rv64imc")
 WORD_BITS = {"x64": 64, "rv64imc": 64}
-BACKENDS = ("auto", "viper")
+BACKENDS = ("auto", "natmod", "viper")
 MPY_VERSION = 6       # the .mpy format of MicroPython 1.22 and newer (mpy-cross reports it)
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
@@ -122,13 +122,14 @@ def render_sources(graph: Graph, name: str, arch: str, *, labels: list[str] | No
               f"sha256 {graph.sha256}")
     env = _env()
     ctx = {
+        "natmod_arch": "None", "viper_arch": repr(arch),
         "banner": banner, "name": name, "arch": arch, "word": WORD_BITS.get(arch, 32), "source": source,
         "sha256": vm.sha256, "arena_bytes": vm.arena_bytes, "scratch_bytes": vm.scratch_bytes, "input": vm.inputs[0], "output": vm.outputs[0],
         "labels": repr([str(x) for x in labels]) if labels else "None", "macs": vm.macs,
         "ops": [{"index": o.index, "opcode": o.opcode, "kernel": o.kernel, "const": repr(o.const),
                  "params": repr(o.params)} for o in vm.ops],
         "mpy_version": MPY_VERSION, "mp_version": "", "board": board or arch, "const_bytes": vm.const_bytes,
-        "input_bytes": vm.inputs[0]["bytes"], "output_bytes": vm.outputs[0]["bytes"],
+        "input_bytes": vm.inputs[0]["bytes"], "output_bytes": vm.outputs[0]["bytes"], "backends": "viper",
     }
     files = {
         f"{name}/__init__.py": env.get_template("__init__.py.j2").render(**ctx),
@@ -144,17 +145,38 @@ def generate_package(model: os.PathLike | str | Graph, out_dir: os.PathLike | st
                      force: bool = False) -> PackageResult:
     """Write the MicroPython package of `model` (a full-int8 .tflite) into `out_dir`."""
     if backend not in BACKENDS:
-        raise UsageError(f"backend {backend!r} is not available",
-                         hint=f"use one of: {', '.join(BACKENDS)} (the natmod backend is not built yet)")
+        raise UsageError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}",
+                         hint="use --backend auto, natmod or viper")
     graph = model if isinstance(model, Graph) else load_tflite(model)
     name = check_name(name or module_name(graph.path or "model"))
     tree = mpbuild.micropython_tree(mpy_dir)
     mpy_cross = mpbuild.mpy_cross(tree)
+    from . import natmod
+
     files, facts = render_sources(graph, name, arch, labels=labels, board=board)
     ctx = facts["ctx"]
+    notes = []
+    native = None
+    if backend in ("auto", "natmod"):
+        why = natmod.available(arch)
+        if why is None:
+            native = natmod.build_natmod(graph, arch, mpy_dir=mpy_dir, name=name)
+        elif backend == "natmod":
+            raise UsageError(f"cannot build the natmod backend for {arch}: {why}", hint="use --backend viper")
+        else:
+            notes.append(f"backend auto: no native module for {arch} ({why}); the package runs viper")
+    if backend == "natmod":
+        files = {k: v for k, v in files.items() if k.endswith("__init__.py")}
+        ctx["viper_arch"] = "None"
+    if native is not None:
+        ctx["natmod_arch"] = repr(arch)
+    files[f"{name}/__init__.py"] = _env().get_template("__init__.py.j2").render(**ctx)
+    ctx["backends"] = " and ".join(b for b, on in (("natmod", native is not None),
+                                                    ("viper", backend != "natmod")) if on)
     ctx["mp_version"] = mpbuild.tree_version(tree)
     vm = facts["model"]
-    res = PackageResult(Path(out_dir).expanduser().resolve(), name, arch, "viper", const_bytes=vm.const_bytes,
+    chosen = "natmod" if native is not None else "viper"
+    res = PackageResult(Path(out_dir).expanduser().resolve(), name, arch, chosen, const_bytes=vm.const_bytes,
                         arena_bytes=vm.arena_bytes, macs=vm.macs, sha256=graph.sha256)
     with staged_dir(out_dir, force=force, what=f"tinyedge MicroPython package {name}") as stage:
         src_dir = stage / ".src"
@@ -171,17 +193,19 @@ def generate_package(model: os.PathLike | str | Graph, out_dir: os.PathLike | st
             dst = (stage / rel).with_suffix(".mpy")
             mpy_cross_compile(src, dst, arch, mpy_cross)
             installed.append(str(Path(rel).with_suffix(".mpy")))
+        if native is not None:
+            atomic_write_bytes(stage / name / "_native.mpy", native)
+            installed.append(f"{name}/_native.mpy")
         for p in sorted(src_dir.rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
         src_dir.rmdir()
         atomic_write_text(stage / "README.md", _env().get_template("README.md.j2").render(**ctx))
         pkg = {"urls": [[rel, rel] for rel in installed], "version": __version__,
-               "tinyedge": {"model_sha256": graph.sha256, "arch": arch, "backend": "viper",
+               "tinyedge": {"model_sha256": graph.sha256, "arch": arch, "backend": chosen,
                             "mpy_version": MPY_VERSION}}
         atomic_write_text(stage / "package.json", json.dumps(pkg, indent=2) + "\n")
         res.package_bytes = sum((stage / rel).stat().st_size for rel in installed)
     res.files = [res.out_dir / rel for rel in installed]
-    if backend == "auto":
-        res.notes.append("backend auto: viper (the natmod backend is not built by this tinyedge)")
+    res.notes.extend(notes)
     log.info("wrote MicroPython package %s (%s, %d bytes) to %s", name, arch, res.package_bytes, res.out_dir)
     return res

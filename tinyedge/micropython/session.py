@@ -193,8 +193,11 @@ class MicroPythonDevice:
             return text
 
     def _status(self, out: bytes) -> list[str]:
+        self.board_notes = []
         for line in out.decode("utf-8", "replace").splitlines():
-            if line.startswith("TE!"):
+            if line.startswith("TE!note "):
+                self.board_notes.append(line[8:].strip())
+            elif line.startswith("TE!"):
                 return line[3:].split()
         raise ProtocolError(f"the board gave no status line (got {out[-120:]!r})")
 
@@ -306,7 +309,7 @@ class MicroPythonDevice:
         self._info = MpInfo(board=self.board.id, runtime="micropython", unit=unit, clock_hz=self.board.clock_hz,
                             model_sha256=st[6], backend=st[1], arch=st[7], implementation=impl,
                             mpy=int(mpy.group(1)) if mpy else 0, heap_bytes=int(st[2]), heap_free=int(st[3]),
-                            input_bytes=int(st[4]), output_bytes=int(st[5]))
+                            input_bytes=int(st[4]), output_bytes=int(st[5]), notes=list(self.board_notes))
         self._model_open = True
         return self._info
 

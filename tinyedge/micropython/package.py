@@ -18,6 +18,7 @@ import keyword
 import logging
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,9 +197,7 @@ def generate_package(model: os.PathLike | str | Graph, out_dir: os.PathLike | st
         if native is not None:
             atomic_write_bytes(stage / name / "_native.mpy", native)
             installed.append(f"{name}/_native.mpy")
-        for p in sorted(src_dir.rglob("*"), reverse=True):
-            p.unlink() if p.is_file() else p.rmdir()
-        src_dir.rmdir()
+        shutil.rmtree(src_dir, ignore_errors=True)
         atomic_write_text(stage / "README.md", _env().get_template("README.md.j2").render(**ctx))
         pkg = {"urls": [[rel, rel] for rel in installed], "version": __version__,
                "tinyedge": {"model_sha256": graph.sha256, "arch": arch, "backend": chosen,

@@ -121,7 +121,7 @@ def test_esp_idf_project_structure(projects, graph, board, runtime):
     else:
         assert "esp-tflite-micro" not in comp
         assert "../model/model.c" in cml and "../firmware/runtime/te_runtime_aot.c" in cml
-        assert "../firmware/kernels/te_kernels.c" in cml
+        assert "../firmware/kernels/te_conv.c" in cml
 
 
 def _model_bytes_from_c(text: str) -> bytes:

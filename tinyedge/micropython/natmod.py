@@ -55,7 +55,7 @@ def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model") 
     with tempfile.TemporaryDirectory(prefix="tinyedge-natmod-") as tmp:
         d = Path(tmp)
         res = aot.generate_model_sources(graph, d, prefix="te_model")
-        kernels = [Path(k) for k in aot.kernel_sources()]
+        kernels = [Path(k) for k in aot.kernel_sources({op.opcode for op in graph.ops})]
         for k in kernels:
             shutil.copyfile(k, d / k.name)
         vm_in = graph.input_tensors[0].nbytes

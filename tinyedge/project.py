@@ -498,7 +498,7 @@ def _sources_and_includes(stage: Path) -> tuple[tuple[str, ...], tuple[str, ...]
 # The public entry
 # ---------------------------------------------------------------------------
 
-def _load_model(model: os.PathLike | str, tmp: Path) -> tuple[Path, bytes]:
+def _load_model(model: os.PathLike | str, tmp: Path, convert_options: dict | None = None) -> tuple[Path, bytes]:
     """(source path, .tflite bytes); a Keras model is converted first."""
     path = Path(model).expanduser().resolve()
     data = read_model_bytes(path) if path.is_file() else None
@@ -512,7 +512,7 @@ def _load_model(model: os.PathLike | str, tmp: Path) -> tuple[Path, bytes]:
         raise InputFileError(f"{path} is not a .tflite file", path=path,
                              hint="convert it first with 'tinyedge convert'") from None
     log.info("converting %s to full-int8 TFLite", path)
-    result = convert(path, out=tmp / (path.stem + "_int8.tflite"))
+    result = convert(path, out=tmp / (path.stem + "_int8.tflite"), **(convert_options or {}))
     if result.tflite_bytes is not None:
         return path, result.tflite_bytes
     return path, Path(result.tflite_path).read_bytes()
@@ -541,10 +541,11 @@ def project_context(board: Board, runtime: str, graph: Graph, tflite: bytes, mod
 
 def generate_project(model: os.PathLike | str, board: Board | str | None = None, runtime: str = "aot",
                      out_dir: os.PathLike | str = "project", *, force: bool = False,
-                     prefix: str = "te_model") -> Path:
+                     prefix: str = "te_model", convert_options: dict | None = None) -> Path:
     """Render a complete firmware project for `model` on `board` into `out_dir`; return its path.
 
-    MODEL is a .tflite (full-int8) or a Keras model, converted first.  The
+    MODEL is a .tflite (full-int8) or a Keras model, converted first (with `convert_options`, the
+    keyword arguments of `tinyedge.conversion.convert`, such as calib and trust_code).  The
     project builds standalone with the board's own tools (`build_project`).
     """
     board = board if isinstance(board, Board) else get_board(board)
@@ -570,7 +571,7 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
                          hint=f"use one of: {', '.join(manifest.build_system)}")
 
     with tempfile.TemporaryDirectory(prefix="tinyedge-model-") as tmp:
-        model_path, tflite = _load_model(model, Path(tmp))
+        model_path, tflite = _load_model(model, Path(tmp), convert_options)
     graph = parse_tflite(tflite, path=model_path)
     try:
         from .runtimes import require_supported

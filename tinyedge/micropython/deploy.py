@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None, timeout: float, steps,
            notes: list[str], report: dict, float_accuracy=None, progress=None, backend: str = "auto",
-           name: str | None = None, micropython_dir=None) -> dict:
+           name: str | None = None, micropython_dir=None, baud: int | None = None) -> dict:
     """The generate / install / validate steps of a MicroPython deploy; returns the report."""
     from ..validation import validate_device
     from .boards import start_board
@@ -50,7 +50,7 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
             st["note"] = port
     dev = None
     try:
-        dev = MicroPythonDevice(port, board=board, name=name, timeout=timeout,
+        dev = MicroPythonDevice(port, board=board, name=name, timeout=timeout, baud=baud or board.uart.baud,
                                 boot_script=getattr(handle, "boot_script", None), process=handle)
         handle = None
         with steps.step("install") as st:
@@ -78,7 +78,8 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
         "weights": ("in the board's heap: the .mpy loader copies the constants of _model.mpy into RAM once "
                     "when the package is imported (ram_bytes includes them and the arena)"),
     }
-    report.update({k: v[k] for k in ("samples", "interrupted", "inputs", "agreement", "accuracy", "latency")})
+    report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement",
+                                     "accuracy", "latency")})
     report["backend"] = info.backend
     notes.extend(v.get("notes", []))
     return report

@@ -34,7 +34,7 @@ CYCLE_COUNTERS = {
     "mp-ticks-us": "us",      # MicroPython time.ticks_us() (a port whose ticks_cpu is no cycle count)
 }
 UART_DRIVERS = ("cmsdk", "stm32-usart", "stm32-lpuart", "nrf-uarte", "rp2040-pl011", "esp-idf", "stdio")
-FLASH_METHODS = ("qemu", "esptool", "pyocd", "stm32-serial", "uf2", "host", "micropython")
+FLASH_METHODS = ("qemu", "esptool", "pyocd", "stm32-serial", "uf2", "host", "mpremote")
 MP_ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
             "xtensawin", "rv32imc", "rv64imc")
 MP_TICKS = ("ticks_cpu", "ticks_us")

@@ -33,12 +33,14 @@ from ._report import exit_if_interrupted, print_report, progress_bar
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None, help="Validate on at most N samples.")
 @output_option("out", help="Artifacts folder (default: build/<model>-<board>-<runtime>/).")
 @force_option
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="mlperf: build the MLPerf Tiny protocol firmware and run the runner's accuracy mode on it.")
 @backend_option
 @name_option
 @mpy_dir_option
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            force, backend, name, micropython_dir, as_json):
+            force, protocol, backend, name, micropython_dir, as_json):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -49,6 +51,23 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
     host reference bit for bit, and gives accuracy, latency and memory.
     Without --calib, the --data inputs calibrate the conversion.
     """
+    if protocol == "mlperf":
+        from ..mlperf import deploy as deploy_mlperf
+
+        runtime = runtime or "aot"
+        from .mlperf import print_mlperf
+
+        with progress_bar("accuracy", enabled=not as_json) as progress:
+            report = deploy_mlperf(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
+                                   samples=samples, out=out, force=force, timeout=timeout, progress=progress)
+        if as_json:
+            emit_json(report)
+        elif "mlperf" in report:
+            print_mlperf(report["mlperf"])
+        else:
+            for n in report.get("notes", []):
+                warn(n)
+        return
     from ..console import Steps
     from ..pipeline import deploy
 

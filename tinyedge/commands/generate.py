@@ -37,13 +37,15 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
 @output_option("out_dir", help="Output folder (made by tinyedge, or empty; see --force); default: "
                "build/<model>-<board>-<runtime>-project, or build/<model>-aot-sources without --board.")
 @click.option("--prefix", default="te_model", show_default=True, help="Prefix of the generated model's C symbols.")
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="What the firmware speaks on the UART: tinyedge's framed protocol, or the MLPerf Tiny runner's.")
 @keras_options
 @backend_option
 @name_option
 @mpy_dir_option
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, calib, calib_samples, trust_code, backend, name,
+def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_samples, trust_code, backend, name,
             micropython_dir, force, as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
@@ -66,6 +68,10 @@ def command(model, board_id, runtime, out_dir, prefix, calib, calib_samples, tru
         _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts)
         return
     if board_id is None:
+        if protocol != "tinyedge":
+            from ..errors import UsageError
+
+            raise UsageError("--protocol needs a board", hint="add --board B (see 'tinyedge boards')")
         if rt.engine is None:
             from ..errors import UsageError
 
@@ -85,7 +91,8 @@ def command(model, board_id, runtime, out_dir, prefix, calib, calib_samples, tru
 
     from ..project import generate_project, read_project
 
-    path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts)
+    path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
+                            protocol=protocol)
     meta = read_project(path)
     if as_json:
         emit_json({"output": str(path), **meta})

@@ -80,7 +80,7 @@ def deploy(
     model: str | Path,
     *,
     board: str | None = None,
-    runtime: str = "aot",
+    runtime: str | None = None,
     port: str | None = None,
     data: str | Path | None = None,
     calib: str | Path | None = None,
@@ -97,6 +97,9 @@ def deploy(
     train: str | Path | None = None,
     val: str | Path | None = None,
     train_progress: Progress | None = None,
+    backend: str = "auto",
+    name: str | None = None,
+    micropython_dir: str | Path | None = None,
 ) -> dict:
     """Convert, generate, build, flash and validate; return the report (also written to report.json).
 
@@ -112,6 +115,7 @@ def deploy(
     if not model.exists():
         raise InputFileError(f"{model} does not exist", path=model, hint="check the path")
     b = get_board(board)
+    runtime = runtime or ("aot" if "aot" in b.runtimes else b.runtimes[0])
     if runtime not in b.runtimes:
         raise UsageError(f"board {b.id} does not support runtime {runtime!r}",
                          hint=f"use one of: {', '.join(b.runtimes)}")
@@ -120,12 +124,14 @@ def deploy(
         return _deploy(model, b, runtime=runtime, port=port, data=data, calib=calib, samples=samples,
                        outdir=outdir, timeout=timeout, progress=progress, on_step=on_step,
                        convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
-                       compress=compress, train=train, val=val, train_progress=train_progress)
+                       compress=compress, train=train, val=val, train_progress=train_progress,
+                       backend=backend, name=name, micropython_dir=micropython_dir)
 
 
 def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
             convert_options: dict, baud, on_status, compress=None, train=None, val=None,
-            train_progress=None) -> dict:
+            train_progress=None, backend: str = "auto", name: str | None = None,
+            micropython_dir=None) -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
@@ -197,6 +203,30 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     from .validation import prepare_inputs, validate_device
 
     inputs = prepare_inputs(graph, data, samples)  # the data must fit the model before we build
+
+    from .runtimes import get_runtime
+
+    rt = get_runtime(runtime)
+    if rt.kind == "package":
+        # a runtime installed onto a running interpreter: its own generate / install / validate steps
+        float_acc = None
+        if float_model is not None and inputs.labels is not None:
+            float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
+        try:
+            rt.resolve("deploy")(board=b, tflite=tflite, graph=graph, inputs=inputs, outdir=outdir, port=port,
+                                 timeout=timeout, steps=steps, notes=notes, report=report,
+                                 float_accuracy=float_acc, progress=progress, backend=backend, name=name,
+                                 micropython_dir=micropython_dir, baud=baud)
+        finally:
+            report["steps"] = steps.items
+        report["notes"] = notes
+        from .validation import tool_versions
+
+        report["versions"] = tool_versions(_toolchain_versions(b))
+        report["artifacts"] = {"dir": str(outdir), "package": str(outdir / "package"),
+                               "report": str(outdir / "report.json")}
+        atomic_write_json(outdir / "report.json", report)
+        return report
 
     # 2. generate the firmware project.
     project = outdir / "project"
@@ -275,9 +305,16 @@ def _toolchain_versions(b) -> dict:
     v: dict[str, str | None] = {}
     if b.family == "cortex-m":
         v["arm-none-eabi-gcc"] = _first_line(["arm-none-eabi-gcc", "-dumpversion"])
+    elif b.family == "micropython":
+        try:
+            from importlib import metadata
+
+            v["mpremote"] = metadata.version("mpremote")
+        except Exception:  # noqa: BLE001 - a version is informative only
+            v["mpremote"] = None
     elif b.family == "host":
         v["cc"] = _first_line(["cc", "--version"])
-    if b.is_qemu:
+    if b.is_qemu or (b.micropython and b.micropython.emulator == "qemu"):
         v["qemu-system-arm"] = _first_line(["qemu-system-arm", "--version"])
     return v
 

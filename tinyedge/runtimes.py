@@ -74,6 +74,14 @@ RUNTIMES: dict[str, Runtime] = {
         extra_stack_bytes=8192,
         host_board="tinyedge.emulation:tflm_host_board",
     ),
+    "micropython": Runtime(
+        "micropython",
+        "a MicroPython package: the aot engine's graph as @micropython.viper code (or a native module)",
+        "tinyedge.aot.support:check_op",
+        help="a MicroPython package installed with mpremote on a board that runs MicroPython",
+        kind="package",
+        deploy="tinyedge.micropython.deploy:deploy",
+    ),
 }
 
 

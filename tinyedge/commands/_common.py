@@ -112,5 +112,26 @@ def runtime_option(emulated: bool = False):
 
     names = [r.name for r in RUNTIMES.values() if r.host_board or not emulated]
     helps = "; ".join(f"{r.name}: {r.help}" for r in RUNTIMES.values() if r.name in names)
-    return click.option("--runtime", "-r", type=click.Choice(names), default="aot", show_default=True,
-                        help=helps + ".")
+    if emulated:
+        return click.option("--runtime", "-r", type=click.Choice(names), default="aot", show_default=True,
+                            help=helps + ".")
+    return click.option("--runtime", "-r", type=click.Choice(names), default=None,
+                        help=helps + ". Default: aot, or the board's first runtime when it has no aot.")
+
+
+def default_runtime(board) -> str:
+    """aot when the board runs it, else the board's first runtime (a MicroPython board's micropython)."""
+    return "aot" if board is None or "aot" in board.runtimes else board.runtimes[0]
+
+
+backend_option = click.option("--backend", type=click.Choice(["auto", "natmod", "viper"]), default="auto",
+                              show_default=True,
+                              help="Runtime micropython: the engine inside the package (natmod: the aot C "
+                                   "as a native module; viper: @micropython.viper code, runs on every port; "
+                                   "auto: both, the board picks natmod when it loads it).")
+name_option = click.option("--name", default=None, metavar="NAME",
+                           help="Runtime micropython: the package's module name (default: the model file's stem).")
+mpy_dir_option = click.option("--micropython-dir", "micropython_dir", type=click.Path(file_okay=False), default=None,
+                              envvar="MPY_DIR", help="Runtime micropython: a MicroPython source tree to build "
+                                                     "mpy-cross and the emulated boards from (default: the pinned "
+                                                     "release, fetched once into tinyedge's cache).")

@@ -6,6 +6,7 @@ import click
 
 from ..console import emit_json, info, result, warn
 from ._common import (
+    backend_option,
     board_option,
     convert_options,
     existing_path,
@@ -13,6 +14,8 @@ from ._common import (
     json_option,
     keras_options,
     link_options,
+    mpy_dir_option,
+    name_option,
     output_option,
     runtime_option,
 )
@@ -33,6 +36,9 @@ from .compress import compression_options, options_from
 @force_option
 @click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
               help="mlperf: build the MLPerf Tiny protocol firmware and run the runner's accuracy mode on it.")
+@backend_option
+@name_option
+@mpy_dir_option
 @click.option("--train", type=existing_path(dir_okay=False), default=None,
               help="Training data (.npz x, y) for the compression options below; compress first, then deploy.")
 @click.option("--val", type=existing_path(dir_okay=False), default=None,
@@ -40,7 +46,7 @@ from .compress import compression_options, options_from
 @compression_options
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            force, protocol, as_json, train, val, **kw):
+            force, protocol, backend, name, micropython_dir, as_json, train, val, **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -59,6 +65,8 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
                                "and deploy its result with --protocol mlperf")
     if protocol == "mlperf":
         from ..mlperf import deploy as deploy_mlperf
+
+        runtime = runtime or "aot"
         from .mlperf import print_mlperf
 
         with progress_bar("accuracy", enabled=not as_json) as progress:
@@ -86,7 +94,8 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
         report = deploy(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
                         samples=samples, out=out, force=force, timeout=timeout, progress=progress,
                         on_step=on_step, convert_options=opts, baud=baud,
-                        on_status=info, compress=copts, train=train, val=val, train_progress=train_progress)
+                        on_status=info, compress=copts, train=train, val=val, train_progress=train_progress,
+                        backend=backend, name=name, micropython_dir=micropython_dir)
     if as_json:
         emit_json(report)
         exit_if_interrupted(report)

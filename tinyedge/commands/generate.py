@@ -6,10 +6,14 @@ import click
 
 from ..console import emit_json, result
 from ._common import (
+    backend_option,
     convert_options,
+    default_runtime,
     force_option,
     json_option,
     keras_options,
+    mpy_dir_option,
+    name_option,
     output_option,
     runtime_option,
     warn_ignored_calib,
@@ -36,9 +40,13 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
 @click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
               help="What the firmware speaks on the UART: tinyedge's framed protocol, or the MLPerf Tiny runner's.")
 @keras_options
+@backend_option
+@name_option
+@mpy_dir_option
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_samples, trust_code, force, as_json):
+def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_samples, trust_code, backend, name,
+            micropython_dir, force, as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
     Build it with 'tinyedge build DIR', or with the board's own tools (make,
@@ -46,13 +54,19 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_sa
     """
     from pathlib import Path
 
-    opts = convert_options(calib, calib_samples, trust_code)
-    warn_ignored_calib(model, opts)
-    if out_dir is None:
-        out_dir = default_output(model, board_id, runtime)
+    from ..boards import get_board
     from ..runtimes import get_runtime
 
+    opts = convert_options(calib, calib_samples, trust_code)
+    warn_ignored_calib(model, opts)
+    board = get_board(board_id) if board_id else None
+    runtime = runtime or default_runtime(board)
+    if out_dir is None:
+        out_dir = default_output(model, board_id, runtime)
     rt = get_runtime(runtime)
+    if rt.kind == "package":
+        _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts)
+        return
     if board_id is None:
         if protocol != "tinyedge":
             from ..errors import UsageError
@@ -75,10 +89,8 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_sa
                    f"cd {res['output']} && {res['build']}")
         return
 
-    from ..boards import get_board
     from ..project import generate_project, read_project
 
-    board = get_board(board_id)
     path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
                             protocol=protocol)
     meta = read_project(path)
@@ -86,3 +98,35 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_sa
         emit_json({"output": str(path), **meta})
     else:
         result(f"wrote the {runtime} project for {board.id} to {path}; build it with: tinyedge build {path}")
+
+
+def _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts):
+    """Runtime micropython: the package folder (and package.json) for the board's MicroPython arch."""
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..micropython.package import generate_package, module_name
+    from ..project import _load_model
+
+    if board is None or board.micropython is None:
+        raise UsageError(f"--runtime {runtime} needs a board that says its MicroPython arch",
+                         hint="add --board B (e.g. esp32, rpi-pico, micropython-unix; see 'tinyedge boards')")
+    if runtime not in board.runtimes:
+        raise UsageError(f"board {board.id} does not support runtime {runtime!r}",
+                         hint=f"use one of: {', '.join(board.runtimes)}")
+    src = Path(model).expanduser().resolve()
+    name = name or module_name(src)
+    with tempfile.TemporaryDirectory(prefix="tinyedge-model-") as tmp:
+        model_path, tflite = _load_model(src, Path(tmp), opts)
+        tfl = Path(tmp) / (module_name(model_path) + ".tflite")
+        tfl.write_bytes(tflite)
+        res = generate_package(tfl, out_dir, arch=board.micropython.arch, name=name, backend=backend,
+                               board=board.id, mpy_dir=micropython_dir, force=force)
+    if as_json:
+        emit_json(res.to_dict())
+    else:
+        result(f"wrote the MicroPython package {res.name} ({res.backend}, {res.arch}, {res.package_bytes:,} bytes) "
+               f"to {res.out_dir}; install it with: mpremote mip install {res.out_dir / 'package.json'}")
+        for n in res.notes:
+            result(n)

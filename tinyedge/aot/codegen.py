@@ -25,6 +25,7 @@ from ..planner import Plan, plan
 from ..resources import templates_dir
 from ..runtimes import require_supported
 from . import quant as q
+from . import storage as ws
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class AotResult:
     prefix: str
     peak_live_bytes: int = 0
     plan: Plan | None = field(default=None, repr=False)
+    storage: list[dict] = field(default_factory=list)   # per weight tensor: storage, dense and stored bytes
 
 
 def c_comment(text: str, limit: int = 120) -> str:
@@ -61,22 +63,89 @@ def _fmt(values, per_line: int = 24) -> str:
 
 
 class _Ctx:
-    def __init__(self, graph: Graph, pl: Plan, prefix: str):
+    def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto"):
         self.g = graph
         self.plan = pl
         self.prefix = prefix
         self.consts: list[dict] = []
         self.ops: list[dict] = []
         self.const_bytes = 0
+        self.weights = weights
+        self.storage: list[dict] = []
+        self.arena_bytes = pl.arena_bytes
+
+    def free_gap(self, op_index: int) -> tuple[int, int]:
+        """(offset, bytes) of the largest 16-byte aligned arena range no live buffer uses at `op_index`."""
+        used = sorted((b.offset, b.offset + b.nbytes) for b in self.plan.buffers if b.first <= op_index <= b.last)
+        best, pos = (0, 0), 0
+        for lo, hi in used + [(self.plan.arena_bytes, self.plan.arena_bytes)]:
+            start = (pos + 15) // 16 * 16
+            if lo - start > best[1]:
+                best = (start, lo - start)
+            pos = max(pos, hi)
+        return best
+
+    def stored_weights(self, op, rows: np.ndarray, transposed: bool, macs: int, pixels: int, need_all: bool):
+        """Pick the storage of `op`'s weights ([rows][row_len] int8).  Returns None for dense, else
+        (descriptor name, scratch expression, block)."""
+        w = self.tensor(op.inputs[1])
+        n_rows, row_len = rows.shape
+        choice = ws.encode(rows, "dense")
+        best = None
+        gap_off, gap = self.free_gap(op.index)
+        for name in ws.candidates(self.weights):
+            st = ws.encode(rows, name)
+            if st.stored_bytes >= choice.stored_bytes:
+                continue
+            block = n_rows if need_all else ws.blocks_for(n_rows, row_len, gap)
+            if block == 0:   # not even 4 channels fit in the free room: a scratch of its own (about 4 KB)
+                block = min(n_rows, max(4, 4096 // max(row_len, 1) // 4 * 4))
+            dense, extra = ws.cost(op.opcode, macs, st, block, pixels)
+            if self.weights == "auto" and extra > ws.AUTO_BOUND * dense:
+                continue
+            choice, best = st, (st, block)
+        entry = {"op": op.index, "opcode": op.opcode, "tensor": c_comment(w.name), "storage": choice.storage,
+                 "dense_bytes": int(rows.size), "stored_bytes": int(choice.stored_bytes), "block": 0,
+                 "scratch_bytes": 0}
+        self.storage.append(entry)
+        if best is None:
+            return None
+        st, block = best
+        scratch = block * row_len
+        if scratch <= gap:
+            off = gap_off
+        else:   # no room free during the op: the arena grows by the scratch
+            off = (self.plan.arena_bytes + 15) // 16 * 16
+            self.arena_bytes = max(self.arena_bytes, off + scratch)
+        entry.update(block=block, scratch_bytes=scratch)
+        i = op.index
+        fields = {"kind": ws.KINDS[st.storage], "rows": n_rows, "row_len": row_len, "bits": st.bits,
+                  "shared_table": int(st.shared_table), "transposed": int(transposed),
+                  "data": self.const(f"op{i}_wd", "uint8_t", st.data, f"{st.storage} weights of op {i}"),
+                  "row_mode": self.const(f"op{i}_wm", "uint8_t", st.row_mode) if st.row_mode.size else "NULL",
+                  "row_nnz": self.const(f"op{i}_wn", "uint16_t", st.row_nnz) if st.row_nnz.size else "NULL",
+                  "table": self.const(f"op{i}_wt", "int8_t", st.table) if st.table.size else "NULL"}
+        var = f"{self.prefix}_op{i}_w"
+        return {"struct": "te_weights_t", "var": var,
+                "field_items": [(k, _field_text(v)) for k, v in fields.items()]}, f"{self.prefix}_arena + {off}", block
 
     def const(self, name: str, ctype: str, values, comment: str = "") -> str:
         arr = np.asarray(values).reshape(-1)
         cname = f"{self.prefix}_{name}"
-        size = {"int8_t": 1, "int32_t": 4}[ctype]
+        size = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4}[ctype]
         self.consts.append({"name": cname, "ctype": ctype, "count": max(arr.size, 1), "data": _fmt(arr),
-                            "comment": c_comment(comment)})
+                            "comment": c_comment(comment), "size": size})
         self.const_bytes += max(arr.size, 1) * size
         return cname
+
+    def drop_const(self, name: str) -> None:
+        """Forget a constant emitted before its storage was chosen (the dense weights)."""
+        cname = f"{self.prefix}_{name}"
+        for k, c in enumerate(self.consts):
+            if c["name"] == cname:
+                self.const_bytes -= c["count"] * c["size"]
+                del self.consts[k]
+                return
 
     def t(self, idx: int) -> str:
         return f"{self.prefix}_arena + {self.plan.offsets[idx]}"
@@ -149,9 +218,20 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
         "shift": ctx.const(f"op{i}_s", "int8_t", [s for _, s in ms]),
     }
     fn = "te_depthwise_conv2d_s8" if depthwise else "te_conv2d_s8"
-    return {"struct": "te_conv_params_t", "fields": fields, "fn": fn,
-            "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],
-            "macs": out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n}
+    macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n
+    rows = w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)
+    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise)
+    args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
+    extra = []
+    if stored is not None:
+        desc, scratch, block = stored
+        fields["weights"] = "NULL"
+        ctx.drop_const(f"op{i}_w")
+        extra.append(desc)
+        args = [args[0], f"&{desc['var']}", scratch, *([] if depthwise else [str(block)]), *args[1:]]
+        fn += "_w"
+    fields["out_pitch"] = out_c
+    return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
 def _fc(ctx: _Ctx, op) -> dict:
@@ -177,9 +257,18 @@ def _fc(ctx: _Ctx, op) -> dict:
         "shift": ctx.const(f"op{i}_s", "int8_t", [s for _, s in ms]),
         "per_channel": int(w.per_channel),
     }
-    return {"struct": "te_fc_params_t", "fields": fields, "fn": "te_fully_connected_s8",
-            "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],
-            "macs": batches * in_n * out_n}
+    macs = batches * in_n * out_n
+    stored = ctx.stored_weights(op, w.data.reshape(out_n, in_n), False, macs, 1, batches != 1)
+    args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
+    fn, extra = "te_fully_connected_s8", []
+    if stored is not None:
+        desc, scratch, block = stored
+        fields["weights"] = "NULL"
+        ctx.drop_const(f"op{i}_w")
+        extra.append(desc)
+        args = [args[0], f"&{desc['var']}", scratch, str(block), *args[1:]]
+        fn += "_w"
+    return {"struct": "te_fc_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
 def _pool(ctx: _Ctx, op) -> dict:
@@ -392,8 +481,12 @@ def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
             "zero_point": _zp(t), "offset": pl.offsets[idx], "name": c_comment(t.name)}
 
 
-def build_context(graph: Graph, prefix: str = "te_model") -> dict:
-    """The typed context the templates render (also used by tests and tools)."""
+def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto") -> dict:
+    """The typed context the templates render (also used by tests and tools).
+
+    `weights`: the storage policy of the conv / FC weights (tinyedge.aot.storage.POLICIES).
+    """
+    ws.candidates(weights)   # a bad policy is a usage error before anything else
     if not _PREFIX_RE.match(prefix):
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                          hint="use lowercase letters, digits and '_', starting with a letter")
@@ -404,7 +497,7 @@ def build_context(graph: Graph, prefix: str = "te_model") -> dict:
             raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine needs int8 I/O",
                              hint="convert with int8 inputs and outputs")
     pl = plan(graph)
-    ctx = _Ctx(graph, pl, prefix)
+    ctx = _Ctx(graph, pl, prefix, weights)
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]
@@ -413,17 +506,18 @@ def build_context(graph: Graph, prefix: str = "te_model") -> dict:
                  shape="x".join(str(s) for s in out.shape))
         d.setdefault("alias", False)
         d.setdefault("ptr_table", None)
+        d.setdefault("extra", [])
         ctx.ops.append(d)
     sha = graph.sha256
     return {
         "prefix": prefix, "PREFIX": prefix.upper(), "sha256": sha,
         "sha_bytes": ", ".join(f"0x{sha[i:i + 2]}" for i in range(0, 64, 2)),
         "source": c_comment(graph.path.name if graph.path else "model.tflite"),
-        "version": _version, "arena_bytes": max(pl.arena_bytes, 16), "peak_live_bytes": pl.peak_live_bytes,
+        "version": _version, "arena_bytes": max(ctx.arena_bytes, 16), "peak_live_bytes": pl.peak_live_bytes,
         "consts": ctx.consts, "const_bytes": ctx.const_bytes, "ops": ctx.ops,
         "inputs": [_io_info(graph, t, pl) for t in graph.inputs],
         "outputs": [_io_info(graph, t, pl) for t in graph.outputs],
-        "header": "model.h", "plan": pl,
+        "header": "model.h", "plan": pl, "storage": ctx.storage, "weights": weights,
     }
 
 
@@ -433,19 +527,21 @@ def _env() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True, autoescape=False)
 
 
-def render(graph: Graph, prefix: str = "te_model") -> tuple[dict[str, str], dict]:
+def render(graph: Graph, prefix: str = "te_model", weights: str = "auto") -> tuple[dict[str, str], dict]:
     """Render model.c and model.h; returns ({filename: text}, context)."""
-    ctx = build_context(graph, prefix)
+    ctx = build_context(graph, prefix, weights)
     env = _env()
     files = {"model.c": env.get_template("model.c.j2").render(**ctx),
              "model.h": env.get_template("model.h.j2").render(**ctx)}
     return files, ctx
 
 
-def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model") -> AotResult:
-    """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically)."""
+def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model",
+                           weights: str = "auto") -> AotResult:
+    """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically); `weights`
+    is the weight storage policy (auto, dense, palette, sparse, int4)."""
     graph = tflite_path_or_graph if isinstance(tflite_path_or_graph, Graph) else load_tflite(tflite_path_or_graph)
-    files, ctx = render(graph, prefix)
+    files, ctx = render(graph, prefix, weights)
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder", hint="choose another output folder")
@@ -454,4 +550,4 @@ def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, pre
              len(graph.ops))
     return AotResult(files=written, arena_bytes=ctx["arena_bytes"], const_bytes=ctx["const_bytes"],
                      op_count=len(graph.ops), sha256=graph.sha256, prefix=prefix,
-                     peak_live_bytes=ctx["peak_live_bytes"], plan=ctx["plan"])
+                     peak_live_bytes=ctx["peak_live_bytes"], plan=ctx["plan"], storage=ctx["storage"])

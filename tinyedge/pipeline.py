@@ -89,8 +89,12 @@ def deploy(
     timeout: float = 10.0,
     progress: Progress | None = None,
     on_step: StepHook | None = None,
+    weights: str = "auto",
 ) -> dict:
-    """Convert, generate, build, flash and validate; return the report (also written to report.json)."""
+    """Convert, generate, build, flash and validate; return the report (also written to report.json).
+
+    `weights`: the aot runtime's weight storage policy (auto, dense, palette, sparse, int4).
+    """
     model = Path(model).expanduser().resolve()
     if not model.exists():
         raise InputFileError(f"{model} does not exist", path=model, hint="check the path")
@@ -153,7 +157,7 @@ def deploy(
     with steps.step("generate"):
         from .project import generate_project
 
-        generate_project(tflite, b, runtime=runtime, out_dir=project, force=True)
+        generate_project(tflite, b, runtime=runtime, out_dir=project, force=True, weights=weights)
 
     # 3. build it, and check it fits.
     with steps.step("build"):

@@ -169,7 +169,8 @@ typedef struct {
  * would not save bytes, stored as plain int8.  Rows lie back to back in `data`:
  *  - TE_W_PALETTE: `bits` (4 or 2) per weight, indices into a table of 2^bits int8 values,
  *    packed low bits first (weight j of a row in byte j * bits / 8), rows padded to a byte;
- *    table per row ([rows][2^bits]) or one for the tensor (shared_table).  row_mode[r]: 1 coded.
+ *    a table per coded row (in row order) or one for the tensor (shared_table); row_mode[r]:
+ *    1 coded, 0 plain.
  *  - TE_W_INT4: two weights per byte, low nibble first (CMSIS-NN s4 layout), value
  *    q * step[r] with q the signed nibble (-8..7); `table` holds the per-row step (0: the
  *    row is plain int8).

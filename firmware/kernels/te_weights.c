@@ -20,14 +20,18 @@ static int32_t te_row_bytes(const te_weights_t *w, int32_t r)
     return (n * w->bits + 7) / 8;
 }
 
-/* one row into dst[j * stride] */
-static void te_decode_row(const te_weights_t *w, int32_t r, const uint8_t *src, int8_t *dst, int32_t stride)
+static int te_row_plain(const te_weights_t *w, int32_t r)
+{
+    return w->kind == TE_W_SPARSE ? w->row_nnz[r] == 0xFFFF : w->kind == TE_W_INT4 ? w->table[r] == 0 : !w->row_mode[r];
+}
+
+/* one row into dst[j * stride]; `pal`: the row's palette table */
+static void te_decode_row(const te_weights_t *w, int32_t r, const uint8_t *src, const int8_t *pal, int8_t *dst,
+                          int32_t stride)
 {
     const int32_t n = w->row_len;
     int32_t j;
-    const int plain = w->kind == TE_W_SPARSE ? w->row_nnz[r] == 0xFFFF
-                    : w->kind == TE_W_INT4 ? w->table[r] == 0 : !w->row_mode[r];
-    if (plain) {
+    if (te_row_plain(w, r)) {
         for (j = 0; j < n; ++j) {
             dst[j * stride] = (int8_t)src[j];
         }
@@ -61,7 +65,7 @@ static void te_decode_row(const te_weights_t *w, int32_t r, const uint8_t *src, 
             }
             t = tab;
         } else {
-            t = w->shared_table ? w->table : w->table + r * (1 << w->bits);
+            t = pal;
         }
         if (w->kind == TE_W_INT4 || w->bits == 4) {
             if (stride == 1) {
@@ -89,16 +93,24 @@ static void te_decode_row(const te_weights_t *w, int32_t r, const uint8_t *src, 
 void te_weights_decode(const te_weights_t *w, int32_t r0, int32_t r1, int8_t *TE_RESTRICT out)
 {
     const uint8_t *src = w->data;
+    const int8_t *pal = w->table;   /* palette: tables of the coded rows only, in row order */
+    const int32_t step = w->kind == TE_W_PALETTE && !w->shared_table ? 1 << w->bits : 0;
     int32_t r;
     for (r = 0; r < r0; ++r) {
         src += te_row_bytes(w, r);
+        if (!te_row_plain(w, r)) {
+            pal += step;
+        }
     }
     for (r = r0; r < r1; ++r) {
         if (w->transposed) {
-            te_decode_row(w, r, src, out + r, w->rows);
+            te_decode_row(w, r, src, pal, out + r, w->rows);
         } else {
-            te_decode_row(w, r, src, out + (r - r0) * w->row_len, 1);
+            te_decode_row(w, r, src, pal, out + (r - r0) * w->row_len, 1);
         }
         src += te_row_bytes(w, r);
+        if (!te_row_plain(w, r)) {
+            pal += step;
+        }
     }
 }

@@ -95,17 +95,20 @@ def _palette(rows: np.ndarray, bits: int) -> Stored:
         st.row_mode = np.ones(r, np.uint8)
         st.table = table
     else:
-        table = np.zeros((r, levels), np.int8)
+        tables = []
         mode = np.zeros(r, np.uint8)
         parts = []
         for i, (row, u) in enumerate(zip(rows, uniq, strict=True)):
-            if u.size <= levels and coded_len + levels < n:
-                table[i, :u.size] = u
+            if u.size <= levels and coded_len + levels + 1 < n:
+                t = np.zeros(levels, np.int8)
+                t[:u.size] = u
+                tables.append(t)
                 mode[i] = 1
                 parts.append(_pack(np.searchsorted(u, row), bits))
             else:
                 parts.append(row.astype(np.int8).view(np.uint8))
-        st.row_mode, st.table = mode, table.reshape(-1)
+        st.row_mode = mode
+        st.table = np.concatenate(tables) if tables else np.zeros(0, np.int8)
     st.data = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
     st.coded_rows = int(st.row_mode.sum())
     st.stored_bytes = st.data.size + st.table.size + st.row_mode.size
@@ -160,6 +163,7 @@ def decode(st: Stored) -> np.ndarray:
     out = np.zeros((r, n), np.int8)
     data = st.data
     pos = 0
+    coded = 0       # palette tables belong to the coded rows, in order
     for i in range(r):
         if st.storage == "sparse":
             k = int(st.row_nnz[i])
@@ -188,8 +192,9 @@ def decode(st: Stored) -> np.ndarray:
             out[i] = ((idx.astype(np.int64) ^ 8) - 8) * int(st.table[i])
         else:
             levels = 1 << bits
-            tab = st.table[:levels] if st.shared_table else st.table[i * levels:(i + 1) * levels]
+            tab = st.table[:levels] if st.shared_table else st.table[coded * levels:(coded + 1) * levels]
             out[i] = tab[idx]
+            coded += 1
         pos += m
     if pos != data.size:
         raise StorageBug(f"{st.storage}: decoded {pos} of {data.size} data bytes")

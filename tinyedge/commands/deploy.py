@@ -23,11 +23,15 @@ from ._report import print_report, progress_bar
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None, help="Validate on at most N samples.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Artifacts folder (default: build/<model>-<board>/).")
+@click.option("--weights", "-w", type=click.Choice(["auto", "dense", "palette", "sparse", "int4"]), default="auto",
+              show_default=True,
+              help="aot: storage of the conv/FC weights: auto picks per tensor the smallest storage within 5% "
+                   "of dense's instructions; palette (16/4 values per channel), sparse (bit mask), int4, dense.")
 @force_option
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds to wait for each reply from the board.")
 @json_option
-def command(model, board_id, runtime, port, data, calib, samples, out, force, timeout, as_json):
+def command(model, board_id, runtime, port, data, calib, samples, out, weights, force, timeout, as_json):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -45,7 +49,7 @@ def command(model, board_id, runtime, port, data, calib, samples, out, force, ti
 
     with progress_bar("validate", enabled=not as_json) as progress:
         report = deploy(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
-                        samples=samples, out=out, force=force, timeout=timeout, progress=progress,
+                        samples=samples, out=out, force=force, timeout=timeout, progress=progress, weights=weights,
                         on_step=on_step)
     if as_json:
         emit_json(report)

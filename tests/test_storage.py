@@ -215,3 +215,67 @@ int main(void)
     return 0;
 }
 """
+
+
+def _qemu_outputs(path, weights, xs):
+    """(outputs, instruction counts, memory report) of the aot firmware with `weights` on qemu-cortex-m4."""
+    from build_cache import cached_build
+
+    from tinyedge.boards import get_board
+    from tinyedge.link import Device
+    from tinyedge.memory import memory_report
+    from tinyedge.qemu import start_qemu
+
+    board = get_board("qemu-cortex-m4")
+    _, record = cached_build(path, "qemu-cortex-m4", "aot", weights=weights)
+    elf = record["artifacts"]["elf"]
+    outs, counts = [], []
+    with start_qemu(elf, board) as q, Device(q.url, timeout=120) as dev:
+        for x in xs:
+            y, n = dev.infer(x)
+            outs.append(np.asarray(y))
+            counts.append(n)
+    return outs, counts, memory_report(elf, board)
+
+
+def _assert_same(label, path, outs, xs):
+    from test_aot_engine import diff_report, tflm_outputs
+
+    for k, (ref, got) in enumerate(zip(tflm_outputs(path, xs), outs, strict=True)):
+        if not np.array_equal(ref.reshape(-1), got.reshape(-1)):
+            pytest.fail(diff_report(label, k, ref, got))
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("variant", ["pal16", "pal4", "z90", "int4"])
+def test_every_storage_on_every_op_bit_exact_qemu_cortex_m4(rewritten, variant):
+    """The Cortex-M4 DSP kernels on decoded weights, every op at once, 22 inputs."""
+    from conftest import require_tool
+
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    path = rewritten("mixed", variant)
+    g = parse_tflite(path.read_bytes())
+    xs = inputs_for(g.tensors[g.inputs[0]].shape, seed=9)
+    outs, _, mem = _qemu_outputs(path, VARIANTS[variant][1], xs)
+    _assert_same(f"mixed/{variant} on qemu-cortex-m4", path, outs, xs)
+    _, _, dense = _qemu_outputs(path, "dense", xs[:1])
+    assert mem.flash_bytes < dense.flash_bytes, (mem, dense)   # the stored weights really are smaller in flash
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("variant", ["pal16", "z90"])
+def test_mlperf_kws_rewritten_bit_exact_qemu_cortex_m4(mlperf_tflite, tmp_path, variant):
+    """An MLPerf Tiny model with 16-level palettes / 90% zeros per channel (the full matrix is
+    benchmarks/bench_storage.py, which checks every output too)."""
+    from conftest import require_tool
+
+    require_tool("qemu-system-arm")
+    path = tmp_path / f"kws-{variant}.tflite"
+    path.write_bytes(sm.rewrite_weights(mlperf_tflite["kws"].read_bytes(), VARIANTS[variant][0]))
+    g = parse_tflite(path.read_bytes())
+    xs = inputs_for(g.tensors[g.inputs[0]].shape, seed=12)
+    outs, _, _ = _qemu_outputs(path, VARIANTS[variant][1], xs)
+    _assert_same(f"kws/{variant} on qemu-cortex-m4", path, outs, xs)

@@ -262,6 +262,13 @@ def test_every_storage_on_every_op_bit_exact_qemu_cortex_m4(rewritten, variant):
     _assert_same(f"mixed/{variant} on qemu-cortex-m4", path, outs, xs)
     _, _, dense = _qemu_outputs(path, "dense", xs[:1])
     assert mem.flash_bytes < dense.flash_bytes, (mem, dense)   # the stored weights really are smaller in flash
+    # the build's memory report: per tensor the storage, stored against dense bytes (from the ELF's symbols)
+    storage = VARIANTS[variant][2]
+    assert {t["storage"] for t in dense.weights} == {"dense"} and len(dense.weights) == len(mem.weights) == 6
+    coded = [t for t in mem.weights if t["storage"] == storage]
+    assert len(coded) >= 3 and all(t["stored_bytes"] < t["dense_bytes"] for t in coded), mem.weights
+    assert [t["dense_bytes"] for t in mem.weights] == [t["dense_bytes"] for t in dense.weights]
+    assert "tensors compact" in mem.summary()
 
 
 @pytest.mark.slow
@@ -279,3 +286,20 @@ def test_mlperf_kws_rewritten_bit_exact_qemu_cortex_m4(mlperf_tflite, tmp_path, 
     xs = inputs_for(g.tensors[g.inputs[0]].shape, seed=12)
     outs, _, _ = _qemu_outputs(path, VARIANTS[variant][1], xs)
     _assert_same(f"kws/{variant} on qemu-cortex-m4", path, outs, xs)
+
+
+def test_inspect_shows_storage_per_tensor(rewritten, run_cli):
+    from tinyedge.analyze import inspect_model
+
+    path = rewritten("mixed", "z90")
+    r = inspect_model(path, weights="sparse", tflm_arena=False)
+    tensors = r["weights"]["tensors"]
+    assert len(tensors) == 6 and {t["storage"] for t in tensors} == {"sparse"}
+    assert r["weights"]["stored_bytes"] < 0.4 * r["weights"]["dense_bytes"]
+    conv = next(o for o in r["ops"] if o["opcode"] == "CONV_2D")
+    assert conv["storage"] == "sparse" and conv["stored_bytes"] < conv["weight_bytes"]
+    res = run_cli("inspect", str(path), "--weights", "sparse", env={"COLUMNS": "250"})
+    assert res.returncode == 0, res.stderr
+    assert "aot storage" in res.stderr + res.stdout and "tensors compact" in res.stderr + res.stdout
+    bad = run_cli("inspect", str(path), "--weights", "zip")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

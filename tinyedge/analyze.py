@@ -249,8 +249,26 @@ def _load_graph(path_or_graph) -> Graph:
         return remember_bytes(res.tflite_bytes)
 
 
-def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True) -> dict:
-    """A JSON-able report of a `.tflite` (a Keras model is converted first; see module docstring)."""
+def weight_storage(graph: Graph, weights: str = "auto") -> list[dict] | None:
+    """Per conv / depthwise / FC weight tensor, the aot engine's storage under policy `weights` and
+    its bytes, dense against stored (None when the aot engine cannot compile the graph)."""
+    from .aot.codegen import build_context
+
+    try:
+        return build_context(graph, weights=weights)["storage"]
+    except TinyedgeError as e:
+        log.debug("no aot weight storage for this model: %s", e)
+        return None
+
+
+def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True,
+                  weights: str = "auto") -> dict:
+    """A JSON-able report of a `.tflite` (a Keras model is converted first; see module docstring).
+
+    `weights`: the aot weight storage policy whose per-tensor choice the report shows."""
+    from .aot.storage import candidates
+
+    candidates(weights)   # a bad policy fails before any work
     graph = _load_graph(path_or_graph)
     ops = []
     for op in graph.ops:
@@ -283,6 +301,16 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         "memory": mem,
         "support": support_table(graph),
     }
+    stored = weight_storage(graph, weights)
+    if stored is not None:
+        by_op = {e["op"]: e for e in stored}
+        for o in ops:
+            e = by_op.get(o["index"])
+            if e is not None:
+                o["storage"], o["stored_bytes"] = e["storage"], e["stored_bytes"]
+        report["weights"] = {"policy": weights, "tensors": stored,
+                             "dense_bytes": sum(e["dense_bytes"] for e in stored),
+                             "stored_bytes": sum(e["stored_bytes"] for e in stored)}
     if board is not None:
         ram = mem.get("tflm_arena_bytes") or mem.get("arena_bytes") or mem["peak_live_bytes"]
         report["fit"] = board_fit(board, flash_needed=graph.size_bytes, ram_needed=int(ram))

@@ -121,20 +121,21 @@ class _Ctx:
         i = op.index
         fields = {"kind": ws.KINDS[st.storage], "rows": n_rows, "row_len": row_len, "bits": st.bits,
                   "shared_table": int(st.shared_table), "transposed": int(transposed),
-                  "data": self.const(f"op{i}_wd", "uint8_t", st.data, f"{st.storage} weights of op {i}"),
-                  "row_mode": self.const(f"op{i}_wm", "uint8_t", st.row_mode) if st.row_mode.size else "NULL",
-                  "row_nnz": self.const(f"op{i}_wn", "uint16_t", st.row_nnz) if st.row_nnz.size else "NULL",
-                  "table": self.const(f"op{i}_wt", "int8_t", st.table) if st.table.size else "NULL"}
+                  # symbol names op<i>_w_<storage> / _mode / _nnz / _table: the memory report reads them
+                  "data": self.const(f"op{i}_w_{st.storage}", "uint8_t", st.data, f"{st.storage} weights of op {i}", 4),
+                  "row_mode": self.const(f"op{i}_w_mode", "uint8_t", st.row_mode, align=1) if st.row_mode.size else "NULL",
+                  "row_nnz": self.const(f"op{i}_w_nnz", "uint16_t", st.row_nnz, align=2) if st.row_nnz.size else "NULL",
+                  "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL"}
         var = f"{self.prefix}_op{i}_w"
         return {"struct": "te_weights_t", "var": var,
                 "field_items": [(k, _field_text(v)) for k, v in fields.items()]}, f"{self.prefix}_arena + {off}", block
 
-    def const(self, name: str, ctype: str, values, comment: str = "") -> str:
+    def const(self, name: str, ctype: str, values, comment: str = "", align: int = 16) -> str:
         arr = np.asarray(values).reshape(-1)
         cname = f"{self.prefix}_{name}"
         size = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4}[ctype]
         self.consts.append({"name": cname, "ctype": ctype, "count": max(arr.size, 1), "data": _fmt(arr),
-                            "comment": c_comment(comment), "size": size})
+                            "comment": c_comment(comment), "size": size, "align": align})
         self.const_bytes += max(arr.size, 1) * size
         return cname
 

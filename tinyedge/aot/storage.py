@@ -221,7 +221,7 @@ def encode(rows: np.ndarray, storage: str) -> Stored:
 def plain_format_bytes(rows: np.ndarray, storage: str) -> int:
     """The plain per-channel format's bytes (the issue's yardstick), counted only on channels
     where it saves: palette: index bits + a 2^bits-byte table; sparse: mask + non-zeros;
-    int4: half a byte per weight."""
+    int4: half a byte per weight on channels that sit on a 4-bit grid (q * step)."""
     rows = np.asarray(rows, np.int8)
     total = 0
     for row in rows:
@@ -232,7 +232,9 @@ def plain_format_bytes(rows: np.ndarray, storage: str) -> int:
         elif storage == "sparse":
             c = (n + 7) // 8 + int((row != 0).sum())
         else:
-            c = (n + 1) // 2 if row.min() >= -8 and row.max() <= 7 else n
+            g = int(np.gcd.reduce(np.abs(row.astype(np.int64)))) or 1
+            q = row.astype(np.int64) // g
+            c = (n + 1) // 2 if q.min() >= -8 and q.max() <= 7 else n
         total += min(c, n)
     return total
 

@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("--models", type=Path, default=REPO.parent / "shared" / "models" / "mlperf-tiny")
     ap.add_argument("--only", action="append", default=None, help="model name (repeatable)")
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--variant", action="append", default=None, help="pal16, pal4, z90, z50, int4 (repeatable)")
     args = ap.parse_args()
 
     import storage_models as sm
@@ -101,6 +102,8 @@ def main() -> int:
                 print(f"skip {name}: {model} not found", file=sys.stderr)
                 continue
             for vname, fn, policy, plain_storage in variants():
+                if args.variant and vname not in args.variant:
+                    continue
                 path = Path(tmp) / f"{name}-{vname}.tflite"
                 path.write_bytes(sm.rewrite_weights(model.read_bytes(), fn))
                 graph = parse_tflite(path.read_bytes(), path=path)

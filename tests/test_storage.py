@@ -97,6 +97,11 @@ def test_every_storage_on_every_op_bit_exact_host(rewritten, variant):
     ops = _stored_ops(model).get(storage, set())
     want = set(sm.WEIGHT_OPS) - ({"DEPTHWISE_CONV_2D"} if variant == "z50" else set())
     assert want <= ops, f"{variant}: {storage} chosen only for {sorted(ops)}: {model.storage}"
+    kernels = {(e["opcode"], e["kernel"]) for e in model.storage}
+    if variant == "z90":   # 90% zeros: conv and FC skip the zeros (te_sparse.c); depthwise decodes
+        assert {("CONV_2D", "skip zeros"), ("FULLY_CONNECTED", "skip zeros")} <= kernels, model.storage
+    if variant == "z50":   # half zeros: decoding and the dense kernels are cheaper than skipping
+        assert ("CONV_2D", "decode") in kernels, model.storage
     g = model.graph
     assert_bit_exact(f"mixed/{variant}", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=7))
 
@@ -111,6 +116,18 @@ def test_zoo_models_stored_bit_exact_host(rewritten, base, variant):
     assert storage in _stored_ops(model), model.storage
     g = model.graph
     assert_bit_exact(f"{base}/{variant}", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=3))
+
+
+@pytest.mark.parametrize("variant", ["pal4", "z90", "z50"])
+def test_channel_blocks_bit_exact_host(rewritten, variant):
+    """A 192-byte scratch: conv and FC weights decoded (or listed) a few channels at a time."""
+    path = rewritten("mixed", variant)
+    model = HostModel(path, weights=VARIANTS[variant][1], scratch_cap=192)
+    blocked = [e for e in model.storage if e["opcode"] != "DEPTHWISE_CONV_2D" and 0 < e["block"] < e["rows"]]
+    assert len(blocked) >= 2, model.storage
+    g = model.graph
+    assert_bit_exact(f"mixed/{variant} (192-byte scratch)", path, model,
+                     inputs_for(g.tensors[g.inputs[0]].shape, seed=8))
 
 
 @pytest.mark.slow

@@ -223,6 +223,15 @@ void te_depthwise_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, 
                               const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8_w(const te_fc_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
                              const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* CONV_2D / FULLY_CONNECTED on TE_W_SPARSE weights, skipping the zeros.  The conv builds, for
+ * `block` output channels at a time, lists of (index, weight) of the non-zeros in `scratch`
+ * (two zero-point padded kernel windows of row_len bytes, unless the conv is 1x1 without padding,
+ * then 4 * (1 + non-zeros) bytes per channel), and runs two output pixels per pass; FC walks
+ * each row's bit mask once. */
+void te_conv2d_s8_sparse(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
+                         const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_fully_connected_s8_sparse(const te_fc_params_t *p, const te_weights_t *w, const int8_t *TE_RESTRICT in,
+                                  int8_t *TE_RESTRICT out);
 /* copy n bytes (RESHAPE whose buffers could not be shared) */
 void te_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 

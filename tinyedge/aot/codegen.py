@@ -63,7 +63,7 @@ def _fmt(values, per_line: int = 24) -> str:
 
 
 class _Ctx:
-    def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto"):
+    def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto", scratch_cap: int | None = None):
         self.g = graph
         self.plan = pl
         self.prefix = prefix
@@ -73,6 +73,7 @@ class _Ctx:
         self.weights = weights
         self.storage: list[dict] = []
         self.arena_bytes = pl.arena_bytes
+        self.scratch_cap = scratch_cap
 
     def free_gap(self, op_index: int) -> tuple[int, int]:
         """(offset, bytes) of the largest 16-byte aligned arena range no live buffer uses at `op_index`."""
@@ -85,39 +86,58 @@ class _Ctx:
             pos = max(pos, hi)
         return best
 
-    def stored_weights(self, op, rows: np.ndarray, transposed: bool, macs: int, pixels: int, need_all: bool):
-        """Pick the storage of `op`'s weights ([rows][row_len] int8).  Returns None for dense, else
-        (descriptor name, scratch expression, block)."""
+    def stored_weights(self, op, rows: np.ndarray, transposed: bool, macs: int, pixels: int, need_all: bool,
+                       taps: int = 1, pointwise: bool = False):
+        """Pick the storage of `op`'s weights ([rows][row_len] int8) and the kernel that runs it.
+        Returns None for dense, else (descriptor, scratch expression, block, kernel suffix)."""
         w = self.tensor(op.inputs[1])
         n_rows, row_len = rows.shape
         choice = ws.encode(rows, "dense")
         best = None
         gap_off, gap = self.free_gap(op.index)
+        cap = 4096 if self.scratch_cap is None else self.scratch_cap
+        if self.scratch_cap is not None:
+            gap = min(gap, self.scratch_cap)
         for name in ws.candidates(self.weights):
             st = ws.encode(rows, name)
             if st.stored_bytes >= choice.stored_bytes:
                 continue
+            plans = []
             block = n_rows if need_all else ws.blocks_for(n_rows, row_len, gap)
             if block == 0:   # not even 4 channels fit in the free room: a scratch of its own (about 4 KB)
-                block = min(n_rows, max(4, 4096 // max(row_len, 1) // 4 * 4))
+                block = min(n_rows, max(4, cap // max(row_len, 1) // 4 * 4))
             dense, extra = ws.cost(op.opcode, macs, st, block, pixels)
-            if self.weights == "auto" and extra > ws.AUTO_BOUND * dense:
+            plans.append((extra, "_w", block, block * row_len))
+            if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
+                nnz = (rows != 0).sum(axis=1)
+                if op.opcode == "FULLY_CONNECTED":
+                    plans.append((ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, taps, pointwise) - dense,
+                                  "_sparse", 0, 0))
+                else:
+                    win = 0 if pointwise else (2 * row_len + 3) // 4 * 4
+                    per = 4 * (1 + int(nnz.max()))
+                    sblock = min(n_rows, max(0, (gap - win) // per))
+                    if sblock == 0:
+                        sblock = min(n_rows, max(1, (cap - win) // per))
+                    cost = ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, taps, pointwise, sblock)
+                    plans.append((cost - dense, "_sparse", sblock, win + per * sblock))
+            plan_ = min(plans, key=lambda t: t[0])
+            if self.weights == "auto" and plan_[0] > ws.AUTO_BOUND * dense:
                 continue
-            choice, best = st, (st, block)
+            choice, best = st, (st, *plan_)
         entry = {"op": op.index, "opcode": op.opcode, "tensor": c_comment(w.name), "storage": choice.storage,
-                 "dense_bytes": int(rows.size), "stored_bytes": int(choice.stored_bytes), "block": 0,
-                 "scratch_bytes": 0}
+                 "dense_bytes": int(rows.size), "stored_bytes": int(choice.stored_bytes), "rows": n_rows, "block": 0,
+                 "scratch_bytes": 0, "kernel": "dense"}
         self.storage.append(entry)
         if best is None:
             return None
-        st, block = best
-        scratch = block * row_len
+        st, _, kernel, block, scratch = best
         if scratch <= gap:
             off = gap_off
         else:   # no room free during the op: the arena grows by the scratch
             off = (self.plan.arena_bytes + 15) // 16 * 16
             self.arena_bytes = max(self.arena_bytes, off + scratch)
-        entry.update(block=block, scratch_bytes=scratch)
+        entry.update(block=block, scratch_bytes=scratch, kernel="skip zeros" if kernel == "_sparse" else "decode")
         i = op.index
         fields = {"kind": ws.KINDS[st.storage], "rows": n_rows, "row_len": row_len, "bits": st.bits,
                   "shared_table": int(st.shared_table), "transposed": int(transposed),
@@ -127,8 +147,8 @@ class _Ctx:
                   "row_nnz": self.const(f"op{i}_w_nnz", "uint16_t", st.row_nnz, align=2) if st.row_nnz.size else "NULL",
                   "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL"}
         var = f"{self.prefix}_op{i}_w"
-        return {"struct": "te_weights_t", "var": var,
-                "field_items": [(k, _field_text(v)) for k, v in fields.items()]}, f"{self.prefix}_arena + {off}", block
+        desc = {"struct": "te_weights_t", "var": var, "field_items": [(k, _field_text(v)) for k, v in fields.items()]}
+        return desc, f"{self.prefix}_arena + {off}", block, kernel
 
     def const(self, name: str, ctype: str, values, comment: str = "", align: int = 16) -> str:
         arr = np.asarray(values).reshape(-1)
@@ -221,16 +241,17 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
     fn = "te_depthwise_conv2d_s8" if depthwise else "te_conv2d_s8"
     macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n
     rows = w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)
-    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise)
+    pointwise = k_h == 1 and k_w == 1 and fields["pad_h"] == 0 and fields["pad_w"] == 0
+    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise, k_h * k_w, pointwise)
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     extra = []
     if stored is not None:
-        desc, scratch, block = stored
+        desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
         ctx.drop_const(f"op{i}_w")
         extra.append(desc)
         args = [args[0], f"&{desc['var']}", scratch, *([] if depthwise else [str(block)]), *args[1:]]
-        fn += "_w"
+        fn += kernel
     fields["out_pitch"] = out_c
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
@@ -263,12 +284,12 @@ def _fc(ctx: _Ctx, op) -> dict:
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     fn, extra = "te_fully_connected_s8", []
     if stored is not None:
-        desc, scratch, block = stored
+        desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
         ctx.drop_const(f"op{i}_w")
         extra.append(desc)
-        args = [args[0], f"&{desc['var']}", scratch, str(block), *args[1:]]
-        fn += "_w"
+        args = [args[0], f"&{desc['var']}", *([scratch, str(block)] if kernel == "_w" else []), *args[1:]]
+        fn += kernel
     return {"struct": "te_fc_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
@@ -482,10 +503,13 @@ def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
             "zero_point": _zp(t), "offset": pl.offsets[idx], "name": c_comment(t.name)}
 
 
-def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto") -> dict:
+def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
+                  scratch_cap: int | None = None) -> dict:
     """The typed context the templates render (also used by tests and tools).
 
-    `weights`: the storage policy of the conv / FC weights (tinyedge.aot.storage.POLICIES).
+    `weights`: the storage policy of the conv / FC weights (tinyedge.aot.storage.POLICIES);
+    `scratch_cap`: at most this many bytes of decode scratch per op (default: the free arena room,
+    or 4 KB more; the tests use small caps to run the channel-block loops).
     """
     ws.candidates(weights)   # a bad policy is a usage error before anything else
     if not _PREFIX_RE.match(prefix):
@@ -498,7 +522,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto")
             raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine needs int8 I/O",
                              hint="convert with int8 inputs and outputs")
     pl = plan(graph)
-    ctx = _Ctx(graph, pl, prefix, weights)
+    ctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]
@@ -528,9 +552,10 @@ def _env() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True, autoescape=False)
 
 
-def render(graph: Graph, prefix: str = "te_model", weights: str = "auto") -> tuple[dict[str, str], dict]:
+def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
+           scratch_cap: int | None = None) -> tuple[dict[str, str], dict]:
     """Render model.c and model.h; returns ({filename: text}, context)."""
-    ctx = build_context(graph, prefix, weights)
+    ctx = build_context(graph, prefix, weights, scratch_cap)
     env = _env()
     files = {"model.c": env.get_template("model.c.j2").render(**ctx),
              "model.h": env.get_template("model.h.j2").render(**ctx)}

@@ -259,6 +259,22 @@ def cost(opcode: str, macs: int, st: Stored, block: int, pixels: int) -> tuple[f
     return dense, extra
 
 
+def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int, taps: int = 1,
+              pointwise: bool = False, block: int | None = None) -> float:
+    """Estimated instructions of the zero-skipping kernels (te_sparse.c) on a sparse tensor with
+    `nnz` non-zeros per output channel: CONV_2D two output pixels per pass (about 4.5 instructions
+    per non-zero and pixel), the window gathered per pixel and channel block; FULLY_CONNECTED
+    walks the mask 32 bits at a time (about 9 per non-zero)."""
+    rows = nnz.size
+    total = int(nnz.sum())
+    if opcode == "FULLY_CONNECTED":
+        batches = max(1, macs // max(rows * row_len, 1))
+        return batches * (total * 9.0 + rows * (row_len / 32 * 6 + 15))
+    blocks = math.ceil(rows / max(block or rows, 1))
+    gather = 0 if pointwise else blocks * taps * 30
+    return pixels * (total * 4.5 + rows * 8 + gather) + rows * row_len * 6
+
+
 def candidates(policy: str) -> tuple[str, ...]:
     if policy not in POLICIES:
         raise UsageError(f"unknown weight storage {policy!r}", hint=f"use one of {', '.join(POLICIES)}")

@@ -108,7 +108,42 @@ void te_conv2d_s8_sparse(const te_conv_params_t *p, const te_weights_t *w, int8_
         for (b = 0; b < p->batches; ++b) {
             const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
             int8_t *out_b = out + b * npix * pitch;
-            for (px = 0; px < npix; px += 2) {
+            px = 0;
+            if (pointwise) {
+                /* 1x1: the window is the input pixel itself; four output pixels per pass */
+                for (; px + 4 <= npix; px += 4) {
+                    const int8_t *xs[4];
+                    const int32_t *e = list;
+                    int32_t q;
+                    for (q = 0; q < 4; ++q) {
+                        const int32_t oy = (px + q) / p->out_w, ox = (px + q) % p->out_w;
+                        xs[q] = in_b + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c;
+                    }
+                    {
+                        const int8_t *x0 = xs[0], *x1 = xs[1], *x2 = xs[2], *x3 = xs[3];
+                        int8_t *o0 = out_b + px * pitch;
+                        for (c = c0; c < c0 + nb; ++c) {
+                            int32_t a0 = p->eff_bias[c], a1 = a0, a2 = a0, a3 = a0;
+                            const int32_t cnt = *e++;
+                            const int32_t *end = e + cnt;
+                            for (; e < end; ++e) {
+                                const int32_t v = *e;
+                                const int32_t idx = v >> 8;
+                                const int32_t wv = (int8_t)(v & 0xFF);
+                                a0 += x0[idx] * wv;
+                                a1 += x1[idx] * wv;
+                                a2 += x2[idx] * wv;
+                                a3 += x3[idx] * wv;
+                            }
+                            o0[c] = te_requant(a0, p->mult[c], p->shift[c], oo, lo, hi);
+                            o0[pitch + c] = te_requant(a1, p->mult[c], p->shift[c], oo, lo, hi);
+                            o0[2 * pitch + c] = te_requant(a2, p->mult[c], p->shift[c], oo, lo, hi);
+                            o0[3 * pitch + c] = te_requant(a3, p->mult[c], p->shift[c], oo, lo, hi);
+                        }
+                    }
+                }
+            }
+            for (; px < npix; px += 2) {
                 const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
                 const int8_t *x0, *x1;
                 const int32_t *e = list;
@@ -163,8 +198,15 @@ void te_fully_connected_s8_sparse(const te_fc_params_t *p, const te_weights_t *w
                 const int8_t *v = (const int8_t *)(src + mlen);
                 for (j = 0; j < n; j += 32) {
                     uint32_t m = 0;
-                    const int32_t bytes = mlen - (j >> 3) < 4 ? mlen - (j >> 3) : 4;
-                    memcpy(&m, src + (j >> 3), (size_t)bytes);   /* little-endian: bit k is weight j + k */
+                    const int32_t bytes = mlen - (j >> 3);
+                    if (bytes >= 4) {
+                        memcpy(&m, src + (j >> 3), 4);   /* one LDR; little-endian: bit k is weight j + k */
+                    } else {
+                        int32_t q;
+                        for (q = 0; q < bytes; ++q) {
+                            m |= (uint32_t)src[(j >> 3) + q] << (8 * q);
+                        }
+                    }
                     while (m) {
                         const int32_t k = te_ctz32(m);
                         acc += x[j + k] * *v++;

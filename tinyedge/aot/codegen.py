@@ -63,7 +63,8 @@ def _fmt(values, per_line: int = 24) -> str:
 
 
 class _Ctx:
-    def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto", scratch_cap: int | None = None):
+    def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto", scratch_cap: int | None = None,
+                 survey: dict | None = None, decisions: dict | None = None):
         self.g = graph
         self.plan = pl
         self.prefix = prefix
@@ -74,6 +75,8 @@ class _Ctx:
         self.storage: list[dict] = []
         self.arena_bytes = pl.arena_bytes
         self.scratch_cap = scratch_cap
+        self.survey: dict = {} if survey is None else survey    # op -> (dense instr, dense bytes, plans)
+        self.decisions = decisions                              # op -> chosen plan; None in the survey pass
 
     def free_gap(self, op_index: int) -> tuple[int, int]:
         """(offset, bytes) of the largest 16-byte aligned arena range no live buffer uses at `op_index`."""
@@ -88,46 +91,50 @@ class _Ctx:
 
     def stored_weights(self, op, rows: np.ndarray, transposed: bool, macs: int, pixels: int, need_all: bool,
                        taps: int = 1, pointwise: bool = False):
-        """Pick the storage of `op`'s weights ([rows][row_len] int8) and the kernel that runs it.
-        Returns None for dense, else (descriptor, scratch expression, block, kernel suffix)."""
+        """The storage of `op`'s weights ([rows][row_len] int8) and the kernel that runs it.
+
+        In the survey pass (`self.decisions is None`) this records every storage that saves bytes
+        with its estimated extra instructions and returns None (dense); `decide` then picks, and the
+        emitting pass returns None for dense, else (descriptor, scratch expression, block, kernel)."""
         w = self.tensor(op.inputs[1])
         n_rows, row_len = rows.shape
-        choice = ws.encode(rows, "dense")
-        best = None
         gap_off, gap = self.free_gap(op.index)
         cap = 4096 if self.scratch_cap is None else self.scratch_cap
         if self.scratch_cap is not None:
             gap = min(gap, self.scratch_cap)
-        for name in ws.candidates(self.weights):
-            st = ws.encode(rows, name)
-            if st.stored_bytes >= choice.stored_bytes:
-                continue
+        if self.decisions is None:
+            dense = macs * ws.DENSE_PER_MAC[op.opcode]
             plans = []
-            block = n_rows if need_all else ws.blocks_for(n_rows, row_len, gap)
-            if block == 0:   # not even 4 channels fit in the free room: a scratch of its own (about 4 KB)
-                block = min(n_rows, max(4, cap // max(row_len, 1) // 4 * 4))
-            dense, extra = ws.cost(op.opcode, macs, st, block, pixels)
-            plans.append((extra, "_w", block, block * row_len))
-            if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
-                nnz = (rows != 0).sum(axis=1)
-                if op.opcode == "FULLY_CONNECTED":
-                    plans.append((ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, taps, pointwise) - dense,
-                                  "_sparse", 0, 0))
-                else:
-                    win = 0 if pointwise else (2 * row_len + 3) // 4 * 4
-                    per = 4 * (1 + int(nnz.max()))
-                    sblock = min(n_rows, max(0, (gap - win) // per))
-                    if sblock == 0:
-                        sblock = min(n_rows, max(1, (cap - win) // per))
-                    cost = ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, taps, pointwise, sblock)
-                    plans.append((cost - dense, "_sparse", sblock, win + per * sblock))
-            plan_ = min(plans, key=lambda t: t[0])
-            if self.weights == "auto" and plan_[0] > ws.AUTO_BOUND * dense:
-                continue
-            choice, best = st, (st, *plan_)
+            for name in ws.candidates(self.weights):
+                st = ws.encode(rows, name)
+                if st.stored_bytes >= rows.size:
+                    continue
+                block = n_rows if need_all else ws.blocks_for(n_rows, row_len, gap)
+                if block == 0:   # not even 4 channels fit in the free room: a scratch of its own (about 4 KB)
+                    block = min(n_rows, max(4, cap // max(row_len, 1) // 4 * 4))
+                options = [(ws.cost(op.opcode, macs, st, block, pixels)[1], "_w", block, block * row_len)]
+                if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
+                    nnz = (rows != 0).sum(axis=1)
+                    if op.opcode == "FULLY_CONNECTED":
+                        options.append((ws.skip_cost(op.opcode, macs, nnz, row_len, pixels) - dense, "_sparse", 0, 0))
+                    else:
+                        win = 0 if pointwise else (2 * row_len + 3) // 4 * 4
+                        per = 4 * (1 + int(nnz.max()))
+                        sblock = min(n_rows, max(0, (gap - win) // per))
+                        if sblock == 0:
+                            sblock = min(n_rows, max(1, (cap - win) // per))
+                        cost = ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, taps, pointwise, sblock)
+                        options.append((cost - dense, "_sparse", sblock, win + per * sblock))
+                plans.append((st, *min(options, key=lambda t: t[0])))
+            self.survey[op.index] = (dense, int(rows.size), plans)
+            return None
+        dense, _, _ = self.survey[op.index]
+        best = self.decisions.get(op.index)
+        choice = best[0] if best is not None else ws.encode(rows, "dense")
         entry = {"op": op.index, "opcode": op.opcode, "tensor": c_comment(w.name), "storage": choice.storage,
                  "dense_bytes": int(rows.size), "stored_bytes": int(choice.stored_bytes), "rows": n_rows, "block": 0,
-                 "scratch_bytes": 0, "kernel": "dense"}
+                 "scratch_bytes": 0, "kernel": "dense", "dense_instr_estimate": int(dense),
+                 "extra_instr_estimate": int(best[1]) if best is not None else 0}
         self.storage.append(entry)
         if best is None:
             return None
@@ -522,7 +529,12 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
             raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine needs int8 I/O",
                              hint="convert with int8 inputs and outputs")
     pl = plan(graph)
-    ctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
+    survey_ctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
+    for op in graph.ops:   # survey pass: what every weight tensor could be stored as, and at what cost
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            _EMIT[op.opcode](survey_ctx, op)
+    ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
+               decisions=ws.decide(weights, survey_ctx.survey))
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]

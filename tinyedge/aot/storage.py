@@ -34,9 +34,9 @@ from ..errors import TinyedgeError, UsageError
 POLICIES = ("auto", "dense", "palette", "sparse", "int4")
 KINDS = {"palette4": 1, "palette2": 1, "int4": 2, "sparse": 3}     # TE_W_* in te_kernels.h
 
-# The `auto` bound: a stored tensor's estimated extra instructions (decoding, plus the
-# re-expanded input windows of extra channel blocks) at most this fraction of its op's dense
-# instructions.  Instruction estimates per MAC / per decoded weight on the Cortex-M4 paths
+# The `auto` bound: the stored tensors' estimated extra instructions (decoding, plus the
+# re-expanded input windows of extra channel blocks; negative for zero skipping) at most this
+# fraction of the model's estimated dense conv / depthwise / FC instructions (see `decide`).  Instruction estimates per MAC / per decoded weight on the Cortex-M4 paths
 # (measured with benchmarks/bench_storage.py, rounded up).
 AUTO_BOUND = 0.05
 DENSE_PER_MAC = {"CONV_2D": 1.2, "DEPTHWISE_CONV_2D": 2.5, "FULLY_CONNECTED": 1.4}
@@ -263,16 +263,47 @@ def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int
               pointwise: bool = False, block: int | None = None) -> float:
     """Estimated instructions of the zero-skipping kernels (te_sparse.c) on a sparse tensor with
     `nnz` non-zeros per output channel: CONV_2D two output pixels per pass (about 4.5 instructions
-    per non-zero and pixel), the window gathered per pixel and channel block; FULLY_CONNECTED
-    walks the mask 32 bits at a time (about 9 per non-zero)."""
+    per non-zero and pixel; 1x1 convs four pixels per pass, about 3.75), the window gathered per
+    pixel and channel block; FULLY_CONNECTED walks the mask 32 bits at a time (about 10 per non-zero)."""
     rows = nnz.size
     total = int(nnz.sum())
     if opcode == "FULLY_CONNECTED":
         batches = max(1, macs // max(rows * row_len, 1))
-        return batches * (total * 9.0 + rows * (row_len / 32 * 6 + 15))
+        return batches * (total * 10.0 + rows * (row_len / 32 * 6 + 15))
     blocks = math.ceil(rows / max(block or rows, 1))
     gather = 0 if pointwise else blocks * taps * 30
-    return pixels * (total * 4.5 + rows * 8 + gather) + rows * row_len * 6
+    per_nnz = 3.75 if pointwise else 4.5     # 1x1: four output pixels per pass
+    return pixels * (total * per_nnz + rows * 8 + gather) + rows * row_len * 6
+
+
+def decide(policy: str, survey: dict) -> dict:
+    """Per op, the plan (Stored, extra instructions, kernel, block, scratch bytes) to emit.
+
+    Forced policies take each tensor's smallest storage.  `auto` spends a budget of AUTO_BOUND
+    times the model's estimated dense conv / depthwise / FC instructions: candidate storages are
+    taken cheapest extra instructions per saved byte first (those that cost nothing at once), a
+    larger saving replacing a smaller one on the same tensor while the total stays in budget."""
+    if policy != "auto":
+        return {op: min(plans, key=lambda p: p[0].stored_bytes) for op, (_, _, plans) in survey.items() if plans}
+    budget = AUTO_BOUND * sum(dense for dense, _, _ in survey.values())
+    moves = []
+    for op, (_, dense_bytes, plans) in survey.items():
+        for p in plans:
+            saved = dense_bytes - p[0].stored_bytes
+            if saved > 0:
+                moves.append((max(p[1], 0.0) / saved, -saved, op, p))
+    moves.sort(key=lambda m: (m[0], m[1], m[2]))
+    chosen: dict = {}
+    used = 0.0
+    for _, _, op, p in moves:
+        cur = chosen.get(op)
+        if cur is not None and cur[0].stored_bytes <= p[0].stored_bytes:
+            continue
+        delta = max(p[1], 0.0) - (max(cur[1], 0.0) if cur is not None else 0.0)
+        if used + delta <= budget:
+            chosen[op] = p
+            used += delta
+    return chosen
 
 
 def candidates(policy: str) -> tuple[str, ...]:

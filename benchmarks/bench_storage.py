@@ -2,7 +2,7 @@
 
 For each MLPerf Tiny model (../shared/models/mlperf-tiny, or --models DIR) and each rewrite of
 its int8 weights (tests/storage_models.py: 16 and 4 levels per channel, 90% and 50% zeros per
-channel, a 4-bit grid per channel), the rewritten .tflite is built twice for qemu-cortex-m4
+channel, a 4-bit grid per channel; and the original weights, sparse against auto), the rewritten .tflite is built twice for qemu-cortex-m4
 (arm-none-eabi-gcc -O2): with `--weights dense` (the anchor, same run) and with the storage
 forced (palette / sparse / int4), then `auto`.  Each firmware runs under QEMU (-icount
 shift=0) and every output is compared with the tflite-micro interpreter on the rewritten model.
@@ -38,7 +38,8 @@ def variants():
     # name, rewrite, forced policy, storage whose plain format is the yardstick
     return [("pal16", sm.palette(16), "palette", "palette4"), ("pal4", sm.palette(4), "palette", "palette2"),
             ("z90", sm.zeros(0.9), "sparse", "sparse"), ("z50", sm.zeros(0.5), "sparse", "sparse"),
-            ("int4", sm.int4(), "int4", "int4")]
+            ("int4", sm.int4(), "int4", "int4"),
+            ("original", lambda opcode, w: w, "sparse", "sparse")]   # the model's own weights
 
 
 def run_firmware(tflite: Path, weights: str, workdir: Path, xs, interp) -> dict:

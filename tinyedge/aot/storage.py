@@ -36,11 +36,16 @@ KINDS = {"palette4": 1, "palette2": 1, "int4": 2, "sparse": 3}     # TE_W_* in t
 
 # The `auto` bound: the stored tensors' estimated extra instructions (decoding, plus the
 # re-expanded input windows of extra channel blocks; negative for zero skipping) at most this
-# fraction of the model's estimated dense conv / depthwise / FC instructions (see `decide`).  Instruction estimates per MAC / per decoded weight on the Cortex-M4 paths
-# (measured with benchmarks/bench_storage.py, rounded up).
+# fraction of the model's estimated dense conv / depthwise / FC instructions (see `decide`).
+# Instruction estimates per MAC / per decoded weight on the Cortex-M4 paths, measured with
+# benchmarks/bench_storage.py on ad01 (whose FC layers decode every weight for a single use: the
+# worst case), rounded up.
 AUTO_BOUND = 0.05
 DENSE_PER_MAC = {"CONV_2D": 1.2, "DEPTHWISE_CONV_2D": 2.5, "FULLY_CONNECTED": 1.4}
-DECODE_PER_WEIGHT = {"palette4": 3.5, "int4": 3.5, "palette2": 5.0, "sparse": 5.0}
+DECODE_PER_WEIGHT = {"palette4": 8.5, "int4": 9.0, "palette2": 15.5, "sparse": 17.0}
+# Code the storages bring into the firmware (Cortex-M4, -O2): te_weights.c with the _w wrappers,
+# and te_sparse.c.  `auto` stores nothing unless the bytes it saves pay for that code.
+CODE_BYTES = {"_w": 1100, "_sparse": 2400}
 
 
 class StorageBug(TinyedgeError):
@@ -303,7 +308,9 @@ def decide(policy: str, survey: dict) -> dict:
         if used + delta <= budget:
             chosen[op] = p
             used += delta
-    return chosen
+    saved = sum(survey[op][1] - p[0].stored_bytes for op, p in chosen.items())
+    code = sum(CODE_BYTES[k] for k in {p[2] for p in chosen.values()})
+    return chosen if saved > code else {}
 
 
 def candidates(policy: str) -> tuple[str, ...]:

@@ -142,19 +142,24 @@ def test_storage_sanitizers(rewritten, variant):
 
 def test_auto_policy(rewritten):
     """auto: never a storage that saves nothing; the estimated extra instructions of all stored
-    tensors within 5% of the model's dense estimate; FC layers whose decoding would cost more than
-    that stay dense; 90%-zero conv and FC layers skip their zeros; a dense model stays dense."""
-    pal = HostModel(rewritten("mixed", "pal16"))
-    for e in pal.storage:
+    tensors within 5% of the model's dense estimate; nothing stored when the bytes saved do not
+    pay for the decoder's code; 90%-zero conv and FC layers skip their zeros; a dense model stays
+    dense."""
+    z90 = HostModel(rewritten("mixed", "z90"))
+    for e in z90.storage:
         if e["storage"] != "dense":
             assert e["stored_bytes"] < e["dense_bytes"], e
-    assert sum(e["extra_instr_estimate"] for e in pal.storage) <= ws.AUTO_BOUND * sum(
-        e["dense_instr_estimate"] for e in pal.storage)
-    assert [e["storage"] for e in pal.storage if e["opcode"] == "FULLY_CONNECTED"] == ["dense", "dense"]
-    assert any(e["storage"] == "palette4" for e in pal.storage if e["opcode"] == "CONV_2D"), pal.storage
-    z90 = HostModel(rewritten("mixed", "z90"))
+    assert sum(e["extra_instr_estimate"] for e in z90.storage) <= ws.AUTO_BOUND * sum(
+        e["dense_instr_estimate"] for e in z90.storage)
     assert {(e["opcode"], e["kernel"]) for e in z90.storage if e["opcode"] != "DEPTHWISE_CONV_2D"} == {
         ("CONV_2D", "skip zeros"), ("FULLY_CONNECTED", "skip zeros")}, z90.storage
+    # 16 levels: the convs would save a few hundred bytes, less than te_weights.c's code; FC
+    # decoding would cost several times its MACs: all dense
+    pal = HostModel(rewritten("mixed", "pal16"))
+    forced = HostModel(rewritten("mixed", "pal16"), weights="palette")
+    conv_saving = sum(e["dense_bytes"] - e["stored_bytes"] for e in forced.storage if e["opcode"] != "FULLY_CONNECTED")
+    assert 0 < conv_saving < ws.CODE_BYTES["_w"]
+    assert all(e["storage"] == "dense" for e in pal.storage), pal.storage
     dense = HostModel(mixed_tflite())
     assert all(e["storage"] == "dense" for e in dense.storage), dense.storage
     assert dense.const_bytes == HostModel(mixed_tflite(), weights="dense").const_bytes

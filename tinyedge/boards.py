@@ -18,12 +18,12 @@ from typing import Any
 
 from .errors import BoardError
 from .resources import boards_dir
+from .runtimes import RUNTIMES
 
 ENV_VAR = "TINYEDGE_BOARDS_DIR"
 DEFAULT_BOARD = "qemu-cortex-m4"
 
 FAMILIES = ("cortex-m", "esp32", "host")
-RUNTIMES = ("aot", "tflm")
 # counter id -> the unit it measures.  Latency is always reported with its unit.
 CYCLE_COUNTERS = {
     "dwt": "cycles",          # Cortex-M3/M4/M7/M33/M55 DWT CYCCNT
@@ -84,6 +84,7 @@ _FLASH = {
     "uf2_family": (str, False),
     "uf2_volume": (str, False),
     "usb_ids": (list, False),
+    "flash_only_usb_ids": (list, False),
 }
 
 
@@ -112,6 +113,9 @@ class FlashSpec:
     uf2_family: str | None = None
     uf2_volume: str | None = None
     usb_ids: tuple[str, ...] = ()
+    # USB ids that reach the bootloader but not the protocol's UART (an ESP32-C3/S3's native
+    # USB-Serial/JTAG, while the firmware talks on UART0): flashing there works, validating does not.
+    flash_only_usb_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,11 @@ def parse_board(data: dict, file: Path) -> Board:
     _check_choice(fl["method"], FLASH_METHODS, file, "flash.method")
     fl["alt_methods"] = _check_str_list(fl.get("alt_methods", []), file, "flash.alt_methods", FLASH_METHODS)
     fl["usb_ids"] = _check_str_list(fl.get("usb_ids", []), file, "flash.usb_ids")
+    fl["flash_only_usb_ids"] = _check_str_list(fl.get("flash_only_usb_ids", []), file, "flash.flash_only_usb_ids")
+    for u in fl["flash_only_usb_ids"]:
+        if u not in fl["usb_ids"]:
+            raise BoardError(f"{file}: flash.flash_only_usb_ids lists {u}, which flash.usb_ids does not",
+                             file=file, key="flash.flash_only_usb_ids")
     offsets = fl.get("offsets", {})
     for k, v in offsets.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:

@@ -23,14 +23,18 @@ def command(as_json: bool, family: str | None):
     if as_json:
         emit_json({"default": DEFAULT_BOARD, "boards": [b.to_dict() for b in boards]})
         return
-    from rich.table import Table
+    from ..console import table
 
-    t = Table(title="Boards", title_justify="left")
-    t.add_column("id", no_wrap=True)
-    for col in ("family", "cpu", "clock", "flash", "RAM", "runtimes", "flashed by", "latency unit"):
-        t.add_column(col, overflow="fold")
+    t = table(title="Boards", caption="* the default board", caption_justify="left")
+    for col in ("id", "cpu", "clock", "flash", "RAM", "runtimes", "flashed by", "latency unit"):
+        # names and units never wrap; numbers wrap only before their unit
+        t.add_column(col)
+    family = None
     for b in boards:
-        name = f"{b.id} (default)" if b.id == DEFAULT_BOARD else b.id
-        t.add_row(name, b.family, b.cpu, f"{b.clock_hz / 1e6:g} MHz", _kb(b.flash_bytes), _kb(b.ram_bytes),
-                  ", ".join(b.runtimes), b.flash.method, b.cycle_unit)
+        if b.family != family:
+            family = b.family
+            t.add_row(f"[bold]{family}[/]", end_section=False)
+        name = f"{b.id} *" if b.id == DEFAULT_BOARD else b.id
+        t.add_row(f"  {name}", b.cpu, f"{b.clock_hz / 1e6:g} MHz", _kb(b.flash_bytes), _kb(b.ram_bytes),
+                  " ".join(b.runtimes), b.flash.method, b.cycle_unit)
     out.print(t)

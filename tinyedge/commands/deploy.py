@@ -4,34 +4,39 @@ from __future__ import annotations
 
 import click
 
-from ..console import emit_json, err, warn
-from ._common import board_option, existing_path, force_option, json_option
-from ._report import print_report, progress_bar
+from ..console import emit_json, info, result, warn
+from ._common import (
+    board_option,
+    convert_options,
+    existing_path,
+    force_option,
+    json_option,
+    keras_options,
+    link_options,
+    output_option,
+    runtime_option,
+)
+from ._report import exit_if_interrupted, print_report, progress_bar
 
 
 @click.command("deploy")
 @click.argument("model", type=existing_path())
 @board_option
-@click.option("--runtime", "-r", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
-              help="aot: tinyedge's ahead-of-time C engine; tflm: TensorFlow Lite Micro.")
-@click.option("--port", "-p", default=None, metavar="URL",
-              help="Serial port of a real board (found automatically when exactly one is attached).")
+@runtime_option()
+@link_options()
 @click.option("--data", "-d", type=existing_path(dir_okay=False), default=None,
               help="Test data: .npz with x and optional labels y, or .npy of x. Default: generated inputs.")
-@click.option("--calib", "-c", type=existing_path(dir_okay=False), default=None,
-              help="Calibration data for int8 conversion (default: the --data inputs).")
+@keras_options
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None, help="Validate on at most N samples.")
-@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
-              help="Artifacts folder (default: build/<model>-<board>/).")
+@output_option("out", help="Artifacts folder (default: build/<model>-<board>-<runtime>/).")
 @click.option("--weights", "-w", type=click.Choice(["auto", "dense", "palette", "sparse", "int4"]), default="auto",
               show_default=True,
-              help="aot: storage of the conv/FC weights: auto picks per tensor the smallest storage within 5% "
-                   "of dense's instructions; palette (16/4 values per channel), sparse (bit mask), int4, dense.")
+              help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
+                   "skipped), int4, dense; auto picks per tensor within 5% of dense's instructions.")
 @force_option
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds to wait for each reply from the board.")
 @json_option
-def command(model, board_id, runtime, port, data, calib, samples, out, weights, force, timeout, as_json):
+def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
+            weights, force, as_json):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -40,22 +45,30 @@ def command(model, board_id, runtime, port, data, calib, samples, out, weights, 
     builds and stops, saying how to flash.  The report (also written to
     report.json in the artifacts folder) compares the board's outputs with the
     host reference bit for bit, and gives accuracy, latency and memory.
+    Without --calib, the --data inputs calibrate the conversion.
     """
+    from ..console import Steps
     from ..pipeline import deploy
 
-    def on_step(name: str) -> None:
-        if not as_json:
-            err.print(f"[bold]{name}[/] ...")
+    opts = convert_options(None, calib_samples, trust_code)
+    with Steps(enabled=not as_json) as steps, \
+            progress_bar("validate", enabled=not as_json, before=steps.pause) as progress:
+        def on_step(name: str) -> None:
+            steps.start(name)
 
-    with progress_bar("validate", enabled=not as_json) as progress:
         report = deploy(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
-                        samples=samples, out=out, force=force, timeout=timeout, progress=progress, weights=weights,
-                        on_step=on_step)
+                        samples=samples, out=out, force=force, timeout=timeout, progress=progress,
+                        on_step=on_step, convert_options=opts, baud=baud,
+                        on_status=info, weights=weights)
     if as_json:
         emit_json(report)
+        exit_if_interrupted(report)
         return
     print_report(report)
     ag = report.get("agreement") or {}
     if ag.get("bit_exact_rate") not in (None, 1.0):
         warn("the board's outputs differ from the host reference; see report.json")
-    err.print(f"report: {report.get('artifacts', {}).get('report') or 'report.json'}")
+    path = report.get("artifacts", {}).get("report")
+    if path:
+        result(f"report: {path}")
+    exit_if_interrupted(report)

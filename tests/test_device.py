@@ -247,15 +247,13 @@ def test_1000_round_trips_through_fault_proxy_with_restart(fake_exe, tmp_path):
 
 
 @pytest.mark.hardware
-def test_real_board_link(request):
-    """With --port URL: a real board running tinyedge firmware answers hello and infers deterministically."""
-    port = request.config.getoption("--port")
-    with Device(port, timeout=30) as d:
+def test_real_board_link(tinyedge_target):
+    """With --tinyedge-port URL --tinyedge-board ID (the plugin's options): a real board running
+    tinyedge firmware answers hello and infers deterministically."""
+    with Device(tinyedge_target.url, timeout=30) as d:
         info = d.info()
         assert info.proto_version == p.VERSION and info.init_status == p.TE_OK
-        want = request.config.getoption("--board")
-        if want:
-            assert info.board == want
+        assert info.board == tinyedge_target.board.id
         rng = np.random.default_rng(0)
         xs = [rng.integers(-128, 128, t.shape).astype(np.dtype(t.dtype)) for t in info.inputs]
         x = xs if len(xs) > 1 else xs[0]

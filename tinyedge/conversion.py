@@ -319,6 +319,19 @@ def sniff(path: Path) -> str:
         f"or a .tflite file)", path=path, hint="pass the file that model.save(...) wrote")
 
 
+def _tfmot_scope(cfg: dict | None):
+    """tfmot's quantize scope when the config holds its QAT layers (a model `tinyedge compress --qat`
+    wrote: the fake-quant ranges it learned are what the converter uses), else nothing."""
+    from contextlib import nullcontext
+
+    if not any(str(lc.get("class_name", "")).startswith(("QuantizeLayer", "QuantizeWrapper"))
+               for lc in _walk_layers(cfg or {})):
+        return nullcontext()
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.quantization.keras.quantize_scope()
+
+
 def load_model(model_path: os.PathLike | str, *, trust_code: bool = False) -> LoadedModel:
     """Load a Keras `.h5` / `.keras` file or a SavedModel folder with the library that wrote it."""
     path = Path(model_path).expanduser().resolve()
@@ -350,7 +363,8 @@ def load_model(model_path: os.PathLike | str, *, trust_code: bool = False) -> Lo
             else:
                 import tf_keras
 
-                model = tf_keras.models.load_model(str(path), compile=False)
+                with _tfmot_scope(cfg):
+                    model = tf_keras.models.load_model(str(path), compile=False)
         except (ValueError, TypeError, KeyError, OSError, AttributeError) as e:
             custom = _custom_layer_error(path, cfg, e)
             if custom is not None:

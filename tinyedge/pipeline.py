@@ -93,9 +93,17 @@ def deploy(
     convert_options: dict | None = None,
     baud: int | None = None,
     on_status: StepHook | None = None,
+    compress=None,
+    train: str | Path | None = None,
+    val: str | Path | None = None,
+    train_progress: Progress | None = None,
     weights: str = "auto",
 ) -> dict:
     """Convert, generate, build, flash and validate; return the report (also written to report.json).
+
+    With `compress` (a `tinyedge.compress.Options`) and `train` data, the model is compressed first
+    (`tinyedge.compress`, into the artifacts folder) and the compression report goes into
+    report.json under "compression", with the board's latency and accuracy.
 
     `convert_options` are keyword arguments of `tinyedge.conversion.convert` (samples, trust_code);
     `calib` is given on its own.  A folder this call made is removed again when it fails before
@@ -114,11 +122,12 @@ def deploy(
         return _deploy(model, b, runtime=runtime, port=port, data=data, calib=calib, samples=samples,
                        outdir=outdir, timeout=timeout, progress=progress, on_step=on_step,
                        convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
-                       weights=weights)
+                       compress=compress, train=train, val=val, train_progress=train_progress, weights=weights)
 
 
 def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
-            convert_options: dict, baud, on_status, weights: str = "auto") -> dict:
+            convert_options: dict, baud, on_status, compress=None, train=None, val=None,
+            train_progress=None, weights: str = "auto") -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
@@ -132,6 +141,20 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     if b.emulated and port is not None:
         notes.append(f"--port {port} was ignored: {b.id} is an emulated board, started here with a port of its own")
         port = None
+    if compress is not None:
+        if train is None:
+            raise UsageError("compression options need training data", hint="pass --train train.npz")
+        if _is_tflite(model):
+            raise UsageError(f"{model.name} is a .tflite; compression needs the Keras model",
+                             hint="pass the .h5 or .keras file")
+        with steps.step("compress") as st:
+            from .compress import compress as run_compress
+
+            crep = run_compress(model, train, val=val if val is not None else data, out=outdir / "compressed.h5",
+                                options=compress, progress=train_progress)
+            st["note"] = " -> ".join(crep["methods"]["order"])
+        report["compression"] = crep
+        model = outdir / "compressed.h5"
 
     # 1. convert (or check) the model, reusing an earlier conversion when nothing changed.
     tflite = outdir / "model.tflite"
@@ -223,6 +246,10 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
                                 progress=progress)
     report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement", "accuracy", "latency")})
+    if "compression" in report:
+        report["compression"]["on_device"] = {"board": b.id, "latency": v["latency"],
+                                              "accuracy_device": (v["accuracy"] or {}).get("device"),
+                                              "bit_exact_rate": (v["agreement"] or {}).get("bit_exact_rate")}
     notes.extend(v.get("notes", []))
     report["steps"] = steps.items
     report["notes"] = notes

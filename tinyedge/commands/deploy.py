@@ -17,6 +17,7 @@ from ._common import (
     runtime_option,
 )
 from ._report import exit_if_interrupted, print_report, progress_bar
+from .compress import compression_options, options_from
 
 
 @click.command("deploy")
@@ -34,9 +35,16 @@ from ._report import exit_if_interrupted, print_report, progress_bar
               help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
                    "skipped), int4, dense; auto picks per tensor within 5% of dense's instructions.")
 @force_option
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="mlperf: build the MLPerf Tiny protocol firmware and run the runner's accuracy mode on it.")
+@click.option("--train", type=existing_path(dir_okay=False), default=None,
+              help="Training data (.npz x, y) for the compression options below; compress first, then deploy.")
+@click.option("--val", type=existing_path(dir_okay=False), default=None,
+              help="Validation data for the compression report (default: --data).")
+@compression_options
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            weights, force, as_json):
+            weights, force, protocol, as_json, train, val, **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -47,11 +55,34 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
     host reference bit for bit, and gives accuracy, latency and memory.
     Without --calib, the --data inputs calibrate the conversion.
     """
+    copts = options_from(kw)
+    if copts is None and train is not None:
+        raise click.UsageError("--train is for compression; add a compression option (e.g. --prune-channels 0.5)")
+    if copts is not None and protocol == "mlperf":
+        raise click.UsageError("compression options work with --protocol tinyedge; run 'tinyedge compress' first "
+                               "and deploy its result with --protocol mlperf")
+    if protocol == "mlperf":
+        from ..mlperf import deploy as deploy_mlperf
+        from .mlperf import print_mlperf
+
+        with progress_bar("accuracy", enabled=not as_json) as progress:
+            report = deploy_mlperf(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
+                                   samples=samples, out=out, force=force, timeout=timeout, progress=progress)
+        if as_json:
+            emit_json(report)
+        elif "mlperf" in report:
+            print_mlperf(report["mlperf"])
+        else:
+            for n in report.get("notes", []):
+                warn(n)
+        return
     from ..console import Steps
     from ..pipeline import deploy
 
     opts = convert_options(None, calib_samples, trust_code)
     with Steps(enabled=not as_json) as steps, \
+            progress_bar("training epochs", enabled=not as_json and copts is not None,
+                         before=steps.pause) as train_progress, \
             progress_bar("validate", enabled=not as_json, before=steps.pause) as progress:
         def on_step(name: str) -> None:
             steps.start(name)
@@ -59,11 +90,16 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
         report = deploy(model, board=board_id, runtime=runtime, port=port, data=data, calib=calib,
                         samples=samples, out=out, force=force, timeout=timeout, progress=progress,
                         on_step=on_step, convert_options=opts, baud=baud,
-                        on_status=info, weights=weights)
+                        on_status=info, compress=copts, train=train, val=val, train_progress=train_progress,
+                        weights=weights)
     if as_json:
         emit_json(report)
         exit_if_interrupted(report)
         return
+    if report.get("compression"):
+        from .compress import print_report as print_compression
+
+        print_compression(report["compression"])
     print_report(report)
     ag = report.get("agreement") or {}
     if ag.get("bit_exact_rate") not in (None, 1.0):

@@ -33,6 +33,8 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
 @output_option("out_dir", help="Output folder (made by tinyedge, or empty; see --force); default: "
                "build/<model>-<board>-<runtime>-project, or build/<model>-aot-sources without --board.")
 @click.option("--prefix", default="te_model", show_default=True, help="Prefix of the generated model's C symbols.")
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="What the firmware speaks on the UART: tinyedge's framed protocol, or the MLPerf Tiny runner's.")
 @click.option("--weights", "-w", type=click.Choice(["auto", "dense", "palette", "sparse", "int4"]), default="auto",
               show_default=True,
               help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
@@ -40,7 +42,7 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
 @keras_options
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, weights, calib, calib_samples, trust_code, force,
+def command(model, board_id, runtime, out_dir, prefix, protocol, weights, calib, calib_samples, trust_code, force,
             as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
@@ -57,6 +59,10 @@ def command(model, board_id, runtime, out_dir, prefix, weights, calib, calib_sam
 
     rt = get_runtime(runtime)
     if board_id is None:
+        if protocol != "tinyedge":
+            from ..errors import UsageError
+
+            raise UsageError("--protocol needs a board", hint="add --board B (see 'tinyedge boards')")
         if rt.engine is None:
             from ..errors import UsageError
 
@@ -79,7 +85,7 @@ def command(model, board_id, runtime, out_dir, prefix, weights, calib, calib_sam
 
     board = get_board(board_id)
     path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
-                            weights=weights)
+                            protocol=protocol, weights=weights)
     meta = read_project(path)
     if as_json:
         emit_json({"output": str(path), **meta})

@@ -27,7 +27,12 @@ class Transport:
         try:
             # exclusive: a device or pty is locked (flock) while open, so a second reader (a monitor
             # beside a validate) is refused instead of stealing half the bytes of a session.
-            self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=10, exclusive=True)
+            try:
+                self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=10,
+                                                  exclusive=True)
+            except NotImplementedError:
+                # rfc2217:// (ser2net, labgrid's exported serial ports) has no write timeout in pyserial
+                self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
             if "exclusively lock" in str(e):
                 raise LinkError(f"{url} is in use by another program (another tinyedge validate, deploy or "

@@ -250,6 +250,18 @@ def _load_graph(path_or_graph, convert_options: dict | None = None) -> Graph:
         return remember_bytes(res.tflite_bytes)
 
 
+def weight_storage(graph: Graph, weights: str = "auto") -> list[dict] | None:
+    """Per conv / depthwise / FC weight tensor, the aot engine's storage under policy `weights` and
+    its bytes, dense against stored (None when the aot engine cannot compile the graph)."""
+    from .aot.codegen import build_context
+
+    try:
+        return build_context(graph, weights=weights)["storage"]
+    except TinyedgeError as e:
+        log.debug("no aot weight storage for this model: %s", e)
+        return None
+
+
 def runtime_needs(graph: Graph, runtime: str, mem: dict) -> dict:
     """What a firmware of `runtime` will hold for this model: flash for the model, RAM for its arena,
     each with the basis it was computed on (the same numbers the project generator uses)."""
@@ -273,9 +285,14 @@ def runtime_needs(graph: Graph, runtime: str, mem: dict) -> dict:
 
 
 def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True,
-                  convert_options: dict | None = None, runtime: str = "aot") -> dict:
+                  convert_options: dict | None = None, runtime: str = "aot",
+                  weights: str = "auto") -> dict:
     """A JSON-able report of a `.tflite` (a Keras model is converted first, with `convert_options`:
-    the keyword arguments of `tinyedge.conversion.convert`, such as trust_code; see module docstring)."""
+    the keyword arguments of `tinyedge.conversion.convert`, such as trust_code; see module docstring); `weights`: the aot weight storage policy whose
+    per-tensor choice the report shows."""
+    from .aot.storage import candidates
+
+    candidates(weights)   # a bad policy fails before any work
     graph = _load_graph(path_or_graph, convert_options)
     ops = []
     for op in graph.ops:
@@ -308,6 +325,16 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         "memory": mem,
         "support": support_table(graph),
     }
+    stored = weight_storage(graph, weights)
+    if stored is not None:
+        by_op = {e["op"]: e for e in stored}
+        for o in ops:
+            e = by_op.get(o["index"])
+            if e is not None:
+                o["storage"], o["stored_bytes"] = e["storage"], e["stored_bytes"]
+        report["weights"] = {"policy": weights, "tensors": stored,
+                             "dense_bytes": sum(e["dense_bytes"] for e in stored),
+                             "stored_bytes": sum(e["stored_bytes"] for e in stored)}
     if board is not None:
         # Fit as the build of `runtime` will have it (issue 17: aot does not need TFLM's arena).
         from .boards import get_board

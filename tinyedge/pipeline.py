@@ -100,6 +100,7 @@ def deploy(
     backend: str = "auto",
     name: str | None = None,
     micropython_dir: str | Path | None = None,
+    weights: str = "auto",
 ) -> dict:
     """Convert, generate, build, flash and validate; return the report (also written to report.json).
 
@@ -109,7 +110,8 @@ def deploy(
 
     `convert_options` are keyword arguments of `tinyedge.conversion.convert` (samples, trust_code);
     `calib` is given on its own.  A folder this call made is removed again when it fails before
-    anything but the marker was written into it.
+    anything but the marker was written into it.  `weights`: the aot runtime's weight storage policy
+    (auto, dense, palette, sparse, int4).
     """
     model = Path(model).expanduser().resolve()
     if not model.exists():
@@ -125,13 +127,13 @@ def deploy(
                        outdir=outdir, timeout=timeout, progress=progress, on_step=on_step,
                        convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
                        compress=compress, train=train, val=val, train_progress=train_progress,
-                       backend=backend, name=name, micropython_dir=micropython_dir)
+                       backend=backend, name=name, micropython_dir=micropython_dir, weights=weights)
 
 
 def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
             convert_options: dict, baud, on_status, compress=None, train=None, val=None,
             train_progress=None, backend: str = "auto", name: str | None = None,
-            micropython_dir=None) -> dict:
+            micropython_dir=None, weights: str = "auto") -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
@@ -233,7 +235,7 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     with steps.step("generate"):
         from .project import generate_project
 
-        generate_project(tflite, b, runtime=runtime, out_dir=project, force=True)
+        generate_project(tflite, b, runtime=runtime, out_dir=project, force=True, weights=weights)
 
     # 3. build it, and check it fits.
     with steps.step("build"):

@@ -547,7 +547,7 @@ def project_context(board: Board, runtime: str, graph: Graph, tflite: bytes, mod
 def generate_project(model: os.PathLike | str, board: Board | str | None = None, runtime: str = "aot",
                      out_dir: os.PathLike | str = "project", *, force: bool = False,
                      prefix: str = "te_model", convert_options: dict | None = None,
-                     protocol: str = "tinyedge") -> Path:
+                     protocol: str = "tinyedge", weights: str = "auto") -> Path:
     """Render a complete firmware project for `model` on `board` into `out_dir`; return its path.
 
     MODEL is a .tflite (full-int8) or a Keras model, converted first (with `convert_options`, the
@@ -619,7 +619,7 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
             (stage / "model").mkdir()
             model_copy = stage / "model" / "model.tflite"
             atomic_write_bytes(model_copy, tflite)
-            aot.generate_model_sources(model_copy, stage / "model", prefix=prefix)
+            aot.generate_model_sources(model_copy, stage / "model", prefix=prefix, weights=weights)
         else:
             atomic_write_bytes(stage / "model" / "model.tflite", tflite)
         # Every output of the templates, rendered once without the source list

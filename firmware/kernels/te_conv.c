@@ -356,7 +356,7 @@ static inline void te_mac2x2(const uint32_t *xq, const int8_t *w, int32_t ws, in
     a[3] = a11;
 }
 
-static void te_conv_pairs(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b)
+static void te_conv_pairs(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch)
 {
     int8_t g[TE_PAIR_GATHER];
     uint32_t xq[TE_PAIR_MAX];
@@ -373,8 +373,8 @@ static void te_conv_pairs(const te_conv_params_t *p, const int8_t *in_b, int8_t 
     int32_t px, c, i;
     for (px = 0; px < npix; px += 2) {
         const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
-        int8_t *o0 = out_b + px * oc_n;
-        int8_t *o1 = out_b + px1 * oc_n;
+        int8_t *o0 = out_b + px * pitch;
+        int8_t *o1 = out_b + px1 * pitch;
         te_window_lanes(p, in_b, px / p->out_w, px % p->out_w, g, xq, t0);
         te_window_lanes(p, in_b, px1 / p->out_w, px1 % p->out_w, g, xq + 2, t1);
         for (c = 0; c + 2 <= oc_n; c += 2) {
@@ -443,11 +443,12 @@ static void te_conv_pairs(const te_conv_params_t *p, const int8_t *in_b, int8_t 
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     int32_t b, oy, ox;
+    const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
 #ifdef TE_HAVE_DOT4_ROWS
         if (p->out_c >= 2 && p->k_h * p->k_w * p->in_c <= ((p->in_c & 3) == 0 ? TE_PAIR_MAX : TE_PAIR_GATHER)) {
-            te_conv_pairs(p, in_b, out + b * p->out_h * p->out_w * p->out_c);
+            te_conv_pairs(p, in_b, out + b * p->out_h * p->out_w * pitch, pitch);
             continue;
         }
 #endif
@@ -457,7 +458,7 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
             te_taps(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+                int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * pitch;
                 if ((p->in_c & 3) != 0 && p->k_h * p->k_w * p->in_c <= TE_GATHER_MAX) {
                     te_conv_gathered(p, in_b, iy0, ix0, o);
                     continue;
@@ -481,5 +482,24 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
                 }
             }
         }
+    }
+}
+
+void te_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
+                    const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_conv_params_t q = *p;
+    int32_t c0;
+    q.out_pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
+    q.weights = scratch;
+    for (c0 = 0; c0 < p->out_c; c0 += block) {
+        const int32_t nb = p->out_c - c0 < block ? p->out_c - c0 : block;
+        te_weights_decode(w, c0, c0 + nb, scratch);
+        q.out_c = nb;
+        q.bias = p->bias + c0;
+        q.eff_bias = p->eff_bias + c0;
+        q.mult = p->mult + c0;
+        q.shift = p->shift + c0;
+        te_conv2d_s8(&q, in, out + c0);
     }
 }

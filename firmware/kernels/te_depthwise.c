@@ -189,3 +189,12 @@ void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT
         }
     }
 }
+
+void te_depthwise_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch,
+                              const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_conv_params_t q = *p;
+    te_weights_decode(w, 0, w->rows, scratch);   /* [taps][out_c], once per inference */
+    q.weights = scratch;
+    te_depthwise_conv2d_s8(&q, in, out);
+}

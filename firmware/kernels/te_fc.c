@@ -106,3 +106,25 @@ void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in
         }
     }
 }
+
+void te_fully_connected_s8_w(const te_fc_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
+                             const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_fc_params_t q = *p;
+    int32_t o0;
+    q.weights = scratch;
+    if (p->batches != 1) {
+        block = p->out_n;   /* rows of every batch are contiguous only when decoded whole */
+    }
+    for (o0 = 0; o0 < p->out_n; o0 += block) {
+        const int32_t nb = p->out_n - o0 < block ? p->out_n - o0 : block;
+        te_weights_decode(w, o0, o0 + nb, scratch);
+        q.out_n = nb;
+        q.eff_bias = p->eff_bias + o0;
+        if (p->per_channel) {
+            q.mult = p->mult + o0;
+            q.shift = p->shift + o0;
+        }
+        te_fully_connected_s8(&q, in, out + o0);
+    }
+}

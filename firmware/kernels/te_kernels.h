@@ -110,6 +110,7 @@ typedef struct {
     const int32_t *eff_bias;     /* bias + in_offset * sum(weights of the channel) */
     const int32_t *mult;         /* per output channel */
     const int8_t *shift;         /* per output channel, -31..30 */
+    int32_t out_pitch;           /* conv: output channels between two output pixels (0: out_c) */
 } te_conv_params_t;
 
 typedef struct {
@@ -160,6 +161,42 @@ typedef struct {
     int32_t mult, shift;         /* in_scale / out_scale / count, as TFLite Micro computes it */
 } te_mean_params_t;
 
+/* ---- compact weight storage (decoded exactly to int8 before use) --------- */
+
+/* A constant weight tensor stored compactly, as the generator chose per tensor.  Its dense
+ * layout is [rows][row_len] (rows = output channels); depthwise weights ([taps][out_c]) are
+ * stored channel by channel and decoded transposed.  Every row is coded or, when coding it
+ * would not save bytes, stored as plain int8.  Rows lie back to back in `data`:
+ *  - TE_W_PALETTE: `bits` (4 or 2) per weight, indices into a table of 2^bits int8 values,
+ *    packed low bits first (weight j of a row in byte j * bits / 8), rows padded to a byte;
+ *    a table per coded row (in row order) or one for the tensor (shared_table); row_mode[r]:
+ *    1 coded, 0 plain.
+ *  - TE_W_INT4: two weights per byte, low nibble first (CMSIS-NN s4 layout), value
+ *    q * step[r] with q the signed nibble (-8..7); `table` holds the per-row step (0: the
+ *    row is plain int8).
+ *  - TE_W_SPARSE: a bit mask of row_len bits (bit j of byte j / 8, low bit first: weight j is
+ *    non-zero), then the row's non-zero int8 values in order; row_nnz[r] counts them
+ *    (0xFFFF: the row is stored dense). */
+#define TE_W_PALETTE 1
+#define TE_W_INT4 2
+#define TE_W_SPARSE 3
+
+typedef struct {
+    int32_t kind;
+    int32_t rows, row_len;
+    int32_t bits;                /* palette: 4 or 2 */
+    int32_t shared_table;        /* palette: 1 when one table serves every row */
+    int32_t transposed;          /* 1: element j of row r decodes to out[j * rows + r] */
+    const uint8_t *data;
+    const uint8_t *row_mode;     /* palette: 1 coded, 0 plain int8 */
+    const uint16_t *row_nnz;     /* sparse */
+    const int8_t *table;         /* palette tables, or int4 steps */
+} te_weights_t;
+
+/* rows [r0, r1) of `w` as dense int8 into out ([r1 - r0][row_len]; transposed: r0 == 0 and
+ * r1 == rows, out is [row_len][rows]) */
+void te_weights_decode(const te_weights_t *w, int32_t r0, int32_t r1, int8_t *TE_RESTRICT out);
+
 /* ---- kernels ------------------------------------------------------------ */
 
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
@@ -177,6 +214,24 @@ void te_pad_s8(const te_pad_params_t *p, const int8_t *TE_RESTRICT in, int8_t *T
 /* Concatenate `n_in` tensors along an axis: each input contributes
  * `copy[i]` bytes per outer step; `outer` steps. */
 void te_concat_s8(int32_t n_in, const int8_t *const *ins, const int32_t *copy, int32_t outer, int8_t *out);
+/* The same ops with compactly stored weights: the weights of `block` output channels at a
+ * time are decoded into `scratch` (block x row_len bytes, in the arena, free during the op) and
+ * used for every output pixel; p->weights is not read. */
+void te_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
+                    const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_depthwise_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch,
+                              const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_fully_connected_s8_w(const te_fc_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
+                             const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* CONV_2D / FULLY_CONNECTED on TE_W_SPARSE weights, skipping the zeros.  The conv builds, for
+ * `block` output channels at a time, lists of (index, weight) of the non-zeros in `scratch`
+ * (two zero-point padded kernel windows of row_len bytes, unless the conv is 1x1 without padding,
+ * then 4 * (1 + non-zeros) bytes per channel), and runs two output pixels per pass; FC walks
+ * each row's bit mask once. */
+void te_conv2d_s8_sparse(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
+                         const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_fully_connected_s8_sparse(const te_fc_params_t *p, const te_weights_t *w, const int8_t *TE_RESTRICT in,
+                                  int8_t *TE_RESTRICT out);
 /* copy n bytes (RESHAPE whose buffers could not be shared) */
 void te_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 

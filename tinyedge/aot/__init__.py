@@ -48,14 +48,15 @@ def kernel_sources(opcodes=None) -> list[Path]:
 
     With no argument: every kernel file (what a build that serves any model compiles). With
     `opcodes` (an iterable of TFLite op names, e.g. `{op.opcode for op in graph.ops}`): only the
-    files of those op families, plus the weight decoders when a conv or FC op is among them.
+    files of those op families, plus the weight decoders and zero-skipping kernels when a conv or
+    FC op is among them.
     """
     kdir = firmware_dir() / "kernels"
     if opcodes is None:
         return sorted(kdir.glob("*.c"))
     names = {KERNEL_FILES[o] for o in opcodes if o in KERNEL_FILES}
-    if names & {"te_conv.c", "te_depthwise.c", "te_fc.c"} and (kdir / "te_weights.c").is_file():
-        names.add("te_weights.c")
+    if names & {"te_conv.c", "te_depthwise.c", "te_fc.c"}:
+        names.update(("te_weights.c", "te_sparse.c"))   # compact weight storage (decoders, zero skipping)
     return sorted(kdir / n for n in names)
 
 

@@ -25,6 +25,7 @@ from ..planner import Plan, plan
 from ..resources import templates_dir
 from ..runtimes import require_supported
 from . import quant as q
+from . import storage as ws
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class AotResult:
     prefix: str
     peak_live_bytes: int = 0
     plan: Plan | None = field(default=None, repr=False)
+    storage: list[dict] = field(default_factory=list)   # per weight tensor: storage, dense and stored bytes
 
 
 def c_comment(text: str, limit: int = 120) -> str:
@@ -61,22 +63,117 @@ def _fmt(values, per_line: int = 24) -> str:
 
 
 class _Ctx:
-    def __init__(self, graph: Graph, pl: Plan, prefix: str):
+    def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto", scratch_cap: int | None = None,
+                 survey: dict | None = None, decisions: dict | None = None):
         self.g = graph
         self.plan = pl
         self.prefix = prefix
         self.consts: list[dict] = []
         self.ops: list[dict] = []
         self.const_bytes = 0
+        self.weights = weights
+        self.storage: list[dict] = []
+        self.arena_bytes = pl.arena_bytes
+        self.scratch_cap = scratch_cap
+        self.survey: dict = {} if survey is None else survey    # op -> (dense instr, dense bytes, plans)
+        self.decisions = decisions                              # op -> chosen plan; None in the survey pass
 
-    def const(self, name: str, ctype: str, values, comment: str = "") -> str:
+    def free_gap(self, op_index: int) -> tuple[int, int]:
+        """(offset, bytes) of the largest 16-byte aligned arena range no live buffer uses at `op_index`."""
+        used = sorted((b.offset, b.offset + b.nbytes) for b in self.plan.buffers if b.first <= op_index <= b.last)
+        best, pos = (0, 0), 0
+        for lo, hi in used + [(self.plan.arena_bytes, self.plan.arena_bytes)]:
+            start = (pos + 15) // 16 * 16
+            if lo - start > best[1]:
+                best = (start, lo - start)
+            pos = max(pos, hi)
+        return best
+
+    def stored_weights(self, op, rows: np.ndarray, transposed: bool, macs: int, pixels: int, need_all: bool,
+                       taps: int = 1, pointwise: bool = False):
+        """The storage of `op`'s weights ([rows][row_len] int8) and the kernel that runs it.
+
+        In the survey pass (`self.decisions is None`) this records every storage that saves bytes
+        with its estimated extra instructions and returns None (dense); `decide` then picks, and the
+        emitting pass returns None for dense, else (descriptor, scratch expression, block, kernel)."""
+        w = self.tensor(op.inputs[1])
+        n_rows, row_len = rows.shape
+        gap_off, gap = self.free_gap(op.index)
+        cap = 4096 if self.scratch_cap is None else self.scratch_cap
+        if self.scratch_cap is not None:
+            gap = min(gap, self.scratch_cap)
+        if self.decisions is None:
+            dense = macs * ws.DENSE_PER_MAC[op.opcode]
+            plans = []
+            for name in ws.candidates(self.weights):
+                st = ws.encode(rows, name)
+                if st.stored_bytes >= rows.size:
+                    continue
+                block = n_rows if need_all else ws.blocks_for(n_rows, row_len, gap)
+                if block == 0:   # not even 4 channels fit in the free room: a scratch of its own (about 4 KB)
+                    block = min(n_rows, max(4, cap // max(row_len, 1) // 4 * 4))
+                options = [(ws.cost(op.opcode, macs, st, block, pixels)[1], "_w", block, block * row_len)]
+                if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
+                    nnz = (rows != 0).sum(axis=1)
+                    if op.opcode == "FULLY_CONNECTED":
+                        options.append((ws.skip_cost(op.opcode, macs, nnz, row_len, pixels) - dense, "_sparse", 0, 0))
+                    else:
+                        win = 0 if pointwise else (2 * row_len + 3) // 4 * 4
+                        per = 4 * (1 + int(nnz.max()))
+                        sblock = min(n_rows, max(0, (gap - win) // per))
+                        if sblock == 0:
+                            sblock = min(n_rows, max(1, (cap - win) // per))
+                        cost = ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, taps, pointwise, sblock)
+                        options.append((cost - dense, "_sparse", sblock, win + per * sblock))
+                plans.append((st, *min(options, key=lambda t: t[0])))
+            self.survey[op.index] = (dense, int(rows.size), plans)
+            return None
+        dense, _, _ = self.survey[op.index]
+        best = self.decisions.get(op.index)
+        choice = best[0] if best is not None else ws.encode(rows, "dense")
+        entry = {"op": op.index, "opcode": op.opcode, "tensor": c_comment(w.name), "storage": choice.storage,
+                 "dense_bytes": int(rows.size), "stored_bytes": int(choice.stored_bytes), "rows": n_rows, "block": 0,
+                 "scratch_bytes": 0, "kernel": "dense", "dense_instr_estimate": int(dense),
+                 "extra_instr_estimate": int(best[1]) if best is not None else 0}
+        self.storage.append(entry)
+        if best is None:
+            return None
+        st, _, kernel, block, scratch = best
+        if scratch <= gap:
+            off = gap_off
+        else:   # no room free during the op: the arena grows by the scratch
+            off = (self.plan.arena_bytes + 15) // 16 * 16
+            self.arena_bytes = max(self.arena_bytes, off + scratch)
+        entry.update(block=block, scratch_bytes=scratch, kernel="skip zeros" if kernel == "_sparse" else "decode")
+        i = op.index
+        fields = {"kind": ws.KINDS[st.storage], "rows": n_rows, "row_len": row_len, "bits": st.bits,
+                  "shared_table": int(st.shared_table), "transposed": int(transposed),
+                  # symbol names op<i>_w_<storage> / _mode / _nnz / _table: the memory report reads them
+                  "data": self.const(f"op{i}_w_{st.storage}", "uint8_t", st.data, f"{st.storage} weights of op {i}", 4),
+                  "row_mode": self.const(f"op{i}_w_mode", "uint8_t", st.row_mode, align=1) if st.row_mode.size else "NULL",
+                  "row_nnz": self.const(f"op{i}_w_nnz", "uint16_t", st.row_nnz, align=2) if st.row_nnz.size else "NULL",
+                  "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL"}
+        var = f"{self.prefix}_op{i}_w"
+        desc = {"struct": "te_weights_t", "var": var, "field_items": [(k, _field_text(v)) for k, v in fields.items()]}
+        return desc, f"{self.prefix}_arena + {off}", block, kernel
+
+    def const(self, name: str, ctype: str, values, comment: str = "", align: int = 16) -> str:
         arr = np.asarray(values).reshape(-1)
         cname = f"{self.prefix}_{name}"
-        size = {"int8_t": 1, "int32_t": 4}[ctype]
+        size = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4}[ctype]
         self.consts.append({"name": cname, "ctype": ctype, "count": max(arr.size, 1), "data": _fmt(arr),
-                            "comment": c_comment(comment)})
+                            "comment": c_comment(comment), "size": size, "align": align})
         self.const_bytes += max(arr.size, 1) * size
         return cname
+
+    def drop_const(self, name: str) -> None:
+        """Forget a constant emitted before its storage was chosen (the dense weights)."""
+        cname = f"{self.prefix}_{name}"
+        for k, c in enumerate(self.consts):
+            if c["name"] == cname:
+                self.const_bytes -= c["count"] * c["size"]
+                del self.consts[k]
+                return
 
     def t(self, idx: int) -> str:
         return f"{self.prefix}_arena + {self.plan.offsets[idx]}"
@@ -149,9 +246,21 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
         "shift": ctx.const(f"op{i}_s", "int8_t", [s for _, s in ms]),
     }
     fn = "te_depthwise_conv2d_s8" if depthwise else "te_conv2d_s8"
-    return {"struct": "te_conv_params_t", "fields": fields, "fn": fn,
-            "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],
-            "macs": out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n}
+    macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n
+    rows = w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)
+    pointwise = k_h == 1 and k_w == 1 and fields["pad_h"] == 0 and fields["pad_w"] == 0
+    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise, k_h * k_w, pointwise)
+    args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
+    extra = []
+    if stored is not None:
+        desc, scratch, block, kernel = stored
+        fields["weights"] = "NULL"
+        ctx.drop_const(f"op{i}_w")
+        extra.append(desc)
+        args = [args[0], f"&{desc['var']}", scratch, *([] if depthwise else [str(block)]), *args[1:]]
+        fn += kernel
+    fields["out_pitch"] = out_c
+    return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
 def _fc(ctx: _Ctx, op) -> dict:
@@ -177,9 +286,18 @@ def _fc(ctx: _Ctx, op) -> dict:
         "shift": ctx.const(f"op{i}_s", "int8_t", [s for _, s in ms]),
         "per_channel": int(w.per_channel),
     }
-    return {"struct": "te_fc_params_t", "fields": fields, "fn": "te_fully_connected_s8",
-            "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])],
-            "macs": batches * in_n * out_n}
+    macs = batches * in_n * out_n
+    stored = ctx.stored_weights(op, w.data.reshape(out_n, in_n), False, macs, 1, batches != 1)
+    args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
+    fn, extra = "te_fully_connected_s8", []
+    if stored is not None:
+        desc, scratch, block, kernel = stored
+        fields["weights"] = "NULL"
+        ctx.drop_const(f"op{i}_w")
+        extra.append(desc)
+        args = [args[0], f"&{desc['var']}", *([scratch, str(block)] if kernel == "_w" else []), *args[1:]]
+        fn += kernel
+    return {"struct": "te_fc_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
 def _pool(ctx: _Ctx, op) -> dict:
@@ -392,8 +510,15 @@ def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
             "zero_point": _zp(t), "offset": pl.offsets[idx], "name": c_comment(t.name)}
 
 
-def build_context(graph: Graph, prefix: str = "te_model") -> dict:
-    """The typed context the templates render (also used by tests and tools)."""
+def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
+                  scratch_cap: int | None = None) -> dict:
+    """The typed context the templates render (also used by tests and tools).
+
+    `weights`: the storage policy of the conv / FC weights (tinyedge.aot.storage.POLICIES);
+    `scratch_cap`: at most this many bytes of decode scratch per op (default: the free arena room,
+    or 4 KB more; the tests use small caps to run the channel-block loops).
+    """
+    ws.candidates(weights)   # a bad policy is a usage error before anything else
     if not _PREFIX_RE.match(prefix):
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                          hint="use lowercase letters, digits and '_', starting with a letter")
@@ -404,7 +529,12 @@ def build_context(graph: Graph, prefix: str = "te_model") -> dict:
             raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine needs int8 I/O",
                              hint="convert with int8 inputs and outputs")
     pl = plan(graph)
-    ctx = _Ctx(graph, pl, prefix)
+    survey_ctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
+    for op in graph.ops:   # survey pass: what every weight tensor could be stored as, and at what cost
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            _EMIT[op.opcode](survey_ctx, op)
+    ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
+               decisions=ws.decide(weights, survey_ctx.survey))
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]
@@ -413,17 +543,18 @@ def build_context(graph: Graph, prefix: str = "te_model") -> dict:
                  shape="x".join(str(s) for s in out.shape))
         d.setdefault("alias", False)
         d.setdefault("ptr_table", None)
+        d.setdefault("extra", [])
         ctx.ops.append(d)
     sha = graph.sha256
     return {
         "prefix": prefix, "PREFIX": prefix.upper(), "sha256": sha,
         "sha_bytes": ", ".join(f"0x{sha[i:i + 2]}" for i in range(0, 64, 2)),
         "source": c_comment(graph.path.name if graph.path else "model.tflite"),
-        "version": _version, "arena_bytes": max(pl.arena_bytes, 16), "peak_live_bytes": pl.peak_live_bytes,
+        "version": _version, "arena_bytes": max(ctx.arena_bytes, 16), "peak_live_bytes": pl.peak_live_bytes,
         "consts": ctx.consts, "const_bytes": ctx.const_bytes, "ops": ctx.ops,
         "inputs": [_io_info(graph, t, pl) for t in graph.inputs],
         "outputs": [_io_info(graph, t, pl) for t in graph.outputs],
-        "header": "model.h", "plan": pl,
+        "header": "model.h", "plan": pl, "storage": ctx.storage, "weights": weights,
     }
 
 
@@ -433,19 +564,22 @@ def _env() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True, autoescape=False)
 
 
-def render(graph: Graph, prefix: str = "te_model") -> tuple[dict[str, str], dict]:
+def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
+           scratch_cap: int | None = None) -> tuple[dict[str, str], dict]:
     """Render model.c and model.h; returns ({filename: text}, context)."""
-    ctx = build_context(graph, prefix)
+    ctx = build_context(graph, prefix, weights, scratch_cap)
     env = _env()
     files = {"model.c": env.get_template("model.c.j2").render(**ctx),
              "model.h": env.get_template("model.h.j2").render(**ctx)}
     return files, ctx
 
 
-def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model") -> AotResult:
-    """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically)."""
+def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model",
+                           weights: str = "auto") -> AotResult:
+    """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically); `weights`
+    is the weight storage policy (auto, dense, palette, sparse, int4)."""
     graph = tflite_path_or_graph if isinstance(tflite_path_or_graph, Graph) else load_tflite(tflite_path_or_graph)
-    files, ctx = render(graph, prefix)
+    files, ctx = render(graph, prefix, weights)
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder", hint="choose another output folder")
@@ -454,4 +588,4 @@ def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, pre
              len(graph.ops))
     return AotResult(files=written, arena_bytes=ctx["arena_bytes"], const_bytes=ctx["const_bytes"],
                      op_count=len(graph.ops), sha256=graph.sha256, prefix=prefix,
-                     peak_live_bytes=ctx["peak_live_bytes"], plan=ctx["plan"])
+                     peak_live_bytes=ctx["peak_live_bytes"], plan=ctx["plan"], storage=ctx["storage"])

@@ -33,6 +33,10 @@ from .compress import compression_options, options_from
 @keras_options
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=None, help="Validate on at most N samples.")
 @output_option("out", help="Artifacts folder (default: build/<model>-<board>-<runtime>/).")
+@click.option("--weights", "-w", type=click.Choice(["auto", "dense", "palette", "sparse", "int4"]), default="auto",
+              show_default=True,
+              help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
+                   "skipped), int4, dense; auto picks per tensor within 5% of dense's instructions.")
 @force_option
 @click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
               help="mlperf: build the MLPerf Tiny protocol firmware and run the runner's accuracy mode on it.")
@@ -46,7 +50,7 @@ from .compress import compression_options, options_from
 @compression_options
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            force, protocol, backend, name, micropython_dir, as_json, train, val, **kw):
+            weights, force, protocol, backend, name, micropython_dir, as_json, train, val, **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -95,7 +99,7 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
                         samples=samples, out=out, force=force, timeout=timeout, progress=progress,
                         on_step=on_step, convert_options=opts, baud=baud,
                         on_status=info, compress=copts, train=train, val=val, train_progress=train_progress,
-                        backend=backend, name=name, micropython_dir=micropython_dir)
+                        backend=backend, name=name, micropython_dir=micropython_dir, weights=weights)
     if as_json:
         emit_json(report)
         exit_if_interrupted(report)

@@ -39,14 +39,18 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
 @click.option("--prefix", default="te_model", show_default=True, help="Prefix of the generated model's C symbols.")
 @click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
               help="What the firmware speaks on the UART: tinyedge's framed protocol, or the MLPerf Tiny runner's.")
+@click.option("--weights", "-w", type=click.Choice(["auto", "dense", "palette", "sparse", "int4"]), default="auto",
+              show_default=True,
+              help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
+                   "skipped), int4, dense; auto picks per tensor within 5% of dense's instructions.")
 @keras_options
 @backend_option
 @name_option
 @mpy_dir_option
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_samples, trust_code, backend, name,
-            micropython_dir, force, as_json):
+def command(model, board_id, runtime, out_dir, prefix, protocol, weights, calib, calib_samples, trust_code,
+            backend, name, micropython_dir, force, as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
     Build it with 'tinyedge build DIR', or with the board's own tools (make,
@@ -79,7 +83,7 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_sa
         from ..aot.sources import write_model_sources
 
         res = write_model_sources(model, out_dir, prefix=prefix, force=force, convert_options=opts,
-                                  engine=rt.engine_module())
+                                  engine=rt.engine_module(), weights=weights)
         if as_json:
             emit_json(res)
         else:
@@ -92,7 +96,7 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_sa
     from ..project import generate_project, read_project
 
     path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
-                            protocol=protocol)
+                            protocol=protocol, weights=weights)
     meta = read_project(path)
     if as_json:
         emit_json({"output": str(path), **meta})

@@ -34,18 +34,26 @@ def print_report(r: dict) -> None:
     result(f"[bold]{short_path(m['path'] or 'model', width())}[/]")
     result(f"{m['bytes']:,} B, sha256 {m['sha256'][:16]}")
     t = table(title="Ops in execution order")
-    for col in ("#", "op", "input", "output", "MACs", "weight B", "runs on"):
-        t.add_column(col, justify="right" if col in ("#", "MACs", "weight B") else "left")
+    stor = "weights" in r
+    cols = ("#", "op", "input", "output", "MACs", "weight B", *(("aot storage", "stored B") if stor else ()), "runs on")
+    for col in cols:
+        t.add_column(col, justify="right" if col in ("#", "MACs", "weight B", "stored B") else "left")
     for op in r["ops"]:
         ins = " ".join(_shape(x) for x in op["inputs"] if not x["const"]) or "-"
         outs = " ".join(_shape(x) for x in op["outputs"])
         name = op["opcode"] + (f" v{op['version']}" if op["version"] != 1 else "")
-        t.add_row(str(op["index"]), name, ins, outs, f"{op['macs']:,}", f"{op['weight_bytes']:,}",
+        extra = ((op.get("storage", ""), f"{op['stored_bytes']:,}" if "stored_bytes" in op else "") if stor else ())
+        t.add_row(str(op["index"]), name, ins, outs, f"{op['macs']:,}", f"{op['weight_bytes']:,}", *extra,
                   _runs_on(r, op["index"]))
     out.print(t)
     tot, mem = r["totals"], r["memory"]
     result(f"totals: {tot['ops']} ops, {tot['macs']:,} MACs, {tot['param_bytes']:,} parameter bytes, "
         f"{tot['model_bytes']:,} model bytes")
+    if stor:
+        w = r["weights"]
+        result(f"aot weights (--weights {w['policy']}): {w['stored_bytes']:,} B stored for {w['dense_bytes']:,} B "
+               f"dense int8 ({len([e for e in w['tensors'] if e['storage'] != 'dense'])} of "
+               f"{len(w['tensors'])} tensors compact)")
     arena = f"{mem['arena_bytes']:,} B" if mem.get("arena_bytes") is not None else "n/a"
     tflm = f"{mem['tflm_arena_bytes']:,} B" if mem.get("tflm_arena_bytes") is not None else "n/a"
     result(f"memory: peak live activations {mem['peak_live_bytes']:,} B at op #{mem['peak_op']} "
@@ -75,9 +83,11 @@ def print_report(r: dict) -> None:
               help="Also say whether the model fits this board (see 'tinyedge boards').")
 @click.option("--runtime", "-r", type=click.Choice(sorted(RUNTIMES)), default="aot", show_default=True,
               help="The runtime whose flash and arena the --board fit is judged with.")
+@click.option("--weights", "-w", type=click.Choice(["auto", "dense", "palette", "sparse", "int4"]), default="auto",
+              show_default=True, help="aot weight storage policy whose per-tensor choice is shown.")
 @keras_options
 @json_option
-def command(model, board_id, runtime, calib, calib_samples, trust_code, as_json):
+def command(model, board_id, runtime, weights, calib, calib_samples, trust_code, as_json):
     """Show MODEL's ops, MACs, memory plan and op support (a Keras model is converted first)."""
     from ..analyze import inspect_model
 
@@ -87,7 +97,7 @@ def command(model, board_id, runtime, calib, calib_samples, trust_code, as_json)
         get_board(board_id)  # an unknown board fails before any work
     opts = convert_options(calib, calib_samples, trust_code)
     warn_ignored_calib(model, opts)
-    r = inspect_model(model, board=board_id, convert_options=opts, runtime=runtime)
+    r = inspect_model(model, board=board_id, convert_options=opts, runtime=runtime, weights=weights)
     if as_json:
         emit_json(r)
     else:

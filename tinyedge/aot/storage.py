@@ -1,0 +1,320 @@
+"""Compact storage of the constant weights of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED.
+
+Per weight tensor the generator picks one storage (see `choose`):
+
+- ``dense``: int8, as in the model;
+- ``palette4`` / ``palette2``: per output channel (or one for the tensor, when smaller) a
+  table of at most 16 / 4 int8 values and 4- / 2-bit indices, packed low bits first;
+- ``int4``: weights on a uniform 4-bit grid per channel (``q * step``, ``q`` in -8..7), two
+  per byte, low nibble first (CMSIS-NN's s4 layout), one step byte per channel;
+- ``sparse``: per channel a one-bit-per-weight mask and the non-zero int8 values (int8 weights
+  are symmetric, zero point 0, so a zero weight contributes nothing).
+
+Rows (output channels) whose coding would not save bytes stay plain int8 inside the tensor.
+The C side (firmware/kernels/te_weights.c) decodes a block of channels into a scratch buffer
+in the arena, free during the op, and the dense kernels run on it: a convolution decodes each
+filter once per inference and uses it for every output pixel.  A fully connected layer uses
+each weight once, so its decode costs about as much as its MACs (see `cost`); `auto` keeps
+such layers dense.
+
+Exactness: `encode` decodes every stored tensor back with `decode` (written from the format,
+not from the encoder) and compares it with the model's int8 weights; a mismatch raises
+`StorageBug`, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import TinyedgeError, UsageError
+
+POLICIES = ("auto", "dense", "palette", "sparse", "int4")
+KINDS = {"palette4": 1, "palette2": 1, "int4": 2, "sparse": 3}     # TE_W_* in te_kernels.h
+
+# The `auto` bound: the stored tensors' estimated extra instructions (decoding, plus the
+# re-expanded input windows of extra channel blocks; negative for zero skipping) at most this
+# fraction of the model's estimated dense conv / depthwise / FC instructions (see `decide`).
+# Instruction estimates per MAC / per decoded weight on the Cortex-M4 paths, measured with
+# benchmarks/bench_storage.py on ad01 (whose FC layers decode every weight for a single use: the
+# worst case), rounded up.
+AUTO_BOUND = 0.05
+DENSE_PER_MAC = {"CONV_2D": 1.2, "DEPTHWISE_CONV_2D": 2.5, "FULLY_CONNECTED": 1.4}
+DECODE_PER_WEIGHT = {"palette4": 8.5, "int4": 9.0, "palette2": 15.5, "sparse": 17.0}
+# Code the storages bring into the firmware (Cortex-M4, -O2): te_weights.c with the _w wrappers,
+# and te_sparse.c.  `auto` stores nothing unless the bytes it saves pay for that code.
+CODE_BYTES = {"_w": 1100, "_sparse": 2400}
+
+
+class StorageBug(TinyedgeError):
+    """A stored weight tensor did not decode back to the model's weights: a tinyedge bug."""
+
+    exit_code = 1
+
+
+@dataclass
+class Stored:
+    """One weight tensor in one storage: its bytes and what the C descriptor needs."""
+
+    storage: str                    # dense, palette4, palette2, int4, sparse
+    rows: int
+    row_len: int
+    dense_bytes: int
+    stored_bytes: int = 0           # data + tables + per-row bytes
+    data: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    row_mode: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    row_nnz: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    table: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    bits: int = 0
+    shared_table: bool = False
+    coded_rows: int = 0
+
+
+def _pack(idx: np.ndarray, bits: int) -> np.ndarray:
+    """Indices (0 .. 2^bits - 1) of one row, low bits first, padded to a byte."""
+    per = 8 // bits
+    n = idx.size
+    pad = np.zeros(-n % per, np.uint8)
+    v = np.concatenate([idx.astype(np.uint8), pad]).reshape(-1, per).astype(np.uint32)
+    out = np.zeros(v.shape[0], np.uint32)
+    for k in range(per):
+        out |= v[:, k] << (k * bits)
+    return out.astype(np.uint8)
+
+
+def _palette(rows: np.ndarray, bits: int) -> Stored:
+    r, n = rows.shape
+    levels = 1 << bits
+    coded_len = (n * bits + 7) // 8
+    uniq = [np.unique(row) for row in rows]
+    everything = np.unique(rows)
+    st = Stored(f"palette{bits}", r, n, rows.size, bits=bits)
+    if everything.size <= levels:
+        # one table for the tensor: no per-row tables
+        st.shared_table = True
+        table = np.zeros(levels, np.int8)
+        table[:everything.size] = everything
+        parts = [_pack(np.searchsorted(everything, row), bits) for row in rows]
+        st.row_mode = np.ones(r, np.uint8)
+        st.table = table
+    else:
+        tables = []
+        mode = np.zeros(r, np.uint8)
+        parts = []
+        for i, (row, u) in enumerate(zip(rows, uniq, strict=True)):
+            if u.size <= levels and coded_len + levels + 1 < n:
+                t = np.zeros(levels, np.int8)
+                t[:u.size] = u
+                tables.append(t)
+                mode[i] = 1
+                parts.append(_pack(np.searchsorted(u, row), bits))
+            else:
+                parts.append(row.astype(np.int8).view(np.uint8))
+        st.row_mode = mode
+        st.table = np.concatenate(tables) if tables else np.zeros(0, np.int8)
+    st.data = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    st.coded_rows = int(st.row_mode.sum())
+    st.stored_bytes = st.data.size + st.table.size + st.row_mode.size
+    return st
+
+
+def _int4(rows: np.ndarray) -> Stored:
+    r, n = rows.shape
+    st = Stored("int4", r, n, rows.size, bits=4)
+    steps = np.zeros(r, np.int8)      # 0: plain row
+    parts = []
+    for i, row in enumerate(rows.astype(np.int64)):
+        g = int(np.gcd.reduce(np.abs(row))) if row.any() else 1
+        q = row // g
+        if g <= 127 and q.min() >= -8 and q.max() <= 7 and (n + 1) // 2 + 1 < n:
+            steps[i] = g
+            parts.append(_pack((q & 15).astype(np.uint8), 4))
+        else:
+            parts.append(row.astype(np.int8).view(np.uint8))
+    st.table = steps
+    st.data = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    st.coded_rows = int((steps != 0).sum())
+    st.stored_bytes = st.data.size + st.table.size
+    return st
+
+
+def _sparse(rows: np.ndarray) -> Stored:
+    r, n = rows.shape
+    st = Stored("sparse", r, n, rows.size)
+    nnz = np.full(r, 0xFFFF, np.uint16)
+    parts = []
+    mask_len = (n + 7) // 8
+    for i, row in enumerate(rows):
+        nz = row != 0
+        k = int(nz.sum())
+        if mask_len + k < n:
+            nnz[i] = k
+            parts.append(np.packbits(nz, bitorder="little"))
+            parts.append(row[nz].astype(np.int8).view(np.uint8))
+        else:
+            parts.append(row.astype(np.int8).view(np.uint8))
+    st.row_nnz = nnz
+    st.data = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    st.coded_rows = int((nnz != 0xFFFF).sum())
+    st.stored_bytes = st.data.size + 2 * r
+    return st
+
+
+def decode(st: Stored) -> np.ndarray:
+    """The dense [rows][row_len] int8 weights that `st` stands for (the C decoder's rules)."""
+    r, n = st.rows, st.row_len
+    out = np.zeros((r, n), np.int8)
+    data = st.data
+    pos = 0
+    coded = 0       # palette tables belong to the coded rows, in order
+    for i in range(r):
+        if st.storage == "sparse":
+            k = int(st.row_nnz[i])
+            if k == 0xFFFF:
+                out[i] = data[pos:pos + n].view(np.int8)
+                pos += n
+                continue
+            m = (n + 7) // 8
+            bits = np.unpackbits(data[pos:pos + m], bitorder="little")[:n].astype(bool)
+            vals = data[pos + m:pos + m + k].view(np.int8)
+            if int(bits.sum()) != k:
+                raise StorageBug(f"sparse row {i}: mask has {int(bits.sum())} bits set, {k} values")
+            out[i, bits] = vals
+            pos += m + k
+            continue
+        if (st.storage == "int4" and st.table[i] == 0) or (st.storage != "int4" and not st.row_mode[i]):
+            out[i] = data[pos:pos + n].view(np.int8)
+            pos += n
+            continue
+        bits = 4 if st.storage == "int4" else st.bits
+        m = (n * bits + 7) // 8
+        raw = data[pos:pos + m].astype(np.uint32)
+        j = np.arange(n)
+        idx = (raw[j * bits // 8] >> ((j * bits) % 8)) & ((1 << bits) - 1)
+        if st.storage == "int4":
+            out[i] = ((idx.astype(np.int64) ^ 8) - 8) * int(st.table[i])
+        else:
+            levels = 1 << bits
+            tab = st.table[:levels] if st.shared_table else st.table[coded * levels:(coded + 1) * levels]
+            out[i] = tab[idx]
+            coded += 1
+        pos += m
+    if pos != data.size:
+        raise StorageBug(f"{st.storage}: decoded {pos} of {data.size} data bytes")
+    return out
+
+
+def encode(rows: np.ndarray, storage: str) -> Stored:
+    """`rows` ([out channels][weights per channel], int8) in `storage`, checked by decoding back."""
+    rows = np.asarray(rows, np.int8)
+    r, n = rows.shape
+    if storage == "dense":
+        return Stored("dense", r, n, rows.size, stored_bytes=rows.size)
+    st = {"palette4": lambda: _palette(rows, 4), "palette2": lambda: _palette(rows, 2),
+          "int4": lambda: _int4(rows), "sparse": lambda: _sparse(rows)}[storage]()
+    back = decode(st)
+    if not np.array_equal(back, rows):
+        bad = np.argwhere(back != rows)[0]
+        raise StorageBug(f"{storage} storage decodes weight {tuple(int(b) for b in bad)} to "
+                         f"{int(back[tuple(bad)])}, the model has {int(rows[tuple(bad)])}",
+                         hint="please report this with the model; use --weights dense meanwhile")
+    return st
+
+
+def plain_format_bytes(rows: np.ndarray, storage: str) -> int:
+    """The plain per-channel format's bytes (the issue's yardstick), counted only on channels
+    where it saves: palette: index bits + a 2^bits-byte table; sparse: mask + non-zeros;
+    int4: half a byte per weight on channels that sit on a 4-bit grid (q * step)."""
+    rows = np.asarray(rows, np.int8)
+    total = 0
+    for row in rows:
+        n = row.size
+        if storage in ("palette4", "palette2"):
+            bits = 4 if storage == "palette4" else 2
+            c = (n * bits + 7) // 8 + (1 << bits) if np.unique(row).size <= (1 << bits) else n
+        elif storage == "sparse":
+            c = (n + 7) // 8 + int((row != 0).sum())
+        else:
+            g = int(np.gcd.reduce(np.abs(row.astype(np.int64)))) or 1
+            q = row.astype(np.int64) // g
+            c = (n + 1) // 2 if q.min() >= -8 and q.max() <= 7 else n
+        total += min(c, n)
+    return total
+
+
+def blocks_for(storage_rows: int, row_len: int, gap: int) -> int:
+    """Output channels decoded per block into a scratch of `gap` bytes (multiples of 4)."""
+    b = min(storage_rows, gap // max(row_len, 1))
+    if b >= storage_rows:
+        return storage_rows
+    return (b // 4) * 4
+
+
+def cost(opcode: str, macs: int, st: Stored, block: int, pixels: int) -> tuple[float, float]:
+    """(dense, extra) estimated instructions of one op with storage `st` decoded `block` channels
+    at a time (`pixels`: output pixels, whose windows are expanded again for every extra block)."""
+    dense = macs * DENSE_PER_MAC[opcode]
+    if st.storage == "dense":
+        return dense, 0.0
+    extra = st.coded_rows * st.row_len * DECODE_PER_WEIGHT[st.storage] + (st.rows - st.coded_rows) * st.row_len
+    if opcode == "CONV_2D" and block < st.rows:
+        extra += (math.ceil(st.rows / block) - 1) * pixels * (st.row_len * 1.25 + 20)
+    return dense, extra
+
+
+def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int, taps: int = 1,
+              pointwise: bool = False, block: int | None = None) -> float:
+    """Estimated instructions of the zero-skipping kernels (te_sparse.c) on a sparse tensor with
+    `nnz` non-zeros per output channel: CONV_2D two output pixels per pass (about 4.5 instructions
+    per non-zero and pixel; 1x1 convs four pixels per pass, about 3.75), the window gathered per
+    pixel and channel block; FULLY_CONNECTED walks the mask 32 bits at a time (about 10 per non-zero)."""
+    rows = nnz.size
+    total = int(nnz.sum())
+    if opcode == "FULLY_CONNECTED":
+        batches = max(1, macs // max(rows * row_len, 1))
+        return batches * (total * 10.0 + rows * (row_len / 32 * 6 + 15))
+    blocks = math.ceil(rows / max(block or rows, 1))
+    gather = 0 if pointwise else blocks * taps * 30
+    per_nnz = 3.75 if pointwise else 4.5     # 1x1: four output pixels per pass
+    return pixels * (total * per_nnz + rows * 8 + gather) + rows * row_len * 6
+
+
+def decide(policy: str, survey: dict) -> dict:
+    """Per op, the plan (Stored, extra instructions, kernel, block, scratch bytes) to emit.
+
+    Forced policies take each tensor's smallest storage.  `auto` spends a budget of AUTO_BOUND
+    times the model's estimated dense conv / depthwise / FC instructions: candidate storages are
+    taken cheapest extra instructions per saved byte first (those that cost nothing at once), a
+    larger saving replacing a smaller one on the same tensor while the total stays in budget."""
+    if policy != "auto":
+        return {op: min(plans, key=lambda p: p[0].stored_bytes) for op, (_, _, plans) in survey.items() if plans}
+    budget = AUTO_BOUND * sum(dense for dense, _, _ in survey.values())
+    moves = []
+    for op, (_, dense_bytes, plans) in survey.items():
+        for p in plans:
+            saved = dense_bytes - p[0].stored_bytes
+            if saved > 0:
+                moves.append((max(p[1], 0.0) / saved, -saved, op, p))
+    moves.sort(key=lambda m: (m[0], m[1], m[2]))
+    chosen: dict = {}
+    used = 0.0
+    for _, _, op, p in moves:
+        cur = chosen.get(op)
+        if cur is not None and cur[0].stored_bytes <= p[0].stored_bytes:
+            continue
+        delta = max(p[1], 0.0) - (max(cur[1], 0.0) if cur is not None else 0.0)
+        if used + delta <= budget:
+            chosen[op] = p
+            used += delta
+    saved = sum(survey[op][1] - p[0].stored_bytes for op, p in chosen.items())
+    code = sum(CODE_BYTES[k] for k in {p[2] for p in chosen.values()})
+    return chosen if saved > code else {}
+
+
+def candidates(policy: str) -> tuple[str, ...]:
+    if policy not in POLICIES:
+        raise UsageError(f"unknown weight storage {policy!r}", hint=f"use one of {', '.join(POLICIES)}")
+    return {"auto": ("palette2", "int4", "palette4", "sparse"), "dense": (), "palette": ("palette2", "palette4"),
+            "sparse": ("sparse",), "int4": ("int4",)}[policy]

@@ -35,21 +35,37 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def capture_fd2():
-    """Capture what native code writes to file descriptor 2; yields a list that receives the text."""
+    """Capture what native code writes to file descriptor 2; yields a list that receives the text.
+
+    In a tinyedge.isolate worker the text goes to the end of the worker's own
+    stderr file (and is read back from there), so a crash report written while
+    capturing is not lost with the process: the parent logs that file, which
+    --verbose shows.  Elsewhere, with debug logging on (--verbose), the text is
+    also copied to the real stderr as it comes.
+    """
     import sys
+
+    from .isolate import STDERR_ENV
 
     sink: list[str] = []
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
+    worker_log = os.environ.get(STDERR_ENV)
+    tee = not worker_log and logging.getLogger("tinyedge").isEnabledFor(logging.DEBUG)
+    with (open(worker_log, "ab+") if worker_log else tempfile.TemporaryFile()) as tmp:
+        start = tmp.seek(0, os.SEEK_END)
         os.dup2(tmp.fileno(), 2)
         try:
             yield sink
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            tmp.seek(0)
-            sink.append(tmp.read().decode("utf-8", "replace"))
+            tmp.seek(start)
+            text = tmp.read().decode("utf-8", "replace")
+            sink.append(text)
+            if tee and text:
+                sys.stderr.write(text)
+                sys.stderr.flush()
 
 
 # ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import __version__
 from .boards import Board, get_board
-from .errors import InputFileError, ModelError, ToolMissingError, UnsupportedOpError, UsageError
+from .errors import InputFileError, ToolMissingError, UnsupportedOpError, UsageError
 from .fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_dir
 from .graph import Graph, is_tflite_bytes, parse_tflite, read_model_bytes
 from .resources import firmware_dir, templates_dir
@@ -354,44 +354,11 @@ def tflm_resolver_method(opcode: str) -> str:
 
 def tflm_arena_bytes(tflite: bytes) -> int:
     """Arena size for runtime tflm: measured with the tflite-micro interpreter, plus a margin."""
-    measured = None
-    try:
-        from .analyze import tflm_arena_bytes as measure  # issue 3's measurement, when present
+    from .analyze import tflm_arena_bytes as measure  # a worker process: a crash there is an error
 
-        measured = int(measure(tflite))
-    except ImportError:
-        measured = _measure_arena(tflite)
+    measured = int(measure(tflite))
     need = int(measured * TFLM_ARENA_MARGIN) + TFLM_ARENA_EXTRA
     return (need + 15) // 16 * 16
-
-
-def _measure_arena(tflite: bytes) -> int:
-    """Smallest arena (to 256 bytes) the tflite-micro interpreter allocates the model in."""
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError as e:
-        raise ToolMissingError("tflite-micro", "pip install tflite-micro") from e
-
-    def fits(n: int) -> bool:
-        try:
-            runtime.Interpreter.from_bytes(tflite, arena_size=n)
-            return True
-        except Exception:  # the interpreter reports a too-small arena as a RuntimeError
-            return False
-
-    hi = 64 * 1024
-    while not fits(hi):
-        hi *= 2
-        if hi > 64 * 1024 * 1024:
-            raise ModelError("the tflite-micro interpreter cannot allocate this model in 64 MB")
-    lo = 0
-    while hi - lo > 256:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
 
 
 def tflm_pins() -> tuple[TflmPin, ...]:

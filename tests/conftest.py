@@ -2,7 +2,10 @@
 
 - `shared_models`: the MLPerf Tiny models in ../shared/models/mlperf-tiny
   (skipped with a reason when absent, as in a user's clone).
-- `--port URL`: opt-in real-board tests (marker `hardware`), skipped otherwise.
+- Real boards: tinyedge's own pytest plugin (tinyedge/hil, loaded through its
+  `pytest11` entry point) gives the options (`--tinyedge-port URL
+  --tinyedge-board ID`, `--tinyedge-inventory FILE`, ...); tests marked
+  `hardware` are the plugin's `tinyedge_hardware` tests, skipped without a real board.
 - `run_cli`: run the `tinyedge` CLI in-process-free (a real subprocess), so
   exit statuses and stderr are what a user sees.
 """
@@ -34,18 +37,12 @@ MLPERF_TFLITE = {
 }
 
 
-def pytest_addoption(parser):
-    parser.addoption("--port", default=None, help="pyserial URL of a real board; enables hardware tests")
-    parser.addoption("--board", default=None, help="board id of the real board given with --port")
-
-
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--port"):
-        return
-    skip = pytest.mark.skip(reason="needs a real board: pass --port URL (and --board ID)")
+    # `hardware` (tinyedge's own marker) means the plugin's tinyedge_hardware: the plugin skips
+    # these unless a real board was given (--tinyedge-port/--tinyedge-inventory/--tinyedge-labgrid-place).
     for item in items:
-        if "hardware" in item.keywords:
-            item.add_marker(skip)
+        if "hardware" in item.keywords and item.get_closest_marker("tinyedge_hardware") is None:
+            item.add_marker(pytest.mark.tinyedge_hardware)
 
 
 @pytest.fixture(scope="session")

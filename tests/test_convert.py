@@ -135,6 +135,12 @@ def made(tmp_path_factory):
     (d / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn], fm).convert())
     rng = np.random.default_rng(1)
     np.savez(d / "k3_calib.npz", x=rng.uniform(0, 1, (32, 8, 8, 1)).astype(np.float32))
+    K = k3.layers
+    i = k3.Input((8,), batch_size=1)
+    k3.Model(i, K.Dense(3)(K.Flatten()(K.Embedding(50, 4, name="tokens")(i)))).save(d / "embedding.keras")
+    i = k3.Input((4, 4, 2), batch_size=1)
+    k3.Model(i, K.Conv2D(2, 1)(K.UpSampling2D(name="up")(K.Conv2D(4, 3, padding="same")(i)))).save(d / "up.keras")
+    np.savez(d / "tokens.npz", x=rng.integers(0, 50, (8, 8)).astype(np.float32))
     return d
 
 
@@ -168,15 +174,40 @@ def test_lambda_bytecode_is_refused_by_default(made, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_lambda_float_math_is_named_when_trusted(made, capsys, tmp_path):
-    line = cli_error(capsys, "convert", made / "lambda.h5", "--trust-code", "--samples", "4",
+    line = cli_error(capsys, "convert", made / "lambda.h5", "--trust-code", "--calib-samples", "4",
                      "-o", tmp_path / "m.tflite")
     assert "layer 'my_sin'" in line and "SIN" in line and "integer-only" in line
     assert_empty(tmp_path)
 
 
 @pytest.mark.slow
+def test_errors_name_the_keras_layer_the_cause_and_what_to_use(made, capsys, tmp_path):
+    # An Embedding: the converter's CAST of the float input (tensor 'functional/tokens_1/Cast') is
+    # told as the Embedding layer, with the cause and the int8 way to do the same.
+    line = cli_error(capsys, "convert", made / "embedding.keras", "--calib", made / "tokens.npz",
+                     "-o", tmp_path / "m.tflite")
+    assert line.startswith("error: layer 'tokens' (Embedding) did not become integer-only: op #1 CAST")
+    assert "casts the model's float input to int32" in line and "one-hot vectors to a Dense layer" in line
+    line = cli_error(capsys, "convert", made / "up.keras", "--calib-samples", "4", "-o", tmp_path / "m.tflite")
+    assert line.startswith("error: layer 'up' (UpSampling2D): op #2 TILE does not run in TensorFlow Lite Micro")
+    assert "Resizing(height, width, interpolation='nearest')" in line
+    assert_empty(tmp_path)
+
+
+@pytest.mark.slow
+def test_every_verb_takes_the_keras_loading_options(made, capsys, tmp_path):
+    # --trust-code on inspect (it said "No such option" before): the Lambda is loaded, and its float
+    # math is then named as the layer that does not become integer-only.
+    line = cli_error(capsys, "inspect", made / "lambda.h5", "--trust-code", "--calib-samples", "4")
+    assert "layer 'my_sin'" in line and "integer-only" in line and "--trust-code" not in line
+    line = cli_error(capsys, "generate", made / "lambda.h5", "-o", tmp_path / "g")
+    assert "Lambda layer" in line and "--trust-code" in line
+    assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.slow
 def test_layer_without_tflm_int8_kernel_is_named(made, capsys, tmp_path):
-    line = cli_error(capsys, "convert", made / "expo.h5", "--samples", "4", "-o", tmp_path / "m.tflite")
+    line = cli_error(capsys, "convert", made / "expo.h5", "--calib-samples", "4", "-o", tmp_path / "m.tflite")
     assert "layer 'expo'" in line and "EXP" in line and "TensorFlow Lite Micro" in line
     assert_empty(tmp_path)
 
@@ -243,7 +274,7 @@ def test_no_calib_warns_and_report_says_so(tmp_path):
 def test_digits_example_accuracy_survives_int8(tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        main(["convert", str(DIGITS / "model.h5"), "--calib", str(DIGITS / "test.npz"), "--samples", "300",
+        main(["convert", str(DIGITS / "model.h5"), "--calib", str(DIGITS / "test.npz"), "--calib-samples", "300",
               "-o", str(tmp_path / "digits.tflite"), "--json"])
     out, _ = capsys.readouterr()
     assert e.value.code == 0

@@ -110,15 +110,24 @@ def test_deploy_mlperf_qemu_bit_exact(name, mlperf_tflite, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_board_without_port_builds_and_stops(tmp_path, monkeypatch):
+def test_real_board_without_port_builds_and_stops(tmp_path, monkeypatch, capsys):
     # No board is attached here: deploy must build, then stop and say how to flash.
     monkeypatch.setattr(deploy_mod, "_find_port", lambda b: None)
     r = deploy(DIGITS / "model.h5", board="nucleo-l4r5zi", calib=DIGITS / "calib.npz", out=tmp_path / "nucleo")
+    assert r["status"] == "built, not flashed" and r["flashed"] is False
     assert r["samples"] == 0 and r["agreement"] is None
-    assert any("tinyedge flash" in n and "--port" in n for n in r["notes"])
+    project = tmp_path / "nucleo" / "project"
+    assert r["next"]["flash"] == f"tinyedge flash {project} --port PORT"
     assert r["memory"]["flash_bytes"] <= r["memory"]["board_flash_bytes"]
+    assert r["artifacts"]["report"] == str(tmp_path / "nucleo" / "report.json")
     assert (tmp_path / "nucleo" / "report.json").is_file()
-    assert [s["name"] for s in r["steps"]] == ["convert", "generate", "build", "flash"]
+    assert [s["name"] for s in r["steps"]] == ["convert", "generate", "build"]   # nothing was flashed
+    from tinyedge.commands._report import print_report
+
+    print_report(r)   # the summary of a built-not-flashed deploy: no samples, no "not measured" rows
+    text = capsys.readouterr().out
+    assert "Built, not flashed: nucleo-l4r5zi" in text and "tinyedge flash" in text
+    assert "samples" not in text and "not measured" not in text and str(project) in text
 
 
 def test_deploy_refuses_foreign_folder(run_cli, tmp_path):

@@ -171,7 +171,7 @@ def test_silent_line_times_out_with_a_clear_error():
         path = os.ttyname(slave)
         with Device(path, timeout=0.2, retries=1) as d:
             t0 = time.monotonic()
-            with pytest.raises(DeviceTimeout, match="no answer to hello after 2 tries"):
+            with pytest.raises(DeviceTimeout, match=r"no answer to hello within 0.4 s \(2 tries\); the port sent nothing"):
                 d.info()
             assert time.monotonic() - t0 < 2
             os.write(master, b"booting\r\n" + p.encode_frame(p.HELLO_REPLY, 1, b"x" * 50)[:30])
@@ -247,15 +247,13 @@ def test_1000_round_trips_through_fault_proxy_with_restart(fake_exe, tmp_path):
 
 
 @pytest.mark.hardware
-def test_real_board_link(request):
-    """With --port URL: a real board running tinyedge firmware answers hello and infers deterministically."""
-    port = request.config.getoption("--port")
-    with Device(port, timeout=30) as d:
+def test_real_board_link(tinyedge_target):
+    """With --tinyedge-port URL --tinyedge-board ID (the plugin's options): a real board running
+    tinyedge firmware answers hello and infers deterministically."""
+    with Device(tinyedge_target.url, timeout=30) as d:
         info = d.info()
         assert info.proto_version == p.VERSION and info.init_status == p.TE_OK
-        want = request.config.getoption("--board")
-        if want:
-            assert info.board == want
+        assert info.board == tinyedge_target.board.id
         rng = np.random.default_rng(0)
         xs = [rng.integers(-128, 128, t.shape).astype(np.dtype(t.dtype)) for t in info.inputs]
         x = xs if len(xs) > 1 else xs[0]

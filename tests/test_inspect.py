@@ -69,8 +69,12 @@ def test_inspect_report_by_hand(hand_model):
     assert mem["arena_bytes"] >= mem["peak_live_bytes"]
     assert mem["tflm_arena_bytes"] > 0
     assert r["support"]["tflm"]["status"] == "supported"
-    assert r["fit"]["fits"] is True
-    assert r["fit"]["flash_margin"] == r["fit"]["flash_bytes"] - hand_model.stat().st_size
+    assert r["fit"]["fits"] is True and r["fit"]["runtime"] == "aot"
+    # aot: its own planned arena (not TFLM's) and the board's stack
+    assert r["fit"]["ram_needed"] == mem["arena_bytes"] + r["fit"]["stack_bytes"]
+    t = inspect_model(hand_model, board="qemu-cortex-m4", runtime="tflm")
+    assert t["fit"]["flash_margin"] == t["fit"]["flash_bytes"] - hand_model.stat().st_size
+    assert t["fit"]["ram_needed"] >= mem["tflm_arena_bytes"] + t["fit"]["stack_bytes"]
     json.dumps(r)  # JSON-able
 
 

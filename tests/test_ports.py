@@ -118,3 +118,18 @@ def test_cli_ports_json(run_cli):
     assert isinstance(doc["ports"], list)
     for p in doc["ports"]:
         assert {"device", "usb_id", "kind", "family", "boards"} <= set(p)
+
+
+def test_a_board_reached_only_by_its_usb_serial_jtag_is_said_not_waited_on():
+    # The ESP32-C3/S3's native USB-Serial/JTAG flashes the chip, but tinyedge's firmware talks on UART0.
+    import pytest
+
+    from tinyedge.errors import UsageError
+    from tinyedge.pipeline import _find_port
+
+    for board in ("esp32c3", "esp32s3"):
+        b = get_board(board)
+        assert "303a:1001" in b.flash.usb_ids and b.flash.flash_only_usb_ids == ("303a:1001",)
+        with pytest.raises(UsageError, match=r"only by its USB-Serial/JTAG port /dev/ttyACM0 .*UART0"):
+            _find_port(b, [ESP32S3_USB])
+        assert _find_port(b, [ESP32_DEVKITC]) == "/dev/ttyUSB0"       # its USB-UART bridge: fine

@@ -30,6 +30,7 @@ _API = {
     "Device": ("tinyedge.link", "Device"),
     "validate": ("tinyedge.validation", "validate"),
     "deploy": ("tinyedge.pipeline", "deploy"),
+    "compress": ("tinyedge.compress", "compress"),
 }
 
 

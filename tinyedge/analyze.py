@@ -260,7 +260,7 @@ def _tinfo(t) -> dict:
     return {"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype}
 
 
-def _load_graph(path_or_graph) -> Graph:
+def _load_graph(path_or_graph, convert_options: dict | None = None) -> Graph:
     if isinstance(path_or_graph, Graph):
         return path_or_graph
     if isinstance(path_or_graph, bytes | bytearray):
@@ -272,13 +272,38 @@ def _load_graph(path_or_graph) -> Graph:
         return load_tflite(path)
     # A Keras model: convert it in memory first (random calibration is fine for shapes and sizes).
     with tempfile.TemporaryDirectory(prefix="tinyedge-inspect-") as d:
-        res = convert(path, out=Path(d) / "model.tflite", samples=16)
+        opts = {"samples": 16, **(convert_options or {})}
+        res = convert(path, out=Path(d) / "model.tflite", **opts)
         return remember_bytes(res.tflite_bytes)
 
 
-def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True) -> dict:
-    """A JSON-able report of a `.tflite` (a Keras model is converted first; see module docstring)."""
-    graph = _load_graph(path_or_graph)
+def runtime_needs(graph: Graph, runtime: str, mem: dict) -> dict:
+    """What a firmware of `runtime` will hold for this model: flash for the model, RAM for its arena,
+    each with the basis it was computed on (the same numbers the project generator uses)."""
+    from .runtimes import get_runtime
+
+    engine = get_runtime(runtime).engine_module()
+    if engine is not None and hasattr(engine, "render"):
+        # A C engine (aot): its generated model's constants and arena, as the build will have them.
+        _, ctx = engine.render(graph, "te_model")
+        return {"flash_needed": int(ctx["const_bytes"]), "flash_basis": f"{runtime} constants in flash",
+                "ram_needed": int(ctx["arena_bytes"]), "ram_basis": f"{runtime} arena"}
+    if runtime == "tflm":
+        from .project import tflm_arena_bytes as build_arena
+
+        return {"flash_needed": graph.size_bytes, "flash_basis": "the .tflite in flash",
+                "ram_needed": int(build_arena(_graph_bytes(graph))),
+                "ram_basis": "tflm arena as the build sizes it (host measurement plus margin)"}
+    ram = mem.get("tflm_arena_bytes") or mem.get("arena_bytes") or mem["peak_live_bytes"]
+    return {"flash_needed": graph.size_bytes, "flash_basis": "the .tflite (an estimate for this runtime)",
+            "ram_needed": int(ram), "ram_basis": "an estimate for this runtime"}
+
+
+def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool = True,
+                  convert_options: dict | None = None, runtime: str = "aot") -> dict:
+    """A JSON-able report of a `.tflite` (a Keras model is converted first, with `convert_options`:
+    the keyword arguments of `tinyedge.conversion.convert`, such as trust_code; see module docstring)."""
+    graph = _load_graph(path_or_graph, convert_options)
     ops = []
     for op in graph.ops:
         ops.append({
@@ -311,9 +336,16 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         "support": support_table(graph),
     }
     if board is not None:
-        ram = mem.get("tflm_arena_bytes") or mem.get("arena_bytes") or mem["peak_live_bytes"]
-        report["fit"] = board_fit(board, flash_needed=graph.size_bytes, ram_needed=int(ram))
-        report["fit"]["ram_basis"] = "tflm arena" if mem.get("tflm_arena_bytes") else "planned arena"
+        # Fit as the build of `runtime` will have it (issue 17: aot does not need TFLM's arena).
+        from .boards import get_board
+
+        need = runtime_needs(graph, runtime, mem)
+        b = get_board(board)
+        stack = b.memory.stack_bytes if getattr(b, "memory", None) else 16384   # as the project reserves it
+        report["fit"] = board_fit(board, flash_needed=need["flash_needed"], ram_needed=need["ram_needed"] + stack)
+        report["fit"].update(runtime=runtime, flash_basis=need["flash_basis"], stack_bytes=stack,
+                             ram_basis=f"{need['ram_basis']} + {stack:,} B stack",
+                             note="firmware code and its static data come on top")
     return report
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from .errors import BoardError
 from .resources import boards_dir
+from .runtimes import RUNTIMES
 
 ENV_VAR = "TINYEDGE_BOARDS_DIR"
 DEFAULT_BOARD = "qemu-cortex-m4"
 
-FAMILIES = ("cortex-m", "esp32", "host")
-RUNTIMES = ("aot", "tflm")
+FAMILIES = ("cortex-m", "esp32", "host", "micropython")
 # counter id -> the unit it measures.  Latency is always reported with its unit.
 CYCLE_COUNTERS = {
     "dwt": "cycles",          # Cortex-M3/M4/M7/M33/M55 DWT CYCCNT
@@ -31,9 +31,14 @@ CYCLE_COUNTERS = {
     "esp-cpu": "cycles",      # esp_cpu_get_cycle_count()
     "qemu-icount": "instructions",  # QEMU -icount shift=0: SysTick ticks count instructions
     "host": "ns",             # host build: monotonic clock
+    "mp-ticks-us": "us",      # MicroPython time.ticks_us() (a port whose ticks_cpu is no cycle count)
 }
 UART_DRIVERS = ("cmsdk", "stm32-usart", "stm32-lpuart", "nrf-uarte", "rp2040-pl011", "esp-idf", "stdio")
-FLASH_METHODS = ("qemu", "esptool", "pyocd", "stm32-serial", "uf2", "host")
+FLASH_METHODS = ("qemu", "esptool", "pyocd", "stm32-serial", "uf2", "host", "mpremote")
+MP_ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
+            "xtensawin", "rv32imc", "rv64imc")
+MP_TICKS = ("ticks_cpu", "ticks_us")
+MP_EMULATORS = ("unix", "qemu")
 
 # Schema: key -> (type or tuple of types, required).  Nested tables have their own.
 _TOP = {
@@ -56,6 +61,17 @@ _TOP = {
     "memory": (dict, False),
     "uart": (dict, True),
     "flash": (dict, True),
+    "micropython": (dict, False),
+}
+# [micropython]: how the board runs runtime `micropython`
+_MICROPYTHON = {
+    "arch": (str, True),             # mpy-cross -march of its native code (viper, natmods)
+    "archs": (list, False),          # other arches its MicroPython builds may report
+    "ticks": (str, False),           # the latency clock: ticks_cpu (cycles) or ticks_us
+    "unit_per_tick": (int, False),   # board-unit counts per tick (QEMU -icount: 1000 instructions per us)
+    "emulator": (str, False),        # emulated boards: which MicroPython tinyedge builds and starts
+    "qemu_board": (str, False),      # emulator qemu: the port's BOARD
+    "fs_bytes": (int, False),        # emulator qemu: size of the RAM filesystem mounted at boot
 }
 _MEMORY = {
     "flash_origin": (int, True),
@@ -84,6 +100,7 @@ _FLASH = {
     "uf2_family": (str, False),
     "uf2_volume": (str, False),
     "usb_ids": (list, False),
+    "flash_only_usb_ids": (list, False),
 }
 
 
@@ -112,6 +129,20 @@ class FlashSpec:
     uf2_family: str | None = None
     uf2_volume: str | None = None
     usb_ids: tuple[str, ...] = ()
+    # USB ids that reach the bootloader but not the protocol's UART (an ESP32-C3/S3's native
+    # USB-Serial/JTAG, while the firmware talks on UART0): flashing there works, validating does not.
+    flash_only_usb_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MicroPythonSpec:
+    arch: str
+    archs: tuple[str, ...] = ()
+    ticks: str = "ticks_us"
+    unit_per_tick: int = 1
+    emulator: str | None = None
+    qemu_board: str | None = None
+    fs_bytes: int = 1048576
 
 
 @dataclass(frozen=True)
@@ -138,6 +169,7 @@ class Board:
     uart: Uart
     flash: FlashSpec
     memory: Memory | None = None
+    micropython: MicroPythonSpec | None = None
     emulated: bool = False
     fpu: bool = False
     dsp: bool = False
@@ -224,6 +256,11 @@ def parse_board(data: dict, file: Path) -> Board:
     _check_choice(fl["method"], FLASH_METHODS, file, "flash.method")
     fl["alt_methods"] = _check_str_list(fl.get("alt_methods", []), file, "flash.alt_methods", FLASH_METHODS)
     fl["usb_ids"] = _check_str_list(fl.get("usb_ids", []), file, "flash.usb_ids")
+    fl["flash_only_usb_ids"] = _check_str_list(fl.get("flash_only_usb_ids", []), file, "flash.flash_only_usb_ids")
+    for u in fl["flash_only_usb_ids"]:
+        if u not in fl["usb_ids"]:
+            raise BoardError(f"{file}: flash.flash_only_usb_ids lists {u}, which flash.usb_ids does not",
+                             file=file, key="flash.flash_only_usb_ids")
     offsets = fl.get("offsets", {})
     for k, v in offsets.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -246,12 +283,30 @@ def parse_board(data: dict, file: Path) -> Board:
         raise BoardError(f"{file}: missing key 'memory' (Cortex-M boards need their memory map)",
                          file=file, key="memory")
 
+    mp = None
+    if "micropython" in data:
+        m = dict(data["micropython"])
+        _check_table(m, _MICROPYTHON, file, "micropython.")
+        _check_choice(m["arch"], MP_ARCHS, file, "micropython.arch")
+        m["archs"] = _check_str_list(m.get("archs", []), file, "micropython.archs", MP_ARCHS)
+        if "ticks" in m:
+            _check_choice(m["ticks"], MP_TICKS, file, "micropython.ticks")
+        if "emulator" in m:
+            _check_choice(m["emulator"], MP_EMULATORS, file, "micropython.emulator")
+            if m["emulator"] == "qemu" and "qemu_board" not in m:
+                raise BoardError(f"{file}: emulator 'qemu' needs key 'micropython.qemu_board'", file=file,
+                                 key="micropython.qemu_board")
+        mp = MicroPythonSpec(**m)
+    if "micropython" in runtimes and mp is None:
+        raise BoardError(f"{file}: runtime 'micropython' needs a [micropython] table (at least its arch)",
+                         file=file, key="micropython", hint='add [micropython] arch = "..." to the board file')
+
     rest = {k: data[k] for k in ("emulated", "fpu", "dsp", "description") if k in data}
     return Board(
         id=data["id"], name=data["name"], family=data["family"], cpu=data["cpu"], arch=data["arch"],
         cflags=cflags, clock_hz=data["clock_hz"], flash_bytes=data["flash_bytes"],
         ram_bytes=data["ram_bytes"], runtimes=runtimes, cycle_counter=data["cycle_counter"],
-        template=data["template"], uart=uart, flash=flash, memory=memory, source=file, **rest,
+        template=data["template"], uart=uart, flash=flash, memory=memory, micropython=mp, source=file, **rest,
     )
 
 

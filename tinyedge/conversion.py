@@ -319,6 +319,19 @@ def sniff(path: Path) -> str:
         f"or a .tflite file)", path=path, hint="pass the file that model.save(...) wrote")
 
 
+def _tfmot_scope(cfg: dict | None):
+    """tfmot's quantize scope when the config holds its QAT layers (a model `tinyedge compress --qat`
+    wrote: the fake-quant ranges it learned are what the converter uses), else nothing."""
+    from contextlib import nullcontext
+
+    if not any(str(lc.get("class_name", "")).startswith(("QuantizeLayer", "QuantizeWrapper"))
+               for lc in _walk_layers(cfg or {})):
+        return nullcontext()
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.quantization.keras.quantize_scope()
+
+
 def load_model(model_path: os.PathLike | str, *, trust_code: bool = False) -> LoadedModel:
     """Load a Keras `.h5` / `.keras` file or a SavedModel folder with the library that wrote it."""
     path = Path(model_path).expanduser().resolve()
@@ -350,7 +363,8 @@ def load_model(model_path: os.PathLike | str, *, trust_code: bool = False) -> Lo
             else:
                 import tf_keras
 
-                model = tf_keras.models.load_model(str(path), compile=False)
+                with _tfmot_scope(cfg):
+                    model = tf_keras.models.load_model(str(path), compile=False)
         except (ValueError, TypeError, KeyError, OSError, AttributeError) as e:
             custom = _custom_layer_error(path, cfg, e)
             if custom is not None:
@@ -435,31 +449,25 @@ def check_full_int8(graph: Graph, layers: list[str] | None = None) -> None:
         real = [b for b in bad if b[0].opcode not in ("QUANTIZE", "DEQUANTIZE")]
         op, why = (real or bad)[0]
         tname = graph.tensors[op.outputs[0]].name if op.outputs else ""
-        layer = _layer_of(tname, layers)
-        for t in (op.inputs if layer is None else []):
-            if t >= 0 and layer is None:
-                layer = _layer_of(graph.tensors[t].name, layers)
         if not layers:  # a .tflite given as is
             raise ModelError(
                 f"the model is not full-int8: op #{op.index} {op.opcode} (output '{tname}') is a {why}",
                 op=op.opcode, hint="convert the Keras model with 'tinyedge convert MODEL.h5 --calib DATA'")
-        where = f"layer '{layer}'" if layer else f"tensor '{tname}'"
-        raise ModelError(
-            f"{where} did not become integer-only: op #{op.index} {op.opcode} is a {why}",
-            layer=layer, op=op.opcode,
-            hint="replace that layer with one TFLite can run on int8 kernels")
+        from .layer_hints import explain_op
+
+        e = explain_op(graph, op, layers, f"is a {why}", lead="did not become integer-only")
+        raise ModelError(e["message"], layer=e["layer"], op=op.opcode, hint=e["hint"])
     for t in graph.input_tensors + graph.output_tensors:
         if t.dtype != "int8":
             raise ModelError(f"model tensor '{t.name}' at the edge is {t.dtype}, not int8",
                              hint="convert the Keras model with 'tinyedge convert' to get int8 I/O")
 
 
-def _op_error(graph: Graph, op, layers: list[str], what: str) -> ModelError:
-    names = [graph.tensors[t].name for t in list(op.outputs) + list(op.inputs) if t >= 0]
-    layer = next((x for x in (_layer_of(n, layers) for n in names) if x), None)
-    where = f"layer '{layer}' (op #{op.index} {op.opcode})" if layer else f"op #{op.index} {op.opcode}"
-    return ModelError(f"{where} {what}", layer=layer, op=op.opcode,
-                      hint="replace that layer with one TFLite Micro runs on int8 kernels")
+def _op_error(graph: Graph, op, layers, what: str) -> ModelError:
+    from .layer_hints import explain_op
+
+    e = explain_op(graph, op, layers, what)
+    return ModelError(e["message"], layer=e["layer"], op=op.opcode, hint=e["hint"])
 
 
 def _converter_error(e: Exception, layers: list[str], native: str = "") -> ModelError:
@@ -540,6 +548,13 @@ def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(scores.reshape(len(y), -1), axis=1) == y))
 
 
+def _classes_of(loaded: LoadedModel) -> int:
+    """A classifier's class count (its first output's last dimension), or 0 when that is not known."""
+    shape = loaded.output_shapes[0] if loaded.output_shapes else ()
+    last = shape[-1] if shape else None
+    return int(last) if last is not None and int(last) > 1 else 0
+
+
 def default_output(model_path: Path) -> Path:
     stem = model_path.name if model_path.is_dir() else model_path.stem
     return Path.cwd() / f"{stem}_int8.tflite"
@@ -564,7 +579,8 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
     run in a worker process by tinyedge.isolate: (tflite bytes, source kind, layer names,
     parameter count, report parts, warnings, step times)."""
     from . import isolate
-    from .data import load_data
+    from .data import check_labels, load_data
+    from .layer_hints import layers_of
 
     steps: dict[str, float] = {}
     warnings: list[str] = []
@@ -587,6 +603,7 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
         t = time.perf_counter()
         if calib is not None:
             x, y = load_data(calib, input_shape=loaded.input_shape, samples=samples)
+            check_labels(y, _classes_of(loaded), calib)
             extra["calibration"] = {"source": str(Path(calib).expanduser().resolve()), "samples": int(len(x)),
                                     "random": False}
         else:
@@ -604,7 +621,7 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
         steps["convert"] = time.perf_counter() - t
         t = time.perf_counter()
         graph = parse_tflite(data)
-        check_full_int8(graph, loaded.layer_names)
+        check_full_int8(graph, layers_of(loaded))
         steps["check"] = time.perf_counter() - t
 
     # The result must load and run in TFLite Micro's own interpreter.
@@ -613,7 +630,7 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
     from .analyze import capture_fd2
     from .tflm_support import check_op as tflm_check_op
 
-    layers = loaded.layer_names if loaded is not None else []
+    layers = layers_of(loaded) if loaded is not None else []
     for op in graph.ops:
         reason = tflm_check_op(graph, op)
         if reason is not None:

@@ -24,6 +24,31 @@ def _fmt(shape) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
+def _kind(a: np.ndarray) -> str:
+    return {"U": "strings", "S": "byte strings", "O": "Python objects", "b": "booleans"}.get(a.dtype.kind,
+                                                                                          f"{a.dtype} values")
+
+
+def _examples(a: np.ndarray, n: int = 3) -> str:
+    vals = list(dict.fromkeys(a.reshape(-1).tolist()))
+    shown = ", ".join(repr(v.decode() if isinstance(v, bytes) else v) for v in vals[:n])
+    return shown + (f" and {len(vals) - n} more" if len(vals) > n else "")
+
+
+def check_labels(y: np.ndarray | None, n_classes: int, path=None) -> None:
+    """Raise InputFileError when a label is outside the model's classes 0..n_classes-1 (naming the values)."""
+    if y is None or n_classes < 1:
+        return
+    y = np.asarray(y)
+    bad = y[(y < 0) | (y >= n_classes)]
+    if bad.size:
+        where = f"{path}: " if path is not None else ""
+        raise InputFileError(
+            f"{where}{bad.size} label(s) of y are outside the model's {n_classes} classes 0..{n_classes - 1} "
+            f"({_examples(np.unique(bad))})", path=path,
+            hint="labels must be class numbers of the model's output (0-based)")
+
+
 def _read(path: Path):
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".npy"):
@@ -80,6 +105,10 @@ def load_data(path: os.PathLike | str, input_shape: Sequence[int] | None = None,
         raise InputFileError(f"{path}: x contains NaN or infinite values", path=path)
     if y is not None:
         y = np.asarray(y)
+        if y.dtype.kind not in "iubf":
+            raise InputFileError(
+                f"{path}: y holds {_kind(y)} ({_examples(y)}); labels must be integer class numbers",
+                path=path, hint="map the class names to 0..N-1 and save y as integers")
         if y.ndim == 2 and y.shape[1] > 1:  # one-hot labels
             y = np.argmax(y, axis=1)
         y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
@@ -87,9 +116,13 @@ def load_data(path: os.PathLike | str, input_shape: Sequence[int] | None = None,
             raise InputFileError(
                 f"{path}: y has shape {_fmt(y.shape)} but x holds {x.shape[0]} samples",
                 path=path, hint="y must hold one integer label per sample of x")
-        if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
-            raise InputFileError(f"{path}: y holds non-integer values; labels must be class numbers",
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise InputFileError(f"{path}: y holds NaN or infinite values; labels must be class numbers",
                                  path=path)
+        if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+            bad = y[np.mod(y, 1) != 0]
+            raise InputFileError(f"{path}: y holds non-integer values ({_examples(bad)}); labels must be "
+                                 "class numbers", path=path)
         y = y.astype(np.int64)
     if samples is not None:
         if samples < 1:

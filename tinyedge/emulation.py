@@ -271,17 +271,30 @@ def build_host_firmware(model: os.PathLike | str, out_dir: os.PathLike | str, *,
     return Path(exe)
 
 
+def aot_host_board(model: Path, work_dir: os.PathLike | str | None, force: bool) -> HostBoard:
+    """Runtime aot's host-emulated board: the generated C built for this computer."""
+    out = Path(work_dir) if work_dir else Path("build") / f"{model.stem}-host"
+    return HostBoard(build_host_firmware(model, out, force=force))
+
+
+def tflm_host_board(model: Path, work_dir: os.PathLike | str | None, force: bool) -> TflmBoard:
+    """Runtime tflm's host-emulated board: the tflite-micro interpreter behind a pty."""
+    return TflmBoard(model)
+
+
 def emulate(model: os.PathLike | str, *, runtime: str = "aot", work_dir: os.PathLike | str | None = None,
             force: bool = False):
     """Start a host-emulated board for `model`; returns a handle with `.port` and `.close()`."""
+    from .runtimes import RUNTIMES, get_runtime
+
     model = Path(model).expanduser().resolve()
     if not model.is_file():
         raise InputFileError(f"{model} does not exist", path=model, hint="give the path of a .tflite model")
-    if runtime == "tflm":
-        return TflmBoard(model)
-    if runtime != "aot":
+    start = get_runtime(runtime).resolve("host_board")
+    if start is None:
         from .errors import UsageError
 
-        raise UsageError(f"unknown runtime {runtime!r} for the host board", hint="use --runtime aot or tflm")
-    out = Path(work_dir) if work_dir else Path("build") / f"{model.stem}-host"
-    return HostBoard(build_host_firmware(model, out, force=force))
+        served = [r.name for r in RUNTIMES.values() if r.host_board]
+        raise UsageError(f"runtime {runtime!r} has no host-emulated board",
+                         hint=f"use --runtime {' or '.join(served)}")
+    return start(model, work_dir, force)

@@ -74,7 +74,7 @@ def accuracy(outputs, labels) -> float | None:
 def latency(counts, unit: str, clock_hz: int | None) -> dict:
     """min / median / p95 / max of the board's counter, in its unit, and the median in ms where it is a time.
 
-    `unit` is "cycles" (converted at `clock_hz`), "ns" (converted directly) or
+    `unit` is "cycles" (converted at `clock_hz`), "ns" / "us" (converted directly) or
     "instructions" (no time: ms is None).
     """
     c = np.asarray(list(counts), dtype=np.float64)
@@ -86,6 +86,8 @@ def latency(counts, unit: str, clock_hz: int | None) -> dict:
         ms = med / clock_hz * 1e3
     elif unit == "ns":
         ms = med / 1e6
+    elif unit == "us":
+        ms = med / 1e3
     else:
         ms = None
     return {

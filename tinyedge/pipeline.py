@@ -22,8 +22,8 @@ from pathlib import Path
 
 from . import __version__
 from .boards import get_board
-from .errors import InputFileError, UsageError
-from .fsutil import atomic_write_json, check_output_dir, mark_ours
+from .errors import InputFileError, ToolMissingError, UsageError
+from .fsutil import atomic_write_json, check_output_dir, made_dir
 from .graph import is_tflite_bytes, load_tflite
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,10 @@ def _sha256_path(p: Path) -> str:
     return h.hexdigest()
 
 
-def default_output_dir(model: Path, board_id: str) -> Path:
+def default_output_dir(model: Path, board_id: str, runtime: str = "aot") -> Path:
+    """build/<model>-<board>-<runtime>/: one deploy, one folder (an aot and a tflm deploy never share one)."""
     stem = model.name if model.is_dir() else model.stem
-    return Path("build") / f"{stem}-{board_id}"
+    return Path("build") / f"{stem}-{board_id}-{runtime}"
 
 
 class _Steps:
@@ -79,7 +80,7 @@ def deploy(
     model: str | Path,
     *,
     board: str | None = None,
-    runtime: str = "aot",
+    runtime: str | None = None,
     port: str | None = None,
     data: str | Path | None = None,
     calib: str | Path | None = None,
@@ -89,26 +90,75 @@ def deploy(
     timeout: float = 10.0,
     progress: Progress | None = None,
     on_step: StepHook | None = None,
+    convert_options: dict | None = None,
+    baud: int | None = None,
+    on_status: StepHook | None = None,
+    compress=None,
+    train: str | Path | None = None,
+    val: str | Path | None = None,
+    train_progress: Progress | None = None,
+    backend: str = "auto",
+    name: str | None = None,
+    micropython_dir: str | Path | None = None,
 ) -> dict:
-    """Convert, generate, build, flash and validate; return the report (also written to report.json)."""
+    """Convert, generate, build, flash and validate; return the report (also written to report.json).
+
+    With `compress` (a `tinyedge.compress.Options`) and `train` data, the model is compressed first
+    (`tinyedge.compress`, into the artifacts folder) and the compression report goes into
+    report.json under "compression", with the board's latency and accuracy.
+
+    `convert_options` are keyword arguments of `tinyedge.conversion.convert` (samples, trust_code);
+    `calib` is given on its own.  A folder this call made is removed again when it fails before
+    anything but the marker was written into it.
+    """
     model = Path(model).expanduser().resolve()
     if not model.exists():
         raise InputFileError(f"{model} does not exist", path=model, hint="check the path")
     b = get_board(board)
+    runtime = runtime or ("aot" if "aot" in b.runtimes else b.runtimes[0])
     if runtime not in b.runtimes:
         raise UsageError(f"board {b.id} does not support runtime {runtime!r}",
                          hint=f"use one of: {', '.join(b.runtimes)}")
-    outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id), force=force)
-    outdir.mkdir(parents=True, exist_ok=True)
-    mark_ours(outdir, f"tinyedge deploy of {model.name} to {b.id}")
+    outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id, runtime), force=force)
+    with made_dir(outdir, f"tinyedge deploy of {model.name} to {b.id} ({runtime})"):
+        return _deploy(model, b, runtime=runtime, port=port, data=data, calib=calib, samples=samples,
+                       outdir=outdir, timeout=timeout, progress=progress, on_step=on_step,
+                       convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
+                       compress=compress, train=train, val=val, train_progress=train_progress,
+                       backend=backend, name=name, micropython_dir=micropython_dir)
+
+
+def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
+            convert_options: dict, baud, on_status, compress=None, train=None, val=None,
+            train_progress=None, backend: str = "auto", name: str | None = None,
+            micropython_dir=None) -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
 
         load_data(data, samples=samples)
+    # A report describes one finished deploy: an earlier one must not outlive a new run that fails.
+    (outdir / "report.json").unlink(missing_ok=True)
     steps = _Steps(on_step)
     notes: list[str] = []
     report: dict = {"board": b.id, "runtime": runtime}
+    if b.emulated and port is not None:
+        notes.append(f"--port {port} was ignored: {b.id} is an emulated board, started here with a port of its own")
+        port = None
+    if compress is not None:
+        if train is None:
+            raise UsageError("compression options need training data", hint="pass --train train.npz")
+        if _is_tflite(model):
+            raise UsageError(f"{model.name} is a .tflite; compression needs the Keras model",
+                             hint="pass the .h5 or .keras file")
+        with steps.step("compress") as st:
+            from .compress import compress as run_compress
+
+            crep = run_compress(model, train, val=val if val is not None else data, out=outdir / "compressed.h5",
+                                options=compress, progress=train_progress)
+            st["note"] = " -> ".join(crep["methods"]["order"])
+        report["compression"] = crep
+        model = outdir / "compressed.h5"
 
     # 1. convert (or check) the model, reusing an earlier conversion when nothing changed.
     tflite = outdir / "model.tflite"
@@ -120,6 +170,10 @@ def deploy(
                 shutil.copyfile(model, tflite.with_suffix(".tmp"))
                 tflite.with_suffix(".tmp").replace(tflite)
             st["note"] = "given a .tflite: checked, not converted"
+            ignored = [n for n, v in (("--calib", calib), ("--calib-samples", convert_options.get("samples")),
+                                      ("--trust-code", convert_options.get("trust_code"))) if v]
+            if ignored:
+                notes.append(f"{', '.join(ignored)} ignored: {model.name} is already a .tflite, not converted")
         else:
             float_model = model
             calib_src = Path(calib) if calib else (Path(data) if data else None)
@@ -129,6 +183,7 @@ def deploy(
             key = {
                 "model": _sha256_path(model),
                 "calib": _sha256_path(calib_src) if calib_src else None,
+                "options": {k: v for k, v in sorted(convert_options.items()) if k != "calib"},
                 "tinyedge": __version__,
             }
             cache = outdir / CACHE_FILE
@@ -138,7 +193,8 @@ def deploy(
             else:
                 from .conversion import convert
 
-                res = convert(model, out=tflite, calib=calib_src)
+                res = convert(model, out=tflite, calib=calib_src,
+                              **{k: v for k, v in convert_options.items() if k != "calib"})
                 notes.extend(getattr(res, "warnings", []) or [])
                 atomic_write_json(cache, key)
     graph = load_tflite(tflite)
@@ -147,6 +203,30 @@ def deploy(
     from .validation import prepare_inputs, validate_device
 
     inputs = prepare_inputs(graph, data, samples)  # the data must fit the model before we build
+
+    from .runtimes import get_runtime
+
+    rt = get_runtime(runtime)
+    if rt.kind == "package":
+        # a runtime installed onto a running interpreter: its own generate / install / validate steps
+        float_acc = None
+        if float_model is not None and inputs.labels is not None:
+            float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
+        try:
+            rt.resolve("deploy")(board=b, tflite=tflite, graph=graph, inputs=inputs, outdir=outdir, port=port,
+                                 timeout=timeout, steps=steps, notes=notes, report=report,
+                                 float_accuracy=float_acc, progress=progress, backend=backend, name=name,
+                                 micropython_dir=micropython_dir, baud=baud)
+        finally:
+            report["steps"] = steps.items
+        report["notes"] = notes
+        from .validation import tool_versions
+
+        report["versions"] = tool_versions(_toolchain_versions(b))
+        report["artifacts"] = {"dir": str(outdir), "package": str(outdir / "package"),
+                               "report": str(outdir / "report.json")}
+        atomic_write_json(outdir / "report.json", report)
+        return report
 
     # 2. generate the firmware project.
     project = outdir / "project"
@@ -159,20 +239,26 @@ def deploy(
     with steps.step("build"):
         from .builder import build_project
 
-        built = build_project(project)
+        try:
+            built = build_project(project)
+        except ToolMissingError as e:
+            # Say where the project was left, so it can be built once the tool is there.
+            raise ToolMissingError(e.tool, f"{e.how}; the generated project is in {project}: build it there "
+                                           f"once that is done ('tinyedge build {project}')") from None
     report["memory"] = _memory_section(built, b)
 
+    report["artifacts"] = {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}
     # 4. flash it, or start the emulated board.
+    if not b.emulated and port is None:
+        port = _find_port(b)
+        if port is None:
+            report.update(_not_validated(steps, notes, b, project))
+            atomic_write_json(outdir / "report.json", report)
+            return report
     with ExitStack() as stack:
         with steps.step("flash") as st:
             from .flashers.dispatch import flash_project
 
-            if not b.emulated and port is None:
-                port = _find_port(b)
-                if port is None:
-                    report.update(_not_validated(steps, notes, b, project))
-                    atomic_write_json(outdir / "report.json", report)
-                    return report
             result = flash_project(project, port=port, board=b)
             stack.callback(result.close)
             st["note"] = result.port
@@ -181,19 +267,23 @@ def deploy(
             from .link import Device
 
             float_acc = None
-            dev = stack.enter_context(Device(result.port, timeout=timeout))
+            dev = stack.enter_context(Device(result.port, timeout=timeout, on_status=on_status,
+                                                **({"baud": baud} if baud else {})))
             if float_model is not None and inputs.labels is not None:
-                float_acc = _float_accuracy(float_model, inputs)
+                float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
                                 progress=progress)
-    report.update({k: v[k] for k in ("samples", "interrupted", "inputs", "agreement", "accuracy", "latency")})
+    report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement", "accuracy", "latency")})
+    if "compression" in report:
+        report["compression"]["on_device"] = {"board": b.id, "latency": v["latency"],
+                                              "accuracy_device": (v["accuracy"] or {}).get("device"),
+                                              "bit_exact_rate": (v["agreement"] or {}).get("bit_exact_rate")}
     notes.extend(v.get("notes", []))
     report["steps"] = steps.items
     report["notes"] = notes
     from .validation import tool_versions
 
     report["versions"] = tool_versions(_toolchain_versions(b))
-    report["artifacts"] = {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}
     atomic_write_json(outdir / "report.json", report)
     return report
 
@@ -215,9 +305,16 @@ def _toolchain_versions(b) -> dict:
     v: dict[str, str | None] = {}
     if b.family == "cortex-m":
         v["arm-none-eabi-gcc"] = _first_line(["arm-none-eabi-gcc", "-dumpversion"])
+    elif b.family == "micropython":
+        try:
+            from importlib import metadata
+
+            v["mpremote"] = metadata.version("mpremote")
+        except Exception:  # noqa: BLE001 - a version is informative only
+            v["mpremote"] = None
     elif b.family == "host":
         v["cc"] = _first_line(["cc", "--version"])
-    if b.is_qemu:
+    if b.is_qemu or (b.micropython and b.micropython.emulator == "qemu"):
         v["qemu-system-arm"] = _first_line(["qemu-system-arm", "--version"])
     return v
 
@@ -235,27 +332,40 @@ def _memory_section(built, b) -> dict:
     }
 
 
-def _find_port(b) -> str | None:
+def _find_port(b, records=None) -> str | None:
     """The one attached board's port; None when no board is attached; an error when several are."""
-    from .ports import NoPortFound, pick_port
+    from .ports import NoPortFound, list_ports, pick_port
 
     try:
-        return pick_port(b)
+        port = pick_port(b, records)
     except NoPortFound:
         return None
+    only = set(getattr(b.flash, "flash_only_usb_ids", ()) or ())
+    info = next((p for p in list_ports(records) if p.device == port), None)
+    if info is not None and info.usb_id in only:
+        raise UsageError(
+            f"{b.id} is attached only by its USB-Serial/JTAG port {port} ({info.usb_id}), and tinyedge's "
+            "firmware talks on UART0, not on that port: it could be flashed there but never validated",
+            hint=f"connect the board's UART port (its USB-UART bridge, or an adapter on UART0) and pass it with "
+                 f"--port; to flash only, run 'tinyedge flash PROJECT --port {port}'")
+    return port
 
 
 def _not_validated(steps, notes, b, project) -> dict:
-    notes.append(f"{b.id} is a real board and no --port was given (and none was found): built, not "
-                 f"flashed. Flash with 'tinyedge flash {project} --port PORT', or run deploy again with --port.")
-    return {"samples": 0, "interrupted": False, "agreement": None,
-            "accuracy": {"float": None, "int8_host": None, "device": None},
-            "latency": None, "steps": steps.items, "notes": notes}
+    """The report of a deploy that built the firmware but found no board to flash."""
+    import shlex
+
+    flash_cmd = f"tinyedge flash {shlex.quote(str(project))} --port PORT"
+    notes.append(f"{b.id} is a real board and no --port was given (and none was found): built, not flashed")
+    return {"status": "built, not flashed", "flashed": False, "samples": 0, "interrupted": False,
+            "agreement": None, "accuracy": {"float": None, "int8_host": None, "device": None},
+            "latency": None, "steps": steps.items, "notes": notes,
+            "next": {"flash": flash_cmd, "validate": f"tinyedge validate {shlex.quote(str(project.parent / 'model.tflite'))} --port PORT"}}
 
 
-def _float_accuracy(float_model: Path, inputs) -> float | None:
+def _float_accuracy(float_model: Path, inputs, trust_code: bool = False) -> float | None:
     from .conversion import float_predict
     from .metrics import accuracy
 
-    y = float_predict(float_model, inputs.x_float)
+    y = float_predict(float_model, inputs.x_float, trust_code=trust_code)
     return accuracy(y, inputs.labels)

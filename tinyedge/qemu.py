@@ -87,6 +87,47 @@ class QemuProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time QEMU has used so far (user + system, from /proc), or None where that cannot be read."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def wait_for_announcement(self, device, budget: float = 20.0) -> dict:
+        """The firmware's `tinyedge ready ...` fields, read through `device` (a Device on `.url`).
+
+        The wait is measured in the work QEMU did, not in wall seconds: it gives up once QEMU has
+        used `budget` seconds of CPU without the line (a firmware that computes forever), once it
+        exits, or after a wall-clock limit scaled with the machine's load (a guest that sleeps).
+        On a loaded machine QEMU gets less of the CPU, and the wait grows with it."""
+        from .errors import DeviceTimeout
+
+        start_cpu = self.cpu_seconds()
+        start = time.monotonic()
+        while True:
+            try:
+                return device.wait_for_announcement(min(1.0, budget))
+            except DeviceTimeout as e:
+                last = e
+            if not self.alive():
+                err = self.stderr_text().strip()
+                raise FlashError(f"qemu-system-arm exited (status {self.proc.returncode}) before the firmware "
+                                 f"announced itself{': ' + err if err else ''}",
+                                 hint="run again with --verbose; check the ELF was built for this board")
+            wall = time.monotonic() - start
+            cpu = self.cpu_seconds()
+            used = (cpu - start_cpu) if cpu is not None and start_cpu is not None else wall
+            if used >= budget or wall >= wall_limit(budget):
+                seen = (f"last line seen: {device.log_lines[-1]!r}" if device.log_lines
+                        else "nothing was printed")
+                raise DeviceTimeout(
+                    f"{self.url}: no 'tinyedge ready' line after {wall:.0f} s ({used:.1f} s of QEMU CPU time); "
+                    f"{seen}", hint="rebuild the project ('tinyedge build'); if it persists, run with --verbose "
+                                    "and report it") from last
+
     def stderr_text(self) -> str:
         try:
             self._stderr.seek(0)
@@ -111,6 +152,15 @@ class QemuProcess:
 
     def __repr__(self) -> str:
         return f"QemuProcess(pid={self.proc.pid}, url={self.url!r})"
+
+
+def wall_limit(budget: float) -> float:
+    """Wall seconds to allow for `budget` seconds of work: 3x, times the load per core when above 1."""
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        load = 1.0
+    return budget * 3 * max(1.0, load)
 
 
 def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,

@@ -72,7 +72,7 @@ def prepare_inputs(graph: Graph, data: str | Path | None = None, samples: int | 
         n = samples or DEFAULT_GENERATED_SAMPLES
         return ValidationInputs(
             generated_inputs(shape, n),
-            notes=[f"no --data: validated on {n} generated inputs; accuracy was not measured"],
+            notes=[f"no --data: {n} generated inputs; accuracy was not measured"],
         )
     from .data import load_data
 
@@ -82,9 +82,17 @@ def prepare_inputs(graph: Graph, data: str | Path | None = None, samples: int | 
         raise ValidationError(f"the model's input is {t.dtype}, not quantized int8",
                               hint="convert it with 'tinyedge convert' first")
     from .conversion import quantize_input
+    from .data import check_labels
 
+    check_labels(y, _classes(graph), data)
     xq = quantize_input(x, t)
     return ValidationInputs(xq, labels=y, x_float=x, source=str(data))
+
+
+def _classes(graph: Graph) -> int:
+    """The number of classes of a classifier's output (its last dimension), or 0 when not a vector."""
+    shape = [int(d) for d in graph.output_tensors[0].shape]
+    return shape[-1] if shape and shape[-1] > 1 else 0
 
 
 def tool_versions(extra: dict | None = None) -> dict:
@@ -148,7 +156,7 @@ def validate_device(
                 progress(i + 1, n)
     except KeyboardInterrupt:
         interrupted = True
-        log.warning("interrupted after %d of %d samples", len(dev_out), n)
+        log.info("interrupted after %d of %d samples", len(dev_out), n)
     stream_s = time.perf_counter() - t0
     done = len(dev_out)
     width = dev_out[0].size if dev_out else int(np.prod(graph.output_tensors[0].shape))
@@ -173,7 +181,7 @@ def validate_device(
         },
         "latency": latency(counts, unit or "unknown", hz),
         "stream_seconds": stream_s,
-        "notes": list(inputs.notes),
+        "notes": list(inputs.notes) + ([f"interrupted: validated {done} of {n} samples"] if interrupted else []),
     }
 
 
@@ -187,6 +195,9 @@ def validate(
     timeout: float = 10.0,
     progress: Progress | None = None,
     report_file: str | Path | None = None,
+    baud: int = 115200,
+    trust_code: bool = False,
+    on_status: Callable[[str], None] | None = None,
 ) -> dict:
     """Validate the board on `port` (a pyserial URL) that runs `tflite`; return the report.
 
@@ -203,8 +214,8 @@ def validate(
     if float_model is not None and inputs.labels is not None:
         from .conversion import float_predict
 
-        float_acc = accuracy(float_predict(float_model, inputs.x_float), inputs.labels)
-    with Device(port, timeout=timeout) as dev:
+        float_acc = accuracy(float_predict(float_model, inputs.x_float, trust_code=trust_code), inputs.labels)
+    with Device(port, timeout=timeout, baud=baud, on_status=on_status) as dev:
         info = dev.info()
         report = {
             "board": info.board,

@@ -19,9 +19,44 @@ __all__ = ["AotResult", "build_context", "c_comment", "generate_model_sources", 
            "kernel_sources", "include_dirs", "runtime_source"]
 
 
-def kernel_sources() -> list[Path]:
-    """The kernel C files a generated model links against."""
-    return sorted((firmware_dir() / "kernels").glob("*.c"))
+# op family -> kernel file in firmware/kernels (one file per family, as CMSIS-NN's Source/ folders)
+KERNEL_FILES = {
+    "CONV_2D": "te_conv.c",
+    "DEPTHWISE_CONV_2D": "te_depthwise.c",
+    "FULLY_CONNECTED": "te_fc.c",
+    "AVERAGE_POOL_2D": "te_pool.c",
+    "MAX_POOL_2D": "te_pool.c",
+    "ADD": "te_elementwise.c",
+    "MUL": "te_elementwise.c",
+    "MEAN": "te_elementwise.c",
+    "PAD": "te_elementwise.c",
+    "CONCATENATION": "te_elementwise.c",
+    "RESHAPE": "te_elementwise.c",
+    "SOFTMAX": "te_activation.c",
+    "RELU": "te_activation.c",
+    "RELU6": "te_activation.c",
+    "LEAKY_RELU": "te_activation.c",
+    "QUANTIZE": "te_activation.c",
+    "LOGISTIC": "te_activation.c",
+    "TANH": "te_activation.c",
+    "HARD_SWISH": "te_activation.c",
+}
+
+
+def kernel_sources(opcodes=None) -> list[Path]:
+    """The kernel C files a generated model links against.
+
+    With no argument: every kernel file (what a build that serves any model compiles). With
+    `opcodes` (an iterable of TFLite op names, e.g. `{op.opcode for op in graph.ops}`): only the
+    files of those op families, plus the weight decoders when a conv or FC op is among them.
+    """
+    kdir = firmware_dir() / "kernels"
+    if opcodes is None:
+        return sorted(kdir.glob("*.c"))
+    names = {KERNEL_FILES[o] for o in opcodes if o in KERNEL_FILES}
+    if names & {"te_conv.c", "te_depthwise.c", "te_fc.c"} and (kdir / "te_weights.c").is_file():
+        names.add("te_weights.c")
+    return sorted(kdir / n for n in names)
 
 
 def include_dirs() -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..boards import DEFAULT_BOARD, all_boards
+from ..boards import DEFAULT_BOARD, FAMILIES, all_boards
 from ..console import emit_json, out
 from ._common import json_option
 
@@ -15,7 +15,7 @@ def _kb(n: int) -> str:
 
 @click.command("boards")
 @json_option
-@click.option("--family", type=click.Choice(["cortex-m", "esp32", "host"]), help="Only this family.")
+@click.option("--family", type=click.Choice(list(FAMILIES)), help="Only this family.")
 def command(as_json: bool, family: str | None):
     """List the boards tinyedge knows, with their memory, clock and how they are flashed."""
     boards = [b for b in all_boards().values() if family is None or b.family == family]
@@ -23,14 +23,18 @@ def command(as_json: bool, family: str | None):
     if as_json:
         emit_json({"default": DEFAULT_BOARD, "boards": [b.to_dict() for b in boards]})
         return
-    from rich.table import Table
+    from ..console import table
 
-    t = Table(title="Boards", title_justify="left")
-    t.add_column("id", no_wrap=True)
-    for col in ("family", "cpu", "clock", "flash", "RAM", "runtimes", "flashed by", "latency unit"):
-        t.add_column(col, overflow="fold")
+    t = table(title="Boards", caption="* the default board; mpy: runtime micropython", caption_justify="left")
+    for col in ("id", "cpu", "clock", "flash", "RAM", "runs", "flashed by", "latency unit"):
+        # names and units never wrap; numbers wrap only before their unit
+        t.add_column(col)
+    family = None
     for b in boards:
-        name = f"{b.id} (default)" if b.id == DEFAULT_BOARD else b.id
-        t.add_row(name, b.family, b.cpu, f"{b.clock_hz / 1e6:g} MHz", _kb(b.flash_bytes), _kb(b.ram_bytes),
-                  ", ".join(b.runtimes), b.flash.method, b.cycle_unit)
+        if b.family != family:
+            family = b.family
+            t.add_row(f"[bold]{family}[/]", end_section=False)
+        name = f"{b.id} *" if b.id == DEFAULT_BOARD else b.id
+        t.add_row(f"  {name}", b.cpu, f"{b.clock_hz / 1e6:g} MHz", _kb(b.flash_bytes), _kb(b.ram_bytes),
+                  " ".join("mpy" if r == "micropython" else r for r in b.runtimes), b.flash.method, b.cycle_unit)
     out.print(t)

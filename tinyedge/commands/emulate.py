@@ -8,15 +8,13 @@ import click
 
 from ..console import emit_json, info
 from ..errors import LinkError
-from ._common import existing_path, force_option, json_option
+from ._common import existing_path, force_option, json_option, output_option, runtime_option
 
 
 @click.command("emulate")
 @click.argument("model", type=existing_path(dir_okay=False))
-@click.option("--runtime", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
-              help="aot: the generated C built for this computer; tflm: the tflite-micro interpreter.")
-@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the host firmware project (aot); default build/<model>-host.")
+@runtime_option(emulated=True)
+@output_option("out_dir", help="Folder for the host firmware project (aot); default build/<model>-host.")
 @force_option
 @json_option
 def command(model, runtime, out_dir, force, as_json):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from ..console import emit_json, err, info
-from ._common import existing_path, json_option
+from ..console import result as show
+from ._common import existing_path, json_option, port_option
 
 
 @click.command("flash")
 @click.argument("project_dir", type=existing_path(file_okay=False))
-@click.option("--port", "-p", default=None, metavar="URL",
-              help="Serial port (device path or pyserial URL); found by itself when one board is attached.")
+@port_option()
 @click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
               help="Board id; default: the one the project was generated for (they must agree).")
 @click.option("--method", default=None, metavar="METHOD",
@@ -70,8 +70,12 @@ def command(project_dir, port, board_id, method, no_stub, connect_attempts, merg
             total = sum(f.get("bytes", 0) for f in files)
             extra = f", {total:,} bytes in {len(files)} image(s)" if files else ""
             verified = ", verified" if d.get("verified") else ""
-            info(f"flashed {what}{extra}{verified}" + (f"; it talks on {result.port}" if result.port else ""))
+            show(f"flashed {what}{extra}{verified}" + (f"; it talks on {result.port}" if result.port else ""))
         if result.process is not None:
+            ann = result.details.get("announcement")
+            if isinstance(ann, dict) and not as_json:
+                # The board printed this before anyone could connect: show it, it is the board's start.
+                show("tinyedge ready " + " ".join(f"{k}={v}" for k, v in ann.items()))
             info(f"the emulated board is running; its port is {result.port} (Ctrl-C stops it)")
             _serve_until_interrupted()
     finally:

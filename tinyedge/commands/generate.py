@@ -1,25 +1,52 @@
-"""`tinyedge generate`: a firmware project (or, without --board, just the aot model sources)."""
+"""`tinyedge generate`: a firmware project (or, without --board, the aot model sources that compile alone)."""
 
 from __future__ import annotations
 
 import click
 
-from ..console import emit_json, info
-from ._common import force_option, json_option
+from ..console import emit_json, result
+from ._common import (
+    backend_option,
+    convert_options,
+    default_runtime,
+    force_option,
+    json_option,
+    keras_options,
+    mpy_dir_option,
+    name_option,
+    output_option,
+    runtime_option,
+    warn_ignored_calib,
+)
+
+
+def default_output(model: str, board_id: str | None, runtime: str) -> str:
+    from pathlib import Path
+
+    p = Path(model)
+    stem = p.name if p.is_dir() else p.stem
+    return str(Path("build") / (f"{stem}-{board_id}-{runtime}-project" if board_id else f"{stem}-aot-sources"))
 
 
 @click.command("generate")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
-              help="Board id (see 'tinyedge boards'). Without it, --runtime aot writes only the model's C.")
-@click.option("--runtime", "-r", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
-              help="aot: the graph compiled to C; tflm: TensorFlow Lite Micro interprets the flatbuffer.")
-@click.option("--output", "-o", "out_dir", required=True, type=click.Path(path_type=str),
-              help="Output folder (made by tinyedge, or empty; see --force).")
+              help="Board id (see 'tinyedge boards'). Without it, --runtime aot writes the model's C with the "
+                   "kernels it needs, to build into your own firmware.")
+@runtime_option()
+@output_option("out_dir", help="Output folder (made by tinyedge, or empty; see --force); default: "
+               "build/<model>-<board>-<runtime>-project, or build/<model>-aot-sources without --board.")
 @click.option("--prefix", default="te_model", show_default=True, help="Prefix of the generated model's C symbols.")
+@click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
+              help="What the firmware speaks on the UART: tinyedge's framed protocol, or the MLPerf Tiny runner's.")
+@keras_options
+@backend_option
+@name_option
+@mpy_dir_option
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, force, as_json):
+def command(model, board_id, runtime, out_dir, prefix, protocol, calib, calib_samples, trust_code, backend, name,
+            micropython_dir, force, as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
     Build it with 'tinyedge build DIR', or with the board's own tools (make,
@@ -27,40 +54,79 @@ def command(model, board_id, runtime, out_dir, prefix, force, as_json):
     """
     from pathlib import Path
 
+    from ..boards import get_board
+    from ..runtimes import get_runtime
+
+    opts = convert_options(calib, calib_samples, trust_code)
+    warn_ignored_calib(model, opts)
+    board = get_board(board_id) if board_id else None
+    runtime = runtime or default_runtime(board)
+    if out_dir is None:
+        out_dir = default_output(model, board_id, runtime)
+    rt = get_runtime(runtime)
+    if rt.kind == "package":
+        _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts)
+        return
     if board_id is None:
-        if runtime != "aot":
+        if protocol != "tinyedge":
             from ..errors import UsageError
 
-            raise UsageError("--runtime tflm needs a board", hint="add --board B (see 'tinyedge boards')")
-        from ..aot import generate_model_sources
-        from ..fsutil import staged_dir
-        from ..project import PREFIX_RE
-
-        if not PREFIX_RE.match(prefix):
+            raise UsageError("--protocol needs a board", hint="add --board B (see 'tinyedge boards')")
+        if rt.engine is None:
             from ..errors import UsageError
 
-            raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
-                             hint="use lower-case letters, digits and '_', starting with a letter")
-        src = Path(model).expanduser().resolve()
-        with staged_dir(out_dir, force=force, what="tinyedge aot model sources") as stage:
-            res = generate_model_sources(src, stage, prefix=prefix)
-        final = Path(out_dir).expanduser().resolve()
-        files = sorted(str(final / Path(f).name) for f in res.files)
+            raise UsageError(f"--runtime {runtime} needs a board", hint="add --board B (see 'tinyedge boards')")
+        from ..aot.sources import write_model_sources
+
+        res = write_model_sources(model, out_dir, prefix=prefix, force=force, convert_options=opts,
+                                  engine=rt.engine_module())
         if as_json:
-            emit_json({"output": str(final), "files": files, "arena_bytes": res.arena_bytes,
-                       "const_bytes": res.const_bytes, "ops": res.op_count, "sha256": res.sha256})
+            emit_json(res)
         else:
-            info(f"wrote {', '.join(Path(f).name for f in files)} to {final} "
-                 f"(arena {res.arena_bytes:,} B, constants {res.const_bytes:,} B, {res.op_count} ops)")
+            names = ", ".join(Path(f).name for f in res["files"])
+            result(f"wrote {names} to {res['output']} (arena {res['arena_bytes']:,} B, constants "
+                   f"{res['const_bytes']:,} B, {res['ops']} ops); they compile on their own: "
+                   f"cd {res['output']} && {res['build']}")
         return
 
-    from ..boards import get_board
     from ..project import generate_project, read_project
 
-    board = get_board(board_id)
-    path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix)
+    path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
+                            protocol=protocol)
     meta = read_project(path)
     if as_json:
         emit_json({"output": str(path), **meta})
     else:
-        info(f"wrote the {runtime} project for {board.id} to {path}; build it with: tinyedge build {path}")
+        result(f"wrote the {runtime} project for {board.id} to {path}; build it with: tinyedge build {path}")
+
+
+def _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts):
+    """Runtime micropython: the package folder (and package.json) for the board's MicroPython arch."""
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..micropython.package import generate_package, module_name
+    from ..project import _load_model
+
+    if board is None or board.micropython is None:
+        raise UsageError(f"--runtime {runtime} needs a board that says its MicroPython arch",
+                         hint="add --board B (e.g. esp32, rpi-pico, micropython-unix; see 'tinyedge boards')")
+    if runtime not in board.runtimes:
+        raise UsageError(f"board {board.id} does not support runtime {runtime!r}",
+                         hint=f"use one of: {', '.join(board.runtimes)}")
+    src = Path(model).expanduser().resolve()
+    name = name or module_name(src)
+    with tempfile.TemporaryDirectory(prefix="tinyedge-model-") as tmp:
+        model_path, tflite = _load_model(src, Path(tmp), opts)
+        tfl = Path(tmp) / (module_name(model_path) + ".tflite")
+        tfl.write_bytes(tflite)
+        res = generate_package(tfl, out_dir, arch=board.micropython.arch, name=name, backend=backend,
+                               board=board.id, mpy_dir=micropython_dir, force=force)
+    if as_json:
+        emit_json(res.to_dict())
+    else:
+        result(f"wrote the MicroPython package {res.name} ({res.backend}, {res.arch}, {res.package_bytes:,} bytes) "
+               f"to {res.out_dir}; install it with: mpremote mip install {res.out_dir / 'package.json'}")
+        for n in res.notes:
+            result(n)

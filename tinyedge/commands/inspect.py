@@ -4,63 +4,80 @@ from __future__ import annotations
 
 import click
 
-from ..console import emit_json, err
-from ._common import board_option, json_option
+from ..console import emit_json, out
+from ..runtimes import RUNTIMES
+from ._common import convert_options, json_option, keras_options, warn_ignored_calib
 
 
 def _shape(t: dict) -> str:
     return "x".join(map(str, t["shape"])) or "scalar"
 
 
+def _runs_on(r: dict, index: int) -> str:
+    marks = []
+    for rt, s in r["support"].items():
+        if s["status"] == "unknown":
+            marks.append(f"{rt}?")
+        elif s["per_op"][index]:
+            marks.append(rt)
+        else:
+            marks.append(f"[red]not-{rt}[/]")
+    return " ".join(marks)
+
+
 def print_report(r: dict) -> None:
-    from rich.table import Table
+    """The inspect report for a terminal (stdout): every line fits the width, no number, shape or
+    op name is cut; the full detail (constant shapes, every tensor) is in --json."""
+    from ..console import result, short_path, table, width
 
     m = r["model"]
-    err.print(f"[bold]{m['path'] or 'model'}[/]  {m['bytes']:,} B  sha256 {m['sha256'][:16]}")
-    runtimes = list(r["support"])
-    t = Table(title="Ops in execution order", title_justify="left")
-    for col in ("#", "op", "v", "inputs", "output", "MACs", "weight B", *runtimes):
-        t.add_column(col, overflow="fold", justify="right" if col in ("#", "MACs", "weight B") else "left")
+    result(f"[bold]{short_path(m['path'] or 'model', width())}[/]")
+    result(f"{m['bytes']:,} B, sha256 {m['sha256'][:16]}")
+    t = table(title="Ops in execution order")
+    for col in ("#", "op", "input", "output", "MACs", "weight B", "runs on"):
+        t.add_column(col, justify="right" if col in ("#", "MACs", "weight B") else "left")
     for op in r["ops"]:
-        ins = ", ".join(_shape(x) + ("c" if x["const"] else "") for x in op["inputs"])
-        outs = ", ".join(_shape(x) for x in op["outputs"])
-        marks = []
-        for rt in runtimes:
-            s = r["support"][rt]
-            if s["status"] == "unknown":
-                marks.append("?")
-            else:
-                marks.append("yes" if s["per_op"][op["index"]] else "[red]no[/]")
-        t.add_row(str(op["index"]), op["opcode"], str(op["version"]), ins, outs, f"{op['macs']:,}",
-                  f"{op['weight_bytes']:,}", *marks)
-    err.print(t)
+        ins = " ".join(_shape(x) for x in op["inputs"] if not x["const"]) or "-"
+        outs = " ".join(_shape(x) for x in op["outputs"])
+        name = op["opcode"] + (f" v{op['version']}" if op["version"] != 1 else "")
+        t.add_row(str(op["index"]), name, ins, outs, f"{op['macs']:,}", f"{op['weight_bytes']:,}",
+                  _runs_on(r, op["index"]))
+    out.print(t)
     tot, mem = r["totals"], r["memory"]
-    err.print(f"totals: {tot['ops']} ops, {tot['macs']:,} MACs, {tot['param_bytes']:,} parameter bytes, "
-              f"{tot['model_bytes']:,} model bytes")
+    result(f"totals: {tot['ops']} ops, {tot['macs']:,} MACs, {tot['param_bytes']:,} parameter bytes, "
+        f"{tot['model_bytes']:,} model bytes")
     arena = f"{mem['arena_bytes']:,} B" if mem.get("arena_bytes") is not None else "n/a"
     tflm = f"{mem['tflm_arena_bytes']:,} B" if mem.get("tflm_arena_bytes") is not None else "n/a"
-    err.print(f"memory: peak live activations {mem['peak_live_bytes']:,} B at op #{mem['peak_op']} "
-              f"({mem.get('peak_op_name')}); planned arena {arena}; TFLite Micro interpreter arena {tflm} "
-              "(host, 64-bit)")
+    result(f"memory: peak live activations {mem['peak_live_bytes']:,} B at op #{mem['peak_op']} "
+        f"({mem.get('peak_op_name')}); planned arena {arena}; TFLite Micro interpreter arena {tflm} "
+        "(host, 64-bit)")
     for rt, s in r["support"].items():
         if s["status"] == "unsupported":
             for u in s["unsupported"]:
-                err.print(f"  {rt}: op #{u['op_index']} {u['opcode']} v{u['version']}: {u['reason']}")
+                result(f"  {rt}: op #{u['op_index']} {u['opcode']} v{u['version']}: {u['reason']}")
         else:
-            err.print(f"runtime {rt}: {s['status']}" + (f" ({s['reason']})" if s.get("reason") else ""))
+            result(f"runtime {rt}: {s['status']}" + (f" ({s['reason']})" if s.get("reason") else ""))
     fit = r.get("fit")
     if fit:
         verdict = "[green]fits[/]" if fit["fits"] else "[red]does not fit[/]"
-        err.print(f"board {fit['board']}: {verdict}; flash {fit['flash_needed']:,} of {fit['flash_bytes']:,} B "
-                  f"(margin {fit['flash_margin']:,}), RAM {fit['ram_needed']:,} of {fit['ram_bytes']:,} B "
-                  f"(margin {fit['ram_margin']:,}, {fit['ram_basis']}); {fit['note']}")
+        rt = f" with runtime {fit['runtime']}" if fit.get("runtime") else ""
+        result(f"board {fit['board']}{rt}: {verdict}")
+        result(f"  flash {fit['flash_needed']:,} of {fit['flash_bytes']:,} B (margin {fit['flash_margin']:,}; "
+            f"{fit.get('flash_basis', 'the .tflite')})")
+        result(f"  RAM {fit['ram_needed']:,} of {fit['ram_bytes']:,} B (margin {fit['ram_margin']:,}; "
+            f"{fit['ram_basis']})")
+        result(f"  {fit['note']}")
 
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(path_type=str))
-@board_option
+@click.option("--board", "-b", "board_id", default=None, metavar="BOARD",
+              help="Also say whether the model fits this board (see 'tinyedge boards').")
+@click.option("--runtime", "-r", type=click.Choice(sorted(RUNTIMES)), default="aot", show_default=True,
+              help="The runtime whose flash and arena the --board fit is judged with.")
+@keras_options
 @json_option
-def command(model, board_id, as_json):
+def command(model, board_id, runtime, calib, calib_samples, trust_code, as_json):
     """Show MODEL's ops, MACs, memory plan and op support (a Keras model is converted first)."""
     from ..analyze import inspect_model
 
@@ -68,7 +85,9 @@ def command(model, board_id, as_json):
         from ..boards import get_board
 
         get_board(board_id)  # an unknown board fails before any work
-    r = inspect_model(model, board=board_id)
+    opts = convert_options(calib, calib_samples, trust_code)
+    warn_ignored_calib(model, opts)
+    r = inspect_model(model, board=board_id, convert_options=opts, runtime=runtime)
     if as_json:
         emit_json(r)
     else:

@@ -7,6 +7,7 @@ import time
 import click
 
 from ..console import info
+from ._common import baud_option, port_option
 
 
 def describe_frame(f) -> str:
@@ -39,23 +40,35 @@ def describe_frame(f) -> str:
     return f"{head} {len(f.body)} bytes]"
 
 
+PROBE_AFTER = 1.5      # seconds of silence after connecting before one hello is sent
+SILENT_NOTICE = 5.0    # seconds of silence before saying that nothing arrives
+
+
 @click.command("monitor")
-@click.option("--port", "-p", required=True, metavar="URL",
-              help="Serial port: a device path, a pty, or a pyserial URL (socket://host:port, rfc2217://...).")
-@click.option("--baud", default=115200, show_default=True, type=click.IntRange(300, 20_000_000),
-              help="Baud rate (ignored by sockets and ptys).")
+@port_option()
+@baud_option
 @click.option("--raw", is_flag=True, help="Show the bytes in hex instead of decoding them.")
+@click.option("--hello/--no-hello", default=True, show_default=True,
+              help="When the board is silent after connecting (it printed its banner before), send one hello "
+                   "so that it says which board, runtime and model it is.")
 @click.option("--exit-after", type=float, default=None, hidden=True, help="Stop after this many seconds (tests).")
-def command(port: str, baud: int, raw: bool, exit_after: float | None):
+def command(port: str | None, baud: int, raw: bool, hello: bool, exit_after: float | None):
     """Show a board's text output and decode protocol frames into readable lines.
 
     Runs until Ctrl-C; when the port goes away (a USB board reset), waits for
-    it to come back and goes on.
+    it to come back and goes on.  A port that cannot be opened is an error.
+    The port is held exclusively: a monitor beside a validate on the same
+    port is refused rather than stealing its bytes.
     """
     from ..errors import LinkError
+    from ..link import protocol as p
     from ..link.protocol import Frame, FrameDecoder, Garbage, TextLine
-    from ..link.transport import open_with_backoff
+    from ..link.transport import Transport, open_with_backoff
 
+    if port is None:
+        from ..ports import pick_port
+
+        port = pick_port()
     deadline = None if exit_after is None else time.monotonic() + exit_after
 
     def done() -> bool:
@@ -64,20 +77,32 @@ def command(port: str, baud: int, raw: bool, exit_after: float | None):
     def emit(line: str) -> None:
         click.echo(line)
 
-    t = None
+    t = Transport(port, baud=baud)          # a port that cannot be opened: an error, exit 2
     try:
         while not done():
-            try:
-                t = open_with_backoff(port, baud=baud, stop=done)
-            except LinkError:
-                return
-            info(f"monitoring {port} (Ctrl-C to stop)")
+            if t is None:
+                try:
+                    t = open_with_backoff(port, baud=baud, stop=done)
+                except LinkError:
+                    return
+            info(f"monitoring {port} at {baud} baud (Ctrl-C to stop)")
             dec = FrameDecoder()
+            since, probed, noticed, heard = time.monotonic(), not hello, False, False
             try:
                 while not done():
                     data = t.read(0.2)
                     if not data:
+                        quiet = time.monotonic() - since
+                        if not heard and not probed and quiet >= PROBE_AFTER:
+                            probed = True
+                            info("nothing received yet; sent one hello to ask the board who it is")
+                            t.write(p.encode_frame(p.HELLO, 0, b"", lead=True))
+                        elif not heard and not noticed and quiet >= SILENT_NOTICE:
+                            noticed = True
+                            info(f"nothing received from {port} in {SILENT_NOTICE:g} s: is the board running, "
+                                 f"and at {baud} baud?")
                         continue
+                    heard = True
                     if raw:
                         emit(data.hex(" "))
                         continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..console import emit_json, out
+from ..console import emit_json, out, result
 from ._common import json_option
 
 
@@ -24,13 +24,13 @@ def command(as_json: bool, show_all: bool):
         emit_json({"ports": [p.to_dict() for p in ports]})
         return
     if not ports:
-        out.print("no board-like serial ports found (plug a board in; --all lists every port)")
+        result("no board-like serial ports found (plug a board in; --all lists every port)")
         return
-    from rich.table import Table
+    from ..console import table
 
-    t = Table(title="Serial ports", title_justify="left")
+    t = table(title="Serial ports")
     for col in ("port", "USB id", "looks like", "family", "boards", "description"):
-        t.add_column(col, overflow="fold")
+        t.add_column(col)
     for p in ports:
         t.add_row(p.device, p.usb_id or "-", p.kind or "-", p.family or "-", ", ".join(p.boards) or "-",
                   p.description if p.description not in ("", "n/a") else "-")

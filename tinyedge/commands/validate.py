@@ -4,42 +4,53 @@ from __future__ import annotations
 
 import click
 
-from ..console import emit_json, err
-from ._common import existing_path, json_option
-from ._report import print_report, progress_bar
+from ..console import emit_json, info, result
+from ._common import existing_path, force_option, json_option, link_options
+from ._report import exit_if_interrupted, print_report, progress_bar
 
 
 @click.command("validate")
 @click.argument("model", type=existing_path(dir_okay=False))
-@click.option("--port", "-p", required=True, metavar="URL",
-              help="pyserial URL of the board: /dev/ttyUSB0, socket://127.0.0.1:5555, a pty path.")
+@link_options()
 @click.option("--data", "-d", type=existing_path(dir_okay=False), default=None,
               help="Test data (.npz with x and optional y labels, or .npy of x). Default: generated inputs.")
-@click.option("--samples", "-n", type=click.IntRange(min=1), default=None, help="Use at most N samples.")
+@click.option("--samples", "-n", type=click.IntRange(min=1), default=None, help="Validate on at most N samples.")
 @click.option("--float-model", type=existing_path(), default=None,
               help="The Keras model the .tflite came from, to report the float model's accuracy too.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow Lambda layers stored as Python bytecode in --float-model (this runs code from it).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False), default=None,
-              help="Also write the report as JSON to this file.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds to wait for each reply.")
+              help="Also write the report as JSON to this file (an existing file is refused without --force).")
+@force_option
 @json_option
-def command(model, port, data, samples, float_model, report_file, timeout, as_json):
+def command(model, port, baud, timeout, data, samples, float_model, trust_code, report_file, force, as_json):
     """Stream inputs to the board running MODEL.tflite and check its answers.
 
     The board's int8 outputs are compared with the tflite-micro interpreter's
     on the same inputs (bit-exact share, top-1 agreement, largest difference);
     with labels, the accuracy of the board, of the int8 model on the host and
     (with --float-model) of the float model; latency in the board's counter
-    unit.  Ctrl-C stops streaming and still reports what was measured.
+    unit.  Without --port, the one attached board is used.  Ctrl-C stops
+    streaming, reports what was measured and exits with status 130.
     """
     from ..validation import validate
 
-    with progress_bar("streaming", enabled=not as_json) as progress:
+    if report_file:
+        from ..fsutil import check_output_file
+
+        report_file = str(check_output_file(report_file, force=force))
+    if port is None:
+        from ..ports import pick_port
+
+        port = pick_port()
+    with progress_bar(f"streaming to {port}", enabled=not as_json) as progress:
         report = validate(port, model, data=data, samples=samples, float_model=float_model,
-                          timeout=timeout, progress=progress, report_file=report_file)
+                          timeout=timeout, progress=progress, report_file=report_file, baud=baud,
+                          trust_code=trust_code, on_status=info)
     if as_json:
         emit_json(report)
     else:
         print_report(report)
         if report_file:
-            err.print(f"report written to {report_file}")
+            result(f"report written to {report_file}")
+    exit_if_interrupted(report)

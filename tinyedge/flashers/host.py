@@ -6,10 +6,13 @@ is the slave path (a pyserial URL).  Closing the result stops the process.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..errors import FlashError
 from . import Flasher, FlashResult, Progress
+
+log = logging.getLogger(__name__)
 
 
 class HostFlasher(Flasher):
@@ -30,6 +33,8 @@ class HostFlasher(Flasher):
         if not exe:
             raise FlashError(f"{project_dir} has no host executable in its build record",
                              hint="run 'tinyedge build' again")
+        if port:
+            log.warning("--port %s ignored: an emulated board gets a pty of its own", port)
         hb = HostBoard(exe)
         if progress is not None:
             progress(1, 1)

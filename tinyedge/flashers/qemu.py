@@ -42,15 +42,23 @@ class QemuFlasher(Flasher):
         if not board.is_qemu:
             raise UsageError(f"board {board.id} is not emulated by QEMU", hint="pick a qemu-* board")
         if port:
-            log.info("ignoring --port %s: QEMU picks a free local port", port)
+            log.warning("--port %s ignored: an emulated board gets a free local port of its own", port)
         elf = read_build(project_dir)["artifacts"].get("elf")
         if not elf:
             raise FlashError(f"{project_dir} has no ELF in its build record", hint="run 'tinyedge build' again")
+        from ..project import read_project
+
+        protocol = read_project(project_dir).get("protocol", "tinyedge")
         q = start_qemu(elf, board)
         try:
             # The first client starts the guest (wait=on); read its announcement, then let go.
-            with Device(q.url, timeout=5) as d:
-                ann = d.wait_for_announcement(self.announce_timeout)
+            if protocol == "mlperf":
+                from ..mlperf import wait_boot
+
+                ann = {"protocol": "mlperf", "boot": wait_boot(q.url, self.announce_timeout)}
+            else:
+                with Device(q.url, timeout=5) as d:
+                    ann = q.wait_for_announcement(d, self.announce_timeout)
         except BaseException:
             err = q.stderr_text().strip()
             q.close()

@@ -14,6 +14,7 @@ import logging
 import os
 import struct
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 
 from ..errors import FlashError, InputFileError, UsageError
@@ -211,14 +212,18 @@ RP2040_FLASH = 0x10000000
 
 
 def crc32_mpeg2(data: bytes) -> int:
-    """CRC-32/MPEG-2 (poly 0x04C11DB7, init 0xFFFFFFFF, not reflected): the RP2040 boot2 checksum."""
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else (crc << 1)
-            crc &= 0xFFFFFFFF
-    return crc
+    """CRC-32/MPEG-2 (poly 0x04C11DB7, init 0xFFFFFFFF, not reflected): the RP2040 boot2 checksum,
+    computed by the `crc` library."""
+    return _mpeg2().checksum(bytes(data))
+
+
+@cache
+def _mpeg2():
+    import crc
+
+    return crc.Calculator(crc.Configuration(width=32, polynomial=0x04C11DB7, init_value=0xFFFFFFFF,
+                                            final_xor_value=0, reverse_input=False, reverse_output=False),
+                          optimized=True)
 
 
 def check_rp2040_boot2(blocks: dict[int, bytes]) -> None:

@@ -24,6 +24,8 @@ from .transport import Transport
 
 log = logging.getLogger(__name__)
 
+_SEEN_KEEP = 160
+
 _ANNOUNCE = re.compile(r"tinyedge ready ((?:\w+=\S+\s*)+)$")
 
 
@@ -43,14 +45,23 @@ class Device:
     `retries` is how many times one request may be resent before
     DeviceTimeout is raised."""
 
+    HELLO_TIMEOUT = 20.0   # seconds the first hello may take in all (a board that is not there fails in it)
+    HELLO_NOTICE = 1.0     # after this long without a hello reply, `on_status` says what is being waited for
+
     def __init__(self, url: str, *, timeout: float = 10.0, retries: int = 5, baud: int = 115200,
-                 window: int = p.DEFAULT_WINDOW, transport: Transport | None = None, process=None):
+                 window: int = p.DEFAULT_WINDOW, transport: Transport | None = None, process=None,
+                 hello_timeout: float | None = None, on_status=None):
         if timeout <= 0 or retries < 0:
             raise UsageError("timeout must be > 0 and retries >= 0")
         self.url = url
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.window = int(window)
+        self.hello_timeout = (float(hello_timeout) if hello_timeout
+                              else min(self.HELLO_TIMEOUT, self.timeout * (self.retries + 1)))
+        self.on_status = on_status        # a callable(str) shown to the user while a wait is long, or None
+        self._seen = bytearray()          # the last bytes the port sent (quoted when the board never answers)
+        self._seen_total = 0
         self.transport = transport or Transport(url, baud=baud)
         self.process = process            # an emulator handle (close() stops it) or None
         self._decoder = p.FrameDecoder()
@@ -94,6 +105,9 @@ class Device:
         data = self.transport.read(max(0.0, deadline - time.monotonic()))
         if not data:
             return
+        self._seen_total += len(data)
+        self._seen += data
+        del self._seen[:-_SEEN_KEEP]
         for ev in self._decoder.feed(data):
             if isinstance(ev, p.Frame):
                 self.stats.frames_in += 1
@@ -168,18 +182,38 @@ class Device:
         return dict(self.announcement)
 
     def info(self, *, refresh: bool = False) -> p.DeviceInfo:
-        """The board's hello reply (cached until the board restarts)."""
+        """The board's hello reply (cached until the board restarts).
+
+        The hello is resent every couple of seconds for at most `hello_timeout`
+        seconds in all; after `HELLO_NOTICE` s without a reply, `on_status`
+        is told what is being waited for.  A port that never answers fails
+        with an error quoting what it sent."""
         if self._info is not None and not refresh:
             return self._info
         seq = self._next_seq()
         self.stats.requests += 1
-        for attempt in range(self.retries + 1):
-            if attempt:
+        start = time.monotonic()
+        deadline = start + self.hello_timeout
+        interval = min(self.timeout, 2.0)
+        tries, noticed = 0, False
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if tries:
                 self.stats.retries += 1
+            tries += 1
             self._send(p.HELLO, seq)
-            f = self._wait_reply(seq, self.timeout)
+            wait = min(interval, deadline - now)
+            if not noticed:
+                wait = min(wait, max(0.05, start + self.HELLO_NOTICE - now))
+            f = self._wait_reply(seq, wait)
             if f is None:
-                self.stats.timeouts += 1
+                if not noticed and time.monotonic() - start >= self.HELLO_NOTICE * 0.99:
+                    noticed = True
+                    if self.on_status is not None:
+                        self.on_status(f"waiting for the board's hello on {self.url} "
+                                       f"(up to {self.hello_timeout:g} s)")
                 continue
             self._check_error(f, "hello")
             if f.type != p.HELLO_REPLY:
@@ -191,7 +225,25 @@ class Device:
                     hint="reflash the board with firmware from this tinyedge, or update tinyedge")
             self._info = info
             return info
-        raise self._timeout_error("hello", self.retries + 1)
+        self.stats.timeouts += 1
+        if self._decoder._binary and self._decoder._buf:
+            raise self._timeout_error("hello", tries)
+        raise DeviceTimeout(
+            f"{self.url}: no answer to hello within {self.hello_timeout:g} s ({tries} tries); {self.heard()}",
+            hint="check that the board runs tinyedge firmware (reflash it) and that port and baud rate are right")
+
+    def heard(self) -> str:
+        """What the port sent so far, for an error message: its last text, or its last bytes in hex."""
+        if not self._seen_total:
+            return "the port sent nothing"
+        data = bytes(self._seen)
+        text = data.decode("utf-8", "replace")
+        printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+        more = f" (the last {len(data)} of {self._seen_total} bytes)" if self._seen_total > len(data) else ""
+        if printable >= 0.9 * max(1, len(text)):
+            shown = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+            return f"the port sent{more}: {shown[-120:]!r}"
+        return f"the port sent {self._seen_total} bytes that are not tinyedge frames{more}: {data[-32:].hex(' ')}"
 
     def expect_model(self, sha256: str) -> p.DeviceInfo:
         """Raise LinkError when the board runs another model than `sha256` (hex, full or a prefix)."""

@@ -19,6 +19,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from cobs import cobs as _cobs
+
 from ..errors import ProtocolError
 
 VERSION = 1
@@ -75,38 +77,18 @@ def crc32(data: bytes) -> int:
 
 
 def cobs_encode(data: bytes) -> bytes:
-    """COBS-encode `data` (no delimiter).  Every block is at most 254 bytes."""
-    out = bytearray()
-    for piece in bytes(data).split(b"\x00"):
-        # a piece of n non-zero bytes: full 254-byte blocks (code 0xFF), then the rest
-        while len(piece) >= 254:
-            out.append(0xFF)
-            out += piece[:254]
-            piece = piece[254:]
-        out.append(len(piece) + 1)
-        out += piece
-    return bytes(out)
+    """COBS-encode `data` (no delimiter), with the `cobs` library (a C extension): about 2x faster than
+    the pure-Python loop it replaced (benchmarks/bench_cobs_crc.py).  A final run of 254 non-zero
+    bytes ends with its 0xFF block (the firmware's encoder adds an empty block; both decode the same)."""
+    return _cobs.encode(bytes(data))
 
 
 def cobs_decode(block: bytes) -> bytes:
     """Decode a COBS block (without its 0x00 delimiter); FrameError when malformed."""
-    out = bytearray()
-    i, n = 0, len(block)
-    while i < n:
-        code = block[i]
-        if code == 0:
-            raise FrameError("zero byte inside a COBS block")
-        end = i + code
-        if end > n:
-            raise FrameError("COBS block runs past the end of the frame")
-        run = block[i + 1:end]
-        if 0 in run:
-            raise FrameError("zero byte inside a COBS block")
-        out += run
-        i = end
-        if code != 0xFF and i < n:
-            out.append(0)
-    return bytes(out)
+    try:
+        return _cobs.decode(bytes(block))
+    except _cobs.DecodeError as e:
+        raise FrameError(f"malformed COBS block: {e}") from None
 
 
 # ------------------------------------------------------------------- frames

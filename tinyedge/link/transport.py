@@ -25,8 +25,19 @@ class Transport:
         self.bytes_in = 0
         self.bytes_out = 0
         try:
-            self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=10)
+            # exclusive: a device or pty is locked (flock) while open, so a second reader (a monitor
+            # beside a validate) is refused instead of stealing half the bytes of a session.
+            try:
+                self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=10,
+                                                  exclusive=True)
+            except NotImplementedError:
+                # rfc2217:// (ser2net, labgrid's exported serial ports) has no write timeout in pyserial
+                self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
+            if "exclusively lock" in str(e):
+                raise LinkError(f"{url} is in use by another program (another tinyedge validate, deploy or "
+                                "monitor?); two readers would corrupt the session",
+                                hint="stop the other one first") from e
             raise LinkError(f"cannot open {url}: {e}",
                             hint="check the port with 'tinyedge ports' (and that no other program holds it)") from e
         # socket:// : our small frames must not wait for Nagle, and our ACKs must not be

@@ -1,0 +1,485 @@
+/* tinyedge firmware: CONV_2D int8 kernels (aot runtime; API in te_kernels.h). */
+#include "te_kernel_helpers.h"
+
+/* ---- CONV_2D ----------------------------------------------------------- */
+
+/* one output pixel, all channels, kernel rows [ky0, ky1) x columns [kx0, kx1) with dil_w == 1:
+ * each kernel row is one contiguous run of (kx1 - kx0) * in_c bytes in input and weights. */
+static void te_conv_pixel_rows(const te_conv_params_t *p, const int8_t *x0, int32_t ky0, int32_t ky1,
+                               int32_t kx0, int32_t kx1, int8_t *o)
+{
+    const int32_t kc = p->k_w * p->in_c;
+    const int32_t wstride = p->k_h * kc;
+    const int32_t run = (kx1 - kx0) * p->in_c;
+    const int32_t row = p->dil_h * p->in_w * p->in_c;
+    const int32_t woff = ky0 * kc + kx0 * p->in_c;
+    const int full = ky0 == 0 && ky1 == p->k_h && kx0 == 0 && kx1 == p->k_w;
+    const int32_t nrows = ky1 - ky0;
+    int32_t c, r, j;
+    for (c = 0; c + 4 <= p->out_c; c += 4) {
+        const int8_t *w0 = p->weights + c * wstride + woff;
+        int32_t a[4];
+        for (j = 0; j < 4; ++j) {
+            if (full) {
+                a[j] = p->eff_bias[c + j];
+            } else {
+                int32_t sw = 0;
+                for (r = 0; r < nrows; ++r) {
+                    sw += te_sum8(w0 + j * wstride + r * kc, run);
+                }
+                a[j] = p->bias[c + j] + p->in_offset * sw;
+            }
+        }
+#ifdef TE_HAVE_DOT4_ROWS
+        if (full && (run & 3) == 0 && nrows > 0) {
+            te_dot4_rows(x0, row, w0, wstride, run, nrows, a);
+        } else
+#endif
+        {
+            for (r = 0; r < nrows; ++r) {
+                te_dot4(x0 + r * row, w0 + r * kc, wstride, run, a);
+            }
+        }
+        for (j = 0; j < 4; ++j) {
+            o[c + j] = te_requant(a[j], p->mult[c + j], p->shift[c + j], p->out_offset, p->act_min, p->act_max);
+        }
+    }
+    for (; c + 2 <= p->out_c; c += 2) {
+        const int8_t *w0 = p->weights + c * wstride + woff;
+        const int8_t *w1 = w0 + wstride;
+        int32_t a0, a1;
+        if (full) {
+            a0 = p->eff_bias[c];
+            a1 = p->eff_bias[c + 1];
+        } else {
+            int32_t s0 = 0, s1 = 0;
+            for (r = 0; r < nrows; ++r) {
+                s0 += te_sum8(w0 + r * kc, run);
+                s1 += te_sum8(w1 + r * kc, run);
+            }
+            a0 = p->bias[c] + p->in_offset * s0;
+            a1 = p->bias[c + 1] + p->in_offset * s1;
+        }
+        for (r = 0; r < nrows; ++r) {
+            te_dot2(x0 + r * row, w0 + r * kc, w1 + r * kc, run, &a0, &a1);
+        }
+        o[c] = te_requant(a0, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+        o[c + 1] = te_requant(a1, p->mult[c + 1], p->shift[c + 1], p->out_offset, p->act_min, p->act_max);
+    }
+    for (; c < p->out_c; ++c) {
+        const int8_t *w = p->weights + c * wstride + woff;
+        int32_t acc;
+        if (full) {
+            acc = p->eff_bias[c];
+        } else {
+            int32_t s = 0;
+            for (r = 0; r < nrows; ++r) {
+                s += te_sum8(w + r * kc, run);
+            }
+            acc = p->bias[c] + p->in_offset * s;
+        }
+        for (r = 0; r < nrows; ++r) {
+            acc += te_dot(x0 + r * row, w + r * kc, run);
+        }
+        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+    }
+}
+
+/* one output pixel, any dilation: tap by tap, (x + offset) * w */
+static void te_conv_pixel_taps(const te_conv_params_t *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int8_t *o)
+{
+    const int32_t kc = p->k_w * p->in_c;
+    int32_t c, ky, kx, ky0, ky1, kx0, kx1;
+    te_taps(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
+    te_taps(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
+    for (c = 0; c < p->out_c; ++c) {
+        const int8_t *w = p->weights + c * p->k_h * kc;
+        int32_t acc = p->bias[c];
+        int32_t s = 0;
+        for (ky = ky0; ky < ky1; ++ky) {
+            for (kx = kx0; kx < kx1; ++kx) {
+                const int8_t *x = in_b + ((iy0 + ky * p->dil_h) * p->in_w + ix0 + kx * p->dil_w) * p->in_c;
+                const int8_t *wk = w + ky * kc + kx * p->in_c;
+                acc += te_dot(x, wk, p->in_c);
+                s += te_sum8(wk, p->in_c);
+            }
+        }
+        acc += p->in_offset * s;
+        o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+    }
+}
+
+#ifdef TE_HAVE_DOT4_ROWS
+/* full kernel window, run % 4 == 0, out_c % 4 == 0: everything hoisted into locals */
+static void te_conv_full4(const int8_t *x0, int32_t row, int32_t nrows, int32_t run, const int8_t *weights,
+                          int32_t wstride, int32_t out_c, const int32_t *eff, const int32_t *mult,
+                          const int8_t *shift, int32_t oo, int32_t lo, int32_t hi, int8_t *o)
+{
+    int32_t c;
+    for (c = 0; c < out_c; c += 4) {
+        int32_t a[4];
+        int8_t r0, r1, r2, r3;
+        a[0] = eff[c];
+        a[1] = eff[c + 1];
+        a[2] = eff[c + 2];
+        a[3] = eff[c + 3];
+        te_dot4_rows(x0, row, weights + c * wstride, wstride, run, nrows, a);
+        r0 = te_requant(a[0], mult[c], shift[c], oo, lo, hi);
+        r1 = te_requant(a[1], mult[c + 1], shift[c + 1], oo, lo, hi);
+        r2 = te_requant(a[2], mult[c + 2], shift[c + 2], oo, lo, hi);
+        r3 = te_requant(a[3], mult[c + 3], shift[c + 3], oo, lo, hi);
+        o[c] = r0;
+        o[c + 1] = r1;
+        o[c + 2] = r2;
+        o[c + 3] = r3;
+    }
+}
+#endif
+
+/* Small receptive fields whose rows are not a multiple of 4 bytes (first layers with 1 or 3
+ * input channels): gather the window into one contiguous buffer, padding with the input zero
+ * point (whose offset-corrected value is 0), so every pixel runs one dot product per channel
+ * with the folded bias. */
+#define TE_GATHER_MAX 64
+
+static void te_conv_gathered(const te_conv_params_t *p, const int8_t *in_b, int32_t iy0, int32_t ix0, int8_t *o)
+{
+    int8_t buf[TE_GATHER_MAX];
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int8_t zp = (int8_t)(-p->in_offset);
+    const int32_t *const mult = p->mult;
+    const int8_t *const shift = p->shift;
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    int32_t ky, kx, i, c, k = 0;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dil_h;
+        if (p->dil_w == 1 && iy >= 0 && iy < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+            /* whole kernel row inside: one contiguous run */
+            const int8_t *x = in_b + (iy * p->in_w + ix0) * p->in_c;
+            const int32_t kc = p->k_w * p->in_c;
+            for (i = 0; i < kc; ++i) {
+                buf[k++] = x[i];
+            }
+            continue;
+        }
+        for (kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = ix0 + kx * p->dil_w;
+            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                for (i = 0; i < p->in_c; ++i) {
+                    buf[k++] = zp;
+                }
+            } else {
+                const int8_t *x = in_b + (iy * p->in_w + ix) * p->in_c;
+                for (i = 0; i < p->in_c; ++i) {
+                    buf[k++] = x[i];
+                }
+            }
+        }
+    }
+    for (c = 0; c + 4 <= p->out_c; c += 4) {
+        int32_t a[4];
+        int8_t r0, r1, r2, r3;
+        a[0] = p->eff_bias[c];
+        a[1] = p->eff_bias[c + 1];
+        a[2] = p->eff_bias[c + 2];
+        a[3] = p->eff_bias[c + 3];
+        te_dot4(buf, p->weights + c * n, n, n, a);
+        r0 = te_requant(a[0], mult[c], shift[c], oo, lo, hi);
+        r1 = te_requant(a[1], mult[c + 1], shift[c + 1], oo, lo, hi);
+        r2 = te_requant(a[2], mult[c + 2], shift[c + 2], oo, lo, hi);
+        r3 = te_requant(a[3], mult[c + 3], shift[c + 3], oo, lo, hi);
+        o[c] = r0;
+        o[c + 1] = r1;
+        o[c + 2] = r2;
+        o[c + 3] = r3;
+    }
+    for (; c < p->out_c; ++c) {
+        const int32_t acc = p->eff_bias[c] + te_dot(buf, p->weights + c * n, n);
+        o[c] = te_requant(acc, mult[c], shift[c], oo, lo, hi);
+    }
+}
+
+#ifdef TE_HAVE_DOT4_ROWS
+/* Two output pixels x two output channels per pass (every CONV_2D whose kernel window is at
+ * most TE_PAIR_MAX bytes, or TE_PAIR_GATHER when in_c % 4 != 0).  Each pixel's window is read
+ * once (zero-point padded, so the folded bias is exact at the borders too) and sign-extended to
+ * 16-bit lanes, interleaved as [px0 even, px0 odd, px1 even, px1 odd] per 4 input bytes; the
+ * inner loop then loads each weight word once for two pixels: 16 MACs in 19 instructions. */
+#define TE_PAIR_MAX 576    /* window bytes (in_c % 4 == 0): 4 * TE_PAIR_MAX bytes of stack */
+#define TE_PAIR_GATHER 128 /* window bytes otherwise (gathered first) */
+
+static void te_window(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *buf)
+{
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    const unsigned char zp = (unsigned char)(int8_t)(-p->in_offset);
+    const size_t kc = (size_t)(p->k_w * p->in_c);
+    const size_t ic = (size_t)p->in_c;
+    int32_t ky, kx;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dil_h;
+        if (iy < 0 || iy >= p->in_h) {
+            memset(buf, zp, kc);
+        } else if (p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+            memcpy(buf, in_b + (iy * p->in_w + ix0) * p->in_c, kc);
+        } else {
+            for (kx = 0; kx < p->k_w; ++kx) {
+                const int32_t ix = ix0 + kx * p->dil_w;
+                if (ix < 0 || ix >= p->in_w) {
+                    memset(buf + kx * p->in_c, zp, ic);
+                } else {
+                    memcpy(buf + kx * p->in_c, in_b + (iy * p->in_w + ix) * p->in_c, ic);
+                }
+            }
+        }
+        buf += kc;
+    }
+}
+
+static inline void te_expand_lanes(const int8_t *g, int32_t groups, uint32_t *xq)
+{
+    int32_t i;
+    for (i = 0; i < groups; ++i) {
+        const uint32_t v = te_load32(g + 4 * i);
+        xq[4 * i] = te_sxtb16(v);
+        xq[4 * i + 1] = te_sxtb16_ror8(v);
+    }
+}
+
+static inline void te_fill_lanes(uint32_t lanes, int32_t groups, uint32_t *xq)
+{
+    int32_t i;
+    for (i = 0; i < groups; ++i) {
+        xq[4 * i] = lanes;
+        xq[4 * i + 1] = lanes;
+    }
+}
+
+/* one pixel's window as 16-bit lanes into xq (every 4th word pair), zero-point padded, its last
+ * n % 4 bytes into tail.  With in_c % 4 == 0 the input is read in place (taps outside the input
+ * are zero-point lanes); otherwise the window is gathered into g (at most TE_PAIR_GATHER bytes). */
+static void te_window_lanes(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *g,
+                            uint32_t *xq, int8_t *tail)
+{
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    int32_t i;
+    if ((p->in_c & 3) == 0) {
+        const uint32_t zp16 = (uint32_t)(uint16_t)(int16_t)(-p->in_offset);
+        const uint32_t zl = zp16 | (zp16 << 16);
+        const int32_t cg = p->in_c >> 2;
+        const int32_t rg = p->k_w * cg;
+        const int row_inside = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
+        int32_t ky, kx;
+        if (row_inside && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
+            const int8_t *x = in_b + (iy0 * p->in_w + ix0) * p->in_c;
+            const int32_t row = p->dil_h * p->in_w * p->in_c;
+            for (ky = 0; ky < p->k_h; ++ky) {
+                te_expand_lanes(x, rg, xq);
+                x += row;
+                xq += 4 * rg;
+            }
+            return;
+        }
+        for (ky = 0; ky < p->k_h; ++ky) {
+            const int32_t iy = iy0 + ky * p->dil_h;
+            if (iy < 0 || iy >= p->in_h) {
+                te_fill_lanes(zl, rg, xq);
+            } else if (row_inside) {
+                te_expand_lanes(in_b + (iy * p->in_w + ix0) * p->in_c, rg, xq);
+            } else {
+                for (kx = 0; kx < p->k_w; ++kx) {
+                    const int32_t ix = ix0 + kx * p->dil_w;
+                    if (ix < 0 || ix >= p->in_w) {
+                        te_fill_lanes(zl, cg, xq + 4 * kx * cg);
+                    } else {
+                        te_expand_lanes(in_b + (iy * p->in_w + ix) * p->in_c, cg, xq + 4 * kx * cg);
+                    }
+                }
+            }
+            xq += 4 * rg;
+        }
+        return;
+    }
+    te_window(p, in_b, oy, ox, g);
+    te_expand_lanes(g, n >> 2, xq);
+    for (i = 0; i < (n & 3); ++i) {
+        tail[i] = g[(n & ~3) + i];
+    }
+}
+
+/* a[0] += px0 . ch0, a[1] += px1 . ch0, a[2] += px0 . ch1, a[3] += px1 . ch1 (groups > 0) */
+static inline void te_mac2x2(const uint32_t *xq, const int8_t *w, int32_t ws, int32_t groups, int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
+    const uint32_t *xend = xq + 4 * groups;
+    const int32_t odd = groups & 1;
+    uint32_t xe0, xo0, xe1, xo1, wv, t;
+    /* two groups per loop pass; an odd count enters at the second */
+#define TE_MAC2X2_GROUP                                  \
+    "ldrd   %[xe0], %[xo0], [%[x]], #8\n\t"             \
+    "ldrd   %[xe1], %[xo1], [%[x]], #8\n\t"             \
+    "ldr    %[wv], [%[w], %[ws]]\n\t"                   \
+    "sxtb16 %[t], %[wv]\n\t"                            \
+    "sxtb16 %[wv], %[wv], ror #8\n\t"                   \
+    "smlad  %[a10], %[xe0], %[t], %[a10]\n\t"           \
+    "smlad  %[a10], %[xo0], %[wv], %[a10]\n\t"          \
+    "smlad  %[a11], %[xe1], %[t], %[a11]\n\t"           \
+    "smlad  %[a11], %[xo1], %[wv], %[a11]\n\t"          \
+    "ldr    %[wv], [%[w]], #4\n\t"                      \
+    "sxtb16 %[t], %[wv]\n\t"                            \
+    "sxtb16 %[wv], %[wv], ror #8\n\t"                   \
+    "smlad  %[a00], %[xe0], %[t], %[a00]\n\t"           \
+    "smlad  %[a00], %[xo0], %[wv], %[a00]\n\t"          \
+    "smlad  %[a01], %[xe1], %[t], %[a01]\n\t"           \
+    "smlad  %[a01], %[xo1], %[wv], %[a01]\n\t"
+    __asm__ volatile(
+        "ldr    %[t], %[odd]\n\t"
+        "cmp    %[t], #0\n\t"
+        "bne    3f\n\t"
+        "1:\n\t"
+        TE_MAC2X2_GROUP
+        "3:\n\t"
+        TE_MAC2X2_GROUP
+        "ldr    %[t], %[xend]\n\t"
+        "cmp    %[x], %[t]\n\t"
+        "bne    1b\n\t"
+        : [x] "+r"(xq), [w] "+r"(w), [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+          [xe0] "=&r"(xe0), [xo0] "=&r"(xo0), [xe1] "=&r"(xe1), [xo1] "=&r"(xo1), [wv] "=&r"(wv), [t] "=&r"(t)
+        : [ws] "r"(ws), [xend] "m"(xend), [odd] "m"(odd)
+        : "cc", "memory");
+#undef TE_MAC2X2_GROUP
+    a[0] = a00;
+    a[1] = a01;
+    a[2] = a10;
+    a[3] = a11;
+}
+
+static void te_conv_pairs(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b)
+{
+    int8_t g[TE_PAIR_GATHER];
+    uint32_t xq[TE_PAIR_MAX];
+    int8_t t0[4], t1[4];
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t groups = n >> 2, tail = n & 3;
+    const int32_t npix = p->out_h * p->out_w;
+    const int32_t oc_n = p->out_c;
+    const int32_t *const eff = p->eff_bias;
+    const int32_t *const mult = p->mult;
+    const int8_t *const shift = p->shift;
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int fast = te_fast_requant(shift, oc_n, lo, hi);
+    int32_t px, c, i;
+    for (px = 0; px < npix; px += 2) {
+        const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
+        int8_t *o0 = out_b + px * oc_n;
+        int8_t *o1 = out_b + px1 * oc_n;
+        te_window_lanes(p, in_b, px / p->out_w, px % p->out_w, g, xq, t0);
+        te_window_lanes(p, in_b, px1 / p->out_w, px1 % p->out_w, g, xq + 2, t1);
+        for (c = 0; c + 2 <= oc_n; c += 2) {
+            const int8_t *w = p->weights + c * n;
+            int32_t a[4];
+            int8_t r0, r1, r2, r3;
+            a[0] = eff[c];
+            a[1] = eff[c];
+            a[2] = eff[c + 1];
+            a[3] = eff[c + 1];
+            if (groups > 0) {
+                te_mac2x2(xq, w, n, groups, a);
+            }
+            for (i = 0; i < tail; ++i) {
+                const int32_t w0 = w[4 * groups + i], w1 = w[n + 4 * groups + i];
+                a[0] += t0[i] * w0;
+                a[1] += t1[i] * w0;
+                a[2] += t0[i] * w1;
+                a[3] += t1[i] * w1;
+            }
+            if (fast) {
+                const int32_t m0 = mult[c], e0 = ~(int32_t)shift[c];
+                const int32_t m1 = mult[c + 1], e1 = ~(int32_t)shift[c + 1];
+                const int32_t s0 = te_sat8(te_rq_right(a[0], m0, e0) + oo);
+                const int32_t s1 = te_sat8(te_rq_right(a[1], m0, e0) + oo);
+                const int32_t s2 = te_sat8(te_rq_right(a[2], m1, e1) + oo);
+                const int32_t s3 = te_sat8(te_rq_right(a[3], m1, e1) + oo);
+                o0[c] = (int8_t)s0;
+                o1[c] = (int8_t)s1;
+                o0[c + 1] = (int8_t)s2;
+                o1[c + 1] = (int8_t)s3;
+                continue;
+            } else {
+                r0 = te_requant(a[0], mult[c], shift[c], oo, lo, hi);
+                r1 = te_requant(a[1], mult[c], shift[c], oo, lo, hi);
+                r2 = te_requant(a[2], mult[c + 1], shift[c + 1], oo, lo, hi);
+                r3 = te_requant(a[3], mult[c + 1], shift[c + 1], oo, lo, hi);
+            }
+            o0[c] = r0;
+            o1[c] = r1;
+            o0[c + 1] = r2;
+            o1[c + 1] = r3;
+        }
+        if (c < oc_n) {
+            const int8_t *w = p->weights + c * n;
+            int32_t a0 = eff[c], a1 = eff[c];
+            for (i = 0; i < groups; ++i) {
+                const uint32_t wv = te_load32(w + 4 * i);
+                const uint32_t we = te_sxtb16(wv), wo = te_sxtb16_ror8(wv);
+                a0 = te_smlad(xq[4 * i], we, a0);
+                a0 = te_smlad(xq[4 * i + 1], wo, a0);
+                a1 = te_smlad(xq[4 * i + 2], we, a1);
+                a1 = te_smlad(xq[4 * i + 3], wo, a1);
+            }
+            for (i = 0; i < tail; ++i) {
+                a0 += t0[i] * w[4 * groups + i];
+                a1 += t1[i] * w[4 * groups + i];
+            }
+            o0[c] = te_requant(a0, mult[c], shift[c], oo, lo, hi);
+            o1[c] = te_requant(a1, mult[c], shift[c], oo, lo, hi);
+        }
+    }
+}
+#endif
+
+void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    int32_t b, oy, ox;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+#ifdef TE_HAVE_DOT4_ROWS
+        if (p->out_c >= 2 && p->k_h * p->k_w * p->in_c <= ((p->in_c & 3) == 0 ? TE_PAIR_MAX : TE_PAIR_GATHER)) {
+            te_conv_pairs(p, in_b, out + b * p->out_h * p->out_w * p->out_c);
+            continue;
+        }
+#endif
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            int32_t ky0, ky1;
+            te_taps(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+                if ((p->in_c & 3) != 0 && p->k_h * p->k_w * p->in_c <= TE_GATHER_MAX) {
+                    te_conv_gathered(p, in_b, iy0, ix0, o);
+                    continue;
+                }
+                if (p->dil_w == 1) {
+                    int32_t kx0, kx1;
+                    te_taps(ix0, p->k_w, 1, p->in_w, &kx0, &kx1);
+#ifdef TE_HAVE_DOT4_ROWS
+                    if (ky0 == 0 && ky1 == p->k_h && kx0 == 0 && kx1 == p->k_w && ((p->k_w * p->in_c) & 3) == 0 &&
+                        (p->out_c & 3) == 0) {
+                        te_conv_full4(in_b + (iy0 * p->in_w + ix0) * p->in_c, p->dil_h * p->in_w * p->in_c, p->k_h,
+                                      p->k_w * p->in_c, p->weights, p->k_h * p->k_w * p->in_c, p->out_c,
+                                      p->eff_bias, p->mult, p->shift, p->out_offset, p->act_min, p->act_max, o);
+                        continue;
+                    }
+#endif
+                    te_conv_pixel_rows(p, in_b + ((iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0) * p->in_c,
+                                       ky0, ky1, kx0, kx1, o);
+                } else {
+                    te_conv_pixel_taps(p, in_b, iy0, ix0, o);
+                }
+            }
+        }
+    }
+}

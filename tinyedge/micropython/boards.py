@@ -1,0 +1,161 @@
+"""The emulated MicroPython boards: real MicroPython interpreters that tinyedge builds and starts.
+
+- `UnixMicroPython`: MicroPython's unix port behind a pty (like the host
+  board), a temporary folder as its filesystem (its cwd and $HOME).
+- `QemuMicroPython`: MicroPython's QEMU port under qemu-system-arm with
+  `-icount shift=0` and its UART on TCP (`socket://`); its `boot_script`
+  mounts a FAT filesystem on a RAM block device, the board's "flash".
+
+Both are stopped by `.close()` and, failing that, when Python exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+import tty
+from pathlib import Path
+
+from ..errors import DeviceTimeout, FlashError, ToolMissingError, UsageError
+from ..procutil import stop_process, track, untrack
+from . import build as mpbuild
+
+log = logging.getLogger(__name__)
+
+
+class UnixMicroPython:
+    """MicroPython's unix port on a pty; `.port` is the pty path (a pyserial URL)."""
+
+    boot_script = None
+
+    def __init__(self, exe: os.PathLike | str, *, heap_bytes: int = 8 << 20, timeout: float = 10.0):
+        self.exe = Path(exe)
+        self.fs = Path(tempfile.mkdtemp(prefix="tinyedge-mpfs-"))
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        self._slave = slave
+        self.port = os.ttyname(slave)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.fs), "TERM": "dumb"}
+        self.proc = subprocess.Popen([str(self.exe), "-X", f"heapsize={heap_bytes}"], stdin=master, stdout=master,
+                                     stderr=master, cwd=self.fs, env=env, close_fds=True, start_new_session=True)
+        os.close(master)
+        track(self)
+        try:
+            self.banner = self._read_banner(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_banner(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while b">>> " not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise DeviceTimeout(f"MicroPython's unix port printed no prompt (got {buf[-200:]!r})",
+                                    hint=f"run {self.exe} by hand to see why")
+            r, _, _ = select.select([self._slave], [], [], left)
+            if r:
+                buf += os.read(self._slave, 4096)
+        return buf.decode("utf-8", "replace").strip().splitlines()[0]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, timeout: float = 3.0) -> None:
+        stop_process(self.proc, timeout)
+        if self._slave >= 0:
+            os.close(self._slave)
+            self._slave = -1
+        shutil.rmtree(self.fs, ignore_errors=True)
+        untrack(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def qemu_command(elf: Path, machine: str, port: int) -> list[str]:
+    return ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-semihosting",
+            "-icount", "shift=0", "-kernel", str(elf),
+            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
+
+
+class QemuMicroPython:
+    """MicroPython's QEMU port; `.port` is `socket://127.0.0.1:PORT`."""
+
+    def __init__(self, elf: os.PathLike | str, machine: str, *, fs_bytes: int = 1 << 20, timeout: float = 10.0):
+        from ..qemu import _free_port, _listening
+
+        exe = shutil.which("qemu-system-arm")
+        if exe is None:
+            raise ToolMissingError("qemu-system-arm", "sudo apt-get install qemu-system-arm")
+        self.elf = Path(elf)
+        self._err = tempfile.TemporaryFile()
+        self.tcp = _free_port()
+        cmd = qemu_command(self.elf, machine, self.tcp)
+        cmd[0] = exe
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err)
+        track(self)
+        deadline = time.monotonic() + timeout
+        while not _listening(self.tcp):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self._err.seek(0)
+                msg = self._err.read().decode("utf-8", "replace").strip()
+                self.close()
+                raise FlashError(f"qemu-system-arm did not start MicroPython: {msg or 'no output'}")
+            time.sleep(0.02)
+        from .package import render_text
+
+        self.boot_script = render_text("ramdisk.py.j2", fs_bytes=fs_bytes)
+
+    @property
+    def port(self) -> str:
+        return f"socket://127.0.0.1:{self.tcp}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, timeout: float = 3.0) -> None:
+        stop_process(self.proc, timeout)
+        try:
+            self._err.close()
+        except OSError:
+            pass
+        untrack(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def start_board(board, mpy_dir: os.PathLike | str | None = None):
+    """Build (cached) and start the emulated MicroPython `board`; returns its handle."""
+    spec = board.micropython
+    if spec is None or spec.emulator is None:
+        raise UsageError(f"board {board.id} is not an emulated MicroPython board",
+                         hint="give the port of the board that runs MicroPython with --port")
+    tree = mpbuild.micropython_tree(mpy_dir)
+    if spec.emulator == "unix":
+        return UnixMicroPython(mpbuild.unix_port(tree), heap_bytes=board.ram_bytes)
+    return QemuMicroPython(mpbuild.qemu_port(spec.qemu_board, tree), board.flash.qemu_machine,
+                           fs_bytes=spec.fs_bytes)

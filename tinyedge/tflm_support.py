@@ -104,7 +104,7 @@ TFLM_KERNEL_HELPERS = ("kernel_util", "micro_tensor_utils")
 # (NNSupportFunctions always).
 CMSIS_NN_FOLDERS: dict[str, tuple[str, ...]] = {
     "add": ("BasicMathFunctions",), "batch_matmul": ("FullyConnectedFunctions", "ConvolutionFunctions"),
-    "conv": ("ConvolutionFunctions",), "depthwise_conv": ("ConvolutionFunctions",),
+    "conv": ("ConvolutionFunctions",), "depthwise_conv": ("ConvolutionFunctions", "TransposeFunctions"),
     "fully_connected": ("FullyConnectedFunctions",), "maximum_minimum": ("BasicMathFunctions",),
     "mul": ("BasicMathFunctions",), "pad": ("PadFunctions",), "pooling": ("PoolingFunctions",),
     "softmax": ("SoftmaxFunctions",), "svdf": ("SVDFunctions",), "transpose": ("TransposeFunctions",),

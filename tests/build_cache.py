@@ -28,7 +28,8 @@ def cache_root() -> Path:
 def _code_hash() -> str:
     h = hashlib.sha256()
     roots = [REPO / "templates", REPO / "firmware", REPO / "tinyedge" / "aot"]
-    files = [REPO / "tinyedge" / n for n in ("project.py", "builder.py", "memory.py", "boards.py", "planner.py")]
+    files = [REPO / "tinyedge" / n for n in ("project.py", "builder.py", "memory.py", "boards.py", "planner.py",
+                                                 "tflm_support.py", "tflm_library.py", "sources.py")]
     for r in roots:
         files += [p for p in r.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     files += sorted((REPO / "boards").glob("*.toml"))

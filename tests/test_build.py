@@ -208,26 +208,19 @@ def test_esp_idf_build_runs_idf_py_and_records_artifacts(tmp_path, mlperf_tflite
 
 
 @pytest.mark.slow
-def test_tflm_cortex_m_cmake_configures_and_compiles_its_own_sources(tmp_path, mlperf_tflite):
-    """The tflm project's CMake, with FetchContent pointed at a FAKE empty TFLM tree (no network
-    here): it configures, and every source that does not include TFLM compiles with -Werror."""
+def test_tflm_cortex_m_cmake_configures_and_compiles_its_own_sources(tmp_path, mlperf_tflite, shared_sources):
+    """The tflm project's CMake, with FetchContent pointed at the local pinned trees (no network):
+    it configures, and every source of tinyedge's own compiles with -Werror.  (tests/test_tflm_qemu.py
+    builds and runs it whole.)"""
     from tinyedge.project import generate_project
+    from tinyedge.tflm_library import cmake_source_args
 
     cmake = require_tool("cmake")
     require_tool("arm-none-eabi-g++")
-    fake = tmp_path / "fake-tflm"
-    (fake / "tflm/tensorflow/lite/micro").mkdir(parents=True)
-    (fake / "tflm/tensorflow/lite/micro/fake_tflm.cc").write_text("int te_fake_tflm(void) { return 0; }\n")
-    for d in ("flatbuffers", "gemmlowp", "ruy"):
-        (fake / d).mkdir()
     proj = generate_project(mlperf_tflite["kws"], "qemu-cortex-m7", "tflm", tmp_path / "proj")
     build = proj / "build"
     r = subprocess.run([cmake, "-S", str(proj), "-B", str(build), "-Wno-dev",
-                        f"-DCMAKE_TOOLCHAIN_FILE={proj / 'cmake/arm-none-eabi.cmake'}",
-                        f"-DFETCHCONTENT_SOURCE_DIR_TFLITE_MICRO={fake / 'tflm'}",
-                        f"-DFETCHCONTENT_SOURCE_DIR_FLATBUFFERS={fake / 'flatbuffers'}",
-                        f"-DFETCHCONTENT_SOURCE_DIR_GEMMLOWP={fake / 'gemmlowp'}",
-                        f"-DFETCHCONTENT_SOURCE_DIR_RUY={fake / 'ruy'}"],
+                        f"-DCMAKE_TOOLCHAIN_FILE={proj / 'cmake/arm-none-eabi.cmake'}", *cmake_source_args()],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     objs = ["src/main.c.obj", "src/model_data.cc.obj", "firmware/app/te_app.c.obj", "firmware/proto/te_proto.c.obj",

@@ -149,8 +149,11 @@ def test_tflm_project_contents(projects, graph, small_model, board):
     if board.startswith("esp"):
         return
     cml = (folder / "CMakeLists.txt").read_text()
-    assert "FetchContent_Declare(tflite_micro" in cml
-    tag = re.search(r"GIT_REPOSITORY https://github.com/tensorflow/tflite-micro.git\s+GIT_TAG (\S+)", cml).group(1)
+    tflm_cmake = (folder / "cmake" / "tflm.cmake").read_text()
+    assert "include(${CMAKE_SOURCE_DIR}/cmake/tflm.cmake)" in cml
+    assert "FetchContent_Declare(tflite_micro" in tflm_cmake
+    tag = re.search(r"GIT_REPOSITORY https://github.com/tensorflow/tflite-micro.git\s+GIT_TAG (\S+)",
+                    tflm_cmake).group(1)
     assert re.fullmatch(r"[0-9a-f]{40}", tag)  # a pinned commit
     assert "-T${CMAKE_SOURCE_DIR}/linker.ld" in cml and "--gc-sections" in cml
     for s in re.findall(r"^\s+((?:src|firmware)/\S+\.(?:c|cc))$", cml, re.M):

@@ -35,21 +35,37 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def capture_fd2():
-    """Capture what native code writes to file descriptor 2; yields a list that receives the text."""
+    """Capture what native code writes to file descriptor 2; yields a list that receives the text.
+
+    In a tinyedge.isolate worker the text goes to the end of the worker's own
+    stderr file (and is read back from there), so a crash report written while
+    capturing is not lost with the process: the parent logs that file, which
+    --verbose shows.  Elsewhere, with debug logging on (--verbose), the text is
+    also copied to the real stderr as it comes.
+    """
     import sys
+
+    from .isolate import STDERR_ENV
 
     sink: list[str] = []
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
+    worker_log = os.environ.get(STDERR_ENV)
+    tee = not worker_log and logging.getLogger("tinyedge").isEnabledFor(logging.DEBUG)
+    with (open(worker_log, "ab+") if worker_log else tempfile.TemporaryFile()) as tmp:
+        start = tmp.seek(0, os.SEEK_END)
         os.dup2(tmp.fileno(), 2)
         try:
             yield sink
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            tmp.seek(0)
-            sink.append(tmp.read().decode("utf-8", "replace"))
+            tmp.seek(start)
+            text = tmp.read().decode("utf-8", "replace")
+            sink.append(text)
+            if tee and text:
+                sys.stderr.write(text)
+                sys.stderr.flush()
 
 
 # ---------------------------------------------------------------------------
@@ -153,11 +169,22 @@ def tflm_arena_bytes(tflite: os.PathLike | str | bytes, *, granularity: int = 16
     """The smallest arena (bytes) with which TFLite Micro's interpreter (tflite-micro package) loads the model.
 
     Starts from the interpreter's own allocation record ("Arena allocation
-    total"), which can fall short of what allocation needs, then binary-searches
-    the arena size to `granularity` bytes.  Measured on the host (64-bit
-    pointers): a 32-bit device needs somewhat less for TFLM's own structs.
+    total" with a roomy arena): no smaller arena can hold what it allocated, so
+    only sizes from there up are tried (the interpreter crashes on some models,
+    an LSTM say, when it is handed an arena too small for them).  It can fall
+    short of what allocation needs, so the size grows until the model loads,
+    then a binary search finds the smallest to `granularity` bytes.  Measured
+    on the host (64-bit pointers): a 32-bit device needs somewhat less for
+    TFLM's own structs.  The interpreter runs in a worker process
+    (tinyedge.isolate): a crash is a NativeCrashError, never the end of tinyedge.
     """
+    from . import isolate
+
     data = bytes(tflite) if isinstance(tflite, bytes | bytearray) else Path(tflite).read_bytes()
+    return isolate.call("arena", "tinyedge.analyze:_arena_search", data, granularity)
+
+
+def _arena_search(data: bytes, granularity: int) -> int:
     from tflite_micro.python.tflite_micro import runtime
 
     text: list[str] = []
@@ -178,7 +205,7 @@ def tflm_arena_bytes(tflite: os.PathLike | str | bytes, *, granularity: int = 16
             hi = hi * 5 // 4 + granularity
             if hi > 1 << 30:
                 raise ModelError("the tflite-micro interpreter does not load this model with any arena size")
-        lo = 0  # an empty arena never works
+        lo = max(0, recorded // granularity * granularity - granularity)  # below the record nothing fits
         while hi - lo > granularity:
             mid = (lo + hi) // 2 // granularity * granularity
             if mid <= lo:

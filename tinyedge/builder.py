@@ -116,14 +116,22 @@ def _build_make(proj: Path, board: Board, jobs: int | None, log_path: Path) -> s
 
 
 def _build_cmake(proj: Path, board: Board, jobs: int | None, log_path: Path) -> str:
+    """A tflm Cortex-M project: TFLM from the per-core library cache (built once, from the pinned
+    sources of tinyedge.sources: local with TINYEDGE_SOURCES_DIR, else fetched once), then the firmware."""
+    from .tflm_library import cmake_source_args, library_for
+
     cmake = _need("cmake", "sudo apt-get install cmake")
     _need("arm-none-eabi-gcc", _ARM_HOW)
     build = proj / "build"
+    extra: list[str] = []
+    if (proj / "cmake" / "tflm.cmake").is_file():
+        lib = library_for(proj, jobs=int(_jobs(jobs)), log_path=log_path)
+        extra = [*cmake_source_args(), f"-DTE_TFLM_LIBRARY={lib.path}"]
     return _run([
         [cmake, "-S", str(proj), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-         f"-DCMAKE_TOOLCHAIN_FILE={proj / 'cmake' / 'arm-none-eabi.cmake'}"],
+         f"-DCMAKE_TOOLCHAIN_FILE={proj / 'cmake' / 'arm-none-eabi.cmake'}", *extra],
         [cmake, "--build", str(build), "-j", _jobs(jobs)],
-    ], proj, log_path, "cmake (it fetches TensorFlow Lite Micro, so it needs the network the first time)")
+    ], proj, log_path, "cmake")
 
 
 def _build_idf(proj: Path, board: Board, jobs: int | None, log_path: Path) -> str:

@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to exit statuses."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = _verbose_requested(argv)
+    from .procutil import stop_on_signals
+
+    stop_on_signals()  # SIGTERM unwinds like Ctrl-C: emulators are stopped on the way out
     as_json = _json_requested(argv)
     try:
         cli.main(args=argv, prog_name="tinyedge", standalone_mode=False)

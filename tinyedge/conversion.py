@@ -495,15 +495,17 @@ def _representative(x: np.ndarray):
 def convert_loaded(model: LoadedModel, calib_x: np.ndarray) -> bytes:
     """Full-int8 flatbuffer bytes from a loaded model and float calibration inputs."""
     tf = _tf()
-    cf = model.concrete_function()
     if model.kind == "keras3":
-        # Keras 3 variables stay resource reads (READ_VARIABLE) unless frozen into constants.
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2,
-        )
+        # TensorFlow's own Keras route (it freezes Keras 3's variables itself; a hand-made
+        # concrete function aborts the converter on keras.applications models), on the model
+        # called with a batch-1 input so no dynamic-batch ops are left.
+        import keras
 
-        cf = convert_variables_to_constants_v2(cf)
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], model.obj)
+        inp = keras.Input(batch_shape=(1, *model.input_shape[1:]), dtype="float32")
+        fixed = keras.Model(inp, model.obj(inp, training=False))
+        conv = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    else:
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([model.concrete_function()], model.obj)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(calib_x)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -558,29 +560,32 @@ def default_output(model_path: Path) -> Path:
     return Path.cwd() / f"{stem}_int8.tflite"
 
 
-def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
-            calib: os.PathLike | str | None = None, samples: int = DEFAULT_SAMPLES, *,
-            trust_code: bool = False, seed: int = 0) -> ConvertResult:
-    """Convert a Keras `.h5` / `.keras` / SavedModel to a full-int8 `.tflite`, or check a `.tflite`.
+def _layers_hint(path: Path, kind: str) -> list[str]:
+    """Layer names from a Keras file's config, without loading it (to name a layer in a crash report)."""
+    try:
+        if kind == "h5":
+            return [lc["config"].get("name") for lc in _walk_layers(_h5_config(path)[1]) if lc["config"].get("name")]
+        if kind == "keras":
+            with zipfile.ZipFile(path) as z:
+                cfg = json.loads(z.read("config.json"))
+            return [lc["config"].get("name") for lc in _walk_layers(cfg) if lc["config"].get("name")]
+    except (InputFileError, OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    return []
 
-    Writes `out` (default `./<model>_int8.tflite`) atomically, only after the
-    result passed the full-int8 check and loaded in the tflite-micro
-    interpreter.  For a `.tflite` input nothing is converted; it is checked,
-    and copied to `out` only when `out` is given.
-    """
+
+def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool, seed: int):
+    """The native part of convert() (load, convert + calibrate, the tflite-micro check, evaluation),
+    run in a worker process by tinyedge.isolate: (tflite bytes, source kind, layer names,
+    parameter count, report parts, warnings, step times)."""
+    from . import isolate
     from .data import check_labels, load_data
     from .layer_hints import layers_of
 
-    path = Path(model_path).expanduser().resolve()
-    if samples is None or samples < 1:
-        raise UsageError(f"--samples must be at least 1 (got {samples})")
     steps: dict[str, float] = {}
     warnings: list[str] = []
+    extra: dict[str, Any] = {}
     t0 = time.perf_counter()
-    kind = sniff(path)
-    source_bytes = _dir_bytes(path)
-    report: dict[str, Any] = {"source": {"path": str(path), "kind": kind, "bytes": source_bytes}}
-
     if kind == "tflite":
         data = path.read_bytes()
         graph = parse_tflite(data, path=path)
@@ -590,27 +595,28 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
         steps["check"] = time.perf_counter() - t
         loaded = None
         x = y = None
-        report["calibration"] = None
+        extra["calibration"] = None
     else:
+        isolate.mark("load")
         loaded = load_model(path, trust_code=trust_code)
-        report["source"]["kind"] = loaded.kind
         steps["load"] = time.perf_counter() - t0
         t = time.perf_counter()
         if calib is not None:
             x, y = load_data(calib, input_shape=loaded.input_shape, samples=samples)
             check_labels(y, _classes_of(loaded), calib)
-            report["calibration"] = {"source": str(Path(calib).expanduser().resolve()), "samples": int(len(x)),
-                                     "random": False}
+            extra["calibration"] = {"source": str(Path(calib).expanduser().resolve()), "samples": int(len(x)),
+                                    "random": False}
         else:
             rng = np.random.default_rng(seed)
             x = rng.standard_normal((min(samples, 100), *loaded.input_shape[1:])).astype(np.float32)
             y = None
             warnings.append("no --calib data given: calibrated on random inputs, so the int8 model's "
                             "accuracy will suffer; pass --calib with real inputs")
-            report["calibration"] = {"source": "random (standard normal)", "samples": int(len(x)),
-                                     "random": True}
+            extra["calibration"] = {"source": "random (standard normal)", "samples": int(len(x)),
+                                    "random": True}
         steps["calibration_data"] = time.perf_counter() - t
         t = time.perf_counter()
+        isolate.mark("convert")
         data = convert_loaded(loaded, x)
         steps["convert"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -629,6 +635,7 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
         reason = tflm_check_op(graph, op)
         if reason is not None:
             raise _op_error(graph, op, layers, f"does not run in TensorFlow Lite Micro: {reason}")
+    isolate.mark("tflm_check")
     native: list[str] = []
     try:
         with capture_fd2() as native:
@@ -645,13 +652,14 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
 
     if y is not None and loaded is not None:
         t = time.perf_counter()
+        isolate.mark("evaluate")
         fy = loaded.predict(x)
         xq = quantize_input(x, tin)
         qy = tflm_run(data, xq)
         iy = dequantize_output(qy, graph.output_tensors[0])
         ftop = np.argmax(fy.reshape(len(x), -1), axis=1)
         itop = np.argmax(iy.reshape(len(x), -1), axis=1)
-        report["accuracy"] = {
+        extra["accuracy"] = {
             "samples": int(len(x)),
             "float": _accuracy(fy, y),
             "int8": _accuracy(iy, y),
@@ -659,7 +667,42 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
         }
         steps["evaluate"] = time.perf_counter() - t
     else:
-        report["accuracy"] = None
+        extra["accuracy"] = None
+    params = loaded.param_count if loaded is not None else None
+    return data, (loaded.kind if loaded is not None else kind), layers, params, extra, warnings, steps
+
+
+def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
+            calib: os.PathLike | str | None = None, samples: int = DEFAULT_SAMPLES, *,
+            trust_code: bool = False, seed: int = 0) -> ConvertResult:
+    """Convert a Keras `.h5` / `.keras` / SavedModel to a full-int8 `.tflite`, or check a `.tflite`.
+
+    Writes `out` (default `./<model>_int8.tflite`) atomically, only after the
+    result passed the full-int8 check and loaded in the tflite-micro
+    interpreter.  For a `.tflite` input nothing is converted; it is checked,
+    and copied to `out` only when `out` is given.
+
+    TensorFlow's converter and calibrator and the tflite-micro interpreter
+    run in a worker process (tinyedge.isolate): a native crash there is a
+    NativeCrashError naming the step, and nothing is written.
+    """
+    path = Path(model_path).expanduser().resolve()
+    if samples is None or samples < 1:
+        raise UsageError(f"--samples must be at least 1 (got {samples})")
+    steps: dict[str, float] = {}
+    kind = sniff(path)
+    source_bytes = _dir_bytes(path)
+    report: dict[str, Any] = {"source": {"path": str(path), "kind": kind, "bytes": source_bytes}}
+
+    from . import isolate
+
+    layers = _layers_hint(path, kind)
+    data, kind_seen, layers, params, extra, warnings, wsteps = isolate.call(
+        "load", "tinyedge.conversion:_convert_worker", path, kind, calib, samples, trust_code, seed, layers=layers)
+    steps.update(wsteps)
+    report["source"]["kind"] = kind_seen
+    report.update(extra)
+    graph = parse_tflite(data, path=path if kind == "tflite" else None)
 
     out_path: Path | None = None
     if out is not None or kind != "tflite":
@@ -677,8 +720,9 @@ def convert(model_path: os.PathLike | str, out: os.PathLike | str | None = None,
         steps["write"] = time.perf_counter() - t
 
     counts = graph.op_counts()
-    params = loaded.param_count if loaded is not None else int(sum(
-        t.num_elements for t in graph.tensors if t.is_const and t.dtype in ("int8", "int32", "int4", "int16")))
+    if params is None:
+        params = int(sum(t.num_elements for t in graph.tensors
+                         if t.is_const and t.dtype in ("int8", "int32", "int4", "int16")))
     report.update({
         "tflite": {"path": str(out_path) if out_path else None, "bytes": len(data), "sha256": graph.sha256},
         "inputs": [_tensor_info(t) for t in graph.input_tensors],

@@ -51,3 +51,41 @@ def stop_process(proc: subprocess.Popen, timeout: float = 3.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) received: unwinds like Ctrl-C, so every board is closed on the way out."""
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGHUP unwind the main thread as Ctrl-C does (the CLI calls this first).
+
+    Without it the default action kills Python at once and no atexit hook
+    runs, so a QEMU started by `flash` or `deploy` would keep running.
+    """
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated(f"stopped by {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread, or no such signal here
+            pass
+
+
+def die_with_parent() -> None:
+    """preexec_fn for an emulator child: Linux sends it SIGKILL when tinyedge dies, by any signal
+    (SIGKILL included, which no handler sees).  Elsewhere it does nothing."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

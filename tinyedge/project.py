@@ -29,7 +29,7 @@ from typing import Any
 
 from . import __version__
 from .boards import Board, get_board
-from .errors import InputFileError, ModelError, ToolMissingError, UnsupportedOpError, UsageError
+from .errors import InputFileError, ToolMissingError, UnsupportedOpError, UsageError
 from .fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_dir
 from .graph import Graph, is_tflite_bytes, parse_tflite, read_model_bytes
 from .resources import firmware_dir, templates_dir
@@ -40,14 +40,14 @@ PROJECT_FILE = "tinyedge-project.json"
 PROJECT_SCHEMA = 1
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
-# TensorFlow Lite Micro pinned for runtime tflm (Cortex-M CMake FetchContent)
-# and the ESP-IDF component that packages it.
-TFLM_GIT_URL = "https://github.com/tensorflow/tflite-micro.git"
-TFLM_GIT_COMMIT = "213eb8769b919f722f85877a2affeddd76f45dca"
-FLATBUFFERS_GIT_TAG = "v23.5.26"
-GEMMLOWP_GIT_COMMIT = "719139ce755a0f31cbf1c37f7f98adcc7fc9f425"
-RUY_GIT_COMMIT = "d37128311b445e758136b8602d1bbd2a755e115d"
-ESP_TFLITE_MICRO_VERSION = "1.3.4"
+# TensorFlow Lite Micro for runtime tflm: the pins are tinyedge.sources.SOURCES
+# (one table); these are the names the Cortex-M project's FetchContent gives
+# them, in the order it declares them.  gemmlowp and ruy come as GitHub zip
+# archives of their pinned commits, checked by MD5.
+TFLM_PINS = ("tflite-micro", "flatbuffers", "gemmlowp", "ruy", "CMSIS-NN", "CMSIS_6")
+_TFLM_ARCHIVE_MD5 = {"gemmlowp": "7e8191b24853d75de2af87622ad293ba", "ruy": "abf7a91eb90d195f016ebe0be885bb6e"}
+# The ESP-IDF component that packages TFLM (espressif/esp-tflite-micro, newest release).
+ESP_TFLITE_MICRO_VERSION = "1.3.8"
 # Arena margin over the size the tflite-micro interpreter measured on this
 # host (64-bit pointers make the host's bookkeeping larger, not smaller).
 TFLM_ARENA_MARGIN = 1.25
@@ -117,17 +117,28 @@ class Hardware:
 
 
 @dataclass(frozen=True)
+class TflmPin:
+    """One pinned source as the Cortex-M project's CMake FetchContent declares it."""
+
+    name: str            # tinyedge.sources name ("tflite-micro")
+    cmake_name: str      # FetchContent name ("tflite_micro"): FETCHCONTENT_SOURCE_DIR_TFLITE_MICRO
+    git_url: str
+    ref: str
+    url: str             # an archive URL with md5, or "" to clone git_url at ref
+    md5: str
+
+
+@dataclass(frozen=True)
 class TflmFacts:
     resolver_methods: tuple[str, ...]   # e.g. ("AddConv2D", ...), one per distinct op
     num_ops: int
     arena_bytes: int
     model_bytes: int
     model_lines: tuple[str, ...]        # the .tflite as C hex, 16 bytes a line
-    git_url: str
-    git_commit: str
-    flatbuffers_tag: str
-    gemmlowp_commit: str
-    ruy_commit: str
+    pins: tuple[TflmPin, ...]           # FetchContent declarations, TFLM first
+    kernels: tuple[str, ...]            # kernel source stems (tflm_support.kernel_stems)
+    cmsis_nn_folders: tuple[str, ...]   # CMSIS-NN Source/ folders those kernels call
+    optimized_kernel_dir: str           # "cmsis_nn", or "" for TFLM's reference kernels
     esp_tflite_micro_version: str
 
 
@@ -343,47 +354,41 @@ def tflm_resolver_method(opcode: str) -> str:
 
 def tflm_arena_bytes(tflite: bytes) -> int:
     """Arena size for runtime tflm: measured with the tflite-micro interpreter, plus a margin."""
-    measured = None
-    try:
-        from .analyze import tflm_arena_bytes as measure  # issue 3's measurement, when present
+    from .analyze import tflm_arena_bytes as measure  # a worker process: a crash there is an error
 
-        measured = int(measure(tflite))
-    except ImportError:
-        measured = _measure_arena(tflite)
+    measured = int(measure(tflite))
     need = int(measured * TFLM_ARENA_MARGIN) + TFLM_ARENA_EXTRA
     return (need + 15) // 16 * 16
 
 
-def _measure_arena(tflite: bytes) -> int:
-    """Smallest arena (to 256 bytes) the tflite-micro interpreter allocates the model in."""
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError as e:
-        raise ToolMissingError("tflite-micro", "pip install tflite-micro") from e
+def tflm_pins() -> tuple[TflmPin, ...]:
+    """The FetchContent declarations of the tflm project's sources, from tinyedge.sources.SOURCES."""
+    from .sources import get_source
 
-    def fits(n: int) -> bool:
-        try:
-            runtime.Interpreter.from_bytes(tflite, arena_size=n)
-            return True
-        except Exception:  # the interpreter reports a too-small arena as a RuntimeError
-            return False
-
-    hi = 64 * 1024
-    while not fits(hi):
-        hi *= 2
-        if hi > 64 * 1024 * 1024:
-            raise ModelError("the tflite-micro interpreter cannot allocate this model in 64 MB")
-    lo = 0
-    while hi - lo > 256:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    pins = []
+    for name in TFLM_PINS:
+        src = get_source(name)
+        md5 = _TFLM_ARCHIVE_MD5.get(name, "")
+        url = f"https://github.com/{src.repo}/archive/{src.ref}.zip" if md5 else ""
+        pins.append(TflmPin(name=name, cmake_name=name.lower().replace("-", "_"), git_url=src.git_url,
+                            ref=src.ref, url=url, md5=md5))
+    return tuple(pins)
 
 
-def tflm_facts(graph: Graph, tflite: bytes) -> TflmFacts:
+def render_library_cmake() -> str:
+    """The CMakeLists.txt of a build of the TFLM library alone (tinyedge.tflm_library)."""
+    return _env().get_template("tflm/library.cmake.j2").render(
+        banner=f"generated by tinyedge {__version__}, do not edit")
+
+
+def tflm_optimized_kernel_dir(board: Board) -> str:
+    """TFLM's OPTIMIZED_KERNEL_DIR for `board`: cmsis_nn on Cortex-M (its DSP, MVE or plain-C paths)."""
+    return "cmsis_nn" if board.family == "cortex-m" else ""
+
+
+def tflm_facts(graph: Graph, tflite: bytes, board: Board | None = None) -> TflmFacts:
+    from .tflm_support import cmsis_nn_folders, kernel_stems
+
     methods = []
     for op in graph.ops:
         m = tflm_resolver_method(op.opcode)
@@ -391,10 +396,12 @@ def tflm_facts(graph: Graph, tflite: bytes) -> TflmFacts:
             methods.append(m)
     lines = tuple(", ".join(f"0x{b:02x}" for b in tflite[i:i + 16]) + ","
                   for i in range(0, len(tflite), 16))
+    kernels = kernel_stems(op.opcode for op in graph.ops)
+    optimized = tflm_optimized_kernel_dir(board) if board is not None else ""
     return TflmFacts(
         resolver_methods=tuple(methods), num_ops=len(methods), arena_bytes=tflm_arena_bytes(tflite),
-        model_bytes=len(tflite), model_lines=lines, git_url=TFLM_GIT_URL, git_commit=TFLM_GIT_COMMIT,
-        flatbuffers_tag=FLATBUFFERS_GIT_TAG, gemmlowp_commit=GEMMLOWP_GIT_COMMIT, ruy_commit=RUY_GIT_COMMIT,
+        model_bytes=len(tflite), model_lines=lines, pins=tflm_pins(), kernels=kernels,
+        cmsis_nn_folders=cmsis_nn_folders(kernels) if optimized else (), optimized_kernel_dir=optimized,
         esp_tflite_micro_version=ESP_TFLITE_MICRO_VERSION,
     )
 
@@ -523,24 +530,29 @@ def _load_model(model: os.PathLike | str, tmp: Path, convert_options: dict | Non
     return path, Path(result.tflite_path).read_bytes()
 
 
-def _runtime_facts(runtime: str, graph: Graph, tflite: bytes):
+def _runtime_facts(runtime: str, graph: Graph, tflite: bytes, board: Board):
     from .runtimes import get_runtime
 
     facts = get_runtime(runtime).resolve("project_facts")
-    return facts(graph, tflite) if facts else None
+    return facts(graph, tflite, board) if facts else None
 
 
 def project_context(board: Board, runtime: str, graph: Graph, tflite: bytes, model_name: str,
                     prefix: str, sources: tuple[str, ...] = (), include_dirs: tuple[str, ...] = ()
                     ) -> ProjectContext:
+    import dataclasses
+
     manifest = load_manifest(board.template)
     model = model_facts(graph, model_name)
+    hw = hardware_facts(board)
+    esp = esp_facts(board, model, runtime) if board.family == "esp32" else None
+    if esp is not None:  # one stack fact: te_board.h says the main task's stack that sdkconfig.defaults sets
+        hw = dataclasses.replace(hw, stack_bytes=esp.main_stack_bytes)
     return ProjectContext(
         banner=f"generated by tinyedge {__version__}, do not edit; source model sha256 {graph.sha256}",
         version=__version__, board=board, runtime=runtime, prefix=prefix, model=model,
-        hw=hardware_facts(board), hal_dir=manifest.hal_dir, sources=sources, include_dirs=include_dirs,
-        tflm=_runtime_facts(runtime, graph, tflite),
-        esp=esp_facts(board, model, runtime) if board.family == "esp32" else None,
+        hw=hw, hal_dir=manifest.hal_dir, sources=sources, include_dirs=include_dirs,
+        tflm=_runtime_facts(runtime, graph, tflite, board), esp=esp,
     )
 
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from .errors import FlashError, InputFileError, ToolMissingError, UsageError
-from .procutil import stop_process, track, untrack
+from .procutil import die_with_parent, stop_process, track, untrack
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,8 @@ def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
         cmd[0] = exe
         err = tempfile.TemporaryFile()
         log.info("starting %s", " ".join(cmd))
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=die_with_parent)  # noqa: PLW1509 - no threads run code here
         q = QemuProcess(proc, p, cmd, err)
         deadline = time.monotonic() + timeout
         can_see = os.path.exists("/proc/net/tcp")  # elsewhere: give QEMU a moment instead

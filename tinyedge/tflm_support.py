@@ -50,3 +50,79 @@ def check_op(graph, op) -> str | None:
             return "hybrid op (float activations, int8 weights): TFLM has no hybrid kernels"
         return "float op: tinyedge deploys full-int8 models (convert with 'tinyedge convert')"
     return None
+
+
+# TFLM kernel sources (tensorflow/lite/micro/kernels/<stem>.cc, and <stem>_common.cc
+# where it exists) that register each builtin op, kept sorted (a test checks it).
+# With OPTIMIZED_KERNEL_DIR=cmsis_nn a stem with a kernels/cmsis_nn/<stem>.cc
+# takes that file instead of the reference one, as TFLM's own make build does.
+TFLM_KERNEL_STEMS: dict[str, tuple[str, ...]] = {
+    "ABS": ("elementwise",), "ADD": ("add",), "ADD_N": ("add_n",), "ARG_MAX": ("arg_min_max",),
+    "ARG_MIN": ("arg_min_max",), "ASSIGN_VARIABLE": ("assign_variable",), "AVERAGE_POOL_2D": ("pooling",),
+    "BATCH_MATMUL": ("batch_matmul",), "BATCH_TO_SPACE_ND": ("batch_to_space_nd",),
+    "BROADCAST_ARGS": ("broadcast_args",), "BROADCAST_TO": ("broadcast_to",), "CALL_ONCE": ("call_once",),
+    "CAST": ("cast",), "CEIL": ("ceil",), "CONCATENATION": ("concatenation",), "CONV_2D": ("conv",),
+    "COS": ("elementwise",), "CUMSUM": ("cumsum",), "DEPTHWISE_CONV_2D": ("depthwise_conv",),
+    "DEPTH_TO_SPACE": ("depth_to_space",), "DEQUANTIZE": ("dequantize",), "DIV": ("div",), "ELU": ("elu",),
+    "EMBEDDING_LOOKUP": ("embedding_lookup",), "EQUAL": ("comparisons",), "EXP": ("exp",),
+    "EXPAND_DIMS": ("expand_dims",), "FILL": ("fill",), "FLOOR": ("floor",), "FLOOR_DIV": ("floor_div",),
+    "FLOOR_MOD": ("floor_mod",), "FULLY_CONNECTED": ("fully_connected",), "GATHER": ("gather",),
+    "GATHER_ND": ("gather_nd",), "GREATER": ("comparisons",), "GREATER_EQUAL": ("comparisons",),
+    "HARD_SWISH": ("hard_swish",), "IF": ("if",), "L2_NORMALIZATION": ("l2norm",), "L2_POOL_2D": ("l2_pool_2d",),
+    "LEAKY_RELU": ("leaky_relu",), "LESS": ("comparisons",), "LESS_EQUAL": ("comparisons",),
+    "LOG": ("elementwise",), "LOGICAL_AND": ("logical",), "LOGICAL_NOT": ("elementwise",),
+    "LOGICAL_OR": ("logical",), "LOGISTIC": ("logistic",), "LOG_SOFTMAX": ("log_softmax",),
+    "MAXIMUM": ("maximum_minimum",), "MAX_POOL_2D": ("pooling",), "MEAN": ("reduce",),
+    "MINIMUM": ("maximum_minimum",), "MIRROR_PAD": ("mirror_pad",), "MUL": ("mul",), "NEG": ("neg",),
+    "NOT_EQUAL": ("comparisons",), "PACK": ("pack",), "PAD": ("pad",), "PADV2": ("pad",), "PRELU": ("prelu",),
+    "QUANTIZE": ("quantize",), "READ_VARIABLE": ("read_variable",), "REDUCE_MAX": ("reduce",),
+    "REDUCE_MIN": ("reduce",), "RELU": ("activations",), "RELU6": ("activations",), "RESHAPE": ("reshape",),
+    "RESIZE_BILINEAR": ("resize_bilinear",), "RESIZE_NEAREST_NEIGHBOR": ("resize_nearest_neighbor",),
+    "ROUND": ("round",), "RSQRT": ("elementwise",), "SELECT_V2": ("select",), "SHAPE": ("shape",),
+    "SIN": ("elementwise",), "SLICE": ("slice",), "SOFTMAX": ("softmax",), "SPACE_TO_BATCH_ND": ("space_to_batch_nd",),
+    "SPACE_TO_DEPTH": ("space_to_depth",), "SPLIT": ("split",), "SPLIT_V": ("split_v",), "SQRT": ("elementwise",),
+    "SQUARE": ("elementwise",), "SQUARED_DIFFERENCE": ("squared_difference",), "SQUEEZE": ("squeeze",),
+    "STRIDED_SLICE": ("strided_slice",), "SUB": ("sub",), "SUM": ("reduce",), "SVDF": ("svdf",), "TANH": ("tanh",),
+    "TRANSPOSE": ("transpose",), "TRANSPOSE_CONV": ("transpose_conv",),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("unidirectional_sequence_lstm", "lstm_eval"), "UNPACK": ("unpack",),
+    "VAR_HANDLE": ("var_handle",), "WHILE": ("while",), "ZEROS_LIKE": ("zeros_like",),
+}
+
+# Every TFLM library tinyedge builds holds the kernels of these ops (those of
+# the usual int8 CNNs and MLPs), so most models share one cached library per
+# core; a model with other ops adds theirs (and gets a library of its own).
+TFLM_LIBRARY_OPS = frozenset({
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
+    "FULLY_CONNECTED", "HARD_SWISH", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE", "RELU",
+    "RESHAPE", "SOFTMAX",
+})
+
+# Kernel sources every library holds (helpers the kernels share).
+TFLM_KERNEL_HELPERS = ("kernel_util", "micro_tensor_utils")
+
+# CMSIS-NN Source/ folders the cmsis_nn kernel of each stem calls into
+# (NNSupportFunctions always).
+CMSIS_NN_FOLDERS: dict[str, tuple[str, ...]] = {
+    "add": ("BasicMathFunctions",), "batch_matmul": ("FullyConnectedFunctions", "ConvolutionFunctions"),
+    "conv": ("ConvolutionFunctions",), "depthwise_conv": ("ConvolutionFunctions", "TransposeFunctions"),
+    "fully_connected": ("FullyConnectedFunctions",), "maximum_minimum": ("BasicMathFunctions",),
+    "mul": ("BasicMathFunctions",), "pad": ("PadFunctions",), "pooling": ("PoolingFunctions",),
+    "softmax": ("SoftmaxFunctions",), "svdf": ("SVDFunctions",), "transpose": ("TransposeFunctions",),
+    "transpose_conv": ("ConvolutionFunctions",),
+    "unidirectional_sequence_lstm": ("LSTMFunctions", "FullyConnectedFunctions", "BasicMathFunctions"),
+}
+
+
+def kernel_stems(opcodes) -> tuple[str, ...]:
+    """The sorted kernel source stems of a TFLM library that registers `opcodes` (plus TFLM_LIBRARY_OPS)."""
+    stems = set(TFLM_KERNEL_HELPERS)
+    for op in set(opcodes) | TFLM_LIBRARY_OPS:
+        stems.update(TFLM_KERNEL_STEMS.get(op, ()))
+    return tuple(sorted(stems))
+
+
+def cmsis_nn_folders(stems) -> tuple[str, ...]:
+    folders = {"NNSupportFunctions"}
+    for s in stems:
+        folders.update(CMSIS_NN_FOLDERS.get(s, ()))
+    return tuple(sorted(folders))

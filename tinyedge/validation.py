@@ -149,8 +149,10 @@ def validate_device(
     try:
         for i in range(n):
             y, count = device.infer(inputs.xq[i])
-            dev_out.append(np.asarray(y, dtype=np.int8).reshape(-1))
-            ref_out.append(ref.run(inputs.xq[i]).reshape(-1))
+            y = np.asarray(y, dtype=np.int8).reshape(-1)
+            r = ref.run(inputs.xq[i]).reshape(-1)
+            dev_out.append(y)
+            ref_out.append(r)
             counts.append(int(count))
             if progress:
                 progress(i + 1, n)
@@ -158,7 +160,9 @@ def validate_device(
         interrupted = True
         log.info("interrupted after %d of %d samples", len(dev_out), n)
     stream_s = time.perf_counter() - t0
-    done = len(dev_out)
+    # A Ctrl-C can land between the appends above: a sample counts once all three lists hold it.
+    done = min(len(dev_out), len(ref_out), len(counts))
+    del dev_out[done:], ref_out[done:], counts[done:]
     width = dev_out[0].size if dev_out else int(np.prod(graph.output_tensors[0].shape))
     dev = np.array(dev_out, dtype=np.int8).reshape(done, width)
     refa = np.array(ref_out, dtype=np.int8).reshape(done, width)

@@ -35,7 +35,11 @@ def print_report(r: dict) -> None:
     result(f"{m['bytes']:,} B, sha256 {m['sha256'][:16]}")
     t = table(title="Ops in execution order")
     stor = "weights" in r
-    cols = ("#", "op", "input", "output", "MACs", "weight B", *(("aot storage", "stored B") if stor else ()), "runs on")
+    runs = [_runs_on(r, op["index"]) for op in r["ops"]]
+    # One verdict for every op goes on a line of its own, so the table keeps its width for the numbers.
+    same = len(set(runs)) <= 1
+    cols = ("#", "op", "input", "output", "MACs", "weight B", *(("aot storage", "stored B") if stor else ()),
+            *(() if same else ("runs on",)))
     for col in cols:
         t.add_column(col, justify="right" if col in ("#", "MACs", "weight B", "stored B") else "left")
     for op in r["ops"]:
@@ -44,8 +48,10 @@ def print_report(r: dict) -> None:
         name = op["opcode"] + (f" v{op['version']}" if op["version"] != 1 else "")
         extra = ((op.get("storage", ""), f"{op['stored_bytes']:,}" if "stored_bytes" in op else "") if stor else ())
         t.add_row(str(op["index"]), name, ins, outs, f"{op['macs']:,}", f"{op['weight_bytes']:,}", *extra,
-                  _runs_on(r, op["index"]))
+                  *(() if same else (runs[op["index"]],)))
     out.print(t)
+    if same and runs:
+        result(f"every op runs on: {runs[0]}")
     tot, mem = r["totals"], r["memory"]
     result(f"totals: {tot['ops']} ops, {tot['macs']:,} MACs, {tot['param_bytes']:,} parameter bytes, "
         f"{tot['model_bytes']:,} model bytes")

@@ -77,7 +77,9 @@ def stop_on_signals() -> None:
 
 def die_with_parent() -> None:
     """preexec_fn for an emulator child: Linux sends it SIGKILL when tinyedge dies, by any signal
-    (SIGKILL included, which no handler sees).  Elsewhere it does nothing."""
+    (SIGKILL included, which no handler sees).  Elsewhere it does nothing.  Use it only for
+    children started from the main thread: the signal follows the thread that forked, not the
+    process."""
     import ctypes
     import signal
     import sys

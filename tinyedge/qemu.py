@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -179,8 +180,11 @@ def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
         cmd[0] = exe
         err = tempfile.TemporaryFile()
         log.info("starting %s", " ".join(cmd))
+        # Linux ties PR_SET_PDEATHSIG to the parent *thread*: a QEMU started from a worker thread
+        # (a restart from a timer, a pytest-timeout thread) would be killed when that thread ends.
+        main = threading.current_thread() is threading.main_thread()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                preexec_fn=die_with_parent)  # noqa: PLW1509 - no threads run code here
+                                preexec_fn=die_with_parent if main else None)  # noqa: PLW1509
         q = QemuProcess(proc, p, cmd, err)
         deadline = time.monotonic() + timeout
         can_see = os.path.exists("/proc/net/tcp")  # elsewhere: give QEMU a moment instead

@@ -40,16 +40,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _listening(port: int) -> bool:
-    """True when some socket listens on 127.0.0.1:port (read from /proc, without connecting:
-    a connection would become QEMU's one serial client)."""
+def _listening(port: int, pid: int | None = None) -> bool:
+    """True when a socket listens on 127.0.0.1:port (read from /proc, without connecting: a
+    connection would become QEMU's one serial client) and, with `pid`, that process holds it.
+
+    The owner matters: two processes (pytest-xdist workers) can be handed the same free port;
+    the QEMU that loses the bind exits, but until it does its caller would see the other's
+    listener, connect to the wrong board and start it, and its output would go to that caller."""
     want = f"0100007F:{port:04X}"
+    inodes = set()
     try:
         with open("/proc/net/tcp") as f:
             for line in f.readlines()[1:]:
                 parts = line.split()
-                if len(parts) > 3 and parts[1] == want and parts[3] == "0A":  # 0A = LISTEN
-                    return True
+                if len(parts) > 9 and parts[1] == want and parts[3] == "0A":  # 0A = LISTEN
+                    inodes.add(parts[9])
+    except OSError:
+        return False
+    if not inodes or pid is None:
+        return bool(inodes)
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        for fd in os.listdir(fd_dir):
+            try:
+                link = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
     except OSError:
         return False
     return False
@@ -191,7 +209,7 @@ def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
-            if _listening(p) if can_see else time.monotonic() > deadline - timeout + 0.5:
+            if _listening(p, proc.pid) if can_see else time.monotonic() > deadline - timeout + 0.5:
                 return q
             time.sleep(0.02)
         last_err = q.stderr_text().strip()

@@ -111,7 +111,7 @@ class QemuMicroPython:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err)
         track(self)
         deadline = time.monotonic() + timeout
-        while not _listening(self.tcp):
+        while not _listening(self.tcp, self.proc.pid):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self._err.seek(0)
                 msg = self._err.read().decode("utf-8", "replace").strip()

@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import DeviceTimeout, FlashError, InputFileError
 from .link import protocol as p
-from .procutil import stop_process, track, untrack
+from .procutil import ChildProcess, stop_process, track, untrack
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def read_announcement(fd: int, timeout: float, what: str) -> str:
             buf += chunk
 
 
-class HostBoard:
+class HostBoard(ChildProcess):
     """The host build of the firmware behind a pty.  `.port` is the pyserial URL (a pty path)."""
 
     def __init__(self, exe: os.PathLike | str, *, wait: bool = True, timeout: float = 10.0):
@@ -88,13 +88,6 @@ class HostBoard:
             except BaseException:
                 self.close()
                 raise
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def close(self, timeout: float = 3.0) -> None:
         stop_process(self.proc, timeout)

@@ -57,6 +57,20 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (or SIGHUP) received: unwinds like Ctrl-C, so every board is closed on the way out."""
 
 
+class ChildProcess:
+    """What every emulated board started as a child process answers: its pid and whether it
+    still runs.  Subclasses set `self.proc` (a subprocess.Popen)."""
+
+    proc = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
 def stop_on_signals() -> None:
     """Make SIGTERM and SIGHUP unwind the main thread as Ctrl-C does (the CLI calls this first).
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from .errors import FlashError, InputFileError, ToolMissingError, UsageError
-from .procutil import die_with_parent, stop_process, track, untrack
+from .procutil import ChildProcess, die_with_parent, stop_process, track, untrack
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def qemu_command(elf: os.PathLike | str, board, port: int) -> list[str]:
                   "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-monitor", "none"]
 
 
-class QemuProcess:
+class QemuProcess(ChildProcess):
     """A running qemu-system-arm; `.url` is the emulated UART as a pyserial URL."""
 
     def __init__(self, proc: subprocess.Popen, port: int, cmd: list[str], stderr_file):
@@ -98,13 +98,6 @@ class QemuProcess:
     @property
     def url(self) -> str:
         return f"socket://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def cpu_seconds(self) -> float | None:
         """CPU time QEMU has used so far (user + system, from /proc), or None where that cannot be read."""

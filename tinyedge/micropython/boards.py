@@ -22,13 +22,13 @@ import tty
 from pathlib import Path
 
 from ..errors import DeviceTimeout, FlashError, ToolMissingError, UsageError
-from ..procutil import stop_process, track, untrack
+from ..procutil import ChildProcess, stop_process, track, untrack
 from . import build as mpbuild
 
 log = logging.getLogger(__name__)
 
 
-class UnixMicroPython:
+class UnixMicroPython(ChildProcess):
     """MicroPython's unix port on a pty; `.port` is the pty path (a pyserial URL)."""
 
     boot_script = None
@@ -65,13 +65,6 @@ class UnixMicroPython:
                 buf += os.read(self._slave, 4096)
         return buf.decode("utf-8", "replace").strip().splitlines()[0]
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def close(self, timeout: float = 3.0) -> None:
         stop_process(self.proc, timeout)
         if self._slave >= 0:
@@ -93,7 +86,7 @@ def qemu_command(elf: Path, machine: str, port: int) -> list[str]:
             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
 
 
-class QemuMicroPython:
+class QemuMicroPython(ChildProcess):
     """MicroPython's QEMU port; `.port` is `socket://127.0.0.1:PORT`."""
 
     def __init__(self, elf: os.PathLike | str, machine: str, *, fs_bytes: int = 1 << 20, timeout: float = 10.0):
@@ -125,13 +118,6 @@ class QemuMicroPython:
     @property
     def port(self) -> str:
         return f"socket://127.0.0.1:{self.tcp}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def close(self, timeout: float = 3.0) -> None:
         stop_process(self.proc, timeout)

@@ -10,6 +10,7 @@ replaces it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -23,7 +24,7 @@ from .runtimes import RUNTIMES
 ENV_VAR = "TINYEDGE_BOARDS_DIR"
 DEFAULT_BOARD = "qemu-cortex-m4"
 
-FAMILIES = ("cortex-m", "esp32", "host", "micropython")
+FAMILIES = ("cortex-m", "riscv", "esp32", "host", "micropython")
 # counter id -> the unit it measures.  Latency is always reported with its unit.
 CYCLE_COUNTERS = {
     "dwt": "cycles",          # Cortex-M3/M4/M7/M33/M55 DWT CYCCNT
@@ -33,10 +34,11 @@ CYCLE_COUNTERS = {
     "host": "ns",             # host build: monotonic clock
     "mp-ticks-us": "us",      # MicroPython time.ticks_us() (a port whose ticks_cpu is no cycle count)
 }
-UART_DRIVERS = ("cmsdk", "stm32-usart", "stm32-lpuart", "nrf-uarte", "rp2040-pl011", "esp-idf", "stdio")
+UART_DRIVERS = ("cmsdk", "stm32-usart", "stm32-lpuart", "nrf-uarte", "rp2040-pl011", "ns16550", "esp-idf", "stdio")
 FLASH_METHODS = ("qemu", "esptool", "pyocd", "stm32-serial", "uf2", "host", "mpremote")
 MP_ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
             "xtensawin", "rv32imc", "rv64imc")
+QEMU_SYSTEMS = ("arm", "riscv32")
 MP_TICKS = ("ticks_cpu", "ticks_us")
 MP_EMULATORS = ("unix", "qemu")
 
@@ -47,6 +49,8 @@ _TOP = {
     "family": (str, True),
     "cpu": (str, True),
     "arch": (str, True),
+    "march": (str, False),           # RISC-V: the ISA string of -march (rv32imc_zicsr_zifencei)
+    "mabi": (str, False),            # RISC-V: the -mabi (ilp32)
     "cflags": (list, True),
     "clock_hz": (int, True),
     "flash_bytes": (int, True),
@@ -77,6 +81,7 @@ _MEMORY = {
     "flash_origin": (int, True),
     "ram_origin": (int, True),
     "stack_bytes": (int, False),
+    "exit_base": (int, False),       # an emulator's exit device (QEMU virt: the SiFive test finisher)
 }
 _UART = {
     "driver": (str, True),
@@ -92,6 +97,7 @@ _FLASH = {
     "alt_methods": (list, False),
     "qemu_machine": (str, False),
     "qemu_cpu": (str, False),
+    "qemu_system": (str, False),     # qemu-system-<this>: arm (the default) or riscv32
     "esptool_chip": (str, False),
     "flash_baud": (int, False),
     "flash_size": (str, False),
@@ -101,6 +107,28 @@ _FLASH = {
     "uf2_volume": (str, False),
     "usb_ids": (list, False),
     "flash_only_usb_ids": (list, False),
+}
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A bare-metal C toolchain: what the generated Makefile runs and how to get it."""
+
+    cross: str                 # prefix of gcc and objcopy
+    libc: str                  # the C library it links
+    link_specs: tuple[str, ...]
+    how: str                   # how to install it
+    compile_specs: tuple[str, ...] = ()   # what the compiler needs to find the C library's headers
+
+
+# family -> its toolchain (the Debian packages are in the Makefile's APT_PACKAGES)
+TOOLCHAINS = {
+    "cortex-m": Toolchain("arm-none-eabi-", "newlib", ("--specs=nano.specs", "--specs=nosys.specs"),
+                          "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                          "(or Arm GNU Toolchain from developer.arm.com)"),
+    "riscv": Toolchain("riscv64-unknown-elf-", "picolibc", ("--specs=picolibc.specs",),
+                       "sudo apt-get install gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf",
+                       compile_specs=("--specs=picolibc.specs",)),
 }
 
 
@@ -121,6 +149,7 @@ class FlashSpec:
     alt_methods: tuple[str, ...] = ()
     qemu_machine: str | None = None
     qemu_cpu: str | None = None
+    qemu_system: str = "arm"
     esptool_chip: str | None = None
     flash_baud: int | None = None
     flash_size: str | None = None
@@ -150,6 +179,7 @@ class Memory:
     flash_origin: int
     ram_origin: int
     stack_bytes: int = 8192
+    exit_base: int | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +204,8 @@ class Board:
     fpu: bool = False
     dsp: bool = False
     description: str = ""
+    march: str | None = None
+    mabi: str | None = None
     source: Path | None = None
 
     @property
@@ -184,6 +216,29 @@ class Board:
     @property
     def is_qemu(self) -> bool:
         return self.flash.method == "qemu"
+
+    @property
+    def toolchain(self) -> Toolchain | None:
+        """The bare-metal C toolchain of the board's family (None where another build system brings its own)."""
+        return TOOLCHAINS.get(self.family)
+
+    @property
+    def arch_flags(self) -> tuple[str, ...]:
+        """The compiler's architecture flags: -march/-mabi from the board's ISA facts, then its cflags."""
+        isa = (f"-march={self.march}",) if self.march else ()
+        abi = (f"-mabi={self.mabi}",) if self.mabi else ()
+        return (*isa, *abi, *self.cflags)
+
+    @property
+    def link_arch_flags(self) -> tuple[str, ...]:
+        """The architecture flags of the link, which pick the C library's multilib.  GCC 12's RISC-V
+        multilib table predates the Zicsr/Zifencei split, so the link names the base ISA only
+        (rv32imc_zicsr_zifencei -> rv32imc); what is linked is a subset of it."""
+        if not self.march:
+            return self.arch_flags
+        base = self.march.split("_", 1)[0]
+        abi = (f"-mabi={self.mabi}",) if self.mabi else ()
+        return (f"-march={base}", *abi, *self.cflags)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -254,6 +309,8 @@ def parse_board(data: dict, file: Path) -> Board:
     fl = dict(data["flash"])
     _check_table(fl, _FLASH, file, "flash.")
     _check_choice(fl["method"], FLASH_METHODS, file, "flash.method")
+    if "qemu_system" in fl:
+        _check_choice(fl["qemu_system"], QEMU_SYSTEMS, file, "flash.qemu_system")
     fl["alt_methods"] = _check_str_list(fl.get("alt_methods", []), file, "flash.alt_methods", FLASH_METHODS)
     fl["usb_ids"] = _check_str_list(fl.get("usb_ids", []), file, "flash.usb_ids")
     fl["flash_only_usb_ids"] = _check_str_list(fl.get("flash_only_usb_ids", []), file, "flash.flash_only_usb_ids")
@@ -279,9 +336,16 @@ def parse_board(data: dict, file: Path) -> Board:
     if "memory" in data:
         _check_table(data["memory"], _MEMORY, file, "memory.")
         memory = Memory(**data["memory"])
-    elif data["family"] == "cortex-m":
-        raise BoardError(f"{file}: missing key 'memory' (Cortex-M boards need their memory map)",
+    elif data["family"] in ("cortex-m", "riscv"):
+        raise BoardError(f"{file}: missing key 'memory' (bare-metal boards need their memory map)",
                          file=file, key="memory")
+    if data["family"] == "riscv" and "march" not in data:
+        raise BoardError(f"{file}: missing key 'march' (RISC-V boards name their ISA, e.g. rv32imc_zicsr_zifencei)",
+                         file=file, key="march")
+    for key in ("march", "mabi"):
+        if key in data and not re.fullmatch(r"[a-z0-9_]+", data[key]):
+            raise BoardError(f"{file}: key '{key}' is {data[key]!r}; it must be lower-case letters, digits and '_'",
+                             file=file, key=key)
 
     mp = None
     if "micropython" in data:
@@ -301,7 +365,7 @@ def parse_board(data: dict, file: Path) -> Board:
         raise BoardError(f"{file}: runtime 'micropython' needs a [micropython] table (at least its arch)",
                          file=file, key="micropython", hint='add [micropython] arch = "..." to the board file')
 
-    rest = {k: data[k] for k in ("emulated", "fpu", "dsp", "description") if k in data}
+    rest = {k: data[k] for k in ("emulated", "fpu", "dsp", "description", "march", "mabi") if k in data}
     return Board(
         id=data["id"], name=data["name"], family=data["family"], cpu=data["cpu"], arch=data["arch"],
         cflags=cflags, clock_hz=data["clock_hz"], flash_bytes=data["flash_bytes"],

@@ -108,8 +108,8 @@ def _jobs(jobs: int | None) -> str:
 
 def _build_make(proj: Path, board: Board, jobs: int | None, log_path: Path) -> str:
     make = _need("make", "sudo apt-get install make")
-    if board.family == "cortex-m":
-        _need("arm-none-eabi-gcc", _ARM_HOW)
+    if board.toolchain is not None:
+        _need(board.toolchain.cross + "gcc", board.toolchain.how)
     else:
         _need("cc", "sudo apt-get install gcc (or any C99 compiler as cc)")
     return _run([[make, "-C", str(proj), f"-j{_jobs(jobs)}", "all"]], proj, log_path, "make")

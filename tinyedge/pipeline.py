@@ -305,8 +305,9 @@ def _first_line(cmd: list[str]) -> str | None:
 def _toolchain_versions(b) -> dict:
     """Versions of the compiler (and emulator) this deploy used, for the report."""
     v: dict[str, str | None] = {}
-    if b.family == "cortex-m":
-        v["arm-none-eabi-gcc"] = _first_line(["arm-none-eabi-gcc", "-dumpversion"])
+    if b.toolchain is not None:
+        cc = b.toolchain.cross + "gcc"
+        v[cc] = _first_line([cc, "-dumpversion"])
     elif b.family == "micropython":
         try:
             from importlib import metadata
@@ -317,7 +318,10 @@ def _toolchain_versions(b) -> dict:
     elif b.family == "host":
         v["cc"] = _first_line(["cc", "--version"])
     if b.is_qemu or (b.micropython and b.micropython.emulator == "qemu"):
-        v["qemu-system-arm"] = _first_line(["qemu-system-arm", "--version"])
+        from .qemu import qemu_binary
+
+        exe = qemu_binary(b)[0] if b.is_qemu else "qemu-system-arm"
+        v[exe] = _first_line([exe, "--version"])
     return v
 
 

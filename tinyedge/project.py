@@ -97,7 +97,7 @@ class Hardware:
     """Board facts derived for the C side (te_board.h, linker script)."""
 
     clock_hz: int
-    counter_kind: str    # SYSTICK | DWT | ESP_CPU | HOST
+    counter_kind: str    # SYSTICK | DWT | MINSTRET | ESP_CPU | HOST
     counter_mul: int
     counter_div: int
     counts_per_ms: int
@@ -114,6 +114,7 @@ class Hardware:
     flash_origin: str
     ram_origin: str
     boot2: bool          # RP2040: a second-stage boot leads the flash image
+    exit_base: str | None = None  # an emulator's exit device (TE_BOARD_EXIT_BASE), e.g. QEMU virt's finisher
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,11 @@ def hardware_facts(board: Board) -> Hardware:
     if board.family == "cortex-m":
         clock = _RESET_CLOCK_HZ.get(board.uart.driver, board.clock_hz)
     mul, div = 1, 1
-    if counter == "qemu-icount":
+    if board.family == "riscv":
+        # the minstret CSR: instructions; under QEMU -icount shift=0 one per ns of virtual time
+        kind = "MINSTRET"
+        per_ms = 1_000_000 if counter == "qemu-icount" else clock // 1000
+    elif counter == "qemu-icount":
         kind = "SYSTICK"
         g = math.gcd(1_000_000_000, clock)
         mul, div = 1_000_000_000 // g, clock // g
@@ -338,6 +343,7 @@ def hardware_facts(board: Board) -> Hardware:
         flash_origin=f"0x{mem.flash_origin:08X}" if mem else "0x00000000",
         ram_origin=f"0x{mem.ram_origin:08X}" if mem else "0x00000000",
         boot2=board.family == "cortex-m" and board.uart.driver == "rp2040-pl011",
+        exit_base=f"0x{mem.exit_base:08X}" if mem and mem.exit_base is not None else None,
     )
 
 

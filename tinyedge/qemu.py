@@ -1,10 +1,13 @@
-"""Run a built ELF on an emulated board under qemu-system-arm, its UART on a local TCP port.
+"""Run a built ELF on an emulated board under QEMU, its UART on a local TCP port.
 
     with start_qemu(elf, get_board("qemu-cortex-m4")) as q:
         link = serial.serial_for_url(q.url)      # socket://127.0.0.1:PORT
 
+The board's `flash.qemu_system` picks the binary: qemu-system-arm (the
+Cortex-M boards) or qemu-system-riscv32 (qemu-riscv32: the virt machine,
+started with `-bios none` so the ELF's own entry runs in machine mode).
 QEMU runs with `-icount shift=0` (one instruction per nanosecond of virtual
-time, so the firmware's SysTick counts instructions) and
+time, so the firmware's SysTick, or RISC-V's minstret, counts instructions) and
 `-serial tcp:127.0.0.1:PORT,server=on,wait=on`: the guest does not start
 until the first client connects, so nothing it prints (the announcement line)
 is lost.  `start_qemu` returns once QEMU listens; the caller must then
@@ -32,6 +35,18 @@ log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-arm"
 QEMU_HOW = "sudo apt-get install qemu-system-arm"
+# flash.qemu_system -> (binary, how to get it)
+QEMU_SYSTEMS = {
+    "arm": (QEMU, QEMU_HOW),
+    "riscv32": ("qemu-system-riscv32", "sudo apt-get install qemu-system-misc"),
+}
+# Machine -> arguments it always needs: virt would otherwise boot OpenSBI first.
+_MACHINE_ARGS = {"virt": ["-bios", "none"]}
+
+
+def qemu_binary(board) -> tuple[str, str]:
+    """(binary name, how to install it) of the QEMU that emulates `board`."""
+    return QEMU_SYSTEMS.get(board.flash.qemu_system, QEMU_SYSTEMS["arm"])
 
 
 def _free_port() -> int:
@@ -74,11 +89,11 @@ def _listening(port: int, pid: int | None = None) -> bool:
 
 
 def qemu_command(elf: os.PathLike | str, board, port: int) -> list[str]:
-    """The qemu-system-arm argument list for `elf` on `board` with the UART on `port`."""
+    """The QEMU argument list for `elf` on `board` with the UART on `port`."""
     machine = board.flash.qemu_machine
     if not machine:
         raise UsageError(f"board {board.id} is not emulated by QEMU", hint="pick a qemu-* board")
-    cmd = [QEMU, "-M", machine]
+    cmd = [qemu_binary(board)[0], "-M", machine, *_MACHINE_ARGS.get(machine, [])]
     if board.flash.qemu_cpu:
         cmd += ["-cpu", board.flash.qemu_cpu]
     return cmd + ["-nographic", "-icount", "shift=0", "-kernel", str(elf),
@@ -86,7 +101,7 @@ def qemu_command(elf: os.PathLike | str, board, port: int) -> list[str]:
 
 
 class QemuProcess(ChildProcess):
-    """A running qemu-system-arm; `.url` is the emulated UART as a pyserial URL."""
+    """A running QEMU; `.url` is the emulated UART as a pyserial URL."""
 
     def __init__(self, proc: subprocess.Popen, port: int, cmd: list[str], stderr_file):
         self.proc = proc
@@ -115,7 +130,7 @@ class QemuProcess(ChildProcess):
         used `budget` seconds of CPU without the line (a firmware that computes forever), once it
         exits, or after a wall-clock limit scaled with the machine's load (a guest that sleeps).
         On a loaded machine QEMU gets less of the CPU, and the wait grows with it."""
-        from .errors import DeviceTimeout
+        from .errors import DeviceTimeout, LinkError
 
         start_cpu = self.cpu_seconds()
         start = time.monotonic()
@@ -124,10 +139,21 @@ class QemuProcess(ChildProcess):
                 return device.wait_for_announcement(min(1.0, budget))
             except DeviceTimeout as e:
                 last = e
+            except LinkError as e:   # the line closed: QEMU stopped (a fault handler exits it)
+                last = e
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    raise e from None
             if not self.alive():
                 err = self.stderr_text().strip()
-                raise FlashError(f"qemu-system-arm exited (status {self.proc.returncode}) before the firmware "
-                                 f"announced itself{': ' + err if err else ''}",
+                fault = device.fault_line()
+                if fault:
+                    raise FlashError(f"the firmware faulted before it announced itself: {fault}",
+                                     hint="rebuild the project ('tinyedge build'); if it persists, report it "
+                                          "with this line")
+                raise FlashError(f"{Path(self.cmd[0]).name} exited (status {self.proc.returncode}) before the "
+                                 f"firmware announced itself{': ' + err if err else ''}",
                                  hint="run again with --verbose; check the ELF was built for this board")
             wall = time.monotonic() - start
             cpu = self.cpu_seconds()
@@ -178,9 +204,10 @@ def wall_limit(budget: float) -> float:
 def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
                timeout: float = 10.0) -> QemuProcess:
     """Start QEMU for `elf` on emulated `board`; return once its UART port listens."""
-    exe = shutil.which(QEMU)
+    name, how = qemu_binary(board)
+    exe = shutil.which(name)
     if exe is None:
-        raise ToolMissingError(QEMU, QEMU_HOW)
+        raise ToolMissingError(name, how)
     elf = Path(elf).expanduser().resolve()
     if not elf.is_file():
         raise InputFileError(f"{elf} does not exist", path=elf, hint="build the project first (tinyedge build)")
@@ -209,5 +236,5 @@ def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
         q.close()
         if port is not None or "Address already in use" not in last_err:
             break
-    raise FlashError(f"qemu-system-arm did not start for {board.id}: {last_err or 'no output'}",
+    raise FlashError(f"{name} did not start for {board.id}: {last_err or 'no output'}",
                      hint="run the command with --verbose to see it")

@@ -1,4 +1,4 @@
-"""The `qemu` flasher: start a built qemu-* project under qemu-system-arm.
+"""The `qemu` flasher: start a built qemu-* project under QEMU (qemu-system-arm or -riscv32).
 
 `flash()` starts QEMU (tinyedge.qemu: `-icount shift=0`, the UART on a free
 127.0.0.1 TCP port), connects once to wait for the firmware's announcement
@@ -21,16 +21,20 @@ log = logging.getLogger(__name__)
 
 class QemuFlasher(Flasher):
     name = "qemu"
-    description = "start the firmware under qemu-system-arm (emulated board)"
-    needs = "qemu-system-arm (sudo apt-get install qemu-system-arm)"
+    description = "start the firmware under QEMU (emulated board)"
+    needs = "qemu-system-arm (sudo apt-get install qemu-system-arm); qemu-riscv32: qemu-system-riscv32 (qemu-system-misc)"
     needs_port = False
 
     def __init__(self):
         self.announce_timeout = 20.0
 
-    def check(self) -> None:
-        if shutil.which("qemu-system-arm") is None:
-            raise ToolMissingError("qemu-system-arm", "sudo apt-get install qemu-system-arm")
+    def check(self, board=None) -> None:
+        """The board's QEMU is installed (without a board: any QEMU tinyedge drives; flash() checks the board's)."""
+        from ..qemu import QEMU_SYSTEMS, qemu_binary
+
+        wanted = [qemu_binary(board)] if board is not None else list(QEMU_SYSTEMS.values())
+        if not any(shutil.which(name) for name, _how in wanted):
+            raise ToolMissingError(*wanted[0])
 
     def flash(self, project_dir: Path, board, *, port: str | None = None,
               progress: Progress | None = None) -> FlashResult:
@@ -38,7 +42,7 @@ class QemuFlasher(Flasher):
         from ..link.device import Device
         from ..qemu import start_qemu
 
-        self.check()
+        self.check(board)
         if not board.is_qemu:
             raise UsageError(f"board {board.id} is not emulated by QEMU", hint="pick a qemu-* board")
         if port:

@@ -102,7 +102,15 @@ class Device:
     def _pump(self, deadline: float) -> None:
         if self.transport is None:
             raise LinkError("the session is closed")
-        data = self.transport.read(max(0.0, deadline - time.monotonic()))
+        try:
+            data = self.transport.read(max(0.0, deadline - time.monotonic()))
+        except LinkError:
+            fault = self.fault_line()
+            if fault is not None:   # the board said why it stopped: that is the error
+                raise LinkError(f"{self.url}: the board faulted and stopped: {fault}",
+                                hint="the firmware crashed; rebuild it ('tinyedge build'), and report the line "
+                                     "if it persists") from None
+            raise
         if not data:
             return
         self._seen_total += len(data)
@@ -121,6 +129,10 @@ class Device:
                     self._info = None     # the board restarted: ask again
             else:
                 log.debug("dropped %d bytes of garbage", len(ev.data))
+
+    def fault_line(self) -> str | None:
+        """The last `tinyedge fault: ...` line the board printed (a board layer's fault handler), or None."""
+        return next((ln for ln in reversed(self.log_lines) if ln.startswith("tinyedge fault:")), None)
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFF

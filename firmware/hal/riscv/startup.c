@@ -143,6 +143,19 @@ static void te_trap_dec(uint32_t v)
     }
 }
 
+/* Read what the host is still sending until the line is quiet (bounded).  An emulator that exits
+ * with unread input makes its TCP socket close with a reset, and a reset discards the fault line
+ * in the host's receive buffer before the host reads it. */
+static void te_trap_drain(void)
+{
+    uint32_t quiet = 0u;
+    uint32_t total = 0u;
+    while (quiet < 100000u && total < 20000000u) {
+        quiet = te_uart_poll() >= 0 ? 0u : quiet + 1u;
+        total++;
+    }
+}
+
 static const char *te_trap_cause(uint32_t mcause)
 {
     if (mcause & 0x80000000u) {
@@ -190,6 +203,7 @@ void te_trap_report(void)
         te_trap_puts(" bytes; raise memory.stack_bytes in the board file)");
     }
     te_trap_puts("\n");
+    te_trap_drain();
 #if defined(TE_BOARD_EXIT_BASE)
     /* SiFive test finisher: FAIL (0x3333) with exit status 1 in the upper half. */
     *(volatile uint32_t *)(uintptr_t)TE_BOARD_EXIT_BASE = (1u << 16) | 0x3333u;

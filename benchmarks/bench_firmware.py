@@ -13,7 +13,12 @@ download) for qemu-cortex-m4 (arm-none-eabi-gcc -O2), boot each under QEMU
   - RAM (data + bss + stack);
 and checks every output against the tflite-micro interpreter.
 
-    .venv/bin/python benchmarks/bench_firmware.py [--runs 3] [--models DIR]
+Then the same aot firmware on qemu-riscv32 (the ESP32-C3's RV32IMC + Zicsr + Zifencei on QEMU
+virt, riscv64-unknown-elf-gcc -O2, instructions from the minstret CSR under -icount shift=0):
+instructions, per MAC, the ratio to aot on the Cortex-M4 in this run, arena and flash.
+(TFLM is not built for RISC-V.)
+
+    .venv/bin/python benchmarks/bench_firmware.py [--runs 3] [--models DIR] [--boards cortex-m4,riscv32]
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=REPO.parent / "shared" / "models" / "mlperf-tiny")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--boards", default="cortex-m4,riscv32",
+                    help="which tables: cortex-m4 (aot vs TFLM + CMSIS-NN), riscv32 (aot on qemu-riscv32)")
     args = ap.parse_args()
+    tables = set(args.boards.split(","))
 
     from tflite_micro.python.tflite_micro import runtime
 
@@ -57,9 +65,10 @@ def main() -> int:
     from tinyedge.qemu import start_qemu
 
     board = get_board("qemu-cortex-m4")
-    rows = []
+    riscv = get_board("qemu-riscv32")
+    rows, rv_rows = [], []
 
-    def measure(model: Path, runtime_name: str, folder: Path, interp) -> dict:
+    def measure(model: Path, runtime_name: str, folder: Path, interp, board=board) -> dict:
         built = build_project(generate_project(model, board, runtime_name, folder), jobs=2)
         rng = np.random.default_rng(0)
         counts, exact = [], True
@@ -86,21 +95,39 @@ def main() -> int:
                 continue
             graph = load_tflite(model)
             interp = runtime.Interpreter.from_bytes(model.read_bytes())
-            # TFLite Micro + CMSIS-NN built here (tinyedge's tflm runtime, per-core library cache), same run.
-            t = measure(model, "tflm", Path(tmp) / f"{name}-tflm", interp)
-            a = measure(model, "aot", Path(tmp) / f"{name}-aot", interp)
-            rows.append((name, macs, a, t, anchor_instr, weight_bytes(graph) + 12 * 1024))
-    print(f"{'model':24} {'aot instr':>11} {'TFLM+CMSIS':>11} {'aot/TFLM':>8} {'/MAC':>5} {'arena':>8} "
-          f"{'TFLM arena':>10} {'ratio':>6} {'flash':>9} {'TFLM flash':>10} {'ratio':>6} {'w+b+12K':>9} exact"
-          f"  (TFLM anchor instr)")
-    for name, macs, a, t, anchor, budget in rows:
-        print(f"{name:24} {a['instr']:>11,} {t['instr']:>11,} {a['instr'] / t['instr']:>7.2f}x "
-              f"{a['instr'] / macs:>5.2f} {a['arena']:>8,} {t['arena']:>10,} {a['arena'] / t['arena']:>5.2f}x "
-              f"{a['flash']:>9,} {t['flash']:>10,} {a['flash'] / t['flash']:>5.2f}x {budget:>9,} "
-              f"{'yes' if a['exact'] and t['exact'] else 'NO'}  ({anchor / 1e6:.2f} M, BENCHMARKS.md)")
-    print(f"(latency unit: {rows[0][2]['unit'] if rows else 'instructions'}; QEMU mps2-an386, -icount shift=0; "
-          "TFLM = TFLite Micro 90b983c2 + CMSIS-NN 4ab83cc3 built by tinyedge in this run; target aot/TFLM <= 0.6)")
-    return 0 if all(r[2]["exact"] and r[3]["exact"] for r in rows) else 1
+            a = None
+            if "cortex-m4" in tables:
+                # TFLite Micro + CMSIS-NN built here (tinyedge's tflm runtime, per-core library cache), same run.
+                t = measure(model, "tflm", Path(tmp) / f"{name}-tflm", interp)
+                a = measure(model, "aot", Path(tmp) / f"{name}-aot", interp)
+                rows.append((name, macs, a, t, anchor_instr, weight_bytes(graph) + 12 * 1024))
+            if "riscv32" in tables:
+                r = measure(model, "aot", Path(tmp) / f"{name}-aot-rv32", interp, board=riscv)
+                rv_rows.append((name, macs, r, a, weight_bytes(graph) + 12 * 1024))
+    if rows:
+        print(f"{'model':24} {'aot instr':>11} {'TFLM+CMSIS':>11} {'aot/TFLM':>8} {'/MAC':>5} {'arena':>8} "
+              f"{'TFLM arena':>10} {'ratio':>6} {'flash':>9} {'TFLM flash':>10} {'ratio':>6} {'w+b+12K':>9} exact"
+              f"  (TFLM anchor instr)")
+        for name, macs, a, t, anchor, budget in rows:
+            print(f"{name:24} {a['instr']:>11,} {t['instr']:>11,} {a['instr'] / t['instr']:>7.2f}x "
+                  f"{a['instr'] / macs:>5.2f} {a['arena']:>8,} {t['arena']:>10,} {a['arena'] / t['arena']:>5.2f}x "
+                  f"{a['flash']:>9,} {t['flash']:>10,} {a['flash'] / t['flash']:>5.2f}x {budget:>9,} "
+                  f"{'yes' if a['exact'] and t['exact'] else 'NO'}  ({anchor / 1e6:.2f} M, BENCHMARKS.md)")
+    if rows:
+        print(f"(latency unit: {rows[0][2]['unit']}; QEMU mps2-an386, -icount shift=0; TFLM = TFLite Micro "
+              "90b983c2 + CMSIS-NN 4ab83cc3 built by tinyedge in this run; target aot/TFLM <= 0.6)")
+    if rv_rows:
+        print()
+        print(f"{'model (qemu-riscv32, aot)':28} {'instr':>11} {'/MAC':>5} {'vs M4 aot':>9} {'arena':>8} "
+              f"{'flash':>9} {'w+b+12K':>9} {'RAM':>9} exact")
+        for name, macs, r, a, budget in rv_rows:
+            vs = f"{r['instr'] / a['instr']:>8.2f}x" if a else f"{'-':>9}"
+            print(f"{name:28} {r['instr']:>11,} {r['instr'] / macs:>5.2f} {vs} {r['arena']:>8,} {r['flash']:>9,} "
+                  f"{budget:>9,} {r['ram']:>9,} {'yes' if r['exact'] else 'NO'}")
+        print(f"(latency unit: {rv_rows[0][2]['unit']}; QEMU virt, CPU {riscv.flash.qemu_cpu.split(',')[0]} cut to "
+              f"{riscv.march} (the ESP32-C3's ISA), minstret under -icount shift=0; riscv64-unknown-elf-gcc -O2)")
+    ok = all(r[2]["exact"] and r[3]["exact"] for r in rows) and all(r[2]["exact"] for r in rv_rows)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

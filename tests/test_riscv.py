@@ -83,6 +83,29 @@ def test_qemu_riscv32_is_the_esp32c3s_isa():
         assert props.get(ext) == "false", ext
 
 
+RV_GOOD = (Path(__file__).resolve().parent.parent / "boards" / "qemu-riscv32.toml").read_text().replace(
+    'id = "qemu-riscv32"', 'id = "myrv"')
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda s: s.replace('march = "rv32imc_zicsr_zifencei"\n', ""), "march"),
+    (lambda s: s.replace('march = "rv32imc_zicsr_zifencei"', 'march = "rv32imc -O0"'), "march"),
+    (lambda s: s.replace('qemu_system = "riscv32"', 'qemu_system = "riscv128"'), "flash.qemu_system"),
+    (lambda s: s.replace("exit_base = 0x00100000", 'exit_base = "finisher"'), "memory.exit_base"),
+])
+def test_malformed_riscv_board_names_the_key(tmp_path, mutate, key):
+    from tinyedge.boards import load_board_file
+    from tinyedge.errors import BoardError
+
+    f = tmp_path / "myrv.toml"
+    f.write_text(RV_GOOD)
+    assert load_board_file(f).march == "rv32imc_zicsr_zifencei"
+    f.write_text(mutate(RV_GOOD))
+    with pytest.raises(BoardError) as e:
+        load_board_file(f)
+    assert e.value.key == key and str(f) in str(e.value)
+
+
 def _arch_attribute(obj: Path) -> str:
     out = subprocess.run([shutil.which("riscv64-unknown-elf-readelf") or "riscv64-unknown-elf-readelf", "-A",
                           str(obj)], capture_output=True, text=True, check=True).stdout
@@ -114,13 +137,14 @@ def test_esp32c3_aot_c_compiles_for_its_isa(tools, tmp_path):
     ported = [s for s in srcs if "/hal/esp32/" not in s]   # the ESP-IDF board layer needs ESP-IDF's headers
     assert len(ported) >= len(srcs) - 1
     main = proj / "main"
+    objs = tmp_path / "obj"
+    objs.mkdir()
+    cmd = [CC, f"-march={c3.march}", f"-mabi={c3.mabi}", "--specs=picolibc.specs", *opts, "-Werror",
+           *(f"-I{main / d}" for d in incs), "-c", *(str(main / s) for s in ported)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=objs)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     for src in ported:
-        obj = tmp_path / (Path(src).stem + ".o")
-        cmd = [CC, f"-march={c3.march}", f"-mabi={c3.mabi}", "--specs=picolibc.specs", *opts, "-Werror",
-               *(f"-I{main / d}" for d in incs), "-c", str(main / src), "-o", str(obj)]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        assert r.returncode == 0 and not r.stderr.strip(), f"{src}: {r.stderr}"
-        ext = _extensions(_arch_attribute(obj))
+        ext = _extensions(_arch_attribute(objs / (Path(src).stem + ".o")))
         assert {"i", "m", "c", "zicsr", "zifencei"} <= ext, (src, ext)
         assert not ext & {"a", "f", "d", "v", "zba", "zbb", "zbs"}, (src, ext)
 

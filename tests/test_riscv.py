@@ -192,8 +192,9 @@ def test_cli_deploy_to_qemu_riscv32(tools, tmp_path, run_cli):
 # ----------------------------------------------------------------------------- faults
 
 
-def _faulty_copy(tmp_path: Path, body: str) -> Path:
-    """A copy of the cached fc build whose te_runtime_invoke runs `body` first, rebuilt (only that file)."""
+def _faulty_copy(tmp_path: Path, body: str, *, exit_device: bool = True) -> Path:
+    """A copy of the cached fc build whose te_runtime_invoke runs `body` first, rebuilt (only what changed);
+    without `exit_device` its te_board.h names no exit device (a board the fault handler cannot stop)."""
     from tinyedge.builder import build_project
 
     src, _ = cached_build(zoo_tflite("fc"), BOARD)
@@ -204,6 +205,11 @@ def _faulty_copy(tmp_path: Path, body: str) -> Path:
     hook = "te_status_t te_runtime_invoke(void)\n{\n"
     assert hook in text
     rt.write_text(text.replace(hook, hook + body))
+    if not exit_device:
+        h = proj / "src" / "te_board.h"
+        lines = h.read_text().splitlines(keepends=True)
+        assert any("TE_BOARD_EXIT_BASE" in ln for ln in lines)
+        h.write_text("".join(ln for ln in lines if "TE_BOARD_EXIT_BASE" not in ln))
     build_project(proj, jobs=2)
     return proj
 
@@ -221,6 +227,18 @@ def test_c3_lacks_atomics_so_an_amo_instruction_is_a_clear_fault(tools, tmp_path
     assert "the board faulted" in msg and "illegal instruction (mcause=2)" in msg, msg
     assert "mtval=0x0021202f" in msg, msg
     assert q.proc.returncode == 1     # the fault handler stopped QEMU through the finisher
+
+
+def test_fault_on_a_board_that_cannot_stop_is_named_in_the_timeout(tools, tmp_path):
+    from tinyedge.errors import DeviceTimeout
+
+    proj = _faulty_copy(tmp_path, '    __asm__ volatile(".word 0x0021202f" ::: "memory");\n', exit_device=False)
+    res = get_flasher("qemu").flash(proj, get_board(BOARD))
+    with Device.from_flash(res, timeout=5, retries=0) as d:
+        with pytest.raises(DeviceTimeout) as e:
+            d.infer(_inputs(zoo_tflite("fc"), 0)[0])
+        assert d.process.alive()      # the handler spins where a debugger finds it
+    assert "faulted during inference" in str(e.value) and "illegal instruction" in str(e.value)
 
 
 def test_stack_overflow_is_reported_through_the_cli(tools, tmp_path, run_cli):

@@ -161,6 +161,11 @@ class Device:
             self._pump(deadline)
 
     def _timeout_error(self, what: str, tries: int) -> DeviceTimeout:
+        fault = self.fault_line()
+        if fault is not None:   # a board without an exit device reports the fault and stops answering
+            return DeviceTimeout(f"{self.url}: the board faulted during {what} and stopped answering: {fault}",
+                                 hint="the firmware crashed; reset the board, rebuild the firmware ('tinyedge "
+                                      "build'), and report the line if it persists")
         partial = len(self._decoder._buf) if self._decoder._binary else 0
         if partial:
             return DeviceTimeout(

@@ -366,9 +366,14 @@ class _Charts:
             a = np.asarray(cm, dtype=np.int64)
             k = a.shape[0]
             size = min(7.0, 1.8 + 0.4 * k)
-            fig, ax = self.plt.subplots(figsize=(size + 1, size))
-            im = ax.imshow(a, cmap="Blues", vmin=0)
-            fig.colorbar(im, ax=ax, shrink=0.8)
+            fig, ax = self.plt.subplots(figsize=(size, size))
+            # vector cells (an imshow would be a PNG inside the SVG); the counts are written in them
+            # up to 20 classes, above that a colour bar reads them
+            im = ax.pcolormesh(np.arange(k + 1) - 0.5, np.arange(k + 1) - 0.5, a, cmap="Blues", vmin=0)
+            ax.set_aspect("equal")
+            ax.invert_yaxis()
+            if k > 20:
+                fig.colorbar(im, ax=ax, shrink=0.8)
             ax.set_xlabel("predicted by the board")
             ax.set_ylabel("true label")
             ticks = list(range(k)) if k <= 30 else list(range(0, k, max(1, k // 15)))

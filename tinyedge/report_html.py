@@ -281,14 +281,18 @@ class _Charts:
             ax.set_ylabel("samples")
             ax.ticklabel_format(axis="x", style="plain", useOffset=False)
             est = lat.get("estimate_ms") or {}
+            ms, label = None, None
             if est.get("median") is not None and lat.get("median"):
-                k = est["median"] / float(lat["median"])
-                sec = ax.secondary_xaxis("top", functions=(lambda x, k=k: x * k, lambda x, k=k: x / k))
-                sec.set_xlabel(f"ms ({lat.get('estimate')})", parse_math=False)
+                ms, label = est["median"], f"ms ({lat.get('estimate')})"
             elif lat.get("ms_median") is not None and lat.get("median"):
-                k = lat["ms_median"] / float(lat["median"])
+                ms, label = lat["ms_median"], "ms"
+            if ms is not None:
+                from matplotlib.ticker import ScalarFormatter
+
+                k = ms / float(lat["median"])
                 sec = ax.secondary_xaxis("top", functions=(lambda x, k=k: x * k, lambda x, k=k: x / k))
-                sec.set_xlabel("ms")
+                sec.xaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+                sec.set_xlabel(label, parse_math=False)
             ax.legend(frameon=False)
             return self._svg(fig)
 
@@ -329,6 +333,9 @@ class _Charts:
             rm = [float(e["rmse"]) if e.get("rmse") is not None else 0.0 for e in per_layer]
             a2.barh(y, rm, color=[c if c != GREEN else BLUE for c in colors], height=0.7)
             a2.set_xlabel("RMSE (dequantized)")
+            from matplotlib.ticker import MaxNLocator
+
+            a2.xaxis.set_major_locator(MaxNLocator(4))
             for yi, c in zip(y, cos, strict=True):
                 if c is not None:
                     a2.text(0, yi, f" cos {c:.4f}", va="center", fontsize=7, parse_math=False)

@@ -107,6 +107,12 @@ def test_deploy_mlperf_qemu_bit_exact(name, mlperf_tflite, tmp_path):
     assert r["latency"]["unit"] == "instructions"
     assert r["memory"]["flash_bytes"] <= r["memory"]["board_flash_bytes"]
     assert any("accuracy was not measured" in n for n in r["notes"])
+    assert r["metrics"]["task"] == ("anomaly" if name == "ad01" else "classify")
+    assert r["metrics"]["error"]["board_vs_int8_host"]["rmse"] == 0.0
+    assert r["metrics"]["error"]["float_note"] == "no float model: the input was a .tflite"
+    assert r["latency"]["estimate"] == "estimate: 1 instruction per cycle at 25 MHz"
+    assert r["latency"]["estimate_ms"]["median"] == pytest.approx(r["latency"]["median"] / 25e3)
+    assert (tmp_path / name / "report.html").read_text().count("<svg") == 2   # latency, flash and RAM
 
 
 @pytest.mark.slow

@@ -157,6 +157,16 @@ def test_task_metrics_classifier():
     assert "float_note" not in m["error"]
     nolab = task_metrics("classify", dev, host)
     assert nolab["top_k"] is None and nolab["confusion_matrix"] is None
+    other = task_metrics("classify", dev, host, labels=y, float_outputs=np.zeros((6, 5)))
+    assert other["error"]["board_vs_float"] is None and "do not match" in other["error"]["float_note"]
+
+
+def test_task_metrics_zero_samples():
+    """Ctrl-C before the first answer: a report with no sample, not a crash."""
+    for task in ("classify", "anomaly", "regress"):
+        m = task_metrics(task, np.zeros((0, 12)), np.zeros((0, 12)), labels=np.zeros(0, int),
+                         inputs=np.zeros((0, 12)), float_outputs=np.zeros((0, 12)))
+        assert m["samples"] == 0 and m["error"]["board_vs_int8_host"]["rmse"] is None
 
 
 def test_latency_estimate_in_ms_for_instructions():

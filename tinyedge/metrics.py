@@ -241,12 +241,15 @@ def roc_auc(scores, labels) -> float | None:
     return float(roc_auc_score(y, s))
 
 
+def _rows(a) -> np.ndarray:
+    """One row per sample (float64), also for zero samples."""
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+
+
 def reconstruction_scores(inputs, outputs) -> np.ndarray:
     """Anomaly score of each sample: the mean squared error of its reconstruction (MLPerf ad01)."""
-    x = np.asarray(inputs, dtype=np.float64)
-    y = np.asarray(outputs, dtype=np.float64)
-    n = x.shape[0]
-    return np.mean((x.reshape(n, -1) - y.reshape(n, -1)) ** 2, axis=1)
+    return np.mean((_rows(inputs) - _rows(outputs)) ** 2, axis=1)
 
 
 def task_metrics(task: str, device, host, *, labels=None, float_outputs=None, inputs=None,
@@ -258,13 +261,16 @@ def task_metrics(task: str, device, host, *, labels=None, float_outputs=None, in
     `float_outputs` the float model's (None when there is no float model: `float_note` says why),
     `inputs` the float inputs (the reconstruction target of an autoencoder).
     """
-    dev = np.asarray(device, dtype=np.float64)
+    dev = _rows(device)
     n = dev.shape[0]
-    dev = dev.reshape(n, -1)
-    hst = np.asarray(host, dtype=np.float64).reshape(n, -1)
+    hst = _rows(host)
     flt = None
     if float_outputs is not None:
-        flt = np.asarray(float_outputs, dtype=np.float64)[:n].reshape(n, -1)
+        flt = _rows(np.asarray(float_outputs)[:n])
+        if flt.shape != dev.shape:
+            float_note = (f"the float model's outputs ({flt.shape[1]} values a sample) do not match the "
+                          f"int8 model's ({dev.shape[1]}): not compared")
+            flt = None
     m: dict = {"task": task, "task_reason": reason, "samples": n}
     m["error"] = {
         "board_vs_int8_host": error_metrics(dev, hst),
@@ -294,7 +300,7 @@ def task_metrics(task: str, device, host, *, labels=None, float_outputs=None, in
         m["anomaly_score"] = "mean squared reconstruction error"
         auc = None
         if has_labels and inputs is not None:
-            x = np.asarray(inputs, dtype=np.float64)[:n].reshape(n, -1)
+            x = _rows(np.asarray(inputs)[:n])
             auc = {"device": roc_auc(reconstruction_scores(x, dev), lab),
                    "int8_host": roc_auc(reconstruction_scores(x, hst), lab),
                    "float": roc_auc(reconstruction_scores(x, flt), lab) if flt is not None else None}

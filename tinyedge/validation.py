@@ -226,6 +226,14 @@ def validate_device(
     hz = clock_hz or info.clock_hz
     if float_accuracy is None and inputs.float_outputs is not None and labels is not None:
         float_accuracy = accuracy(inputs.float_outputs[:done], labels)
+    metrics = report_metrics(graph, inputs, dev, refa, labels)
+    notes = list(inputs.notes)
+    classifier = metrics["task"] == "classify"
+    if labels is not None and not classifier:
+        # top-1 accuracy of an autoencoder's or a regressor's arg-max means nothing: its metrics say more
+        notes.append(f"labels given to a model taken as {metrics['task']} ({metrics['task_reason']}): no top-1 "
+                     "accuracy" + ("; ROC AUC of the reconstruction error instead" if metrics["task"] == "anomaly"
+                                   else "") + " (--task classify to treat it as a classifier)")
     return {
         "samples": done,
         "samples_requested": n,
@@ -233,15 +241,15 @@ def validate_device(
         "inputs": inputs.source,
         "agreement": agree.to_dict(),
         "accuracy": {
-            "float": float_accuracy if labels is not None else None,
-            "int8_host": accuracy(refa, labels),
-            "device": accuracy(dev, labels),
+            "float": float_accuracy if labels is not None and classifier else None,
+            "int8_host": accuracy(refa, labels) if classifier else None,
+            "device": accuracy(dev, labels) if classifier else None,
             "labels": labels is not None,
         },
-        "metrics": report_metrics(graph, inputs, dev, refa, labels),
+        "metrics": metrics,
         "latency": latency(counts, unit or "unknown", hz),
         "stream_seconds": stream_s,
-        "notes": list(inputs.notes) + ([f"interrupted: validated {done} of {n} samples"] if interrupted else []),
+        "notes": notes + ([f"interrupted: validated {done} of {n} samples"] if interrupted else []),
     }
 
 

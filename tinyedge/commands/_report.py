@@ -129,8 +129,9 @@ def print_report(r: dict) -> None:
     diff = a.get("max_abs_diff")
     t.add_row("max |diff|", f"{_fmt(diff)} int8 steps" if diff is not None else _fmt(diff))
     acc = r.get("accuracy") or {}
-    t.add_row("accuracy float / int8 host / board",
-              " / ".join(_fmt(acc.get(k), pct=True) for k in ("float", "int8_host", "device")))
+    if (r.get("metrics") or {}).get("task", "classify") == "classify":   # an autoencoder has its AUC below
+        t.add_row("accuracy float / int8 host / board",
+                  " / ".join(_fmt(acc.get(k), pct=True) for k in ("float", "int8_host", "device")))
     lat = r.get("latency") or {}
     if lat.get("median") is not None:
         unit = lat.get("unit")

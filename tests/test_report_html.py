@@ -75,6 +75,14 @@ def test_absent_sections_say_so():
         assert text in html, text
 
 
+def test_mlperf_runner_report_is_a_table():
+    r = {"board": "qemu-cortex-m4", "protocol": "mlperf", "memory": {"flash_bytes": 10, "board_flash_bytes": 100},
+         "mlperf": {"name": "ad<01>", "accuracy": {"auc": 0.875, "samples": 20}, "performance": {"windows": [1]}}}
+    html = render_html(r, charts=False)
+    assert "<tr><th>accuracy / auc</th><td>0.875</td></tr>" in html and "ad&lt;01&gt;" in html
+    assert "performance / windows" not in html        # lists are left out of the table
+
+
 def test_write_report_writes_json_and_page_atomically(tmp_path):
     r = fixture_report()
     del r["per_layer"], r["metrics"]                # a validate report: latency and memory charts only

@@ -158,6 +158,7 @@ def _context(r: dict, *, charts: bool) -> dict:
         "confusion": cm,
         "confusion_svg": draw.confusion(cm) if draw and cm else None,
         "recall": (m.get("per_class_recall") or {}).get("device") if m.get("per_class_recall") else None,
+        "mlperf": _scalars(r["mlperf"]) if isinstance(r.get("mlperf"), dict) else [],
         "notes": [str(n) for n in (r.get("notes") or [])],
         "steps": r.get("steps") or [],
     }
@@ -214,6 +215,18 @@ def _summary(r: dict) -> list[tuple[str, str]]:
     if mem.get("ram_bytes") is not None:
         rows.append(("RAM", f"{_num(mem['ram_bytes'])} B of {_num(mem.get('board_ram_bytes'))} B"
                             f" (arena {_num(mem.get('arena_bytes'))} B)"))
+    return rows
+
+
+def _scalars(d: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """The numbers and words of a nested dict (the MLPerf runner's report), one row each; lists left out."""
+    rows: list[tuple[str, str]] = []
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows.extend(_scalars(v, name + " / "))
+        elif not isinstance(v, (list, tuple)):
+            rows.append((name, _num(v)))
     return rows
 
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tinyedge.pipeline as deploy_mod
@@ -64,6 +65,18 @@ def test_deploy_host_board_report(host_deploy):
     assert on_disk["agreement"] == r["agreement"] and on_disk["model"]["sha256"] == r["model"]["sha256"]
     assert (out / "model.tflite").is_file() and (out / "project" / "tinyedge-project.json").is_file()
     assert (out / "project" / "build").is_dir()
+    m = r["metrics"]                                   # a Keras model: the float model is compared too
+    assert m["task"] == "classify" and m["top_k"]["1"]["device"] == acc["device"]
+    assert m["top_k"]["1"]["float"] == acc["float"] and set(m["top_k"]) == {"1", "3", "5"}
+    assert m["error"]["board_vs_int8_host"]["rmse"] == 0.0
+    f = m["error"]["board_vs_float"]
+    assert 0 < f["rmse"] < 0.1 and f["cosine"] > 0.99 and f["rel_l2"] < 0.2
+    y = np.load(DIGITS / "test.npz")["y"][:300]
+    cm = np.array(m["confusion_matrix"]["device"])
+    assert cm.sum(axis=1).tolist() == np.bincount(y, minlength=10).tolist()
+    assert np.trace(cm) / 300 == pytest.approx(acc["device"])
+    page = (out / "report.html").read_text()
+    assert 'id="chart-confusion"><svg' in page and 'id="chart-latency"><svg' in page
 
 
 @pytest.mark.slow

@@ -78,10 +78,12 @@ def test_validate_cli_other_model_one_line(kws_host_board, mlperf_tflite, run_cl
 
 
 def test_validate_cli_json(kws_host_board, mlperf_tflite, run_cli):
-    r = run_cli("validate", "--port", kws_host_board.port, mlperf_tflite["kws"], "-n", "3", "--json")
+    r = run_cli("validate", "--port", kws_host_board.port, mlperf_tflite["kws"], "-n", "3", "--json",
+                "--task", "regress")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["agreement"]["bit_exact_rate"] == 1.0 and rep["samples"] == 3
+    assert rep["metrics"]["task"] == "regress" and rep["metrics"]["task_reason"] == "given (--task)"
 
 
 def test_ctrl_c_while_streaming_reports_what_was_measured(kws_host_board, mlperf_tflite):

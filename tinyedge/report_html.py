@@ -292,6 +292,9 @@ class _Charts:
             ax.axvline(float(lat["median"]), color=RED, linewidth=1.2, label=f"median {_num(lat['median'])}")
             ax.set_xlabel(f"latency ({lat.get('unit')})", parse_math=False)
             ax.set_ylabel("samples")
+            from matplotlib.ticker import MaxNLocator
+
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.ticklabel_format(axis="x", style="plain", useOffset=False)
             est = lat.get("estimate_ms") or {}
             ms, label = None, None

@@ -634,7 +634,10 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
     for op in graph.ops:
         reason = tflm_check_op(graph, op)
         if reason is not None:
-            raise _op_error(graph, op, layers, f"does not run in TensorFlow Lite Micro: {reason}")
+            err = _op_error(graph, op, layers, f"does not run in TensorFlow Lite Micro: {reason}")
+            if "calibrated range" in reason:  # the layer is fine; its calibrated values are not
+                err.hint = "convert a trained model, with real inputs as calibration data (--calib DATA.npz)"
+            raise err
     isolate.mark("tflm_check")
     native: list[str] = []
     try:

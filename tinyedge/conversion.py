@@ -695,9 +695,8 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
                                     "random": True}
         steps["calibration_data"] = time.perf_counter() - t
         t = time.perf_counter()
-        isolate.mark("convert")
-        for name, cls in _recurrent_layers(loaded):
-            isolate.suspect(name, f"a {cls}: TensorFlow's calibrator crashes on some recurrent layers")
+        isolate.mark("convert", [(name, f"a {cls}; TensorFlow's calibrator crashes on some recurrent layers")
+                                 for name, cls in _recurrent_layers(loaded)])
         data = convert_loaded(loaded, x)
         steps["convert"] = time.perf_counter() - t
         t = time.perf_counter()

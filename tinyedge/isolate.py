@@ -87,23 +87,16 @@ def _layer_in(report: str, layers) -> str | None:
     return None
 
 
-def mark(step: str) -> None:
-    """In a worker: note that `step` starts (a crash from here on is reported as that step's)."""
+def mark(step: str, suspects=()) -> None:
+    """In a worker: note that `step` starts (a crash from here on is reported as that step's), and
+    the (layer, why) pairs a crash in it most likely comes from (named when the report names none)."""
     path = os.environ.get(STEPS_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(step + "\n")
+            f.writelines(f"?{layer}\t{why}\n" for layer, why in suspects)
     if os.environ.get(FAULT_ENV) == step:
         os.kill(os.getpid(), signal.SIGSEGV)
-
-
-def suspect(layer: str, why: str) -> None:
-    """In a worker: name a layer that a crash in the current step is likely to come from (used when
-    the crash report names none), and why."""
-    path = os.environ.get(STEPS_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"?{layer}\t{why}\n")
 
 
 def _read_steps(path: Path) -> tuple[list[str], dict[str, list[tuple[str, str]]]]:

@@ -108,6 +108,8 @@ class _Converted:
         tflite = root / f"{family}-{_key(family)}.tflite"
         meta = tflite.with_suffix(".json")
         if not (tflite.is_file() and meta.is_file()):
+            for stale in root.glob(f"{family}-*"):   # conversions of this family by older code
+                stale.unlink(missing_ok=True)
             src = self.scratch.mktemp(family) / f"{family}.keras"
             _build(family).save(src)
             res = convert(src, out=tflite, samples=16)   # written atomically by convert

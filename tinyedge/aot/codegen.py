@@ -90,7 +90,7 @@ class _Ctx:
         return best
 
     def stored_weights(self, op, rows: np.ndarray, transposed: bool, macs: int, pixels: int, need_all: bool,
-                       taps: int = 1, pointwise: bool = False):
+                       taps: int = 1, pointwise: bool = False, wide_ok: bool = False):
         """The storage of `op`'s weights ([rows][row_len] int8) and the kernel that runs it.
 
         In the survey pass (`self.decisions is None`) this records every storage that saves bytes
@@ -113,6 +113,12 @@ class _Ctx:
                 if block == 0:   # not even 4 channels fit in the free room: a scratch of its own (about 4 KB)
                     block = min(n_rows, max(4, cap // max(row_len, 1) // 4 * 4))
                 options = [(ws.cost(op.opcode, macs, st, block, pixels)[1], "_w", block, block * row_len)]
+                if wide_ok:   # decoded to 16-bit lanes for the paired conv kernel (te_conv2d_s8_wide)
+                    wblock = ws.blocks_for(n_rows, 2 * row_len, gap)
+                    if wblock == 0:
+                        wblock = min(n_rows, max(4, cap // max(2 * row_len, 1) // 4 * 4))
+                    options.append((ws.cost(op.opcode, macs, st, wblock, pixels, wide=True)[1], "_wide", wblock,
+                                    2 * wblock * row_len))
                 if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
                     nnz = (rows != 0).sum(axis=1)
                     if op.opcode == "FULLY_CONNECTED":
@@ -144,7 +150,8 @@ class _Ctx:
         else:   # no room free during the op: the arena grows by the scratch
             off = (self.plan.arena_bytes + 15) // 16 * 16
             self.arena_bytes = max(self.arena_bytes, off + scratch)
-        entry.update(block=block, scratch_bytes=scratch, kernel="skip zeros" if kernel == "_sparse" else "decode")
+        entry.update(block=block, scratch_bytes=scratch,
+                     kernel={"_sparse": "skip zeros", "_wide": "decode wide"}.get(kernel, "decode"))
         i = op.index
         fields = {"kind": ws.KINDS[st.storage], "rows": n_rows, "row_len": row_len, "bits": st.bits,
                   "shared_table": int(st.shared_table), "transposed": int(transposed),
@@ -152,7 +159,10 @@ class _Ctx:
                   "data": self.const(f"op{i}_w_{st.storage}", "uint8_t", st.data, f"{st.storage} weights of op {i}", 4),
                   "row_mode": self.const(f"op{i}_w_mode", "uint8_t", st.row_mode, align=1) if st.row_mode.size else "NULL",
                   "row_nnz": self.const(f"op{i}_w_nnz", "uint16_t", st.row_nnz, align=2) if st.row_nnz.size else "NULL",
-                  "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL"}
+                  "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL",
+                  # only the decoders this tensor needs are referenced, so only those are linked
+                  "decode": f"te_decode_{ws.DECODER[st.storage]}",
+                  "decode_wide": f"te_decode_{ws.DECODER[st.storage]}_wide" if kernel == "_wide" else "NULL"}
         var = f"{self.prefix}_op{i}_w"
         desc = {"struct": "te_weights_t", "var": var, "field_items": [(k, _field_text(v)) for k, v in fields.items()]}
         return desc, f"{self.prefix}_arena + {off}", block, kernel
@@ -249,7 +259,11 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
     macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n
     rows = w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)
     pointwise = k_h == 1 and k_w == 1 and fields["pad_h"] == 0 and fields["pad_w"] == 0
-    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise, k_h * k_w, pointwise)
+    n_w = k_h * k_w * in_c
+    wide_ok = (not depthwise and n_w % 4 == 0 and out_c >= 2
+               and n_w <= (ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER))
+    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise, k_h * k_w, pointwise,
+                                wide_ok)
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     extra = []
     if stored is not None:

@@ -33,6 +33,8 @@ from ..errors import TinyedgeError, UsageError
 
 POLICIES = ("auto", "dense", "palette", "sparse", "int4")
 KINDS = {"palette4": 1, "palette2": 1, "int4": 2, "sparse": 3}     # TE_W_* in te_kernels.h
+DECODER = {"palette4": "palette", "palette2": "palette", "int4": "int4", "sparse": "sparse"}   # te_decode_*
+PAIR_MAX, PAIR_GATHER = 576, 128     # window bytes of te_conv.c's paired kernel (TE_PAIR_MAX / _GATHER)
 
 # The `auto` bound: the stored tensors' estimated extra instructions (decoding, plus the
 # re-expanded input windows of extra channel blocks; negative for zero skipping) at most this
@@ -45,7 +47,11 @@ DENSE_PER_MAC = {"CONV_2D": 1.2, "DEPTHWISE_CONV_2D": 2.5, "FULLY_CONNECTED": 1.
 DECODE_PER_WEIGHT = {"palette4": 8.5, "int4": 9.0, "palette2": 15.5, "sparse": 17.0}
 # Code the storages bring into the firmware (Cortex-M4, -O2): te_weights.c with the _w wrappers,
 # and te_sparse.c.  `auto` stores nothing unless the bytes it saves pay for that code.
-CODE_BYTES = {"_w": 1100, "_sparse": 2400}
+CODE_BYTES = {"_w": 1100, "_wide": 1500, "_sparse": 2400}
+# te_conv2d_s8_wide: decoding to 16-bit lanes per weight, and what its inner loop saves per MAC
+# against the dense paired kernel (12 instead of 16 instructions per 16 MACs, plus loop).
+DECODE_WIDE_PER_WEIGHT = {"palette4": 3.5, "int4": 3.5, "palette2": 4.0, "sparse": 6.0}
+WIDE_SAVES_PER_MAC = 0.25
 
 
 class StorageBug(TinyedgeError):
@@ -252,13 +258,17 @@ def blocks_for(storage_rows: int, row_len: int, gap: int) -> int:
     return (b // 4) * 4
 
 
-def cost(opcode: str, macs: int, st: Stored, block: int, pixels: int) -> tuple[float, float]:
+def cost(opcode: str, macs: int, st: Stored, block: int, pixels: int, wide: bool = False) -> tuple[float, float]:
     """(dense, extra) estimated instructions of one op with storage `st` decoded `block` channels
-    at a time (`pixels`: output pixels, whose windows are expanded again for every extra block)."""
+    at a time (`pixels`: output pixels, whose windows are expanded again for every extra block);
+    `wide`: decoded to 16-bit lanes for te_conv2d_s8_wide, whose inner loop is cheaper than dense."""
     dense = macs * DENSE_PER_MAC[opcode]
     if st.storage == "dense":
         return dense, 0.0
-    extra = st.coded_rows * st.row_len * DECODE_PER_WEIGHT[st.storage] + (st.rows - st.coded_rows) * st.row_len
+    per = DECODE_WIDE_PER_WEIGHT if wide else DECODE_PER_WEIGHT
+    extra = st.coded_rows * st.row_len * per[st.storage] + (st.rows - st.coded_rows) * st.row_len * (1 + wide)
+    if wide:
+        extra -= macs * WIDE_SAVES_PER_MAC
     if opcode == "CONV_2D" and block < st.rows:
         extra += (math.ceil(st.rows / block) - 1) * pixels * (st.row_len * 1.25 + 20)
     return dense, extra

@@ -169,17 +169,22 @@ typedef struct {
  * would not save bytes, stored as plain int8.  Rows lie back to back in `data`:
  *  - TE_W_PALETTE: `bits` (4 or 2) per weight, indices into a table of 2^bits int8 values,
  *    packed low bits first (weight j of a row in byte j * bits / 8), rows padded to a byte;
- *    a table per coded row (in row order) or one for the tensor (shared_table); row_mode[r]:
- *    1 coded, 0 plain.
+ *    a table per coded row (in row order) or one for the tensor (shared_table); row_mode: one
+ *    bit per row (bit r % 8 of byte r / 8): 1 coded, 0 plain int8.
  *  - TE_W_INT4: two weights per byte, low nibble first (CMSIS-NN s4 layout), value
  *    q * step[r] with q the signed nibble (-8..7); `table` holds the per-row step (0: the
  *    row is plain int8).
- *  - TE_W_SPARSE: a bit mask of row_len bits (bit j of byte j / 8, low bit first: weight j is
- *    non-zero), then the row's non-zero int8 values in order; row_nnz[r] counts them
- *    (0xFFFF: the row is stored dense). */
+ *  - TE_W_SPARSE: row_mode holds 2 bits per row (bits 2 * (r % 4) of byte r / 4):
+ *    TE_SP_PLAIN the row's int8 bytes; TE_SP_MASK a bit mask of row_len bits (bit j of byte
+ *    j / 8, low bit first: weight j is non-zero), then the non-zero values in order;
+ *    TE_SP_LIST per 256 weights of the row a count c, the c indices (within those 256) and
+ *    the c values, the smaller where few weights are non-zero. */
 #define TE_W_PALETTE 1
 #define TE_W_INT4 2
 #define TE_W_SPARSE 3
+#define TE_SP_PLAIN 0
+#define TE_SP_MASK 1
+#define TE_SP_LIST 2
 
 typedef struct te_weights te_weights_t;
 
@@ -190,8 +195,7 @@ struct te_weights {
     int32_t shared_table;        /* palette: 1 when one table serves every row */
     int32_t transposed;          /* 1: element j of row r decodes to out[j * rows + r] */
     const uint8_t *data;
-    const uint8_t *row_mode;     /* palette: 1 coded, 0 plain int8 */
-    const uint16_t *row_nnz;     /* sparse */
+    const uint8_t *row_mode;     /* palette: 1 bit per row; sparse: 2 bits per row */
     const int8_t *table;         /* palette tables, or int4 steps */
     /* the decoders of this storage (te_decode_<storage>[_wide]), set by the generator so that
      * only the decoders a model uses are linked; decode_wide may be NULL */

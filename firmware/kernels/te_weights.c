@@ -49,12 +49,12 @@ static int32_t te_pal_row_bytes(const te_weights_t *w, int32_t r)
     if (w->kind == TE_W_INT4) {
         return w->table[r] ? (w->row_len + 1) / 2 : w->row_len;   /* step 0: a plain row */
     }
-    return w->row_mode[r] ? (w->row_len * w->bits + 7) / 8 : w->row_len;
+    return (w->row_mode[r >> 3] >> (r & 7)) & 1u ? (w->row_len * w->bits + 7) / 8 : w->row_len;
 }
 
 static int te_pal_row_coded(const te_weights_t *w, int32_t r)
 {
-    return w->kind == TE_W_INT4 ? w->table[r] != 0 : w->row_mode[r] != 0;
+    return w->kind == TE_W_INT4 ? w->table[r] != 0 : (w->row_mode[r >> 3] >> (r & 7)) & 1u;
 }
 
 /* the data of row r0 and the palette table of the first coded row from r0 on */
@@ -216,34 +216,21 @@ void te_decode_int4_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint32_t
 
 /* ---- sparse: bit mask + non-zeros per row ------------------------------------------------ */
 
-static const uint8_t *te_sparse_seek(const te_weights_t *w, int32_t r0)
-{
-    const uint8_t *src = w->data;
-    int32_t r;
-    for (r = 0; r < r0; ++r) {
-        const int32_t nnz = w->row_nnz[r];
-        src += nnz == 0xFFFF ? w->row_len : (w->row_len + 7) / 8 + nnz;
-    }
-    return src;
-}
-
 void te_decode_sparse(const te_weights_t *w, int32_t r0, int32_t r1, int8_t *TE_RESTRICT out)
 {
     const int32_t n = w->row_len;
+    const int32_t stride = w->transposed ? w->rows : 1;
     const uint8_t *src = te_sparse_seek(w, r0);
-    int32_t r, j;
+    int32_t r, j, nnz;
     for (r = r0; r < r1; ++r) {
         int8_t *dst = w->transposed ? out + r : out + (r - r0) * n;
-        const int32_t stride = w->transposed ? w->rows : 1;
-        const int32_t nnz = w->row_nnz[r];
-        if (nnz == 0xFFFF) {
+        const int32_t code = te_sparse_code(w, r);
+        const int32_t bytes = te_sparse_row_bytes(w, r, src, &nnz);
+        if (code == TE_SP_PLAIN) {
             for (j = 0; j < n; ++j) {
                 dst[j * stride] = (int8_t)src[j];
             }
-            src += n;
-            continue;
-        }
-        {
+        } else if (code == TE_SP_MASK) {
             const int8_t *v = (const int8_t *)(src + (n + 7) / 8);
             for (j = 0; j < n; j += 8) {
                 const uint32_t m = src[j >> 3];
@@ -257,8 +244,22 @@ void te_decode_sparse(const te_weights_t *w, int32_t r0, int32_t r1, int8_t *TE_
                     dst[(j + k) * stride] = (m >> k) & 1u ? *v++ : 0;
                 }
             }
-            src += (n + 7) / 8 + nnz;
+        } else {
+            const uint8_t *p = src;
+            int32_t s;
+            for (j = 0; j < n; ++j) {
+                dst[j * stride] = 0;
+            }
+            for (s = 0; s < n; s += 256) {
+                const int32_t c = *p++;
+                int32_t k;
+                for (k = 0; k < c; ++k) {
+                    dst[(s + p[k]) * stride] = (int8_t)p[c + k];
+                }
+                p += 2 * c;
+            }
         }
+        src += bytes;
     }
 }
 
@@ -266,16 +267,14 @@ void te_decode_sparse_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint32
 {
     const int32_t n = w->row_len;
     const uint8_t *src = te_sparse_seek(w, r0);
-    int32_t r, j;
+    int32_t r, j, nnz;
     for (r = r0; r < r1; ++r) {
         uint32_t *o = out + (r - r0) * (n / 2);
-        const int32_t nnz = w->row_nnz[r];
-        if (nnz == 0xFFFF) {
+        const int32_t code = te_sparse_code(w, r);
+        const int32_t bytes = te_sparse_row_bytes(w, r, src, &nnz);
+        if (code == TE_SP_PLAIN) {
             te_plain_wide(src, n, o);
-            src += n;
-            continue;
-        }
-        {
+        } else if (code == TE_SP_MASK) {
             const uint8_t *mask = src;
             const int8_t *v = (const int8_t *)(src + (n + 7) / 8);
             for (j = 0; j < n; j += 4) {
@@ -298,8 +297,24 @@ void te_decode_sparse_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint32
                 o[1] = te_pack16(w1, w3);
                 o += 2;
             }
-            src += (n + 7) / 8 + nnz;
+        } else {
+            /* lane of weight j: half (j >> 1) & 1 of word (j >> 2) * 2 + (j & 1) */
+            const uint8_t *p = src;
+            int32_t s;
+            memset(o, 0, (size_t)n * 2);
+            for (s = 0; s < n; s += 256) {
+                const int32_t c = *p++;
+                int32_t k;
+                for (k = 0; k < c; ++k) {
+                    const int32_t jj = s + p[k];
+                    const uint32_t sh = ((uint32_t)jj & 2u) * 8u;
+                    uint32_t *word = o + (jj >> 2) * 2 + (jj & 1);
+                    *word = (*word & ~(0xFFFFu << sh)) | ((uint32_t)(uint16_t)(int16_t)(int8_t)p[c + k] << sh);
+                }
+                p += 2 * c;
+            }
         }
+        src += bytes;
     }
 }
 

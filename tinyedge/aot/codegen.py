@@ -122,7 +122,8 @@ class _Ctx:
                 if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
                     nnz = (rows != 0).sum(axis=1)
                     if op.opcode == "FULLY_CONNECTED":
-                        options.append((ws.skip_cost(op.opcode, macs, nnz, row_len, pixels) - dense, "_sparse", 0, 0))
+                        cost = ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, codes=st.row_codes)
+                        options.append((cost - dense, "_sparse", 0, 0))
                     else:
                         win = 0 if pointwise else (2 * row_len + 3) // 4 * 4
                         per = 4 * (1 + int(nnz.max()))
@@ -158,7 +159,6 @@ class _Ctx:
                   # symbol names op<i>_w_<storage> / _mode / _nnz / _table: the memory report reads them
                   "data": self.const(f"op{i}_w_{st.storage}", "uint8_t", st.data, f"{st.storage} weights of op {i}", 4),
                   "row_mode": self.const(f"op{i}_w_mode", "uint8_t", st.row_mode, align=1) if st.row_mode.size else "NULL",
-                  "row_nnz": self.const(f"op{i}_w_nnz", "uint16_t", st.row_nnz, align=2) if st.row_nnz.size else "NULL",
                   "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL",
                   # only the decoders this tensor needs are referenced, so only those are linked
                   "decode": f"te_decode_{ws.DECODER[st.storage]}",

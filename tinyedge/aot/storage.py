@@ -71,7 +71,7 @@ class Stored:
     stored_bytes: int = 0           # data + tables + per-row bytes
     data: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
     row_mode: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
-    row_nnz: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    row_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))   # sparse: per row (not emitted)
     table: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     bits: int = 0
     shared_table: bool = False
@@ -103,14 +103,15 @@ def _palette(rows: np.ndarray, bits: int) -> Stored:
         table = np.zeros(levels, np.int8)
         table[:everything.size] = everything
         parts = [_pack(np.searchsorted(everything, row), bits) for row in rows]
-        st.row_mode = np.ones(r, np.uint8)
+        st.row_mode = _pack(np.ones(r, np.uint8), 1)
         st.table = table
+        st.coded_rows = r
     else:
         tables = []
         mode = np.zeros(r, np.uint8)
         parts = []
         for i, (row, u) in enumerate(zip(rows, uniq, strict=True)):
-            if u.size <= levels and coded_len + levels + 1 < n:
+            if u.size <= levels and coded_len + levels < n:
                 t = np.zeros(levels, np.int8)
                 t[:u.size] = u
                 tables.append(t)
@@ -118,10 +119,10 @@ def _palette(rows: np.ndarray, bits: int) -> Stored:
                 parts.append(_pack(np.searchsorted(u, row), bits))
             else:
                 parts.append(row.astype(np.int8).view(np.uint8))
-        st.row_mode = mode
+        st.row_mode = _pack(mode, 1)
         st.table = np.concatenate(tables) if tables else np.zeros(0, np.int8)
+        st.coded_rows = int(mode.sum())
     st.data = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-    st.coded_rows = int(st.row_mode.sum())
     st.stored_bytes = st.data.size + st.table.size + st.row_mode.size
     return st
 
@@ -146,26 +147,44 @@ def _int4(rows: np.ndarray) -> Stored:
     return st
 
 
+SPARSE_PLAIN, SPARSE_MASK, SPARSE_LIST = 0, 1, 2     # 2-bit row codes (te_kernels.h)
+
+
 def _sparse(rows: np.ndarray) -> Stored:
     r, n = rows.shape
     st = Stored("sparse", r, n, rows.size)
-    nnz = np.full(r, 0xFFFF, np.uint16)
+    modes = np.zeros(r, np.uint8)
     parts = []
     mask_len = (n + 7) // 8
+    nseg = (n + 255) // 256
     for i, row in enumerate(rows):
         nz = row != 0
         k = int(nz.sum())
-        if mask_len + k < n:
-            nnz[i] = k
+        seg_counts = [int(nz[s * 256:(s + 1) * 256].sum()) for s in range(nseg)]
+        mask_cost = mask_len + k
+        list_cost = nseg + 2 * k if max(seg_counts) <= 255 else n + 1
+        if min(mask_cost, list_cost) >= n:
+            parts.append(row.astype(np.int8).view(np.uint8))
+        elif list_cost < mask_cost:
+            modes[i] = SPARSE_LIST
+            for s in range(nseg):
+                seg = row[s * 256:(s + 1) * 256]
+                idx = np.flatnonzero(seg)
+                parts += [np.array([idx.size], np.uint8), idx.astype(np.uint8), seg[idx].astype(np.int8).view(np.uint8)]
+        else:
+            modes[i] = SPARSE_MASK
             parts.append(np.packbits(nz, bitorder="little"))
             parts.append(row[nz].astype(np.int8).view(np.uint8))
-        else:
-            parts.append(row.astype(np.int8).view(np.uint8))
-    st.row_nnz = nnz
+    st.row_mode = _pack(modes, 2)
     st.data = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-    st.coded_rows = int((nnz != 0xFFFF).sum())
-    st.stored_bytes = st.data.size + 2 * r
+    st.coded_rows = int((modes != SPARSE_PLAIN).sum())
+    st.stored_bytes = st.data.size + st.row_mode.size
+    st.row_codes = modes
     return st
+
+
+def _row_code(st: Stored, i: int, bits: int) -> int:
+    return (int(st.row_mode[i * bits // 8]) >> (i * bits % 8)) & ((1 << bits) - 1)
 
 
 def decode(st: Stored) -> np.ndarray:
@@ -177,20 +196,28 @@ def decode(st: Stored) -> np.ndarray:
     coded = 0       # palette tables belong to the coded rows, in order
     for i in range(r):
         if st.storage == "sparse":
-            k = int(st.row_nnz[i])
-            if k == 0xFFFF:
+            code = _row_code(st, i, 2)
+            if code == SPARSE_PLAIN:
                 out[i] = data[pos:pos + n].view(np.int8)
                 pos += n
-                continue
-            m = (n + 7) // 8
-            bits = np.unpackbits(data[pos:pos + m], bitorder="little")[:n].astype(bool)
-            vals = data[pos + m:pos + m + k].view(np.int8)
-            if int(bits.sum()) != k:
-                raise StorageBug(f"sparse row {i}: mask has {int(bits.sum())} bits set, {k} values")
-            out[i, bits] = vals
-            pos += m + k
+            elif code == SPARSE_MASK:
+                m = (n + 7) // 8
+                bits = np.unpackbits(data[pos:pos + m], bitorder="little")[:n].astype(bool)
+                k = int(bits.sum())
+                out[i, bits] = data[pos + m:pos + m + k].view(np.int8)
+                pos += m + k
+            elif code == SPARSE_LIST:
+                for s in range(0, n, 256):
+                    c = int(data[pos])
+                    idx = data[pos + 1:pos + 1 + c].astype(np.int64) + s
+                    if idx.size and (idx.max() >= n or np.any(np.diff(idx) <= 0)):
+                        raise StorageBug(f"sparse row {i}: list indices out of order or range")
+                    out[i, idx] = data[pos + 1 + c:pos + 1 + 2 * c].view(np.int8)
+                    pos += 1 + 2 * c
+            else:
+                raise StorageBug(f"sparse row {i}: row code {code}")
             continue
-        if (st.storage == "int4" and st.table[i] == 0) or (st.storage != "int4" and not st.row_mode[i]):
+        if (st.storage == "int4" and st.table[i] == 0) or (st.storage != "int4" and not _row_code(st, i, 1)):
             out[i] = data[pos:pos + n].view(np.int8)
             pos += n
             continue
@@ -275,16 +302,19 @@ def cost(opcode: str, macs: int, st: Stored, block: int, pixels: int, wide: bool
 
 
 def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int, taps: int = 1,
-              pointwise: bool = False, block: int | None = None) -> float:
+              pointwise: bool = False, block: int | None = None, codes: np.ndarray | None = None) -> float:
     """Estimated instructions of the zero-skipping kernels (te_sparse.c) on a sparse tensor with
     `nnz` non-zeros per output channel: CONV_2D two output pixels per pass (about 4.5 instructions
     per non-zero and pixel; 1x1 convs four pixels per pass, about 3.75), the window gathered per
-    pixel and channel block; FULLY_CONNECTED walks the mask 32 bits at a time (about 10 per non-zero)."""
+    pixel and channel block; FULLY_CONNECTED reads list rows (`codes`) at about 4.5 instructions
+    per non-zero, walks mask rows 32 bits at a time (about 8 per non-zero)."""
     rows = nnz.size
     total = int(nnz.sum())
     if opcode == "FULLY_CONNECTED":
         batches = max(1, macs // max(rows * row_len, 1))
-        return batches * (total * 10.0 + rows * (row_len / 32 * 6 + 15))
+        listed = int(nnz[codes == SPARSE_LIST].sum()) if codes is not None else 0
+        plain = int((codes == SPARSE_PLAIN).sum()) * row_len * 1.4 if codes is not None else 0
+        return batches * (listed * 4.5 + (total - listed) * 8.0 + plain + rows * (row_len / 32 * 6 + 30))
     blocks = math.ceil(rows / max(block or rows, 1))
     gather = 0 if pointwise else blocks * taps * 30
     per_nnz = 3.75 if pointwise else 4.5     # 1x1: four output pixels per pass

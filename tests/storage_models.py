@@ -5,7 +5,7 @@ reference the engine is checked against).  Biases and scales stay; only weight v
 - `palette(levels, per_tensor=False)`: each output channel's weights snapped to `levels`
   values (the channel's quantiles), or one set of values for the whole tensor;
 - `zeros(fraction)`: the smallest-magnitude `fraction` of each channel's weights set to 0;
-- `int4()`: each channel on a uniform grid q * step, q in -8..7.
+- `int4(varied=False)`: each channel on a uniform grid q * step, q in -8..7.
 """
 
 from __future__ import annotations
@@ -46,12 +46,14 @@ def zeros(fraction: float):
     return f
 
 
-def int4():
+def int4(varied: bool = False):
+    """`varied`: channel i on the grid of step 5 + i % 7 (the tensor has no common step, so each
+    channel keeps its own); otherwise the channel's max / 7 (at most 18: 7 * step <= 127)."""
     def f(opcode, w):
         rows = _channels(opcode, w).astype(np.int64)
         out = np.empty_like(rows)
         for i, r in enumerate(rows):
-            step = min(18, max(1, int(np.ceil(np.abs(r).max() / 7))))   # 7 * step <= 127
+            step = 5 + i % 7 if varied else min(18, max(1, int(np.ceil(np.abs(r).max() / 7))))
             out[i] = np.clip(np.round(r / step), -8, 7) * step
         return _unchannels(opcode, np.clip(out, -127, 127).astype(np.int8), w.shape)
     return f

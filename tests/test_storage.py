@@ -32,6 +32,7 @@ VARIANTS = {
     "z90": (sm.zeros(0.9), "sparse", "sparse"),
     "z50": (sm.zeros(0.5), "sparse", "sparse"),
     "int4": (sm.int4(), "int4", "int4"),
+    "int4v": (sm.int4(varied=True), "int4", "int4"),
 }
 
 
@@ -202,27 +203,41 @@ def test_decode_mismatch_is_a_bug_report(monkeypatch):
 
 
 def test_c_decoder_matches_python(tmp_path, rewritten):
-    """te_weights_decode in C (host build) gives back every weight tensor of the model exactly."""
+    """te_weights_decode in C (host build, ASan + UBSan) gives back every stored weight tensor
+    exactly, and so do the 16-bit lane decoders (read back lane by lane): 4-level palettes, 50%
+    zeros (mask rows), 90% zeros (list rows), int4 with a step per channel; one executable."""
     import subprocess
 
     from tinyedge.aot import include_dirs, kernel_sources
     from tinyedge.aot.codegen import render
 
-    g = parse_tflite(rewritten("mixed", "pal4").read_bytes())
-    files, ctx = render(g, weights="palette")
-    (tmp_path / "model.c").write_text(files["model.c"] + "\n" + _DUMP_C.replace(
-        "DESCS", ", ".join(f"&{x['var']}" for op in ctx["ops"] for x in op["extra"])))
-    (tmp_path / "model.h").write_text(files["model.h"])
+    want, objs, calls, opcodes = [], [], [], set()
+    flags = ["cc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+             *[f"-I{d}" for d in include_dirs()]]
+    for k, variant in enumerate(["pal4", "z50", "z90", "int4v"]):
+        g = parse_tflite(rewritten("mixed", variant).read_bytes())
+        files, ctx = render(g, prefix=f"m{k}", weights=VARIANTS[variant][1])
+        d = tmp_path / variant
+        d.mkdir()
+        descs = [(op["index"], x) for op in ctx["ops"] for x in op["extra"]]
+        (d / "model.c").write_text(files["model.c"] + "\n" + _DUMP_C.replace("DUMP", f"dump{k}").replace(
+            "DESCS", ", ".join(f"&{x['var']}" for _, x in descs)))
+        (d / "model.h").write_text(files["model.h"])
+        subprocess.run([*flags, f"-I{d}", "-c", str(d / "model.c"), "-o", str(d / "model.o")], check=True)
+        objs.append(str(d / "model.o"))
+        calls.append(f"dump{k}();")
+        opcodes |= {op.opcode for op in g.ops}
+        dense = [g.tensors[g.ops[i].inputs[1]].data.reshape(-1) for i, _ in descs]   # the decoders' layout
+        wide = [dict(x["field_items"])["decode_wide"] != "NULL" for _, x in descs]
+        assert len(descs) >= 4 and sum(wide) >= 1, (variant, ctx["storage"])
+        want += [w.astype(np.int64) for w in dense] + [w.astype(np.int64) for w, y in zip(dense, wide, strict=True) if y]
+    (tmp_path / "main.c").write_text("".join(f"void dump{k}(void);\n" for k in range(4)) +
+                                     "int main(void)\n{\n    " + " ".join(calls) + "\n    return 0;\n}\n")
     exe = tmp_path / "dump"
-    srcs = [str(tmp_path / "model.c"), *[str(p) for p in kernel_sources({op.opcode for op in g.ops})]]
-    subprocess.run(["cc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    *[f"-I{d}" for d in include_dirs()], f"-I{tmp_path}", *srcs, "-o", str(exe)], check=True)
+    srcs = [str(tmp_path / "main.c"), *objs, *[str(p) for p in kernel_sources(opcodes)]]
+    subprocess.run([*flags, *srcs, "-o", str(exe)], check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     got = np.array([int(v) for v in out], np.int64)
-    want = []
-    for op in g.ops:
-        if op.opcode in sm.WEIGHT_OPS:
-            want.append(g.tensors[op.inputs[1]].data.reshape(-1).astype(np.int64))
     want = np.concatenate(want)
     assert got.size == want.size and np.array_equal(got, want)
 
@@ -230,7 +245,8 @@ def test_c_decoder_matches_python(tmp_path, rewritten):
 _DUMP_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
-int main(void)
+void DUMP(void);
+void DUMP(void)
 {
     const te_weights_t *d[] = {DESCS};
     size_t k;
@@ -244,7 +260,23 @@ int main(void)
         }
         free(buf);
     }
-    return 0;
+    for (k = 0; k < sizeof d / sizeof d[0]; ++k) {
+        const int32_t n = d[k]->row_len;
+        uint32_t *lanes;
+        int32_t r, j;
+        if (d[k]->decode_wide == NULL) {
+            continue;
+        }
+        lanes = malloc((size_t)(d[k]->rows * n * 2));
+        d[k]->decode_wide(d[k], 0, d[k]->rows, lanes);
+        for (r = 0; r < d[k]->rows; ++r) {
+            for (j = 0; j < n; ++j) {   /* weight j: half (j >> 1) & 1 of word (j >> 2) * 2 + (j & 1) */
+                const uint32_t word = lanes[r * (n / 2) + (j >> 2) * 2 + (j & 1)];
+                printf("%d\n", (int)(int16_t)(uint16_t)(((j >> 1) & 1) ? word >> 16 : word & 0xFFFFu));
+            }
+        }
+        free(lanes);
+    }
 }
 """
 

@@ -671,7 +671,9 @@ void te_conv2d_s8_wide(const te_conv_params_t *p, const te_weights_t *w, int8_t 
 #ifdef TE_HAVE_DOT4_ROWS
     if ((n & 3) != 0 || w->decode_wide == NULL || p->out_c < 2 ||
         n > ((p->in_c & 3) == 0 ? TE_PAIR_MAX : TE_PAIR_GATHER)) {
-        te_conv2d_s8_w(p, w, scratch, block, in, out);   /* not a shape of the paired kernel */
+        /* not a shape of the paired kernel (the generator does not emit these: it leaves out
+         * p->bias for the shapes it does, which only this fallback would read) */
+        te_conv2d_s8_w(p, w, scratch, block, in, out);
         return;
     }
 #else
@@ -684,7 +686,7 @@ void te_conv2d_s8_wide(const te_conv_params_t *p, const te_weights_t *w, int8_t 
         const int32_t nb = p->out_c - c0 < block ? p->out_c - c0 : block;
         w->decode_wide(w, c0, c0 + nb, wl);
         q.out_c = nb;
-        q.bias = p->bias + c0;
+        q.bias = NULL;   /* the paired kernel reads only the folded bias */
         q.eff_bias = p->eff_bias + c0;
         q.mult = p->mult + c0;
         q.shift = p->shift + c0;
@@ -692,16 +694,7 @@ void te_conv2d_s8_wide(const te_conv_params_t *p, const te_weights_t *w, int8_t 
             const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
             int8_t *out_b = out + b * p->out_h * p->out_w * pitch + c0;
 #ifdef TE_HAVE_DOT4_ROWS
-            if (nb >= 2) {
-                te_conv_pairs_wide(&q, wl, in_b, out_b, pitch);
-            } else {
-                /* a last block of one channel: its lanes hold the int8 weights widened; decode again as int8 */
-                w->decode(w, c0, c0 + nb, scratch);
-                q.weights = scratch;
-                q.out_pitch = pitch;
-                q.batches = 1;
-                te_conv2d_s8(&q, in_b, out_b);
-            }
+            te_conv_pairs_wide(&q, wl, in_b, out_b, pitch);
 #else
             te_conv_wide_portable(&q, wl, in_b, out_b, pitch);
 #endif

@@ -141,9 +141,39 @@ void te_decode_palette(const te_weights_t *w, int32_t r0, int32_t r1, int8_t *TE
     te_decode_pal_any(w, r0, r1, out);
 }
 
+/* int4 with one step for the tensor: the rows are one stream of nibbles, weight j of row r at
+ * nibble r * row_len + j */
+static void te_int4_table(int32_t step, int8_t *tab)
+{
+    int32_t q;
+    for (q = 0; q < 16; ++q) {
+        tab[q] = (int8_t)(((q ^ 8) - 8) * step);
+    }
+}
+
 void te_decode_int4(const te_weights_t *w, int32_t r0, int32_t r1, int8_t *TE_RESTRICT out)
 {
-    te_decode_pal_any(w, r0, r1, out);
+    const int32_t n = w->row_len;
+    int8_t tab[16];
+    int32_t r, j;
+    if (!w->shared_table) {
+        te_decode_pal_any(w, r0, r1, out);
+        return;
+    }
+    te_int4_table(w->table[0], tab);
+    for (r = r0; r < r1; ++r) {
+        int8_t *dst = w->transposed ? out + r : out + (r - r0) * n;
+        const int32_t stride = w->transposed ? w->rows : 1;
+        const int32_t k0 = r * n;
+        if ((k0 & 1) == 0 && stride == 1) {
+            te_pal_row(w->data + (k0 >> 1), tab, 4, n, dst, 1);
+            continue;
+        }
+        for (j = 0; j < n; ++j) {
+            const int32_t k = k0 + j;
+            dst[j * stride] = tab[(w->data[k >> 1] >> ((k & 1) * 4)) & 15u];
+        }
+    }
 }
 
 /* 4-bit indices into t, n % 4 == 0, as lanes: 8 weights per 32-bit load */
@@ -211,7 +241,17 @@ void te_decode_palette_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint3
 
 void te_decode_int4_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint32_t *TE_RESTRICT out)
 {
-    te_decode_pal_wide_any(w, r0, r1, out);
+    const int32_t n = w->row_len;   /* n % 4 == 0: every row starts on a byte */
+    int8_t tab[16];
+    int32_t r;
+    if (!w->shared_table) {
+        te_decode_pal_wide_any(w, r0, r1, out);
+        return;
+    }
+    te_int4_table(w->table[0], tab);
+    for (r = r0; r < r1; ++r) {
+        te_pal4_row_wide(w->data + ((r * n) >> 1), tab, n, out + (r - r0) * (n / 2));
+    }
 }
 
 /* ---- sparse: bit mask + non-zeros per row ------------------------------------------------ */

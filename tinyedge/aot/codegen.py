@@ -273,6 +273,9 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
         extra.append(desc)
         args = [args[0], f"&{desc['var']}", scratch, *([] if depthwise else [str(block)]), *args[1:]]
         fn += kernel
+        if kernel == "_wide":   # the paired kernel reads only the folded bias
+            fields["bias"] = "NULL"
+            ctx.drop_const(f"op{i}_b")
     fields["out_pitch"] = out_c
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 

@@ -109,6 +109,43 @@ def test_every_storage_on_every_op_bit_exact_host(rewritten, variant):
     assert_bit_exact(f"mixed/{variant}", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=7))
 
 
+CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")   # TFLite Micro's reference FC takes no INT4 filter
+
+
+@pytest.fixture(scope="session")
+def int4_typed(tmp_path_factory):
+    """{base: a .tflite whose conv and depthwise weights are TensorType INT4} (the 4-bit values
+    with the per-channel scales multiplied by the rounding step, packed as the converter packs)."""
+    root = tmp_path_factory.mktemp("int4-typed")
+    made = {}
+
+    def get(base: str):
+        if base not in made:
+            src = mixed_tflite() if base == "mixed" else zoo_tflite(base)
+            b = sm.rewrite_weights(src.read_bytes(), sm.int4_values(), ops=CONV_OPS)
+            made[base] = root / f"{base}-int4-typed.tflite"
+            made[base].write_bytes(sm.as_int4_type(b, ops=CONV_OPS))
+        return made[base]
+    return get
+
+
+@pytest.mark.parametrize("base", ["mixed", "conv", "depthwise"])
+def test_int4_typed_model_bit_exact_host(int4_typed, base):
+    """A model that carries INT4 weights: read (tinyedge.graph unpacks the nibbles), kept int4 by
+    `auto` at exactly half a byte per weight plus one step byte per tensor, bit-exact with the
+    tflite-micro interpreter running the INT4 model itself."""
+    path = int4_typed(base)
+    g = parse_tflite(path.read_bytes())
+    typed = [op.index for op in g.ops if op.opcode in CONV_OPS and g.tensors[op.inputs[1]].dtype == "int4"]
+    assert typed, "the rewrite left no INT4 weights"
+    model = HostModel(path)
+    by_op = {e["op"]: e for e in model.storage}
+    for i in typed:
+        e = by_op[i]
+        assert e["storage"] == "int4" and e["stored_bytes"] == (e["dense_bytes"] + 1) // 2 + 1, e
+    assert_bit_exact(f"{base}/int4-typed", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=5))
+
+
 @pytest.mark.parametrize("base, variant", [("conv", "int4"), ("conv", "z90"), ("depthwise", "pal4"),
                                            ("depthwise", "pal16t"), ("fc", "z50"), ("fc", "pal16")])
 def test_zoo_models_stored_bit_exact_host(rewritten, base, variant):

@@ -620,8 +620,10 @@ static void te_conv_pairs_wide(const te_conv_params_t *p, const uint32_t *wl, co
         }
     }
 }
-#else
-/* portable: weight j of a channel is lane (j >> 1) & 1 of word (j >> 2) * 2 + (j & 1) */
+#endif
+
+/* portable (and the DSP build's path for shapes the paired kernel does not take): weight j of a
+ * channel is lane (j >> 1) & 1 of word (j >> 2) * 2 + (j & 1) */
 static inline int32_t te_lane(const uint32_t *wl, int32_t j)
 {
     const uint32_t word = wl[(j >> 2) * 2 + (j & 1)];
@@ -658,29 +660,19 @@ static void te_conv_wide_portable(const te_conv_params_t *p, const uint32_t *wl,
         }
     }
 }
-#endif
 
 void te_conv2d_s8_wide(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
                        const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
-    const int32_t n = p->k_h * p->k_w * p->in_c;
     const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
     uint32_t *const wl = (uint32_t *)(void *)scratch;
     te_conv_params_t q = *p;
     int32_t c0, b;
 #ifdef TE_HAVE_DOT4_ROWS
-    if ((n & 3) != 0 || w->decode_wide == NULL || p->out_c < 2 ||
-        n > ((p->in_c & 3) == 0 ? TE_PAIR_MAX : TE_PAIR_GATHER)) {
-        /* not a shape of the paired kernel (the generator does not emit these: it leaves out
-         * p->bias for the shapes it does, which only this fallback would read) */
-        te_conv2d_s8_w(p, w, scratch, block, in, out);
-        return;
-    }
-#else
-    if ((n & 3) != 0 || w->decode_wide == NULL) {
-        te_conv2d_s8_w(p, w, scratch, block, in, out);
-        return;
-    }
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    /* the paired kernel's shapes (the generator emits te_conv2d_s8_wide for these only); no call
+     * into te_conv2d_s8, so a model whose convs are all stored links none of the dense paths */
+    const int paired = p->out_c >= 2 && n <= ((p->in_c & 3) == 0 ? TE_PAIR_MAX : TE_PAIR_GATHER);
 #endif
     for (c0 = 0; c0 < p->out_c; c0 += block) {
         const int32_t nb = p->out_c - c0 < block ? p->out_c - c0 : block;
@@ -694,10 +686,12 @@ void te_conv2d_s8_wide(const te_conv_params_t *p, const te_weights_t *w, int8_t 
             const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
             int8_t *out_b = out + b * p->out_h * p->out_w * pitch + c0;
 #ifdef TE_HAVE_DOT4_ROWS
-            te_conv_pairs_wide(&q, wl, in_b, out_b, pitch);
-#else
-            te_conv_wide_portable(&q, wl, in_b, out_b, pitch);
+            if (paired) {
+                te_conv_pairs_wide(&q, wl, in_b, out_b, pitch);
+                continue;
+            }
 #endif
+            te_conv_wide_portable(&q, wl, in_b, out_b, pitch);
         }
     }
 }

@@ -240,10 +240,9 @@ void te_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *sc
 /* CONV_2D on weights decoded `block` output channels at a time into 16-bit lanes
  * (w->decode_wide, row_len % 4 == 0) in `scratch` (2 x block x row_len bytes, 4-byte aligned):
  * the inner loop then multiplies without widening the weights, 16 MACs in 12 instructions on
- * Cortex-M4 against 16 for int8 weights; p->bias is not read (may be NULL).  The generator emits
- * it only for shapes the paired kernel takes (window row_len % 4 == 0 and at most 576 bytes, or
- * 128 when in_c % 4 != 0; out_c >= 2); others decode to int8 and run te_conv2d_s8, which reads
- * p->bias. */
+ * Cortex-M4 against 16 for int8 weights; p->bias is not read (may be NULL).  Paired on
+ * Cortex-M DSP cores when the window is at most 576 bytes (128 when in_c % 4 != 0) and
+ * out_c >= 2, else (and without DSP) a plain C loop over the lanes. */
 void te_conv2d_s8_wide(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
                        const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_depthwise_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch,

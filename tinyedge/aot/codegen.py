@@ -77,6 +77,7 @@ class _Ctx:
         self.scratch_cap = scratch_cap
         self.survey: dict = {} if survey is None else survey    # op -> (dense instr, dense bytes, plans)
         self.decisions = decisions                              # op -> chosen plan; None in the survey pass
+        self.native_int4: set[int] = set()                      # ops whose weights the model carries as INT4
 
     def free_gap(self, op_index: int) -> tuple[int, int]:
         """(offset, bytes) of the largest 16-byte aligned arena range no live buffer uses at `op_index`."""
@@ -134,6 +135,8 @@ class _Ctx:
                         options.append((cost - dense, "_sparse", sblock, win + per * sblock))
                 plans.append((st, *min(options, key=lambda t: t[0])))
             self.survey[op.index] = (dense, int(rows.size), plans)
+            if w.dtype == "int4":
+                self.native_int4.add(op.index)
             return None
         dense, _, _ = self.survey[op.index]
         best = self.decisions.get(op.index)
@@ -551,7 +554,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             _EMIT[op.opcode](survey_ctx, op)
     ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
-               decisions=ws.decide(weights, survey_ctx.survey))
+               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4)))
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]

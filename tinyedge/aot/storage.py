@@ -339,15 +339,18 @@ def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int
     return pixels * (total * per_nnz + rows * 8 + gather) + rows * row_len * 6
 
 
-def decide(policy: str, survey: dict) -> dict:
+def decide(policy: str, survey: dict, native_int4: frozenset = frozenset()) -> dict:
     """Per op, the plan (Stored, extra instructions, kernel, block, scratch bytes) to emit.
 
     Forced policies take each tensor's smallest storage.  `auto` spends a budget of AUTO_BOUND
     times the model's estimated dense conv / depthwise / FC instructions: candidate storages are
     taken cheapest extra instructions per saved byte first (those that cost nothing at once), a
-    larger saving replacing a smaller one on the same tensor while the total stays in budget."""
+    larger saving replacing a smaller one on the same tensor while the total stays in budget.
+    Tensors the model itself carries as INT4 (`native_int4`) stay int4 under `auto` (storing them
+    as int8 would double them)."""
     if policy != "auto":
         return {op: min(plans, key=lambda p: p[0].stored_bytes) for op, (_, _, plans) in survey.items() if plans}
+    native = {op: p for op in native_int4 for p in survey[op][2] if p[0].storage == "int4"}
     budget = AUTO_BOUND * sum(dense for dense, _, _ in survey.values())
     moves = []
     for op, (_, dense_bytes, plans) in survey.items():
@@ -368,7 +371,9 @@ def decide(policy: str, survey: dict) -> dict:
             used += delta
     saved = sum(survey[op][1] - p[0].stored_bytes for op, p in chosen.items())
     code = sum(CODE_BYTES[k] for k in {p[2] for p in chosen.values()})
-    return chosen if saved > code else {}
+    chosen = chosen if saved > code else {}
+    chosen.update(native)
+    return chosen
 
 
 def candidates(policy: str) -> tuple[str, ...]:

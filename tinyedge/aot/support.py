@@ -64,8 +64,8 @@ def _weights(graph, op, w_idx: int, b_idx: int, rank: int, out_ch: int) -> str |
     if w_idx < 0 or w_idx >= len(op.inputs) or op.inputs[w_idx] < 0:
         return "the op has no weights tensor"
     w = graph.tensors[op.inputs[w_idx]]
-    if w.dtype != "int8":
-        return f"weights '{w.name}' are {w.dtype}; only int8 weights are supported"
+    if w.dtype not in ("int8", "int4"):   # int4: unpacked to int8 values by tinyedge.graph, stored as int4
+        return f"weights '{w.name}' are {w.dtype}; only int8 and int4 weights are supported"
     if not w.is_const:
         return f"weights '{w.name}' are not constant"
     if len(w.shape) != rank:

@@ -105,6 +105,8 @@ def test_every_storage_on_every_op_bit_exact_host(rewritten, variant):
         assert ("CONV_2D", "decode wide") in kernels, model.storage
     if variant in ("pal16", "pal4", "int4"):   # every conv whose filter is a multiple of 4 decodes to lanes
         assert ("CONV_2D", "decode wide") in kernels, model.storage
+        # FC: each weight decoded where the dot product uses it (te_fully_connected_s8_pal)
+        assert ("FULLY_CONNECTED", "decode in loop") in kernels, model.storage
     g = model.graph
     assert_bit_exact(f"mixed/{variant}", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=7))
 
@@ -370,6 +372,22 @@ def test_every_storage_on_every_op_bit_exact_qemu_cortex_m4(rewritten, variant):
     assert len(coded) >= 3 and all(t["stored_bytes"] < t["dense_bytes"] for t in coded), mem.weights
     assert [t["dense_bytes"] for t in mem.weights] == [t["dense_bytes"] for t in dense.weights]
     assert "tensors compact" in mem.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_int4_typed_model_bit_exact_qemu_cortex_m4(int4_typed):
+    """The INT4 model on the Cortex-M4 paths (lanes decode of the nibble stream, paired kernel)."""
+    from conftest import require_tool
+
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    path = int4_typed("mixed")
+    g = parse_tflite(path.read_bytes())
+    xs = inputs_for(g.tensors[g.inputs[0]].shape, seed=13)
+    outs, _, mem = _qemu_outputs(path, "auto", xs)
+    _assert_same("mixed/int4-typed on qemu-cortex-m4", path, outs, xs)
+    assert sum(t["storage"] == "int4" for t in mem.weights) >= 4, mem.weights
 
 
 @pytest.mark.slow

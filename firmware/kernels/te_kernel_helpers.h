@@ -296,6 +296,32 @@ static inline void te_taps(int32_t origin, int32_t k, int32_t dil, int32_t size,
 
 /* ---- compact weight storage: row walking ------------------------------------ */
 
+/* (uint16)lo | hi << 16 */
+static inline uint32_t te_pack16(int32_t lo, int32_t hi)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+#else
+    return (uint32_t)(uint16_t)lo | ((uint32_t)hi << 16);
+#endif
+}
+
+/* palette / int4 (per-row steps) rows: bytes of row r and whether it is coded */
+static inline int32_t te_pal_row_bytes(const te_weights_t *w, int32_t r)
+{
+    if (w->kind == TE_W_INT4) {
+        return w->table[r] ? (w->row_len + 1) / 2 : w->row_len;   /* step 0: a plain row */
+    }
+    return (w->row_mode[r >> 3] >> (r & 7)) & 1u ? (w->row_len * w->bits + 7) / 8 : w->row_len;
+}
+
+static inline int te_pal_row_coded(const te_weights_t *w, int32_t r)
+{
+    return w->kind == TE_W_INT4 ? w->table[r] != 0 : (w->row_mode[r >> 3] >> (r & 7)) & 1u;
+}
+
 /* set bits in n bytes */
 static inline int32_t te_popcount_bytes(const uint8_t *p, int32_t n)
 {

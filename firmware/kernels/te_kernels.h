@@ -258,6 +258,11 @@ void te_conv2d_s8_sparse(const te_conv_params_t *p, const te_weights_t *w, int8_
                          const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8_sparse(const te_fc_params_t *p, const te_weights_t *w, const int8_t *TE_RESTRICT in,
                                   int8_t *TE_RESTRICT out);
+/* FULLY_CONNECTED on TE_W_PALETTE / TE_W_INT4 weights, each weight decoded where it is used
+ * (a weight is used once per batch, so there is nothing to amortise a decode over): about 3.4
+ * instructions per weight on Cortex-M4 against 1.4 dense, no scratch. */
+void te_fully_connected_s8_pal(const te_fc_params_t *p, const te_weights_t *w, const int8_t *TE_RESTRICT in,
+                               int8_t *TE_RESTRICT out);
 /* copy n bytes (RESHAPE whose buffers could not be shared) */
 void te_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 

@@ -11,18 +11,6 @@
  * inner loop multiplies them without widening them again (row_len % 4 == 0). */
 #include "te_kernel_helpers.h"
 
-/* (uint16)lo | hi << 16 */
-static inline uint32_t te_pack16(int32_t lo, int32_t hi)
-{
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-    uint32_t r;
-    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
-    return r;
-#else
-    return (uint32_t)(uint16_t)lo | ((uint32_t)hi << 16);
-#endif
-}
-
 /* a plain int8 row as lanes */
 static void te_plain_wide(const uint8_t *src, int32_t n, uint32_t *o)
 {
@@ -43,19 +31,6 @@ static void te_plain_wide(const uint8_t *src, int32_t n, uint32_t *o)
 }
 
 /* ---- palette (and int4, a palette computed from the row's step) ------------------------- */
-
-static int32_t te_pal_row_bytes(const te_weights_t *w, int32_t r)
-{
-    if (w->kind == TE_W_INT4) {
-        return w->table[r] ? (w->row_len + 1) / 2 : w->row_len;   /* step 0: a plain row */
-    }
-    return (w->row_mode[r >> 3] >> (r & 7)) & 1u ? (w->row_len * w->bits + 7) / 8 : w->row_len;
-}
-
-static int te_pal_row_coded(const te_weights_t *w, int32_t r)
-{
-    return w->kind == TE_W_INT4 ? w->table[r] != 0 : (w->row_mode[r >> 3] >> (r & 7)) & 1u;
-}
 
 /* the data of row r0 and the palette table of the first coded row from r0 on */
 static const uint8_t *te_pal_seek(const te_weights_t *w, int32_t r0, const int8_t **pal)

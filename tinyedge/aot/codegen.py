@@ -120,6 +120,8 @@ class _Ctx:
                         wblock = min(n_rows, max(4, cap // max(2 * row_len, 1) // 4 * 4))
                     options.append((ws.cost(op.opcode, macs, st, wblock, pixels, wide=True)[1], "_wide", wblock,
                                     2 * wblock * row_len))
+                if st.storage != "sparse" and op.opcode == "FULLY_CONNECTED":   # decoded in the dot product
+                    options.append((ws.fused_fc_cost(macs, st) - dense, "_pal", 0, 0))
                 if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
                     nnz = (rows != 0).sum(axis=1)
                     if op.opcode == "FULLY_CONNECTED":
@@ -155,7 +157,7 @@ class _Ctx:
             off = (self.plan.arena_bytes + 15) // 16 * 16
             self.arena_bytes = max(self.arena_bytes, off + scratch)
         entry.update(block=block, scratch_bytes=scratch,
-                     kernel={"_sparse": "skip zeros", "_wide": "decode wide"}.get(kernel, "decode"))
+                     kernel={"_sparse": "skip zeros", "_wide": "decode wide", "_pal": "decode in loop"}.get(kernel, "decode"))
         i = op.index
         fields = {"kind": ws.KINDS[st.storage], "rows": n_rows, "row_len": row_len, "bits": st.bits,
                   "shared_table": int(st.shared_table), "transposed": int(transposed),

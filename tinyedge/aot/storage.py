@@ -48,7 +48,7 @@ DECODE_PER_WEIGHT = {"palette4": 8.5, "int4": 9.0, "palette2": 15.5, "sparse": 1
 # Code the storages bring into the firmware (Cortex-M4, -O2): te_weights.c with the _w wrappers
 # (_wide: te_conv2d_s8_wide and its paired kernel, measured on kws: 3.1 KB),
 # and te_sparse.c.  `auto` stores nothing unless the bytes it saves pay for that code.
-CODE_BYTES = {"_w": 1100, "_wide": 3100, "_sparse": 2400}
+CODE_BYTES = {"_w": 1100, "_wide": 3100, "_sparse": 2400, "_pal": 1200}
 # te_conv2d_s8_wide: decoding to 16-bit lanes per weight, and what its inner loop saves per MAC
 # against the dense paired kernel (12 instead of 16 instructions per 16 MACs, plus loop).
 DECODE_WIDE_PER_WEIGHT = {"palette4": 3.5, "int4": 3.5, "palette2": 4.0, "sparse": 6.0}
@@ -318,6 +318,15 @@ def cost(opcode: str, macs: int, st: Stored, block: int, pixels: int, wide: bool
     if opcode == "CONV_2D" and block < st.rows:
         extra += (math.ceil(st.rows / block) - 1) * pixels * (st.row_len * 1.25 + 20)
     return dense, extra
+
+
+def fused_fc_cost(macs: int, st: Stored) -> float:
+    """Estimated instructions of te_fully_connected_s8_pal (each weight decoded where the dot
+    product uses it: about 3.4 per weight with 4-bit indices, 4.2 with 2-bit, 1.4 on plain rows)."""
+    batches = max(1, macs // max(st.rows * st.row_len, 1))
+    per = 4.2 if st.storage == "palette2" else 3.4
+    coded = st.coded_rows * st.row_len
+    return batches * (coded * per + (st.rows * st.row_len - coded) * 1.4 + st.rows * 30)
 
 
 def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int, taps: int = 1,

@@ -172,8 +172,9 @@ typedef struct {
  *    a table per coded row (in row order) or one for the tensor (shared_table); row_mode: one
  *    bit per row (bit r % 8 of byte r / 8): 1 coded, 0 plain int8.
  *  - TE_W_INT4: two weights per byte, low nibble first (CMSIS-NN s4 layout), value
- *    q * step[r] with q the signed nibble (-8..7); `table` holds the per-row step (0: the
- *    row is plain int8).
+ *    q * step with q the signed nibble (-8..7).  shared_table: table[0] is the step of every
+ *    row and the rows are one stream of nibbles (weight j of row r at nibble r * row_len + j);
+ *    else `table` holds the per-row step (0: the row is plain int8) and rows start on a byte.
  *  - TE_W_SPARSE: row_mode holds 2 bits per row (bits 2 * (r % 4) of byte r / 4):
  *    TE_SP_PLAIN the row's int8 bytes; TE_SP_MASK a bit mask of row_len bits (bit j of byte
  *    j / 8, low bit first: weight j is non-zero), then the non-zero values in order;

@@ -1,21 +1,34 @@
 """Compact storage of the constant weights of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED.
 
-Per weight tensor the generator picks one storage (see `choose`):
+Per weight tensor the generator picks one storage (`decide`):
 
 - ``dense``: int8, as in the model;
 - ``palette4`` / ``palette2``: per output channel (or one for the tensor, when smaller) a
-  table of at most 16 / 4 int8 values and 4- / 2-bit indices, packed low bits first;
-- ``int4``: weights on a uniform 4-bit grid per channel (``q * step``, ``q`` in -8..7), two
-  per byte, low nibble first (CMSIS-NN's s4 layout), one step byte per channel;
-- ``sparse``: per channel a one-bit-per-weight mask and the non-zero int8 values (int8 weights
-  are symmetric, zero point 0, so a zero weight contributes nothing).
+  table of at most 16 / 4 int8 values and 4- / 2-bit indices, packed low bits first; one bit
+  per row says coded or plain;
+- ``int4``: weights on a uniform 4-bit grid (``q * step``, ``q`` in -8..7), two per byte, low
+  nibble first (CMSIS-NN's s4 layout).  One step for the whole tensor when it has one (always
+  so for models that carry INT4 weights: step 1): then the rows are one stream of nibbles and
+  nothing is stored per channel; otherwise a step byte per channel (0: a plain row);
+- ``sparse``: 2 bits per row say plain, mask (a one-bit-per-weight mask and the non-zero int8
+  values) or list (per 256 weights a count, the indices and the values: smaller where few
+  weights are non-zero).  int8 weights are symmetric, zero point 0, so a skipped zero weight
+  contributes exactly nothing.
 
 Rows (output channels) whose coding would not save bytes stay plain int8 inside the tensor.
-The C side (firmware/kernels/te_weights.c) decodes a block of channels into a scratch buffer
-in the arena, free during the op, and the dense kernels run on it: a convolution decodes each
-filter once per inference and uses it for every output pixel.  A fully connected layer uses
-each weight once, so its decode costs about as much as its MACs (see `cost`); `auto` keeps
-such layers dense.
+Kernels (firmware/kernels; the generator picks per op the cheapest estimate, `cost`):
+
+- CONV_2D ``_wide``: a block of output channels decoded into 16-bit lanes in arena room free
+  during the op, once per inference, then a paired 2-pixel x 2-channel kernel whose inner loop
+  needs no widening of the weights (16 MACs in 12 instructions against 16 for dense int8), so a
+  stored conv runs in fewer instructions than dense; ``_sparse``: lists of the non-zeros;
+- DEPTHWISE_CONV_2D: decoded once into int8, the dense kernel, skipping per 4 channels the taps
+  whose weights are all zero when the weights are sparse;
+- FULLY_CONNECTED: each weight is used once per batch, so nothing amortises a decode.
+  Palette / int4 (``_pal``): decoded inside the dot product, about 3.4 instructions per
+  weight against 1.4 dense; sparse (``_sparse``): list rows at about 5 instructions per
+  non-zero, mask rows about 8.  `auto` therefore keeps palettized FC layers dense unless the
+  model's budget allows them.
 
 Exactness: `encode` decodes every stored tensor back with `decode` (written from the format,
 not from the encoder) and compares it with the model's int8 weights; a mismatch raises

@@ -335,11 +335,14 @@ def cost(opcode: str, macs: int, st: Stored, block: int, pixels: int, wide: bool
 
 def fused_fc_cost(macs: int, st: Stored) -> float:
     """Estimated instructions of te_fully_connected_s8_pal (each weight decoded where the dot
-    product uses it: about 3.4 per weight with 4-bit indices, 4.2 with 2-bit, 1.4 on plain rows)."""
+    product uses it), measured on ad01 (benchmarks/bench_storage.py): about 4.6 per weight with
+    4-bit indices, 5.6 with 2-bit, 2.3 on plain rows (one row at a time), per row about 30, and
+    50 more for an int4 row's own table."""
     batches = max(1, macs // max(st.rows * st.row_len, 1))
-    per = 4.2 if st.storage == "palette2" else 3.4
+    per = 5.6 if st.storage == "palette2" else 4.6
     coded = st.coded_rows * st.row_len
-    return batches * (coded * per + (st.rows * st.row_len - coded) * 1.4 + st.rows * 30)
+    tables = 50 * st.coded_rows if st.storage == "int4" and not st.shared_table else 0
+    return batches * (coded * per + (st.rows * st.row_len - coded) * 2.3 + st.rows * 30 + tables)
 
 
 def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int, taps: int = 1,

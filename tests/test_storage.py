@@ -148,6 +148,30 @@ def test_int4_typed_model_bit_exact_host(int4_typed, base):
     assert_bit_exact(f"{base}/int4-typed", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=5))
 
 
+def test_tflm_compressed_model_bit_exact_host(tmp_path, rewritten):
+    """A model compressed by TFLite Micro's own tool (TFLM_DECODE ops with per-channel LUTs, what
+    its `compress` writes; the TF converter makes none): the aot engine folds the decodes at
+    generation time, stores the weights as palettes again and matches the tflite-micro
+    interpreter running the compressed model."""
+    from tflite_micro.tensorflow.lite.micro.compression import spec
+    from tflite_micro.tensorflow.lite.micro.compression.compress import compress
+
+    src = rewritten("mixed", "pal16")
+    g = parse_tflite(src.read_bytes())
+    specs = [spec.Tensor(subgraph=0, tensor=op.inputs[1],
+                         compression=[spec.LookUpTableCompression(index_bitwidth=4, mode=spec.PerChannel(axis=0))])
+             for op in g.ops if op.opcode == "CONV_2D"]
+    with pytest.warns(UserWarning):   # the small 1x1 conv grows; TFLM's tool says so
+        data = bytes(compress(src.read_bytes(), specs))
+    path = tmp_path / "mixed-tflm-compressed.tflite"
+    path.write_bytes(data)
+    cg = parse_tflite(data)
+    assert sum(op.opcode == ws.DECODE_OP for op in cg.ops) == 2
+    model = HostModel(path, weights="palette")
+    assert {e["opcode"] for e in model.storage if e["storage"] == "palette4"} >= {"CONV_2D"}, model.storage
+    assert_bit_exact("mixed/tflm-compressed", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=6))
+
+
 @pytest.mark.parametrize("base, variant", [("conv", "int4"), ("conv", "z90"), ("depthwise", "pal4"),
                                            ("depthwise", "pal16t"), ("fc", "z50"), ("fc", "pal16")])
 def test_zoo_models_stored_bit_exact_host(rewritten, base, variant):

@@ -541,6 +541,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
     or 4 KB more; the tests use small caps to run the channel-block loops).
     """
     ws.candidates(weights)   # a bad policy is a usage error before anything else
+    graph = ws.fold_tflm_decode(graph)   # TFLite Micro's compressed (LUT) tensors become constants
     if not _PREFIX_RE.match(prefix):
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                          hint="use lowercase letters, digits and '_', starting with a letter")

@@ -407,3 +407,73 @@ def candidates(policy: str) -> tuple[str, ...]:
         raise UsageError(f"unknown weight storage {policy!r}", hint=f"use one of {', '.join(POLICIES)}")
     return {"auto": ("palette2", "int4", "palette4", "sparse"), "dense": (), "palette": ("palette2", "palette4"),
             "sparse": ("sparse",), "int4": ("int4",)}[policy]
+
+
+# ---- TFLite Micro's compressed models (its `compress` tool: TFLM_DECODE ops with LUTs) ----------
+
+DECODE_OP = "CUSTOM:TFLM_DECODE"
+
+
+def lut_decode(encoded: np.ndarray, ancillary: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The int8 tensor a TFLM_DECODE LUT pair stands for (tflite-micro's compression/lut.py
+    format): a 16-byte header (byte 0 decode type 0 = LUT, byte 5 = axis << 4 | index bits, axis
+    15 = one table, byte 6 = values per table), then the tables; the indices one big-endian bit
+    string, element by element in row-major order.  Raises ModelError for anything else."""
+    from ..errors import ModelError
+
+    anc = np.asarray(ancillary, np.uint8).reshape(-1)
+    if anc.size < 16 or anc[0] != 0:
+        raise ModelError("a TFLM_DECODE op that is not a LUT decode", hint="only LUT-compressed tensors are read")
+    axis, bits, stride = int(anc[5]) >> 4, int(anc[5]) & 7, int(anc[6])
+    n = int(np.prod(shape)) if shape else 1
+    raw = np.unpackbits(np.asarray(encoded, np.uint8).reshape(-1), bitorder="big")
+    if bits == 0 or raw.size < n * bits:
+        raise ModelError("a TFLM_DECODE LUT with too few index bits")
+    idx = raw[:n * bits].reshape(n, bits).astype(np.int64) @ (1 << np.arange(bits - 1, -1, -1))
+    tables = anc[16:].view(np.int8)
+    if axis == 15:
+        chan = np.zeros(n, np.int64)
+    else:
+        if axis >= len(shape):
+            raise ModelError("a TFLM_DECODE LUT whose channel axis is outside the tensor")
+        chan = np.indices(shape)[axis].reshape(-1)
+    pos = chan * stride + idx
+    if stride == 0 or idx.max(initial=0) >= stride or pos.max(initial=0) >= tables.size:
+        raise ModelError("a TFLM_DECODE LUT index outside its value table")
+    return tables[pos].reshape(shape).astype(np.int8)
+
+
+def decoded_const(graph, t: int) -> np.ndarray | None:
+    """The constant int8 data of tensor `t` when a TFLM_DECODE op with constant inputs makes it."""
+    for op in graph.ops:
+        if op.opcode == DECODE_OP and t in op.outputs:
+            k = op.outputs.index(t)
+            enc, anc = (graph.tensors[i] for i in op.inputs[2 * k:2 * k + 2])
+            out = graph.tensors[t]
+            if enc.data is None or anc.data is None or out.dtype != "int8":
+                return None
+            return lut_decode(enc.data, anc.data, out.shape)
+    return None
+
+
+def fold_tflm_decode(graph):
+    """`graph` with every TFLM_DECODE op of constant LUT inputs evaluated at generation time: its
+    outputs become constant int8 tensors (whose storage the aot generator then picks, typically
+    the palette the LUT was) and the op is gone.  The same graph when there is none."""
+    import dataclasses
+
+    if not any(op.opcode == DECODE_OP for op in graph.ops):
+        return graph
+    tensors = list(graph.tensors)
+    ops = []
+    for op in graph.ops:
+        if op.opcode != DECODE_OP:
+            ops.append(dataclasses.replace(op, index=len(ops)))
+            continue
+        for t in op.outputs:
+            data = decoded_const(graph, t)
+            if data is None:
+                from ..errors import ModelError
+                raise ModelError(f"TFLM_DECODE output '{graph.tensors[t].name}' is not a constant int8 LUT")
+            tensors[t] = dataclasses.replace(tensors[t], data=data)
+    return dataclasses.replace(graph, tensors=tensors, ops=ops)

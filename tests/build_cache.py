@@ -56,12 +56,14 @@ def cached_build(model: Path, board: str, runtime: str = "aot", weights: str = "
     folder = cache_root() / f"{Path(model).stem}-{board}-{runtime}-{build_key(model, board, runtime, weights)}"
     record = folder / "build" / "tinyedge-build.json"
     folder.parent.mkdir(parents=True, exist_ok=True)
-    # Two xdist workers (or two worktrees) may want the same build at once: one builds, the other waits.
-    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+    # One builder per folder: two xdist workers (or two worktrees) asking for the same build at
+    # once would otherwise remove and rebuild it under each other.
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if record.is_file():
             data = read_build(folder)
             if all(Path(p).exists() for p in data["artifacts"].values()):
+                os.utime(folder)  # recently used: _prune keeps it
                 return folder, data
         if folder.exists():
             shutil.rmtree(folder)

@@ -369,7 +369,9 @@ def test_a_second_reader_is_refused_naming_the_holder_and_the_session_keeps_ever
     assert line.startswith(f"error: {url} ")
     m = HOLDER.search(line)
     assert m, line
-    assert int(m.group(1)) == os.getpid() and "pytest" in m.group(2)
+    from tinyedge.ports import _this_command
+
+    assert int(m.group(1)) == os.getpid() and m.group(2) == _this_command()[:len(m.group(2))]
     # validate checks its model first: a missing model is its own error, not a port error
     assert v.returncode == 2 and "no-such.tflite" in v.stderr
 

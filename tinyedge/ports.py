@@ -242,6 +242,8 @@ def _key_name(key: str) -> str:
 
 def _this_command() -> str:
     argv = list(sys.argv)
+    if not argv or argv[0] in ("", "-c"):       # python -c ...: what the kernel says is clearer
+        return _cmdline(os.getpid()) or "python"
     if argv:
         argv[0] = os.path.basename(argv[0])
         if argv[0] == "__main__.py":             # python -m PACKAGE

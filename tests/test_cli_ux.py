@@ -150,6 +150,28 @@ def test_one_spelling_per_option(run_cli):
     assert "[required]" not in helps["validate"]
 
 
+def test_the_newer_verbs_take_the_same_options(run_cli):
+    """compress and mlperf (added after the first round) spell their options as every verb does."""
+    comp = " ".join(run_cli("compress", "--help").stdout.split())
+    assert "-o, --output, --out FILE" in comp and "--force" in comp and "--trust-code" in comp
+    ml = " ".join(run_cli("mlperf", "--help").stdout.split())
+    assert "-p, --port URL" in ml and "--baud INTEGER RANGE" in ml
+    assert "--timeout FLOAT RANGE Seconds to wait for each reply from the board. [default: 30.0" in ml
+    assert "[required]" not in ml                  # the port is found as deploy, flash and validate find it
+
+
+def test_mlperf_without_a_port_looks_for_the_board(run_cli, mlperf_tflite):
+    from tinyedge.ports import list_ports
+
+    if any(p.likely_board for p in list_ports()):
+        pytest.skip("a board is attached here")
+    r = run_cli("mlperf", mlperf_tflite["kws"], "--json")
+    assert r.returncode == 2
+    obj = json.loads(r.stdout)
+    assert obj["type"] == "NoPortFound" and "pass --port" in obj["error"]
+    assert len(_lines(r.stderr)) == 1
+
+
 def test_json_errors_are_json_on_stdout(run_cli, tmp_path):
     r = run_cli("inspect", tmp_path / "nope.tflite", "--json")
     assert r.returncode == 2
@@ -182,6 +204,21 @@ def test_convert_refuses_an_existing_output_file(run_cli, fc_model, tmp_path):
     r = run_cli("convert", fc_model, "-o", precious, "--force")
     assert r.returncode == 0, r.stderr
     assert precious.read_bytes() == fc_model.read_bytes()
+
+
+def test_compress_refuses_an_existing_output_before_it_trains(run_cli, tmp_path):
+    precious = tmp_path / "small.h5"
+    precious.write_bytes(b"my compressed model")
+    tfl = tmp_path / "fresh.h5"
+    (tmp_path / "fresh_int8.tflite").write_bytes(b"my int8 model")     # the .tflite written beside OUT
+    for out, existing in ((precious, precious), (tfl, tmp_path / "fresh_int8.tflite")):
+        r = run_cli("compress", DIGITS / "model.h5", "--train", DIGITS / "test.npz", "--output", out,
+                    "--prune-channels", "0.5")
+        assert r.returncode == 2 and r.stdout == ""
+        # refused up front: the one error line, before any step (loading, training) started
+        assert _lines(r.stderr) == [f"error: {existing} already exists; choose another output file with -o, "
+                                    "or pass --force to overwrite it"]
+    assert precious.read_bytes() == b"my compressed model" and not tfl.exists()
 
 
 def test_validate_refuses_an_existing_report_file(run_cli, fc_model, tmp_path):
@@ -349,7 +386,6 @@ def test_a_second_reader_is_refused_naming_the_holder_and_the_session_keeps_ever
         talker = threading.Thread(target=board_talks)
         talker.start()                              # the board talks while the second reader tries
         r = run_cli("monitor", "--port", url, "--exit-after", "2", timeout=30)
-        v = run_cli("validate", str(REPO / "no-such.tflite"), "--port", url, timeout=30)
         talker.join()
         got = b""
         while len(got) < len(pattern):
@@ -372,8 +408,6 @@ def test_a_second_reader_is_refused_naming_the_holder_and_the_session_keeps_ever
     from tinyedge.ports import _this_command
 
     assert int(m.group(1)) == os.getpid() and m.group(2) == _this_command()[:len(m.group(2))]
-    # validate checks its model first: a missing model is its own error, not a port error
-    assert v.returncode == 2 and "no-such.tflite" in v.stderr
 
 
 def test_a_port_locked_by_another_program_names_it(run_cli, tmp_path):

@@ -215,7 +215,8 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
         # a runtime installed onto a running interpreter: its own generate / install / validate steps
         float_acc = None
         if float_model is not None and inputs.labels is not None:
-            float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
+            def float_acc():            # measured in the runtime's validate step (its time is that step's)
+                return _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
         try:
             rt.resolve("deploy")(board=b, tflite=tflite, graph=graph, inputs=inputs, outdir=outdir, port=port,
                                  timeout=timeout, steps=steps, notes=notes, report=report,

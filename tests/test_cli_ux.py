@@ -493,6 +493,7 @@ def test_monitor_shows_an_emulated_boards_output_from_its_start_beside_validate(
     started later shows that banner, and mirrors a validate's session on the same port without
     taking a byte of it; a second session on the port is refused, naming the first."""
     from tinyedge.link.transport import Transport
+    from tinyedge.ports import PortBusy
 
     flash = subprocess.Popen([*tinyedge_exe(), "flash", str(qemu_fc_project)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -506,11 +507,11 @@ def test_monitor_shows_an_emulated_boards_output_from_its_start_beside_validate(
         assert first.startswith("tinyedge ready board=qemu-cortex-m4 runtime=aot "), first
         held = Transport(url)                       # a session holds the port: a second is refused
         try:
-            busy = subprocess.run([*tinyedge_exe(), "validate", str(fc_model), "--port", url, "--samples", "2"],
-                                  capture_output=True, text=True, timeout=60)
+            with pytest.raises(PortBusy) as busy:
+                Transport(url)
         finally:
             held.close()
-        assert busy.returncode == 2 and HOLDER.search(_lines(busy.stderr)[-1]), busy.stderr
+        assert HOLDER.search(str(busy.value)) and f"pid {os.getpid()} " in str(busy.value)
         v = subprocess.run([*tinyedge_exe(), "validate", str(fc_model), "--port", url, "--samples", "5",
                             "--json"], capture_output=True, text=True, timeout=120)
         assert v.returncode == 0, v.stderr

@@ -256,3 +256,24 @@ def test_the_host_boards_output_goes_through_its_relay(runtime):
         assert rec is not None and rec.pid == b.pid
         assert Path(rec.log).read_text().startswith(b.announcement)
     assert find_emulated(b.port) is None
+
+
+def test_without_a_runtime_folder_ports_still_open(tmp_path, monkeypatch, caplog):
+    import tinyedge.ports as ports
+    from tinyedge.link.transport import Transport
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder would be")
+    monkeypatch.setenv("TINYEDGE_RUNTIME_DIR", str(blocker / "run"))
+    monkeypatch.setattr(ports, "_WARNED", False)
+    master, slave = os.openpty()
+    try:
+        t = Transport(os.ttyname(slave))          # the device's own flock still guards it
+        t.close()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert ports.register_emulated("socket://127.0.0.1:1", pid=os.getpid(), log=tmp_path / "x", live=True) is None
+    assert ports.find_emulated("socket://127.0.0.1:1") is None
+    assert ports.emulated_log_path("socket://127.0.0.1:1").parent.is_dir()
+    assert sum("no folder for port locks" in r.getMessage() for r in caplog.records) == 1

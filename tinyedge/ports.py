@@ -219,6 +219,25 @@ def runtime_dir() -> Path:
     return d
 
 
+_WARNED = False
+
+
+def _subdir(name: str) -> Path | None:
+    """`<runtime dir>/<name>`, or None (said once) where it cannot be made: then ports are opened
+    without tinyedge's lock (a device's flock still holds) and emulated boards are not recorded."""
+    global _WARNED
+    try:
+        d = runtime_dir() / name
+        d.mkdir(mode=0o700, exist_ok=True)
+        return d
+    except (OSError, UsageError) as e:
+        if not _WARNED:
+            _WARNED = True
+            log.warning("no folder for port locks and emulated-board records (%s): a second reader of a "
+                        "socket:// port is not refused, and monitor cannot show an emulated board's start", e)
+        return None
+
+
 def port_key(url: str) -> str | None:
     """One name per port however it is spelled: the real path of a device (by-id links resolved),
     `socket://127.0.0.1:4321` for any spelling of a local socket; None for ports nobody shares (loop://)."""
@@ -320,13 +339,16 @@ class PortLock:
         import fcntl
 
         key = port_key(url)
-        if key is None:
+        d = _subdir("locks") if key is not None else None
+        if d is None:
             return None
-        d = runtime_dir() / "locks"
-        d.mkdir(mode=0o700, exist_ok=True)
         path = d / f"{_key_name(key)}.lock"
         for _ in range(20):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as e:
+                log.warning("cannot lock %s (%s): opened without tinyedge's lock", url, e)
+                return None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -400,33 +422,46 @@ class EmulatedBoard:
         return _alive(self.pid, self.start)
 
 
-def _board_dir() -> Path:
-    d = runtime_dir() / "boards"
-    d.mkdir(mode=0o700, exist_ok=True)
-    return d
+def _board_dir() -> Path | None:
+    return _subdir("boards")
 
 
 def emulated_log_path(port: str) -> Path:
     """A new file name for the output of an emulated board about to serve `port` (unique: two
     starts handed one free port must not write one log); the board removes it when it stops."""
-    return _board_dir() / f"{_key_name(port_key(port) or port)}-{os.getpid()}-{secrets.token_hex(4)}.log"
+    name = f"{_key_name(port_key(port) or port)}-{os.getpid()}-{secrets.token_hex(4)}.log"
+    d = _board_dir()
+    if d is None:
+        d = Path(tempfile.gettempdir())
+        name = "tinyedge-board-" + name
+    return d / name
 
 
-def register_emulated(port: str, *, pid: int, log: os.PathLike | str, live: bool, board: str = "") -> Path:
+def register_emulated(port: str, *, pid: int, log: os.PathLike | str, live: bool, board: str = "") -> Path | None:
     """Record the emulated board now serving `port`; returns the record's path (unregister_emulated removes it)."""
     rec = EmulatedBoard(port=port, pid=pid, log=str(log), live=live, board=board, owner=os.getpid(),
                         owner_command=_this_command(), start=_start_time(pid))
-    path = _board_dir() / f"{_key_name(port_key(port) or port)}.json"
+    d = _board_dir()
+    if d is None:
+        return None
+    path = d / f"{_key_name(port_key(port) or port)}.json"
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(rec)))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(asdict(rec)))
+        os.replace(tmp, path)
+    except OSError as e:
+        logging.getLogger(__name__).warning("cannot record the emulated board on %s (%s)", port, e)
+        return None
     return path
 
 
 def unregister_emulated(port: str, *, pid: int | None = None) -> None:
     """Remove the record of `port` (only if it is still the one of `pid`, when given); the board
     removes its log itself."""
-    path = _board_dir() / f"{_key_name(port_key(port) or port)}.json"
+    d = _board_dir()
+    if d is None:
+        return
+    path = d / f"{_key_name(port_key(port) or port)}.json"
     rec = _read_record(path)
     if rec is None or (pid is not None and rec.pid != pid):
         return
@@ -446,9 +481,10 @@ def _read_record(path: Path) -> EmulatedBoard | None:
 def find_emulated(port: str) -> EmulatedBoard | None:
     """The running emulated board tinyedge started on `port`, or None (a stale record is removed)."""
     key = port_key(port)
-    if key is None:
+    d = _board_dir() if key is not None else None
+    if d is None:
         return None
-    path = _board_dir() / f"{_key_name(key)}.json"
+    path = d / f"{_key_name(key)}.json"
     rec = _read_record(path)
     if rec is None:
         return None

@@ -499,7 +499,7 @@ def test_monitor_shows_an_emulated_boards_output_from_its_start_beside_validate(
                              stderr=subprocess.PIPE, text=True)
     monitor = None
     try:
-        err = _wait_line(flash.stderr, "the emulated board is running", flash)
+        err = _wait_line(flash.stderr, "Ctrl-C stops it", flash)     # the line that names the port
         url = re.search(r"socket://127\.0\.0\.1:\d+", err).group(0)
         monitor = subprocess.Popen([*tinyedge_exe(), "monitor", "--port", url, "--exit-after", "60"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

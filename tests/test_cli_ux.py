@@ -479,15 +479,6 @@ def qemu_fc_project(fc_model):
     return cached_build(fc_model, "qemu-cortex-m4")[0]
 
 
-def _wait_line(stream, needle: str, proc) -> str:
-    seen = ""
-    while needle not in seen:
-        line = stream.readline()
-        assert line, f"no {needle!r} before the stream ended: {seen!r}"
-        seen += line
-    return seen
-
-
 def test_monitor_shows_an_emulated_boards_output_from_its_start_beside_validate(fc_model, qemu_fc_project):
     """`tinyedge flash` starts QEMU (its banner is printed before anyone else attaches); a monitor
     started later shows that banner, and mirrors a validate's session on the same port without
@@ -499,7 +490,11 @@ def test_monitor_shows_an_emulated_boards_output_from_its_start_beside_validate(
                              stderr=subprocess.PIPE, text=True)
     monitor = None
     try:
-        err = _wait_line(flash.stderr, "Ctrl-C stops it", flash)     # the line that names the port
+        err = ""
+        while not re.search(r"running; its port is socket://127\.0\.0\.1:\d+", err):
+            line = flash.stderr.readline()
+            assert line, f"flash ended before it named the port: {err!r}"
+            err += line
         url = re.search(r"socket://127\.0\.0\.1:\d+", err).group(0)
         monitor = subprocess.Popen([*tinyedge_exe(), "monitor", "--port", url, "--exit-after", "60"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -491,7 +491,7 @@ def test_monitor_shows_an_emulated_boards_output_from_its_start_beside_validate(
     monitor = None
     try:
         err = ""
-        while not re.search(r"running; its port is socket://127\.0\.0\.1:\d+", err):
+        while not re.search(r"running; its port is\s+socket://127\.0\.0\.1:\d+", err):
             line = flash.stderr.readline()
             assert line, f"flash ended before it named the port: {err!r}"
             err += line

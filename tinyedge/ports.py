@@ -6,6 +6,12 @@ virtual COM port, a Pico ...), from a table of well-known USB ids and from
 the `flash.usb_ids` of the board files.  `pick_port(board)` returns the port
 when exactly one likely board is attached, and otherwise raises an error that
 lists the candidates or says to plug the board in.
+
+Who holds a port: `PortLock.take(url)` (every Transport takes it) refuses a
+second session with `PortBusy`, naming the holder's pid and command; the
+emulated boards tinyedge starts record where their output goes from the
+first byte (`register_emulated` / `find_emulated`), which `tinyedge monitor`
+mirrors read-only.
 """
 
 from __future__ import annotations

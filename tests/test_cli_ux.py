@@ -207,18 +207,22 @@ def test_convert_refuses_an_existing_output_file(run_cli, fc_model, tmp_path):
 
 
 def test_compress_refuses_an_existing_output_before_it_trains(run_cli, tmp_path):
+    from tinyedge.compress.core import check_output
+    from tinyedge.errors import OutputExistsError
+
     precious = tmp_path / "small.h5"
     precious.write_bytes(b"my compressed model")
-    tfl = tmp_path / "fresh.h5"
-    (tmp_path / "fresh_int8.tflite").write_bytes(b"my int8 model")     # the .tflite written beside OUT
-    for out, existing in ((precious, precious), (tfl, tmp_path / "fresh_int8.tflite")):
-        r = run_cli("compress", DIGITS / "model.h5", "--train", DIGITS / "test.npz", "--output", out,
-                    "--prune-channels", "0.5")
-        assert r.returncode == 2 and r.stdout == ""
-        # refused up front: the one error line, before any step (loading, training) started
-        assert _lines(r.stderr) == [f"error: {existing} already exists; choose another output file with -o, "
-                                    "or pass --force to overwrite it"]
-    assert precious.read_bytes() == b"my compressed model" and not tfl.exists()
+    r = run_cli("compress", DIGITS / "model.h5", "--train", DIGITS / "test.npz", "--output", precious,
+                "--prune-channels", "0.5")
+    assert r.returncode == 2 and r.stdout == ""
+    # refused up front: the one error line, before any step (loading, training) started
+    assert _lines(r.stderr) == [f"error: {precious} already exists; choose another output file with -o, "
+                                "or pass --force to overwrite it"]
+    assert precious.read_bytes() == b"my compressed model"
+    (tmp_path / "fresh_int8.tflite").write_bytes(b"my int8 model")     # the .tflite compress writes beside OUT
+    with pytest.raises(OutputExistsError, match="fresh_int8.tflite already exists"):
+        check_output(tmp_path / "fresh.h5")
+    assert check_output(tmp_path / "fresh.h5", force=True) == tmp_path / "fresh.h5"
 
 
 def test_validate_refuses_an_existing_report_file(run_cli, fc_model, tmp_path):

@@ -9,6 +9,7 @@ $TINYEDGE_TEST_CACHE/fw (default ~/.cache/tinyedge/fw).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -49,22 +50,20 @@ def build_key(model: Path, board: str, runtime: str, weights: str = "auto") -> s
 
 def cached_build(model: Path, board: str, runtime: str = "aot", weights: str = "auto") -> tuple[Path, dict]:
     """(project folder, tinyedge-build.json as read by tinyedge.builder.read_build)."""
-    import fcntl
-
     from tinyedge.builder import build_project, read_build
     from tinyedge.project import generate_project
 
     folder = cache_root() / f"{Path(model).stem}-{board}-{runtime}-{build_key(model, board, runtime, weights)}"
+    record = folder / "build" / "tinyedge-build.json"
     folder.parent.mkdir(parents=True, exist_ok=True)
-    # Two xdist workers asking for one key: the second waits for the first's build and reuses it
-    # (without the lock it removed the folder the first was building: 'Directory not empty',
-    # 'does not appear to contain CMakeLists.txt').
+    # One builder per folder: two xdist workers (or two worktrees) asking for the same build at
+    # once would otherwise remove and rebuild it under each other.
     with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        record = folder / "build" / "tinyedge-build.json"
         if record.is_file():
             data = read_build(folder)
             if all(Path(p).exists() for p in data["artifacts"].values()):
+                os.utime(folder)  # recently used: _prune keeps it
                 return folder, data
         if folder.exists():
             shutil.rmtree(folder)
@@ -82,7 +81,6 @@ def _prune(keep: int) -> None:
     entries = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[keep:]:
         shutil.rmtree(old, ignore_errors=True)
-        (root / f".{old.name}.lock").unlink(missing_ok=True)
 
 
 def load_json(path: Path) -> dict:

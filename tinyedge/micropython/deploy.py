@@ -18,10 +18,7 @@ log = logging.getLogger(__name__)
 def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None, timeout: float, steps,
            notes: list[str], report: dict, float_accuracy=None, progress=None, backend: str = "auto",
            name: str | None = None, micropython_dir=None, baud: int | None = None) -> dict:
-    """The generate / install / validate steps of a MicroPython deploy; returns the report.
-
-    `float_accuracy` is the float model's accuracy, or a function that measures it (called in the
-    validate step, so that the time it takes is that step's, not the one before)."""
+    """The generate / install / validate steps of a MicroPython deploy; returns the report."""
     from ..validation import validate_device
     from .boards import start_board
     from .package import generate_package, module_name
@@ -62,8 +59,6 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
             st["note"] = f"{installed:,} bytes to {name}/"
         with steps.step("validate"):
             info = dev.open_model()
-            if callable(float_accuracy):     # measured inside this step, as deploy's other runtimes do
-                float_accuracy = float_accuracy()
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_accuracy, progress=progress)
         report["device"] = info.to_dict()
         report["link"] = dict(vars(dev.stats))
@@ -84,7 +79,7 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
                     "when the package is imported (ram_bytes includes them and the arena)"),
     }
     report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement",
-                                     "accuracy", "latency")})
+                                     "accuracy", "metrics", "latency")})
     report["backend"] = info.backend
     notes.extend(v.get("notes", []))
     return report

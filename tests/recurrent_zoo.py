@@ -2,8 +2,8 @@
 
 Each builder makes a model with the Keras it names; `recurrent_tflite(name)` saves it (.h5 for
 tf_keras, .keras for Keras 3), converts it to full int8 through tinyedge's own conversion path
-(`tinyedge.conversion.load_model` + `convert_loaded`, what `tinyedge convert` runs) with seeded
-calibration data, and caches the .tflite bytes on disk keyed by a hash of the builder's source,
+(tf_keras: `tinyedge.conversion.load_model` + `convert_loaded`, what `tinyedge convert`
+runs; Keras 3: the aot zoo's `from_keras_model`, see `_convert`) with seeded calibration data, and caches the .tflite bytes on disk keyed by a hash of the builder's source,
 so reruns skip TensorFlow entirely.
 """
 
@@ -50,21 +50,59 @@ def build_k2_lstm_last(k):
     return k.Model(inp, x)
 
 
-def build_k3_lstm_stacked(k):
-    """Keras 3: two stacked LSTMs returning sequences (3 steps, 2 features, 16 then 5 units)."""
+def build_k2_gru_unrolled(k):
+    """tf_keras: GRU unrolled over 4 steps (3 features, 5 units), returning sequences."""
     L = k.layers
-    x = inp = L.Input((3, 2))
-    x = L.LSTM(16, return_sequences=True)(x)
-    x = L.LSTM(5, return_sequences=True)(x)
+    x = inp = L.Input((4, 3))
+    x = L.GRU(5, return_sequences=True, unroll=True)(x)
+    return k.Model(inp, x)
+
+
+def build_k2_rnn_lstm_unrolled(k):
+    """tf_keras: SimpleRNN then LSTM, both unrolled (5 steps, 4 features, 6 / 3 units), last output."""
+    L = k.layers
+    x = inp = L.Input((5, 4))
+    x = L.SimpleRNN(6, return_sequences=True, unroll=True)(x)
+    x = L.LSTM(3, unroll=True)(x)
     return k.Model(inp, x)
 
 
 def build_k3_lstm_last(k):
-    """Keras 3: a sequence LSTM, then one returning its last output (10 steps, 4 features, 8 / 4 units)."""
+    """Keras 3: one LSTM returning its last output (10 steps, 4 features, 8 units)."""
     L = k.layers
-    x = inp = L.Input((10, 4))
-    x = L.LSTM(8, return_sequences=True)(x)
-    x = L.LSTM(4)(x)
+    x = inp = L.Input((10, 4), batch_size=1)
+    x = L.LSTM(8)(x)
+    return k.Model(inp, x)
+
+
+def build_k3_lstm_stacked(k):
+    """Keras 3: an unrolled LSTM returning sequences under a fused one (6 steps, 3 features, 7 / 16 units).
+
+    (Keras 3's LSTM with return_sequences=True and unroll=False converts to a WHILE loop, whose
+    int8 quantization crashes TF 2.21's converter: the lower layer of a Keras 3 stack is unrolled.)"""
+    L = k.layers
+    x = inp = L.Input((6, 3), batch_size=1)
+    x = L.LSTM(7, return_sequences=True, unroll=True)(x)
+    x = L.LSTM(16)(x)
+    return k.Model(inp, x)
+
+
+def build_k3_gru_unrolled(k):
+    """Keras 3: GRU unrolled over 3 steps (4 features, 4 units), returning sequences.
+
+    (With return_sequences=False the converter leaves the first step's gate split in float,
+    between a DEQUANTIZE and a QUANTIZE, in Keras 3 and in tf_keras.)"""
+    L = k.layers
+    x = inp = L.Input((3, 4), batch_size=1)
+    x = L.GRU(4, return_sequences=True, unroll=True)(x)
+    return k.Model(inp, x)
+
+
+def build_k3_simplernn_unrolled(k):
+    """Keras 3: SimpleRNN unrolled over 6 steps (2 features, 5 units), returning sequences."""
+    L = k.layers
+    x = inp = L.Input((6, 2), batch_size=1)
+    x = L.SimpleRNN(5, return_sequences=True, unroll=True)(x)
     return k.Model(inp, x)
 
 
@@ -72,23 +110,36 @@ def build_k3_lstm_last(k):
 BUILDERS = {
     "k2_lstm_stacked": ("tf_keras", build_k2_lstm_stacked),
     "k2_lstm_last": ("tf_keras", build_k2_lstm_last),
-    "k3_lstm_stacked": ("keras3", build_k3_lstm_stacked),
+    "k2_gru_unrolled": ("tf_keras", build_k2_gru_unrolled),
+    "k2_rnn_lstm_unrolled": ("tf_keras", build_k2_rnn_lstm_unrolled),
     "k3_lstm_last": ("keras3", build_k3_lstm_last),
+    "k3_lstm_stacked": ("keras3", build_k3_lstm_stacked),
+    "k3_gru_unrolled": ("keras3", build_k3_gru_unrolled),
+    "k3_simplernn_unrolled": ("keras3", build_k3_simplernn_unrolled),
 }
 
 
 def _convert(name: str) -> bytes:
+    """tf_keras: tinyedge's conversion (save .h5, load_model, convert_loaded: a concrete
+    function).  Keras 3: TFLiteConverter.from_keras_model on the batch-1 model, as the aot zoo
+    does; tinyedge's Keras 3 route (the loaded model called inside a new batch-1 model) turns
+    even a return_sequences=False LSTM into a WHILE loop, and that crashes the converter."""
     import numpy as np
-
-    from tinyedge.conversion import convert_loaded, load_model
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     kind, build = BUILDERS[name]
     k = _k2() if kind == "tf_keras" else _k3()
     k.utils.set_random_seed(1234)
     model = build(k)
+    if kind == "keras3":
+        import tensorflow as tf
+        from aot_zoo import _convert as zoo_convert
+
+        return zoo_convert(tf, np, model)
+    from tinyedge.conversion import convert_loaded, load_model
+
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / (f"{name}.h5" if kind == "tf_keras" else f"{name}.keras")
+        path = Path(d) / f"{name}.h5"
         model.save(path)
         loaded = load_model(path)
         shape = tuple(int(v) for v in model.inputs[0].shape[1:])

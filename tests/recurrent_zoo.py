@@ -67,34 +67,30 @@ def build_k2_rnn_lstm_unrolled(k):
     return k.Model(inp, x)
 
 
-def build_k3_lstm_last(k):
-    """Keras 3: one LSTM returning its last output (10 steps, 4 features, 8 units)."""
-    L = k.layers
-    x = inp = L.Input((10, 4), batch_size=1)
-    x = L.LSTM(8)(x)
-    return k.Model(inp, x)
-
-
 def build_k3_lstm_stacked(k):
-    """Keras 3: an unrolled LSTM returning sequences under a fused one (6 steps, 3 features, 7 / 16 units).
+    """Keras 3: an unrolled SimpleRNN under an unrolled LSTM (5 steps, 4 features, 6 / 3 units).
 
-    (Keras 3's LSTM with return_sequences=True and unroll=False converts to a WHILE loop, whose
-    int8 quantization crashes TF 2.21's converter: the lower layer of a Keras 3 stack is unrolled.)"""
+    (Keras 3's LSTM / GRU / SimpleRNN with unroll=False convert to a WHILE loop, whose int8
+    quantization crashes TF 2.21's converter (SIGSEGV), return_sequences or not: in Keras 3 a
+    recurrent layer must be unrolled.  Two stacked unrolled LSTMs of 7 and 16 units kept the
+    second layer's first gate split in float, see build_k3_gru_unrolled.)"""
     L = k.layers
-    x = inp = L.Input((6, 3), batch_size=1)
-    x = L.LSTM(7, return_sequences=True, unroll=True)(x)
-    x = L.LSTM(16)(x)
+    x = inp = L.Input((5, 4), batch_size=1)
+    x = L.SimpleRNN(6, return_sequences=True, unroll=True)(x)
+    x = L.LSTM(3, unroll=True)(x)
     return k.Model(inp, x)
 
 
 def build_k3_gru_unrolled(k):
-    """Keras 3: GRU unrolled over 3 steps (4 features, 4 units), returning sequences.
+    """Keras 3: GRU unrolled over 4 steps (5 features, 6 units), returning sequences.
 
-    (With return_sequences=False the converter leaves the first step's gate split in float,
-    between a DEQUANTIZE and a QUANTIZE, in Keras 3 and in tf_keras.)"""
+    (Some unrolled GRUs keep the first step's gate split in float, between a DEQUANTIZE and a
+    QUANTIZE: with return_sequences=False always here, in Keras 3 and tf_keras, and a GRU of 4
+    units over 5 steps of 3 features with these weights.  tinyedge's conversion refuses such a
+    model, naming the float op.)"""
     L = k.layers
-    x = inp = L.Input((3, 4), batch_size=1)
-    x = L.GRU(4, return_sequences=True, unroll=True)(x)
+    x = inp = L.Input((4, 5), batch_size=1)
+    x = L.GRU(6, return_sequences=True, unroll=True)(x)
     return k.Model(inp, x)
 
 
@@ -112,7 +108,6 @@ BUILDERS = {
     "k2_lstm_last": ("tf_keras", build_k2_lstm_last),
     "k2_gru_unrolled": ("tf_keras", build_k2_gru_unrolled),
     "k2_rnn_lstm_unrolled": ("tf_keras", build_k2_rnn_lstm_unrolled),
-    "k3_lstm_last": ("keras3", build_k3_lstm_last),
     "k3_lstm_stacked": ("keras3", build_k3_lstm_stacked),
     "k3_gru_unrolled": ("keras3", build_k3_gru_unrolled),
     "k3_simplernn_unrolled": ("keras3", build_k3_simplernn_unrolled),
@@ -122,8 +117,7 @@ BUILDERS = {
 def _convert(name: str) -> bytes:
     """tf_keras: tinyedge's conversion (save .h5, load_model, convert_loaded: a concrete
     function).  Keras 3: TFLiteConverter.from_keras_model on the batch-1 model, as the aot zoo
-    does; tinyedge's Keras 3 route (the loaded model called inside a new batch-1 model) turns
-    even a return_sequences=False LSTM into a WHILE loop, and that crashes the converter."""
+    does."""
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

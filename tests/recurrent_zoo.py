@@ -94,14 +94,6 @@ def build_k3_gru_unrolled(k):
     return k.Model(inp, x)
 
 
-def build_k3_simplernn_unrolled(k):
-    """Keras 3: SimpleRNN unrolled over 6 steps (2 features, 5 units), returning sequences."""
-    L = k.layers
-    x = inp = L.Input((6, 2), batch_size=1)
-    x = L.SimpleRNN(5, return_sequences=True, unroll=True)(x)
-    return k.Model(inp, x)
-
-
 # name -> (keras, builder)
 BUILDERS = {
     "k2_lstm_stacked": ("tf_keras", build_k2_lstm_stacked),
@@ -110,7 +102,6 @@ BUILDERS = {
     "k2_rnn_lstm_unrolled": ("tf_keras", build_k2_rnn_lstm_unrolled),
     "k3_lstm_stacked": ("keras3", build_k3_lstm_stacked),
     "k3_gru_unrolled": ("keras3", build_k3_gru_unrolled),
-    "k3_simplernn_unrolled": ("keras3", build_k3_simplernn_unrolled),
 }
 
 

@@ -33,7 +33,6 @@ EXPECTED_OPS = {
     "k2_rnn_lstm_unrolled": _UNROLLED | {"SPLIT", "PACK", "QUANTIZE"},
     "k3_lstm_stacked": _UNROLLED | {"SPLIT", "PACK", "QUANTIZE"},
     "k3_gru_unrolled": _UNROLLED | {"SPLIT", "SUB", "STRIDED_SLICE", "PACK"},
-    "k3_simplernn_unrolled": {"RESHAPE", "UNPACK", "FULLY_CONNECTED", "TANH", "ADD", "PACK", "QUANTIZE"},
 }
 
 
@@ -92,8 +91,9 @@ def test_recurrent_bit_exact_host(rnn_paths, rnn_cache, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", _params(["k2_lstm_stacked", "k2_gru_unrolled", "k3_lstm_stacked"]))
+@pytest.mark.parametrize("name", ["k2_lstm_stacked"])
 def test_recurrent_sanitizers(rnn_paths, rnn_cache, name):
+    """te_lstm_s8 under ASan + UBSan (the unrolled forms' ops are sanitized by their own tests)."""
     path = rnn_paths[name]
     model = HostModel(path, cache_dir=rnn_cache, sanitize=True, opt="-O1")
     g = model.graph

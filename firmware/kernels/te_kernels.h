@@ -254,7 +254,7 @@ typedef struct {
     int32_t fc_mult, fc_shift;       /* forget gate x cell -> cell */
     int32_t ic_mult, ic_shift;       /* input gate x cell gate -> cell */
     int32_t oh_mult, oh_shift, h_zp; /* tanh(cell) x output gate -> hidden (int8) */
-    int32_t cell_clip;               /* quantized clip of the cell state; 0: none */
+    int32_t cell_clip;               /* quantized clip of the cell state; -1: none */
     int32_t tanh_mult, tanh_shift;   /* the cell state to the tanh input scale */
     int32_t cell_gate_sigmoid;       /* 1: the cell gate activation is sigmoid, 0: tanh */
     const uint16_t *sigmoid_table;   /* [256]: sigmoid(k / 24) in 0.16 */

@@ -110,7 +110,7 @@ void te_lstm_s8(const te_lstm_params_t *p, const int8_t *in, int8_t *hidden, int
                 const int32_t ic = te_sat16(te_mbqm_pos(ig * cg, p->ic_mult, p->ic_shift));
                 int32_t th, hv;
                 cv = te_sat16(cv + ic);
-                if (p->cell_clip > 0) {
+                if (p->cell_clip >= 0) {
                     cv = cv > p->cell_clip ? p->cell_clip : (cv < -p->cell_clip ? -p->cell_clip : cv);
                 }
                 c[j] = (int16_t)cv;

@@ -176,7 +176,8 @@ def emit_lstm(ctx, op) -> dict:
     ic = _mul_mult(_GATE_OUT_SCALE, _GATE_OUT_SCALE, cs)
     oh = _mul_mult(_GATE_OUT_SCALE, _GATE_OUT_SCALE, hs)
     clip = float(np.float32(o.get("cell_clip", 0.0) or 0.0))
-    qclip = int(min(max(clip / float(np.float32(cs)), -32768.0), 32767.0)) if clip > 0 else 0
+    # TFLite Micro clips when the float cell_clip is > 0, to its quantized value (-1 here: no clip)
+    qclip = int(min(max(clip / float(np.float32(cs)), -32768.0), 32767.0)) if clip > 0 else -1
     left = 15 + _checked_log2(cs) - 3
     tanh_mult, tanh_shift = (3, -left) if left < 0 else (3 << left, 0)
     i = op.index

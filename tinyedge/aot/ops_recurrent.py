@@ -84,6 +84,8 @@ def check_lstm(graph, op) -> str | None:
     if len(x.shape) != 3 or len(y.shape) != 3:
         return "input and output must be 3-D (batch, time, features)"
     o = op.options
+    if o.get("time_major") and x.shape[1] != 1:
+        return "time-major LSTM with a batch above 1 is not supported (Keras emits batch-major)"
     if o.get("asymmetric_quantize_inputs"):
         return "hybrid (asymmetric_quantize_inputs) LSTM is not supported"
     if o.get("diagonal_recurrent_tensors"):

@@ -180,3 +180,46 @@ def test_while_is_refused_with_the_fix():
     g, op = _tiny_graph("WHILE")
     reason = check_op(g, op)
     assert "WHILE" in reason and "unroll=True" in reason
+
+
+@pytest.mark.slow
+def test_lstm_variants_outside_the_kernel_are_refused(rnn_paths):
+    """What te_lstm_s8 does not compute as TFLite Micro would is refused with the reason."""
+    import copy
+    import dataclasses
+
+    base = load_tflite(rnn_paths["k2_lstm_stacked"])
+
+    def reason(edit):
+        g = copy.deepcopy(base)
+        op = g.ops[0]
+        edit(g, op)
+        return check_op(g, op)
+
+    assert reason(lambda g, op: None) is None
+
+    def cifg(g, op):
+        op.inputs[1] = -1
+
+    def peephole(g, op):
+        op.inputs[9] = op.inputs[12]
+
+    def per_channel(g, op):
+        w = g.tensors[op.inputs[2]]
+        g.tensors[op.inputs[2]] = dataclasses.replace(w, scale=np.repeat(w.scale, w.shape[0]),
+                                                      zero_point=np.zeros(w.shape[0], np.int64))
+
+    def time_major_batch2(g, op):
+        op.options["time_major"] = True
+        g.tensors[op.inputs[0]] = dataclasses.replace(g.tensors[op.inputs[0]], shape=(7, 2, 5))
+
+    def not_variable(g, op):
+        g.tensors[op.inputs[19]] = dataclasses.replace(g.tensors[op.inputs[19]], is_variable=False)
+
+    def hybrid(g, op):
+        op.options["asymmetric_quantize_inputs"] = True
+
+    for edit, words in ((cifg, "CIFG"), (peephole, "peephole"), (per_channel, "per channel"),
+                        (time_major_batch2, "time-major"), (not_variable, "variable"), (hybrid, "hybrid")):
+        r = reason(edit)
+        assert r is not None and words in r, (edit.__name__, r)

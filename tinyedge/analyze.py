@@ -189,10 +189,32 @@ def tflm_arena_bytes(tflite: os.PathLike | str | bytes, *, granularity: int = 16
     from . import isolate
 
     data = bytes(tflite) if isinstance(tflite, bytes | bytearray) else Path(tflite).read_bytes()
-    return isolate.call("arena", "tinyedge.analyze:_arena_search", data, granularity)
+    try:
+        return isolate.call("arena", "tinyedge.analyze:_arena_search", data, granularity)
+    except isolate.NativeCrashError:
+        # TFLite Micro's LSTM (UNIDIRECTIONAL_SEQUENCE_LSTM) segfaults in Prepare, instead of
+        # failing the allocation, with an arena a little too small: search again with every
+        # probe in a worker of its own, a crash counting as "does not load"
+        recorded = isolate.call("arena", "tinyedge.analyze:_arena_record", data)
+        return _search(recorded, granularity, lambda a: _isolated_loads(data, a))
 
 
-def _arena_search(data: bytes, granularity: int) -> int:
+def _isolated_loads(data: bytes, arena: int) -> bool:
+    from . import isolate
+
+    try:
+        return isolate.call("arena", "tinyedge.analyze:_tflm_loads_quiet", data, arena)
+    except isolate.NativeCrashError:
+        return False
+
+
+def _tflm_loads_quiet(data: bytes, arena: int) -> bool:
+    with capture_fd2():
+        return _tflm_loads(data, arena)
+
+
+def _arena_record(data: bytes) -> int:
+    """The interpreter's own allocation record with a roomy arena ("Arena allocation total")."""
     from tflite_micro.python.tflite_micro import runtime
 
     text: list[str] = []
@@ -206,23 +228,32 @@ def _arena_search(data: bytes, granularity: int) -> int:
     m = _ARENA_RE.search("".join(text))
     if not m:
         raise ModelError("the tflite-micro interpreter did not report its arena size")
-    recorded = int(m.group(1))
-    with capture_fd2():  # the interpreter prints a paragraph for each arena that is too small
-        hi = max(recorded, granularity)
-        while not _tflm_loads(data, hi):
-            hi = hi * 5 // 4 + granularity
-            if hi > 1 << 30:
-                raise ModelError("the tflite-micro interpreter does not load this model with any arena size")
-        lo = max(0, recorded // granularity * granularity - granularity)  # below the record nothing fits
-        while hi - lo > granularity:
-            mid = (lo + hi) // 2 // granularity * granularity
-            if mid <= lo:
-                break
-            if _tflm_loads(data, mid):
-                hi = mid
-            else:
-                lo = mid
+    return int(m.group(1))
+
+
+def _search(recorded: int, granularity: int, loads) -> int:
+    """Grow from the record until `loads(size)`, then bisect down to `granularity` bytes."""
+    hi = max(recorded, granularity)
+    while not loads(hi):
+        hi = hi * 5 // 4 + granularity
+        if hi > 1 << 30:
+            raise ModelError("the tflite-micro interpreter does not load this model with any arena size")
+    lo = max(0, recorded // granularity * granularity - granularity)  # below the record nothing fits
+    while hi - lo > granularity:
+        mid = (lo + hi) // 2 // granularity * granularity
+        if mid <= lo:
+            break
+        if loads(mid):
+            hi = mid
+        else:
+            lo = mid
     return hi
+
+
+def _arena_search(data: bytes, granularity: int) -> int:
+    recorded = _arena_record(data)
+    with capture_fd2():  # the interpreter prints a paragraph for each arena that is too small
+        return _search(recorded, granularity, lambda a: _tflm_loads(data, a))
 
 
 # ---------------------------------------------------------------------------

@@ -223,3 +223,17 @@ def test_lstm_variants_outside_the_kernel_are_refused(rnn_paths):
                         (time_major_batch2, "time-major"), (not_variable, "variable"), (hybrid, "hybrid")):
         r = reason(edit)
         assert r is not None and words in r, (edit.__name__, r)
+
+
+@pytest.mark.slow
+def test_tflm_arena_of_an_lstm_model(rnn_paths):
+    """TFLite Micro's LSTM crashes the interpreter when the arena is a little too small; the
+    arena measurement of the tflm runtime still finds the smallest arena that loads."""
+    from tinyedge import isolate
+    from tinyedge.analyze import _isolated_loads, tflm_arena_bytes
+
+    data = rnn_paths["k2_lstm_stacked"].read_bytes()
+    with pytest.raises(isolate.NativeCrashError):   # the crash the measurement works around
+        isolate.call("arena", "tinyedge.analyze:_arena_search", data, 16)
+    arena = tflm_arena_bytes(data)
+    assert _isolated_loads(data, arena) and not _isolated_loads(data, arena - 16)

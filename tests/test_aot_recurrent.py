@@ -62,7 +62,8 @@ def rnn_paths():
 
 
 @pytest.fixture(scope="session")
-def rnn_cache(tmp_path_factory):
+def rnn_cache(tmp_path_factory, shared_sources):
+    """Build cache of the generated C (the LSTM's sigmoid table comes from the TFLite Micro tree)."""
     return tmp_path_factory.mktemp("aot-rnn-cache")
 
 
@@ -151,7 +152,7 @@ def test_plan_keeps_state_apart(rnn_paths):
 @pytest.mark.slow
 @pytest.mark.qemu
 @pytest.mark.parametrize("name", _params(["k2_lstm_stacked", "k3_gru_unrolled"]))
-def test_recurrent_bit_exact_on_qemu_cortex_m4(rnn_paths, tmp_path, name):
+def test_recurrent_bit_exact_on_qemu_cortex_m4(rnn_paths, shared_sources, tmp_path, name):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     from test_aot_qemu import _float_inputs
@@ -237,3 +238,18 @@ def test_tflm_arena_of_an_lstm_model(rnn_paths):
         isolate.call("arena", "tinyedge.analyze:_arena_search", data, 16)
     arena = tflm_arena_bytes(data)
     assert _isolated_loads(data, arena) and not _isolated_loads(data, arena - 16)
+
+
+def test_every_tflm_builtin_has_its_resolver_method(shared_sources):
+    """The tflm project registers each op with MicroMutableOpResolver's Add<Op>(); the LSTM's is
+    AddUnidirectionalSequenceLSTM, not the camel case of its name (a build error before)."""
+    import re
+
+    from tinyedge.project import tflm_resolver_method
+    from tinyedge.sources import source_tree
+    from tinyedge.tflm_support import TFLM_BUILTINS
+
+    hdr = (source_tree("tflite-micro") / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
+    methods = set(re.findall(r"TfLiteStatus (Add\w+)\(", hdr))
+    missing = sorted(op for op in TFLM_BUILTINS if tflm_resolver_method(op) not in methods)
+    assert not missing, f"no resolver method for {missing}"

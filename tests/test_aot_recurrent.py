@@ -1,8 +1,10 @@
 """The aot engine's recurrent layers against the tflite-micro interpreter, byte for byte.
 
-Keras LSTM layers (tf_keras and Keras 3; several sequence lengths and unit counts;
-return_sequences on and off; stacked) become UNIDIRECTIONAL_SEQUENCE_LSTM, which te_lstm_s8
-runs with TFLite Micro's integer semantics.  Each model runs through the generated C on the
+tf_keras LSTM layers become UNIDIRECTIONAL_SEQUENCE_LSTM, which te_lstm_s8 runs with TFLite
+Micro's integer semantics; unrolled LSTM, GRU and SimpleRNN layers (tf_keras and Keras 3)
+become graphs of ordinary ops.  Several sequence lengths and unit counts, return_sequences on
+and off, stacked layers (tests/recurrent_zoo.py; docs/recurrent.md says what the converter
+emits for each layer, and what it crashes on).  Each model runs through the generated C on the
 host (the LSTM kernel also under ASan + UBSan and on qemu-cortex-m4, its SMLAD gate matmuls) on 22
 int8 inputs (20 random, all -128, all 127) invoked one after the other: the recurrent state
 carries over from one invoke to the next in both, so the sequence checks that too.

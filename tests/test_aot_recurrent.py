@@ -228,20 +228,6 @@ def test_lstm_variants_outside_the_kernel_are_refused(rnn_paths):
         assert r is not None and words in r, (edit.__name__, r)
 
 
-@pytest.mark.slow
-def test_tflm_arena_of_an_lstm_model(rnn_paths):
-    """TFLite Micro's LSTM crashes the interpreter when the arena is a little too small; the
-    arena measurement of the tflm runtime still finds the smallest arena that loads."""
-    from tinyedge import isolate
-    from tinyedge.analyze import _isolated_loads, tflm_arena_bytes
-
-    data = rnn_paths["k2_lstm_stacked"].read_bytes()
-    with pytest.raises(isolate.NativeCrashError):   # the crash the measurement works around
-        isolate.call("arena", "tinyedge.analyze:_arena_search", data, 16)
-    arena = tflm_arena_bytes(data)
-    assert _isolated_loads(data, arena) and not _isolated_loads(data, arena - 16)
-
-
 def test_every_tflm_builtin_has_its_resolver_method(shared_sources):
     """The tflm project registers each op with MicroMutableOpResolver's Add<Op>(); the LSTM's is
     AddUnidirectionalSequenceLSTM, not the camel case of its name (a build error before)."""

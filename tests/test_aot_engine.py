@@ -112,6 +112,10 @@ def test_zoo_covers_every_op_and_option(zoo_paths):
     from tinyedge.aot.support import SUPPORTED_OPS
 
     seen_ops: set[str] = set()
+    from recurrent_zoo import recurrent_tflite
+
+    # UNIDIRECTIONAL_SEQUENCE_LSTM: a model of tests/recurrent_zoo.py (tests/test_aot_recurrent.py)
+    seen_ops |= {op.opcode for op in load_tflite(recurrent_tflite("k2_lstm_stacked")).ops}
     opts: set[str] = set()
     for path in zoo_paths.values():
         g = load_tflite(path)

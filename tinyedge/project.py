@@ -64,7 +64,9 @@ _RESET_CLOCK_HZ = {
 # STM32 alternate-function number of the board's UART pins.
 _STM32_AF = {"LPUART1": 8, "USART1": 7}
 # TFLM MicroMutableOpResolver method names that plain CamelCase gets wrong.
-_TFLM_METHOD_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "L2_NORMALIZATION": "L2Normalization"}
+_TFLM_METHOD_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "L2_NORMALIZATION": "L2Normalization",
+                           "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM", "CUMSUM": "CumSum",
+                           "PADV2": "PadV2"}
 
 
 # ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@ KERNEL_FILES = {
     "LOGISTIC": "te_activation.c",
     "TANH": "te_activation.c",
     "HARD_SWISH": "te_activation.c",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "te_recurrent.c",
 }
 
 

@@ -8,6 +8,8 @@ symmetric), biases int32.
 
 from __future__ import annotations
 
+from . import ops_recurrent
+
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 # op -> highest op version the engine knows the semantics of
@@ -32,6 +34,7 @@ MAX_VERSION = {
     "HARD_SWISH": 1,
     "MEAN": 3,
 }
+MAX_VERSION.update(ops_recurrent.VERSIONS)
 
 SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
 
@@ -237,6 +240,10 @@ _CHECKS = {
     "HARD_SWISH": _check_unary,
     "MEAN": _check_mean,
 }
+_CHECKS.update(ops_recurrent.CHECKS)
+
+# ops the engine refuses with advice of their own (what to change in the model)
+_REFUSALS = {"WHILE": ops_recurrent.check_while}
 
 
 def _decoded(graph, t: int):
@@ -259,6 +266,8 @@ def check_op(graph, op) -> str | None:
     if op.is_custom:
         return f"custom op {op.opcode[7:]} is not supported by the aot engine"
     check = _CHECKS.get(op.opcode)
+    if check is None and op.opcode in _REFUSALS:
+        return _REFUSALS[op.opcode](graph, op)
     if check is None:
         return f"{op.opcode} is not an op of the aot engine (it runs {', '.join(SUPPORTED_OPS)})"
     if op.version > MAX_VERSION[op.opcode]:

@@ -33,6 +33,7 @@ def tflm_outputs(path, xs):
     interp = runtime.Interpreter.from_bytes(path.read_bytes())
     outs = []
     for x in xs:
+        interp.reset()   # every inference from the zero state, as tinyedge's runtimes do
         interp.set_input(x, 0)
         interp.invoke()
         outs.append(np.array(interp.get_output(0)))

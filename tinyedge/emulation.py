@@ -200,6 +200,7 @@ class TflmBackend:
 
     def run(self, data: bytes) -> tuple[int, int, bytes]:
         pos = 0
+        self.interp.reset()   # each inference from the zero state, as the boards do (recurrent models)
         for i, spec in enumerate(self.inputs):
             x = np.frombuffer(data[pos:pos + spec.nbytes], dtype=spec.dtype).reshape(spec.shape)
             self.interp.set_input(x, i)

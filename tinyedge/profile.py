@@ -180,7 +180,7 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
     info = device.info()
     check_model(info, graph)
     x = np.asarray(x, dtype=np.int8)
-    steps_total = 2 * runs + 1
+    steps_total = 2 * runs + 3
     done = 0
 
     def tick() -> None:
@@ -189,22 +189,30 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
         if progress:
             progress(done, steps_total)
 
+    # One warm-up inference (caches, lazy page mapping on the host board), then plain runs and
+    # timing-only profiled runs (no CRC between the ops) interleaved, so that both see the same
+    # conditions on a shared machine; then one run that CRCs every op's output.
+    device.infer(x)
+    tick()
     whole: list[int] = []
-    for _ in range(runs):
-        _, count = device.infer(x)
-        whole.append(int(count))
-        tick()
-    device.set_profile(True)
     records = []
     try:
         for _ in range(runs):
+            _, count = device.infer(x)
+            whole.append(int(count))
+            device.set_profile(True, crc=False)
             r, _ = device.infer_profiled(x)
+            device.set_profile(False)
             records.append(r)
             tick()
+            tick()
+        device.set_profile(True, crc=True)
+        crc_run, _ = device.infer_profiled(x)
+        tick()
     finally:
         device.set_profile(False)
     n_ops = len(graph.ops)
-    for r in records:
+    for r in [*records, crc_run]:
         if r.overflow or len(r.ops) != n_ops:
             raise ValidationError(f"the board profiled {len(r.ops)} ops, the model has {n_ops}",
                                   hint="the firmware was built from another model; rebuild it with the profiler")
@@ -215,10 +223,9 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
     counts = [max(0, int(round(v - overhead))) for v in med_raw]
 
     ref = isolate.call("evaluate", "tinyedge.profile:reference_tensors", tflite.read_bytes(), x)
-    first = records[0]
-    crc_stable = all(o.crc == f.crc for r in records[1:] for o, f in zip(r.ops, first.ops, strict=True))
+    first = crc_run
     exact: list[bool | None] = []
-    for i, op in enumerate(graph.ops):
+    for i in range(len(graph.ops)):
         a = ref[i]
         rec = first.ops[i]
         if a is None:
@@ -229,7 +236,7 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
     divergent = next((i for i, e in enumerate(exact) if e is False), None)
     detail = None
     if divergent is not None:
-        device.set_profile(True, dump_op=divergent)
+        device.set_profile(True, dump_op=divergent, crc=False)
         try:
             _, dumps = device.infer_profiled(x)
         finally:
@@ -283,7 +290,6 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
             "whole_with_hooks": float(np.median([r.count for r in records])),
             "overhead_per_op": overhead,
             "overhead_pairs": records[0].cal_pairs,
-            "crc_stable_across_runs": crc_stable,
             "bit_exact_ops": sum(1 for e in exact if e),
             "ops": n_ops,
             "first_divergent": detail,
@@ -297,10 +303,12 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
             runs: int = DEFAULT_RUNS, out: str | Path | None = None, force: bool = False, timeout: float = 10.0,
             data: str | Path | None = None, fault_op: int | None = None, weights: str = "auto",
             progress: Progress | None = None, on_status: Callable[[str], None] | None = None,
-            baud: int | None = None) -> dict:
+            baud: int | None = None, convert_options: dict | None = None,
+            on_step: Callable[[str], None] | None = None) -> dict:
     """Convert (a Keras model), build the profile firmware, flash it (or start the emulated board) and
     profile the first input (of `data`, else a generated one).  Writes report.json into `out`
-    (default build/<model>-<board>-<runtime>-profile/) atomically and returns the report."""
+    (default build/<model>-<board>-<runtime>-profile/) atomically and returns the report.
+    `convert_options`: keyword arguments of `tinyedge.conversion.convert` (calib, samples, trust_code)."""
     from .boards import get_board
     from .flashers.dispatch import flash_project
     from .fsutil import atomic_write_json, check_output_dir, made_dir
@@ -328,15 +336,19 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
         from .fsutil import atomic_write_bytes
         from .project import _load_model
 
+        step = on_step or (lambda name: None)
+        step("convert")
         with tempfile.TemporaryDirectory(prefix="tinyedge-profile-") as tmp:
-            _, data_bytes = _load_model(src, Path(tmp))
+            _, data_bytes = _load_model(src, Path(tmp), convert_options)
         atomic_write_bytes(tflite, data_bytes)
         graph = load_tflite(tflite)
         inputs = prepare_inputs(graph, data, 1)
+        step("generate")
         project = generate_profile_project(tflite, b, runtime, outdir / "project", force=True,
                                            fault_op=fault_op, weights=weights)
         from .builder import build_project
 
+        step("build")
         build_project(project)
         if not b.emulated and port is None:
             from .pipeline import _find_port
@@ -345,7 +357,9 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
             if port is None:
                 raise UsageError(f"{b.id} is a real board and no --port was given (and none was found)",
                                  hint=f"attach it and pass --port, or flash {project} yourself and rerun with --port")
+        step("flash")
         result = flash_project(project, port=port, board=b)
+        step("profile")
         try:
             with Device(result.port, timeout=timeout, on_status=on_status, process=result.process,
                         **({"baud": baud} if baud else {})) as dev:

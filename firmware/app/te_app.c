@@ -201,7 +201,7 @@ static void te_app_profile_request(const te_frame_t *f)
         return;
     }
     dump_op = (uint16_t)(f->body[1] | ((uint16_t)f->body[2] << 8));
-    te_profile_configure(f->body[0] ? 1u : 0u, dump_op, te_app_dump);
+    te_profile_configure(f->body[0], dump_op, te_app_dump);
     te_app_ack(f->seq, TE_OK);
 }
 

@@ -16,7 +16,7 @@ static uint64_t te_prof_t0;
 static uint64_t te_prof_cal_total;
 static uint32_t te_prof_n;
 static uint8_t te_prof_recording;
-static uint8_t te_prof_enabled;
+static uint8_t te_prof_mode;
 static uint8_t te_prof_overflow;
 static uint16_t te_prof_dump_op = TE_PROFILE_NO_DUMP;
 static te_profile_dump_fn te_prof_dump;
@@ -51,22 +51,23 @@ void te_profile_end(uint32_t op, const void *out, uint32_t bytes)
     }
     rec->raw = t1 - te_prof_t0;
     rec->bytes = bytes;
-    rec->crc = (out != 0 && bytes > 0u) ? te_crc32(0u, (const uint8_t *)out, bytes) : 0u;
+    rec->crc = ((te_prof_mode & TE_PROFILE_MODE_CRC) && out != 0 && bytes > 0u)
+                   ? te_crc32(0u, (const uint8_t *)out, bytes) : 0u;
     if (op != TE_PROFILE_CAL_OP && op == (uint32_t)te_prof_dump_op && te_prof_dump != 0) {
         te_prof_dump(op, out, bytes);
     }
 }
 
-void te_profile_configure(uint8_t enabled, uint16_t dump_op, te_profile_dump_fn dump)
+void te_profile_configure(uint8_t mode, uint16_t dump_op, te_profile_dump_fn dump)
 {
-    te_prof_enabled = enabled;
+    te_prof_mode = mode;
     te_prof_dump_op = dump_op;
     te_prof_dump = dump;
 }
 
 uint8_t te_profile_enabled(void)
 {
-    return te_prof_enabled;
+    return (uint8_t)(te_prof_mode & TE_PROFILE_MODE_ON);
 }
 
 void te_profile_start(void)

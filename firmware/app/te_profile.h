@@ -8,8 +8,8 @@
  *
  * The runtime calls TE_OP_BEGIN(i) before op i and TE_OP_END(i, out, bytes)
  * after it (out: the op's first output tensor).  While armed, begin reads the
- * counter, end reads it again (first thing), then CRCs the output (outside
- * the timed span) and, when i is the dump op, streams the output to the host
+ * counter, end reads it again (first thing), then (in CRC mode) CRCs the
+ * output (outside the timed span) and, when i is the dump op, streams the output to the host
  * at once (before a later op reuses its memory).  te_profile_start measures
  * an empty begin/end pair (TE_PROFILE_CAL_PAIRS times) so the host can take
  * the profiler's own cost out of every op's count.
@@ -49,8 +49,12 @@ typedef void (*te_profile_dump_fn)(uint32_t op, const void *data, uint32_t bytes
 void te_profile_begin(uint32_t op);
 void te_profile_end(uint32_t op, const void *out, uint32_t bytes);
 
-/* Set by the app from the host's PROFILE request. */
-void te_profile_configure(uint8_t enabled, uint16_t dump_op, te_profile_dump_fn dump);
+/* Set by the app from the host's PROFILE request: mode bit 0 profiles the
+ * inferences that follow, bit 1 also CRCs every op's output (a run that times
+ * only leaves the caches as a plain inference does). */
+#define TE_PROFILE_MODE_ON 0x01u
+#define TE_PROFILE_MODE_CRC 0x02u
+void te_profile_configure(uint8_t mode, uint16_t dump_op, te_profile_dump_fn dump);
 uint8_t te_profile_enabled(void);
 
 /* Before a profiled inference: forget the last one and measure the empty pair. */

@@ -46,7 +46,7 @@ extern "C" {
 enum {
     TE_MSG_HELLO = 0x01,      /* request: empty body */
     TE_MSG_INPUT = 0x02,      /* request: flags u8, offset u32, data */
-    TE_MSG_PROFILE = 0x03,    /* request: enabled u8, dump_op u16 (profile builds; others answer UNSUPPORTED) */
+    TE_MSG_PROFILE = 0x03,    /* request: mode u8 (1 on, 2 CRCs), dump_op u16 (profile builds; others answer UNSUPPORTED) */
     TE_MSG_HELLO_REPLY = 0x81,
     TE_MSG_ACK = 0x82,        /* reply: status u8, next offset u32 */
     TE_MSG_RESULT = 0x83,     /* reply: status u8, counter delta u64, outputs */

@@ -269,8 +269,9 @@ class Device:
                             hint="the firmware's runtime reported an error; check the build report")
         return self._outputs(out, info), count
 
-    def set_profile(self, enabled: bool, dump_op: int | None = None) -> None:
-        """Profile the inferences that follow (firmware built with the profiler only), and stream op
+    def set_profile(self, enabled: bool, dump_op: int | None = None, crc: bool = True) -> None:
+        """Profile the inferences that follow (firmware built with the profiler only), CRC every op's
+        output (`crc`; a run without CRCs leaves the caches as a plain one does), and stream op
         `dump_op`'s whole output during each; `set_profile(False)` goes back to plain inferences.
         LinkError when the firmware has no profiler."""
         seq = self._next_seq()
@@ -278,7 +279,7 @@ class Device:
         for tries in range(1, self.retries + 2):
             if tries > 1:
                 self.stats.retries += 1
-            self._send(p.PROFILE, seq, p.encode_profile(enabled, dump_op))
+            self._send(p.PROFILE, seq, p.encode_profile(enabled, dump_op, crc))
             f = self._wait_reply(seq, self.timeout)
             if f is None:
                 self.stats.timeouts += 1

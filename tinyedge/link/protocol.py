@@ -392,10 +392,15 @@ def decode_result(body: bytes, output_bytes: int) -> tuple[int, int, bytes]:
     return status, count, out
 
 
-def encode_profile(enabled: bool, dump_op: int | None = None) -> bytes:
-    """The PROFILE request body: profile the inferences that follow (or stop), and stream op
-    `dump_op`'s whole output during them."""
-    return struct.pack("<BH", 1 if enabled else 0, NO_DUMP if dump_op is None else int(dump_op))
+PROFILE_ON = 0x01      # profile the inferences that follow
+PROFILE_CRC = 0x02     # and CRC every op's output (outside the timed spans)
+
+
+def encode_profile(enabled: bool, dump_op: int | None = None, crc: bool = True) -> bytes:
+    """The PROFILE request body: profile the inferences that follow (or stop), CRC every op's output
+    (`crc`), and stream op `dump_op`'s whole output during them."""
+    mode = (PROFILE_ON | (PROFILE_CRC if crc else 0)) if enabled else 0
+    return struct.pack("<BH", mode, NO_DUMP if dump_op is None else int(dump_op))
 
 
 @dataclass(frozen=True)

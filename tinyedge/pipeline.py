@@ -101,6 +101,8 @@ def deploy(
     name: str | None = None,
     micropython_dir: str | Path | None = None,
     weights: str = "auto",
+    per_layer: bool = False,
+    per_layer_runs: int = 5,
 ) -> dict:
     """Convert, generate, build, flash and validate; return the report (also written to report.json).
 
@@ -111,7 +113,9 @@ def deploy(
     `convert_options` are keyword arguments of `tinyedge.conversion.convert` (samples, trust_code);
     `calib` is given on its own.  A folder this call made is removed again when it fails before
     anything but the marker was written into it.  `weights`: the aot runtime's weight storage policy
-    (auto, dense, palette, sparse, int4).
+    (auto, dense, palette, sparse, int4).  `per_layer`: build the firmware with the per-op profiler and
+    add `per_layer` and `profile` (tinyedge.profile.profile_device, `per_layer_runs` runs of the first
+    input) to the report.
     """
     model = Path(model).expanduser().resolve()
     if not model.exists():
@@ -127,13 +131,15 @@ def deploy(
                        outdir=outdir, timeout=timeout, progress=progress, on_step=on_step,
                        convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
                        compress=compress, train=train, val=val, train_progress=train_progress,
-                       backend=backend, name=name, micropython_dir=micropython_dir, weights=weights)
+                       backend=backend, name=name, micropython_dir=micropython_dir, weights=weights,
+                       per_layer=per_layer, per_layer_runs=per_layer_runs)
 
 
 def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
             convert_options: dict, baud, on_status, compress=None, train=None, val=None,
             train_progress=None, backend: str = "auto", name: str | None = None,
-            micropython_dir=None, weights: str = "auto") -> dict:
+            micropython_dir=None, weights: str = "auto", per_layer: bool = False,
+            per_layer_runs: int = 5) -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
@@ -209,6 +215,9 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     from .runtimes import get_runtime
 
     rt = get_runtime(runtime)
+    if per_layer and (rt.kind != "firmware" or b.micropython):
+        raise UsageError(f"--per-layer runs on tinyedge firmware only, not on {b.id} ({runtime}) yet",
+                         hint="drop --per-layer, or deploy to a firmware board (qemu-cortex-m4, host, ...)")
     if rt.kind == "package":
         # a runtime installed onto a running interpreter: its own generate / install / validate steps
         float_acc = None
@@ -236,6 +245,10 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
         from .project import generate_project
 
         generate_project(tflite, b, runtime=runtime, out_dir=project, force=True, weights=weights)
+        if per_layer:
+            from .profile import enable_profile
+
+            enable_profile(project, graph)
 
     # 3. build it, and check it fits.
     with steps.step("build"):
@@ -275,6 +288,14 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
                 float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
                                 progress=progress)
+        if per_layer:
+            with steps.step("per-layer"):
+                from .profile import keras_layers, profile_device
+
+                prof = profile_device(dev, tflite, inputs.xq[0], runs=per_layer_runs,
+                                      layers=keras_layers(float_model) if float_model is not None else None)
+                report["per_layer"] = prof["per_layer"]
+                report["profile"] = prof["profile"]
     report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement", "accuracy", "latency")})
     if "compression" in report:
         report["compression"]["on_device"] = {"board": b.id, "latency": v["latency"],

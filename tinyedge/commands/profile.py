@@ -92,6 +92,12 @@ def command(model, board_id, runtime, port, baud, timeout, runs, data, calib, ca
     if as_json:
         emit_json(rep)
         return
+    print_profile(rep)
+    result(f"report: {rep['artifacts']['report']}")
+
+
+def print_profile(rep: dict) -> None:
+    """The per-layer table and the totals of a report with `per_layer` and `profile` (stdout)."""
     p = rep["profile"]
     print_per_layer(rep["per_layer"], p["unit"] or "count")
     result(f"whole inference: {p['whole']:,.0f} {p['unit']} (median of {p['runs']}, hooks off); "
@@ -103,6 +109,6 @@ def command(model, board_id, runtime, port, baud, timeout, runs, data, calib, ca
              f"at most, {d['elements_differing']} values, cosine {d['cosine']:.6f}, RMSE {d['rmse']:.6g}")
     else:
         result(f"every op's output is bit-exact with the host ({p['bit_exact_ops']} of {p['ops']})")
-    for n in rep.get("notes") or []:
-        result(f"[yellow]note:[/] {n}")
-    result(f"report: {rep['artifacts']['report']}")
+    if "steps" not in rep:   # deploy prints its notes itself
+        for n in rep.get("notes") or []:
+            result(f"[yellow]note:[/] {n}")

@@ -133,14 +133,42 @@ def compare_tensor(device: np.ndarray, reference: np.ndarray, scale: float | Non
     return {"max_diff_steps": steps, "cosine": cos, "rmse": rmse}
 
 
+def _scopes(name: str) -> list[str]:
+    """The name scopes of a TFLite tensor name: the middle parts of each '/' path
+    ('model/conv2d_1/BiasAdd;model/add/add' -> conv2d_1, add): the first is the model, the last the TF op."""
+    import re
+
+    return [p for chunk in re.split(r"[;,\s]", name or "") for p in chunk.split("/")[1:-1] if p]
+
+
 def _layer_names(graph: Graph, layers) -> list[str | None]:
+    """The Keras layer of each op: the layer named in most of the op's own tensors (its outputs and
+    constants: the converter fuses 'activation/Relu;batch_normalization/...;conv2d/BiasAdd' into one
+    name), ties to the one named last (the core op; the fused activation comes first)."""
     if not layers:
         return [None] * len(graph.ops)
-    from .layer_hints import Layers, op_layer
+    import re
 
-    if not isinstance(layers, dict):
-        layers = Layers({name: "" for name in layers})
-    return [op_layer(graph, op, layers) for op in graph.ops]
+    names = set(layers)
+    suffix = re.compile(r"^(.*)_\d+$")
+    out: list[str | None] = []
+    for op in graph.ops:
+        own = [t for t in op.outputs if t >= 0] + [t for t in op.inputs if t >= 0 and graph.tensors[t].is_const]
+        score: dict[str, list[int]] = {}
+        for k, t in enumerate(own):
+            seen = set()
+            for pos, part in enumerate(_scopes(graph.tensors[t].name)):
+                m = suffix.match(part) if part not in names else None   # Keras 3 scopes: '<layer>_<n>'
+                for cand in (part, m.group(1) if m else None):
+                    if cand in names and cand not in seen:
+                        seen.add(cand)
+                        s = score.setdefault(cand, [0, -1])
+                        s[0] += 1
+                        if k == 0:
+                            s[1] = max(s[1], pos)
+                        break
+        out.append(max(score, key=lambda c: tuple(score[c])) if score else None)
+    return out
 
 
 def keras_layers(model: str | Path) -> list[str]:

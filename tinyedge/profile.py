@@ -123,12 +123,14 @@ def compare_tensor(device: np.ndarray, reference: np.ndarray, scale: float | Non
     s = float(scale) if scale else 1.0
     dq, rq = (d - zero_point) * s, (r - zero_point) * s
     nd, nr = float(np.linalg.norm(dq)), float(np.linalg.norm(rq))
-    if nd == 0.0 and nr == 0.0:
+    if np.array_equal(d, r):
+        cos = 1.0
+    elif nd == 0.0 and nr == 0.0:
         cos = 1.0
     elif nd == 0.0 or nr == 0.0:
         cos = 0.0
     else:
-        cos = float(np.dot(dq, rq) / (nd * nr))
+        cos = float(np.clip(np.dot(dq, rq) / (nd * nr), -1.0, 1.0))
     rmse = float(np.sqrt(np.mean((dq - rq) ** 2))) if d.size else 0.0
     return {"max_diff_steps": steps, "cosine": cos, "rmse": rmse}
 

@@ -142,7 +142,10 @@ def test_per_layer_counts_add_up_aot(mlperf_tflite, name):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     model = mlperf_tflite[name]
-    _check_adds_up(_profile(model, "qemu-cortex-m4", "aot"), model)
+    # QEMU counts instructions: every run gives the same counts, so one run of the big models says
+    # all (16-20 M instructions a run); the small ones take the median of three
+    runs = 1 if name in ("resnet", "vww") else 3
+    _check_adds_up(_profile(model, "qemu-cortex-m4", "aot", runs=runs), model)
 
 
 @pytest.mark.slow
@@ -151,7 +154,7 @@ def test_per_layer_counts_add_up_tflm(mlperf_tflite, shared_sources):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     require_tool("cmake")
-    model = mlperf_tflite["kws"]
+    model = mlperf_tflite["ad01"]
     _check_adds_up(_profile(model, "qemu-cortex-m4", "tflm"), model)
 
 
@@ -176,7 +179,7 @@ def test_broken_kernel_found_at_its_op(mlperf_tflite, runtime, request):
     if runtime == "tflm":
         request.getfixturevalue("shared_sources")
         require_tool("cmake")
-    model = mlperf_tflite["kws" if runtime == "tflm" else "ad01"]
+    model = mlperf_tflite["ad01"]
     _check_fault_found(_profile(model, "qemu-cortex-m4", runtime, fault_op=5), 5)
 
 
@@ -207,7 +210,7 @@ def test_firmware_without_profiler_says_how_to_get_it(mlperf_tflite):
 @pytest.mark.slow
 def test_cli_profile_host_finds_the_broken_op(mlperf_tflite, run_cli, tmp_path):
     require_tool("cc")
-    model = mlperf_tflite["kws"]
+    model = mlperf_tflite["ad01"]
     out = tmp_path / "prof"
     r = run_cli("profile", str(model), "-b", "host", "--runs", "3", "--fault-op", "3", "--json", "-o", str(out))
     assert r.returncode == 0, r.stderr

@@ -219,10 +219,12 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
         if progress:
             progress(done, steps_total)
 
-    # One warm-up inference (caches, lazy page mapping on the host board), then plain runs and
-    # timing-only profiled runs (no CRC between the ops) interleaved, so that both see the same
-    # conditions on a shared machine; then one run that CRCs every op's output.
-    device.infer(x)
+    # One warm-up inference where time is measured (caches, lazy page mapping on the host board;
+    # an instruction count needs none), then plain runs and timing-only profiled runs (no CRC
+    # between the ops) interleaved, so that both see the same conditions on a shared machine;
+    # then one run that CRCs every op's output.
+    if info.unit != "instructions":
+        device.infer(x)
     tick()
     whole: list[int] = []
     records = []

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from build_cache import build_key, cache_root
-from conftest import REPO, require_tool
+from conftest import require_tool
 
 from tinyedge.graph import load_tflite
 from tinyedge.link import protocol as p
@@ -29,12 +29,12 @@ SCHEMA = {"index": int, "op": str, "output": str, "layer": (str, type(None)), "s
 
 
 def _profile_build(model: Path, board: str, runtime: str, fault_op: int | None = None) -> Path:
-    """A built profile project, cached by content (build_cache's key + tinyedge/profile.py + the fault)."""
+    """A built profile project, cached by content (build_cache's key, which covers templates/ where
+    the profile header's template lives, + the fault)."""
     from tinyedge.builder import build_project, read_build
     from tinyedge.profile import generate_profile_project
 
     h = hashlib.sha256((build_key(model, board, runtime) + f"\0fault={fault_op}").encode())
-    h.update((REPO / "tinyedge" / "profile.py").read_bytes())
     folder = cache_root() / f"{model.stem}-{board}-{runtime}-profile-{h.hexdigest()[:20]}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(str(folder) + ".lock", "w") as lock:

@@ -219,11 +219,13 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
         if progress:
             progress(done, steps_total)
 
-    # One warm-up inference where time is measured (caches, lazy page mapping on the host board;
-    # an instruction count needs none), then plain runs and timing-only profiled runs (no CRC
-    # between the ops) interleaved, so that both see the same conditions on a shared machine;
-    # then one run that CRCs every op's output.
-    if info.unit != "instructions":
+    # Where time is measured: one warm-up inference (caches, lazy page mapping on the host board),
+    # then plain runs and timing-only profiled runs (no CRC between the ops, which would evict
+    # cached data) interleaved, so that both see the same conditions on a shared machine, then one
+    # run that CRCs every op's output.  Where the counter counts instructions (QEMU) nothing of
+    # that changes a count: the profiled runs CRC too, and no warm-up is needed.
+    exact_counter = info.unit == "instructions"
+    if not exact_counter:
         device.infer(x)
     tick()
     whole: list[int] = []
@@ -232,14 +234,17 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
         for _ in range(runs):
             _, count = device.infer(x)
             whole.append(int(count))
-            device.set_profile(True, crc=False)
+            device.set_profile(True, crc=exact_counter)
             r, _ = device.infer_profiled(x)
             device.set_profile(False)
             records.append(r)
             tick()
             tick()
-        device.set_profile(True, crc=True)
-        crc_run, _ = device.infer_profiled(x)
+        if exact_counter:
+            crc_run = records[0]
+        else:
+            device.set_profile(True, crc=True)
+            crc_run, _ = device.infer_profiled(x)
         tick()
     finally:
         device.set_profile(False)

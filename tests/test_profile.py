@@ -229,3 +229,23 @@ def test_cli_profile_host_finds_the_broken_op(mlperf_tflite, run_cli, tmp_path):
     r2 = run_cli("profile", str(model), "-b", "host", "-o", str(other))
     assert r2.returncode == 2 and "error:" in r2.stderr and "Traceback" not in r2.stderr
     assert (other / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.slow
+def test_deploy_per_layer_on_host(mlperf_tflite, run_cli, tmp_path):
+    """`deploy --per-layer`: the validation as usual, and per_layer / profile in report.json."""
+    require_tool("cc")
+    model = mlperf_tflite["ad01"]
+    out = tmp_path / "dep"
+    r = run_cli("deploy", str(model), "-b", "host", "--per-layer", "-n", "2", "--json", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["agreement"]["bit_exact_rate"] == 1.0
+    assert (out / "project" / "src" / "te_profile_config.h").is_file()
+    rows = rep["per_layer"]
+    assert len(rows) == len(load_tflite(model).ops)
+    for row in rows:
+        assert set(row) == set(SCHEMA)
+        assert row["bit_exact"] is True and row["max_diff_steps"] == 0
+    assert rep["profile"]["first_divergent"] is None
+    assert "per-layer" in [s["name"] for s in rep["steps"]]

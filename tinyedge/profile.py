@@ -143,15 +143,33 @@ def _scopes(name: str) -> list[str]:
     return [p for chunk in re.split(r"[;,\s]", name or "") for p in chunk.split("/")[1:-1] if p]
 
 
+# The Keras classes that make each TFLite op (the converter folds BatchNormalization and
+# activations into the op of the layer before them).
+_OP_CLASSES = {
+    "CONV_2D": ("Conv2D", "Conv1D", "QuantizeWrapperV2", "QuantizeWrapper"),
+    "DEPTHWISE_CONV_2D": ("DepthwiseConv2D", "SeparableConv2D"),
+    "FULLY_CONNECTED": ("Dense", "EinsumDense"),
+    "TRANSPOSE_CONV": ("Conv2DTranspose",),
+    "ADD": ("Add",), "MUL": ("Multiply",), "SUB": ("Subtract",), "CONCATENATION": ("Concatenate",),
+    "AVERAGE_POOL_2D": ("AveragePooling2D", "AveragePooling1D"),
+    "MAX_POOL_2D": ("MaxPooling2D", "MaxPooling1D"),
+    "MEAN": ("GlobalAveragePooling2D", "GlobalAveragePooling1D"),
+    "RESHAPE": ("Flatten", "Reshape"),
+    "SOFTMAX": ("Softmax", "Activation"),
+}
+
+
 def _layer_names(graph: Graph, layers) -> list[str | None]:
-    """The Keras layer of each op: the layer named in most of the op's own tensors (its outputs and
-    constants: the converter fuses 'activation/Relu;batch_normalization/...;conv2d/BiasAdd' into one
-    name), ties to the one named last (the core op; the fused activation comes first)."""
+    """The Keras layer of each op: among the layers named in the op's own tensors (its outputs and
+    constants: the converter fuses 'dense/MatMul;batch_normalization/...;activation/Relu' into one
+    name), one of a class that makes this op, else the one named in most of those tensors; ties to
+    the one named last in the output's name.  `layers`: names, or {name: Keras class}."""
     if not layers:
         return [None] * len(graph.ops)
     import re
 
-    names = set(layers)
+    classes = dict(layers) if isinstance(layers, dict) else {n: "" for n in layers}
+    names = set(classes)
     suffix = re.compile(r"^(.*)_\d+$")
     out: list[str | None] = []
     for op in graph.ops:
@@ -169,22 +187,33 @@ def _layer_names(graph: Graph, layers) -> list[str | None]:
                         if k == 0:
                             s[1] = max(s[1], pos)
                         break
-        out.append(max(score, key=lambda c: tuple(score[c])) if score else None)
+        want = _OP_CLASSES.get(op.opcode, ())
+        out.append(max(score, key=lambda c: (classes.get(c) in want, *score[c])) if score else None)
     return out
 
 
-def keras_layers(model: str | Path) -> list[str]:
-    """Layer names of a Keras model file, read from its config without loading it ([] for a .tflite)."""
-    from .conversion import _layers_hint, sniff
+def keras_layers(model: str | Path) -> dict[str, str]:
+    """Layer name -> Keras class of a Keras model file, read from its config without loading it
+    ({} for a .tflite or a SavedModel)."""
+    import json
+    import zipfile
+
+    from .conversion import _h5_config, _walk_layers, sniff
 
     path = Path(model)
     try:
         kind = sniff(path)
+        if kind == "h5":
+            cfg = _h5_config(path)[1]
+        elif kind == "keras":
+            with zipfile.ZipFile(path) as z:
+                cfg = json.loads(z.read("config.json"))
+        else:
+            return {}
     except Exception:  # noqa: BLE001 - layer names are informative only
-        return []
-    if kind == "tflite":
-        return []
-    return [n for n in _layers_hint(path, kind) if n]
+        return {}
+    return {lc["config"]["name"]: str(lc.get("class_name", "")) for lc in _walk_layers(cfg or {})
+            if isinstance(lc["config"].get("name"), str)}
 
 
 # ---------------------------------------------------------------- on the board

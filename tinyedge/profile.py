@@ -10,13 +10,17 @@ output; before the inference it measures an empty begin/end pair
 every op's count here.
 
 `profile_device(dev, tflite, x)` runs the input `runs` times with the hooks
-off (the whole inference's count: the `latency`) and `runs` times profiled
-(the median of each op's count), compares every op's CRC with the
+off (the whole inference's count: the `latency`) and, interleaved with them,
+`runs` times profiled (the median of each op's count); where the counter is
+a time, the profiled runs only time (a CRC between two ops would evict what
+the next one finds in the caches) and one more run CRCs, after a warm-up
+inference.  It compares every op's CRC with the
 tflite-micro interpreter run with all intermediate tensors preserved (in a
 worker process: tinyedge.isolate), and fetches the whole output of the first
 op that differs (a profiled inference that streams that op's output from its
 end hook) for its largest difference in quantization steps, cosine
-similarity and RMSE of the dequantized values.
+similarity and RMSE of the dequantized values.  One input tensor; each op's
+first output is compared.  MicroPython boards have no profiler yet.
 
 The per-op counts add up to the whole count less the glue between ops (the
 runtime's loop, TFLM's temp-allocation reset): `coverage` = sum / whole,

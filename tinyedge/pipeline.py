@@ -125,6 +125,12 @@ def deploy(
     if runtime not in b.runtimes:
         raise UsageError(f"board {b.id} does not support runtime {runtime!r}",
                          hint=f"use one of: {', '.join(b.runtimes)}")
+    if per_layer:
+        from .runtimes import get_runtime
+
+        if get_runtime(runtime).kind != "firmware" or b.micropython:
+            raise UsageError(f"--per-layer runs on tinyedge firmware only, not on {b.id} ({runtime}) yet",
+                             hint="drop --per-layer, or deploy to a firmware board (qemu-cortex-m4, host, ...)")
     outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id, runtime), force=force)
     with made_dir(outdir, f"tinyedge deploy of {model.name} to {b.id} ({runtime})"):
         return _deploy(model, b, runtime=runtime, port=port, data=data, calib=calib, samples=samples,
@@ -215,9 +221,6 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     from .runtimes import get_runtime
 
     rt = get_runtime(runtime)
-    if per_layer and (rt.kind != "firmware" or b.micropython):
-        raise UsageError(f"--per-layer runs on tinyedge firmware only, not on {b.id} ({runtime}) yet",
-                         hint="drop --per-layer, or deploy to a firmware board (qemu-cortex-m4, host, ...)")
     if rt.kind == "package":
         # a runtime installed onto a running interpreter: its own generate / install / validate steps
         float_acc = None

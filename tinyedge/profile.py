@@ -383,7 +383,7 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
     from .flashers.dispatch import flash_project
     from .fsutil import atomic_write_json, check_output_dir, made_dir
     from .link import Device
-    from .pipeline import default_output_dir
+    from .pipeline import _memory_section, default_output_dir
     from .validation import prepare_inputs
 
     src = Path(model).expanduser().resolve()
@@ -400,26 +400,31 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
         port = None
     default = default_output_dir(src, b.id, runtime)
     outdir = check_output_dir(Path(out) if out else default.with_name(default.name + "-profile"), force=force)
+    # The model and the inputs are read (a Keras model converted) and checked before the folder is made.
+    from .fsutil import atomic_write_bytes
+    from .project import _load_model
+
+    step = on_step or (lambda name: None)
+    step("convert")
+    with tempfile.TemporaryDirectory(prefix="tinyedge-profile-") as tmp:
+        _, data_bytes = _load_model(src, Path(tmp), convert_options)
+    graph = parse_tflite(data_bytes, path=src)
+    inputs = prepare_inputs(graph, data, 1)
+    if fault_op is not None and not 0 <= int(fault_op) < len(graph.ops):
+        raise UsageError(f"fault op {fault_op} is not an op of the model (it has {len(graph.ops)})",
+                         hint=f"use an op index 0..{len(graph.ops) - 1}")
     with made_dir(outdir, f"tinyedge profile of {src.name} on {b.id} ({runtime})"):
         (outdir / "report.json").unlink(missing_ok=True)
         tflite = outdir / "model.tflite"
-        from .fsutil import atomic_write_bytes
-        from .project import _load_model
-
-        step = on_step or (lambda name: None)
-        step("convert")
-        with tempfile.TemporaryDirectory(prefix="tinyedge-profile-") as tmp:
-            _, data_bytes = _load_model(src, Path(tmp), convert_options)
         atomic_write_bytes(tflite, data_bytes)
         graph = load_tflite(tflite)
-        inputs = prepare_inputs(graph, data, 1)
         step("generate")
         project = generate_profile_project(tflite, b, runtime, outdir / "project", force=True,
                                            fault_op=fault_op, weights=weights)
         from .builder import build_project
 
         step("build")
-        build_project(project)
+        built = build_project(project)
         if not b.emulated and port is None:
             from .pipeline import _find_port
 
@@ -440,7 +445,7 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
             result.close()
         report = {"board": b.id, "runtime": runtime,
                   "model": {"path": str(src), "sha256": graph.sha256, "tflite": str(tflite)},
-                  "inputs": inputs.source, **prof,
+                  "inputs": inputs.source, **prof, "memory": _memory_section(built, b),
                   "notes": list(inputs.notes) + ([f"fault injection build: op {fault_op} is off by one step"]
                                                  if fault_op is not None else []),
                   "artifacts": {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}}

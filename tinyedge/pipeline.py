@@ -291,7 +291,9 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
                 float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
                                 progress=progress)
-        if per_layer:
+        if per_layer and v.get("interrupted"):
+            notes.append("interrupted: the per-layer profile was not run")
+        elif per_layer:
             with steps.step("per-layer"):
                 from .profile import keras_layers, profile_device
 

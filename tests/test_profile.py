@@ -217,6 +217,10 @@ def test_cli_profile_host_finds_the_broken_op(mlperf_tflite, run_cli, tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep == json.loads((out / "report.json").read_text())
+    assert (out / "report.html").is_file()
+    from tinyedge.report_html import LAYER_KEYS
+
+    assert set(LAYER_KEYS) == set(SCHEMA)   # the entries the page draws are the ones written
     assert rep["latency"]["unit"] == "ns" and rep["profile"]["unit"] == "ns"
     for row in rep["per_layer"]:
         assert set(row) == set(SCHEMA)

@@ -377,11 +377,12 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
             on_step: Callable[[str], None] | None = None) -> dict:
     """Convert (a Keras model), build the profile firmware, flash it (or start the emulated board) and
     profile the first input (of `data`, else a generated one).  Writes report.json into `out`
-    (default build/<model>-<board>-<runtime>-profile/) atomically and returns the report.
+    (default build/<model>-<board>-<runtime>-profile/) atomically, report.html beside it, and returns
+    the report.
     `convert_options`: keyword arguments of `tinyedge.conversion.convert` (calib, samples, trust_code)."""
     from .boards import get_board
     from .flashers.dispatch import flash_project
-    from .fsutil import atomic_write_json, check_output_dir, made_dir
+    from .fsutil import check_output_dir, made_dir
     from .link import Device
     from .pipeline import _memory_section, default_output_dir
     from .validation import prepare_inputs
@@ -449,7 +450,9 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
                   "notes": list(inputs.notes) + ([f"fault injection build: op {fault_op} is off by one step"]
                                                  if fault_op is not None else []),
                   "artifacts": {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}}
-        atomic_write_json(outdir / "report.json", report)
+        from .report_html import write_report
+
+        write_report(outdir / "report.json", report)   # and report.html beside it
     return report
 
 

@@ -101,6 +101,8 @@ def deploy(
     name: str | None = None,
     micropython_dir: str | Path | None = None,
     weights: str = "auto",
+    per_layer: bool = False,
+    per_layer_runs: int = 5,
     task: str | None = None,
     top_k: tuple[int, ...] | None = None,
 ) -> dict:
@@ -115,7 +117,9 @@ def deploy(
     anything but the marker was written into it.  `weights`: the aot runtime's weight storage policy
     (auto, dense, palette, sparse, int4).  `task` (classify, anomaly, regress) overrides the detected
     kind of model for the report's metrics, `top_k` the k of its top-k accuracies.  report.html is
-    written beside report.json.
+    written beside report.json.  `per_layer`: build the firmware with the per-op profiler and add
+    `per_layer` and `profile` (tinyedge.profile.profile_device, `per_layer_runs` runs of the first
+    input) to the report.
     """
     model = Path(model).expanduser().resolve()
     if not model.exists():
@@ -125,6 +129,12 @@ def deploy(
     if runtime not in b.runtimes:
         raise UsageError(f"board {b.id} does not support runtime {runtime!r}",
                          hint=f"use one of: {', '.join(b.runtimes)}")
+    if per_layer:
+        from .runtimes import get_runtime
+
+        if get_runtime(runtime).kind != "firmware" or b.micropython:
+            raise UsageError(f"--per-layer runs on tinyedge firmware only, not on {b.id} ({runtime}) yet",
+                             hint="drop --per-layer, or deploy to a firmware board (qemu-cortex-m4, host, ...)")
     outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id, runtime), force=force)
     with made_dir(outdir, f"tinyedge deploy of {model.name} to {b.id} ({runtime})"):
         return _deploy(model, b, runtime=runtime, port=port, data=data, calib=calib, samples=samples,
@@ -132,13 +142,14 @@ def deploy(
                        convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
                        compress=compress, train=train, val=val, train_progress=train_progress,
                        backend=backend, name=name, micropython_dir=micropython_dir, weights=weights,
-                       task=task, top_k=top_k)
+                       task=task, top_k=top_k, per_layer=per_layer, per_layer_runs=per_layer_runs)
 
 
 def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
             convert_options: dict, baud, on_status, compress=None, train=None, val=None,
             train_progress=None, backend: str = "auto", name: str | None = None,
-            micropython_dir=None, weights: str = "auto", task=None, top_k=None) -> dict:
+            micropython_dir=None, weights: str = "auto", task=None, top_k=None, per_layer: bool = False,
+            per_layer_runs: int = 5) -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
@@ -245,6 +256,10 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
         from .project import generate_project
 
         generate_project(tflite, b, runtime=runtime, out_dir=project, force=True, weights=weights)
+        if per_layer:
+            from .profile import enable_profile
+
+            enable_profile(project, graph)
 
     # 3. build it, and check it fits.
     with steps.step("build"):
@@ -284,6 +299,16 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
                               note="no float model: the input was a .tflite")
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
                                 progress=progress)
+        if per_layer and v.get("interrupted"):
+            notes.append("interrupted: the per-layer profile was not run")
+        elif per_layer:
+            with steps.step("per-layer"):
+                from .profile import keras_layers, profile_device
+
+                prof = profile_device(dev, tflite, inputs.xq[0], runs=per_layer_runs,
+                                      layers=keras_layers(float_model) if float_model is not None else None)
+                report["per_layer"] = prof["per_layer"]
+                report["profile"] = prof["profile"]
     report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement", "accuracy", "metrics", "latency")})
     if "compression" in report:
         report["compression"]["on_device"] = {"board": b.id, "latency": v["latency"],

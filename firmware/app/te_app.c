@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "te_hal.h"
+#include "te_profile.h"
 #include "te_proto.h"
 #include "te_runtime.h"
 #include "te_status.h"
@@ -180,6 +181,66 @@ static void te_app_run_inference(uint16_t seq, const te_model_info_t *info)
     te_proto_tx_end(&te_app_tx);
 }
 
+#if defined(TE_PROFILE)
+/* The dump op's output, streamed from inside its end hook (the inference is paused there). */
+static void te_app_dump(uint32_t op, const void *data, uint32_t bytes)
+{
+    /* te_app_tx is free: the result frame starts only after the inference */
+    te_proto_tx_begin(&te_app_tx, te_hal_uart_write, TE_MSG_TENSOR, te_app_cur_seq);
+    te_proto_tx_u16(&te_app_tx, (uint16_t)op);
+    te_proto_tx_u32(&te_app_tx, bytes);
+    te_proto_tx_put(&te_app_tx, data, bytes);
+    te_proto_tx_end(&te_app_tx);
+}
+
+static void te_app_profile_request(const te_frame_t *f)
+{
+    uint16_t dump_op;
+    if (f->body_len != 3u) {
+        te_app_error(f->seq, TE_ERR_PROTOCOL);
+        return;
+    }
+    dump_op = (uint16_t)(f->body[1] | ((uint16_t)f->body[2] << 8));
+    te_profile_configure(f->body[0], dump_op, te_app_dump);
+    te_app_ack(f->seq, TE_OK);
+}
+
+static void te_app_run_profiled(uint16_t seq, const te_model_info_t *info)
+{
+    uint64_t t0, t1;
+    te_status_t st;
+    uint32_t i, n;
+    const te_profile_op_t *ops;
+    te_profile_start();
+    t0 = te_hal_counter();
+    st = te_runtime_invoke();
+    t1 = te_hal_counter();
+    te_profile_stop();
+    te_app_next = 0u;
+    n = te_profile_num_ops();
+    ops = te_profile_ops();
+    te_proto_tx_begin(&te_app_tx, te_hal_uart_write, TE_MSG_PROFILE_RESULT, seq);
+    te_proto_tx_u8(&te_app_tx, (uint8_t)st);
+    te_proto_tx_u64(&te_app_tx, t1 - t0);
+    te_proto_tx_u64(&te_app_tx, te_profile_cal_sum());
+    te_proto_tx_u16(&te_app_tx, (uint16_t)TE_PROFILE_CAL_PAIRS);
+    te_proto_tx_u16(&te_app_tx, (uint16_t)n);
+    te_proto_tx_u8(&te_app_tx, te_profile_overflow());
+    for (i = 0; i < n; i++) {
+        te_proto_tx_u64(&te_app_tx, ops[i].raw);
+        te_proto_tx_u32(&te_app_tx, ops[i].crc);
+        te_proto_tx_u32(&te_app_tx, ops[i].bytes);
+    }
+    for (i = 0; st == TE_OK && i < info->num_outputs; i++) {
+        const int8_t *y = te_runtime_output(i);
+        if (y != 0) {
+            te_proto_tx_put(&te_app_tx, y, info->outputs[i].bytes);
+        }
+    }
+    te_proto_tx_end(&te_app_tx);
+}
+#endif
+
 static void te_app_input(const te_frame_t *f)
 {
     const te_model_info_t *info = te_app_info();
@@ -214,6 +275,12 @@ static void te_app_input(const te_frame_t *f)
     }
     /* else: a gap (a chunk was lost); drop it, the ACK names te_app_next */
     if ((flags & TE_INPUT_LAST) && te_app_next == total) {
+#if defined(TE_PROFILE)
+        if (te_profile_enabled()) {
+            te_app_run_profiled(f->seq, info);
+            return;
+        }
+#endif
         te_app_run_inference(f->seq, info);
     } else if (flags & (TE_INPUT_ACK | TE_INPUT_LAST)) {
         te_app_ack(f->seq, TE_OK);
@@ -236,6 +303,11 @@ static void te_app_handle(const te_frame_t *f)
     case TE_MSG_INPUT:
         te_app_input(f);
         break;
+#if defined(TE_PROFILE)
+    case TE_MSG_PROFILE:
+        te_app_profile_request(f);
+        break;
+#endif
     default:
         te_app_error(f->seq, TE_ERR_UNSUPPORTED);
         break;

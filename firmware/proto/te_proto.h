@@ -46,9 +46,13 @@ extern "C" {
 enum {
     TE_MSG_HELLO = 0x01,      /* request: empty body */
     TE_MSG_INPUT = 0x02,      /* request: flags u8, offset u32, data */
+    TE_MSG_PROFILE = 0x03,    /* request: mode u8 (1 on, 2 CRCs), dump_op u16 (profile builds; others answer UNSUPPORTED) */
     TE_MSG_HELLO_REPLY = 0x81,
     TE_MSG_ACK = 0x82,        /* reply: status u8, next offset u32 */
     TE_MSG_RESULT = 0x83,     /* reply: status u8, counter delta u64, outputs */
+    TE_MSG_PROFILE_RESULT = 0x84, /* reply: status u8, count u64, cal_sum u64, cal_pairs u16,
+                                     num_ops u16, flags u8, {raw u64, crc u32, bytes u32} x num_ops, outputs */
+    TE_MSG_TENSOR = 0x85,     /* reply (before PROFILE_RESULT): op u16, bytes u32, data */
     TE_MSG_ERROR = 0xFF       /* reply: status u8, device protocol version u8 */
 };
 

@@ -49,10 +49,14 @@ from .compress import compression_options, options_from
 @click.option("--val", type=existing_path(dir_okay=False), default=None,
               help="Validation data for the compression report (default: --data).")
 @compression_options
+@click.option("--per-layer", is_flag=True,
+              help="Build with the per-op profiler: each op's count, and the first op whose output differs "
+                   "(as 'tinyedge profile'), in the report under per_layer.")
 @metrics_options
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            weights, force, protocol, backend, name, micropython_dir, as_json, train, val, task, top_k, **kw):
+            weights, force, protocol, backend, name, micropython_dir, as_json, train, val, task, top_k,
+            per_layer=False, **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -69,6 +73,8 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
     if copts is not None and protocol == "mlperf":
         raise click.UsageError("compression options work with --protocol tinyedge; run 'tinyedge compress' first "
                                "and deploy its result with --protocol mlperf")
+    if per_layer and protocol == "mlperf":
+        raise click.UsageError("--per-layer works with --protocol tinyedge")
     if protocol == "mlperf":
         from ..mlperf import deploy as deploy_mlperf
 
@@ -102,7 +108,7 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
                         on_step=on_step, convert_options=opts, baud=baud,
                         on_status=info, compress=copts, train=train, val=val, train_progress=train_progress,
                         backend=backend, name=name, micropython_dir=micropython_dir, weights=weights,
-                        task=task, top_k=top_k)
+                        task=task, top_k=top_k, per_layer=per_layer)
     if as_json:
         emit_json(report)
         exit_if_interrupted(report)
@@ -112,6 +118,10 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
 
         print_compression(report["compression"])
     print_report(report)
+    if report.get("per_layer"):
+        from .profile import print_profile
+
+        print_profile(report)
     ag = report.get("agreement") or {}
     if ag.get("bit_exact_rate") not in (None, 1.0):
         warn("the board's outputs differ from the host reference; see report.json")

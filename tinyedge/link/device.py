@@ -276,10 +276,63 @@ class Device:
 
         Returns (y, count): y the output (a tuple for several outputs) shaped
         as the board says, count the counter delta in `info().unit`."""
+        info, f, _ = self._inference(x)
+        if f.type != p.RESULT:
+            raise ProtocolError(f"{self.url}: a {f.name} reply to a plain inference (the board profiles it)",
+                                hint="call set_profile(False) first")
+        status, count, out = p.decode_result(f.body, info.output_bytes)
+        if status != p.TE_OK:
+            raise LinkError(f"{self.url}: inference failed on the board: {p.status_name(status)}",
+                            hint="the firmware's runtime reported an error; check the build report")
+        return self._outputs(out, info), count
+
+    def set_profile(self, enabled: bool, dump_op: int | None = None, crc: bool = True) -> None:
+        """Profile the inferences that follow (firmware built with the profiler only), CRC every op's
+        output (`crc`; a run without CRCs leaves the caches as a plain one does), and stream op
+        `dump_op`'s whole output during each; `set_profile(False)` goes back to plain inferences.
+        LinkError when the firmware has no profiler."""
+        seq = self._next_seq()
+        self.stats.requests += 1
+        for tries in range(1, self.retries + 2):
+            if tries > 1:
+                self.stats.retries += 1
+            self._send(p.PROFILE, seq, p.encode_profile(enabled, dump_op, crc))
+            f = self._wait_reply(seq, self.timeout)
+            if f is None:
+                self.stats.timeouts += 1
+                continue
+            if f.type == p.ERROR:
+                status, version = p.decode_error(f.body)
+                if status == p.TE_ERR_UNSUPPORTED and version == p.VERSION:
+                    raise LinkError(f"{self.url}: the board's firmware was built without the per-op profiler",
+                                    hint="build it with the profiler: 'tinyedge profile MODEL --board B' "
+                                         "or 'tinyedge deploy --per-layer'")
+                self._check_error(f, "the profile request")
+            if f.type == p.ACK:
+                return
+            raise ProtocolError(f"{self.url}: unexpected {f.name} reply to a profile request")
+        raise self._timeout_error("the profile request", self.retries + 1)
+
+    def infer_profiled(self, x) -> tuple[p.ProfileResult, dict[int, bytes]]:
+        """One profiled inference (after `set_profile(True, ...)`): the board's per-op record, and the
+        whole outputs of the dump op it streamed ({op index: bytes})."""
+        info, f, dumps = self._inference(x)
+        if f.type != p.PROFILE_RESULT:
+            raise ProtocolError(f"{self.url}: a {f.name} reply to a profiled inference",
+                                hint="call set_profile(True) first")
+        r = p.decode_profile_result(f.body, info.output_bytes)
+        if r.status != p.TE_OK:
+            raise LinkError(f"{self.url}: inference failed on the board: {p.status_name(r.status)}",
+                            hint="the firmware's runtime reported an error; check the build report")
+        return r, dumps
+
+    def _inference(self, x) -> tuple[p.DeviceInfo, p.Frame, dict[int, bytes]]:
+        """Stream `x` and run it: (info, the RESULT or PROFILE_RESULT frame, tensors dumped on the way)."""
         info = self.info()
         if info.init_status != p.TE_OK:
             raise LinkError(f"{self.url}: the board's runtime did not start: {p.status_name(info.init_status)}",
                             hint="the model does not fit or is not supported by this firmware; check the build report")
+        dumps: dict[int, bytes] = {}
         data = self._input_bytes(x, info)
         total = len(data)
         seq = self._next_seq()
@@ -313,12 +366,12 @@ class Device:
                     self.stats.retries += 1
                 pos = nxt
                 continue
-            if f.type == p.RESULT:
-                status, count, out = p.decode_result(f.body, info.output_bytes)
-                if status != p.TE_OK:
-                    raise LinkError(f"{self.url}: inference failed on the board: {p.status_name(status)}",
-                                    hint="the firmware's runtime reported an error; check the build report")
-                return self._outputs(out, info), count
+            if f.type == p.TENSOR:
+                op, blob = p.decode_tensor_dump(f.body)
+                dumps[op] = blob
+                continue
+            if f.type in (p.RESULT, p.PROFILE_RESULT):
+                return info, f, dumps
             raise ProtocolError(f"{self.url}: unexpected {f.name} reply to an inference")
 
     @staticmethod

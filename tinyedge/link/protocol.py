@@ -37,9 +37,16 @@ HELLO_REPLY = 0x81
 ACK = 0x82
 RESULT = 0x83
 ERROR = 0xFF
+# per-op profiling (firmware built with the profiler: tinyedge profile, deploy --per-layer);
+# firmware without it answers PROFILE with ERROR(TE_ERR_UNSUPPORTED), so version 1 stays
+PROFILE = 0x03
+PROFILE_RESULT = 0x84
+TENSOR = 0x85
+NO_DUMP = 0xFFFF
 
 MSG_NAMES = {HELLO: "HELLO", INPUT: "INPUT", HELLO_REPLY: "HELLO_REPLY", ACK: "ACK",
-             RESULT: "RESULT", ERROR: "ERROR"}
+             RESULT: "RESULT", ERROR: "ERROR", PROFILE: "PROFILE", PROFILE_RESULT: "PROFILE_RESULT",
+             TENSOR: "TENSOR"}
 
 # INPUT flags
 FLAG_ACK = 0x01
@@ -383,6 +390,77 @@ def decode_result(body: bytes, output_bytes: int) -> tuple[int, int, bytes]:
         raise ProtocolError(f"RESULT carries {len(out)} output bytes, the model has {output_bytes}",
                             hint="the board runs another model or firmware; reflash it")
     return status, count, out
+
+
+PROFILE_ON = 0x01      # profile the inferences that follow
+PROFILE_CRC = 0x02     # and CRC every op's output (outside the timed spans)
+
+
+def encode_profile(enabled: bool, dump_op: int | None = None, crc: bool = True) -> bytes:
+    """The PROFILE request body: profile the inferences that follow (or stop), CRC every op's output
+    (`crc`), and stream op `dump_op`'s whole output during them."""
+    mode = (PROFILE_ON | (PROFILE_CRC if crc else 0)) if enabled else 0
+    return struct.pack("<BH", mode, NO_DUMP if dump_op is None else int(dump_op))
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    raw: int        # counter delta across the op, the profiler's own cost included
+    crc: int        # CRC-32 of the op's first output
+    nbytes: int     # its size
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    status: int
+    count: int              # the whole profiled inference (hooks included)
+    cal_sum: int            # counter total of `cal_pairs` empty begin/end pairs, measured first
+    cal_pairs: int
+    overflow: bool          # the model has more ops than the firmware's table
+    ops: tuple[OpRecord, ...]
+    outputs: bytes
+
+    @property
+    def overhead(self) -> float:
+        """The cost of one empty begin/end pair, in the counter's unit."""
+        return self.cal_sum / self.cal_pairs if self.cal_pairs else 0.0
+
+
+_OP_RECORD = struct.Struct("<QII")
+
+
+def encode_profile_result(r: ProfileResult) -> bytes:
+    return (struct.pack("<BQQHHB", r.status, r.count, r.cal_sum, r.cal_pairs, len(r.ops), int(r.overflow))
+            + b"".join(_OP_RECORD.pack(o.raw, o.crc, o.nbytes) for o in r.ops) + r.outputs)
+
+
+def decode_profile_result(body: bytes, output_bytes: int) -> ProfileResult:
+    head = struct.calcsize("<BQQHHB")
+    if len(body) < head:
+        raise ProtocolError(f"PROFILE_RESULT body of {len(body)} bytes is shorter than {head}")
+    status, count, cal_sum, pairs, n, flags = struct.unpack_from("<BQQHHB", body)
+    end = head + n * _OP_RECORD.size
+    if len(body) < end:
+        raise ProtocolError(f"PROFILE_RESULT names {n} ops but carries {len(body) - head} bytes of them")
+    ops = tuple(OpRecord(*_OP_RECORD.unpack_from(body, head + i * _OP_RECORD.size)) for i in range(n))
+    out = body[end:]
+    if status == TE_OK and len(out) != output_bytes:
+        raise ProtocolError(f"PROFILE_RESULT carries {len(out)} output bytes, the model has {output_bytes}",
+                            hint="the board runs another model or firmware; reflash it")
+    return ProfileResult(status, count, cal_sum, pairs, bool(flags & 1), ops, out)
+
+
+def encode_tensor_dump(op: int, data: bytes) -> bytes:
+    return struct.pack("<HI", op, len(data)) + bytes(data)
+
+
+def decode_tensor_dump(body: bytes) -> tuple[int, bytes]:
+    if len(body) < 6:
+        raise ProtocolError("TENSOR frame shorter than 6 bytes")
+    op, n = struct.unpack_from("<HI", body)
+    if len(body) != 6 + n:
+        raise ProtocolError(f"TENSOR frame of op {op} says {n} bytes, carries {len(body) - 6}")
+    return op, body[6:]
 
 
 def encode_error(status: int, version: int = VERSION) -> bytes:

@@ -8,6 +8,8 @@ symmetric), biases int32.
 
 from __future__ import annotations
 
+from . import ops_math, ops_shape
+
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 # op -> highest op version the engine knows the semantics of
@@ -31,7 +33,11 @@ MAX_VERSION = {
     "TANH": 3,
     "HARD_SWISH": 1,
     "MEAN": 3,
+    "SQUEEZE": 1,
+    "EXPAND_DIMS": 1,
 }
+MAX_VERSION.update(ops_shape.MAX_VERSION)   # the layout ops (tinyedge/aot/ops_shape.py)
+MAX_VERSION.update(ops_math.MAX_VERSION)    # SUB, PRELU, resize, TRANSPOSE_CONV, ... (tinyedge/aot/ops_math.py)
 
 SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
 
@@ -112,10 +118,8 @@ def _check_conv(graph, op) -> str | None:
     r = _weights(graph, op, 1, 2, 4, out_ch)
     if r:
         return r
-    if op.opcode == "CONV_2D":
-        w = graph.tensors[op.inputs[1]]
-        if w.shape[3] != graph.tensors[op.inputs[0]].shape[3]:
-            return "grouped convolution (filter depth != input depth) is not supported"
+    if op.opcode == "CONV_2D" and ops_math.is_grouped(graph, op):
+        return ops_math.check_grouped_conv(graph, op)
     return None
 
 
@@ -236,6 +240,10 @@ _CHECKS = {
     "TANH": _check_fixed_out(1.0 / 128, 0),
     "HARD_SWISH": _check_unary,
     "MEAN": _check_mean,
+    "SQUEEZE": _check_reshape,
+    "EXPAND_DIMS": _check_reshape,
+    **ops_shape.CHECKS,
+    **ops_math.CHECKS,
 }
 
 

@@ -13,7 +13,8 @@ import hashlib
 import os
 from pathlib import Path
 
-SHAPES = {"tile": (1, 3, 4, 2), "layout": (1, 6, 8, 4), "math": (1, 5, 6, 4), "resize": (1, 4, 5, 3), "convs": (1, 5, 6, 4)}
+SHAPES = {"tile": (1, 3, 4, 2), "layout": (1, 5, 6, 4), "math": (1, 5, 6, 4), "resize": (1, 5, 6, 4),
+          "convs": (1, 5, 6, 4), "all": (1, 5, 6, 4)}
 
 
 def _cache_dir() -> Path:
@@ -43,10 +44,10 @@ def build_layout(tf, np):
                  x[:, -2:, 3, :],                            # shrink axis 2
                  tf.slice(x, [0, 1, 2, 0], [1, 3, 4, 4])]
         a, b = tf.split(x, 2, axis=3)
-        c, d, e = tf.split(x, [2, 2, 4], axis=2)
+        c, d, e = tf.split(x, [2, 1, 3], axis=2)
         u = tf.unstack(x, axis=1)
         parts += [b, a, e, c, d, *u[::-1], tf.stack([u[1], u[3]], axis=2),
-                  tf.gather(x, [3, 0, 7, 7], axis=2), tf.expand_dims(tf.squeeze(x[:, 2:3], axis=1), 2)]
+                  tf.gather(x, [3, 0, 5, 5], axis=2), tf.expand_dims(tf.squeeze(x[:, 2:3], axis=1), 2)]
         return _flat_concat(tf, parts)
     return f
 
@@ -105,7 +106,17 @@ def build_tile(tf, np):
     return f
 
 
-BUILDERS = {"tile": build_tile, "layout": build_layout, "math": build_math, "resize": build_resize, "convs": build_convs}
+def build_all(tf, np):
+    """layout + math + resize + convs in one model: one firmware build and boot on the emulated board."""
+    fs = [build_layout(tf, np), build_math(tf, np), build_resize(tf, np), build_convs(tf, np)]
+
+    def f(x):
+        return tf.concat([g(x) for g in fs], axis=1)
+    return f
+
+
+BUILDERS = {"tile": build_tile, "layout": build_layout, "math": build_math, "resize": build_resize,
+            "convs": build_convs, "all": build_all}
 
 
 def _key() -> str:

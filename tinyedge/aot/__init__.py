@@ -50,6 +50,7 @@ KERNEL_FILES = {
     "RESIZE_NEAREST_NEIGHBOR": "te_resize.c",
     "RESIZE_BILINEAR": "te_resize.c",
     "TRANSPOSE_CONV": "te_transpose_conv.c",
+    "RSQRT": "te_activation.c",
 }
 
 

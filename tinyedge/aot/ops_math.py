@@ -1,6 +1,6 @@
 """The aot engine's arithmetic beyond the MLPerf Tiny set: SUB, SQUARED_DIFFERENCE, PRELU, MAXIMUM,
-MINIMUM, REDUCE_MAX, SUM, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, TRANSPOSE_CONV and grouped
-CONV_2D.
+MINIMUM, REDUCE_MAX, SUM, RSQRT, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, TRANSPOSE_CONV and
+grouped CONV_2D.
 
 Every multiplier, shift, source coordinate and weight sum is computed here, at generation time,
 with the arithmetic TFLite Micro's Prepare uses (float32 where it computes in float, double where
@@ -29,6 +29,7 @@ MAX_VERSION = {
     "RESIZE_NEAREST_NEIGHBOR": 4,
     "RESIZE_BILINEAR": 4,
     "TRANSPOSE_CONV": 4,
+    "RSQRT": 3,
 }
 
 
@@ -211,6 +212,57 @@ def emit_resize(ctx, op) -> dict:
             "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
 
 
+# ---- RSQRT (a lookup table of TFLite Micro's integer RsqrtEvalQuantized) -------------------------
+
+def inv_sqrt_multiplier_exp(value: int) -> tuple[int, int]:
+    """TFLite's GetInvSqrtQuantizedMultiplierExp(value, kReverseShift): gemmlowp Newton-Raphson in
+    F3 fixed point; (multiplier, shift with left positive)."""
+    if value <= 1:
+        return q.INT32_MAX, 0
+    shift = 11
+    while value >= (1 << 29):
+        value //= 4
+        shift += 1
+    clz = 32 - value.bit_length()
+    pairs = (clz - 1) // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    half_input = q.rdbpot(value >> 1, 1)
+    half_three = (1 << 28) + (1 << 27)
+    x = 1 << 28                                           # F3 one
+    for _ in range(5):
+        x3 = q.sat_shl(q.srdhm(q.srdhm(x, x), x), 6)     # Rescale<3>(x * x * x): F9 -> F3
+        x = q.sat_shl(q._wrap32(q.srdhm(half_three, x) - q.srdhm(half_input, x3)), 3)
+    x = q.srdhm(x, 1518500250)                            # times sqrt(2) / 2
+    if shift < 0:
+        x = q._wrap32(x << -shift)
+        shift = 0
+    return x, -shift
+
+
+def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
+    f32 = np.float32
+    m, s = q.quantize_multiplier(1.0 / float(f32(np.sqrt(f32(in_scale))) * f32(out_scale)))
+    table = []
+    for v in range(-128, 128):
+        value = v - int(in_zp)
+        if value <= 0:   # 0: TFLM's "max output"; below: TFLM fails the invoke (not a real input)
+            table.append(127)
+            continue
+        im, ish = inv_sqrt_multiplier_exp(value)
+        data = q.mbqm(1, im, ish + 20)
+        table.append(max(-128, min(127, q.mbqm(data, m, s - 20) + int(out_zp))))
+    return table
+
+
+def emit_rsqrt(ctx, op) -> dict:
+    x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    table = rsqrt_table(_scale(x), _zp(x), _scale(y), _zp(y))
+    name = ctx.const(f"op{op.index}_lut", "int8_t", table, f"RSQRT lookup table of op {op.index}")
+    return {"struct": None, "fields": {}, "fn": "te_lut_s8",
+            "args": [name, ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), str(y.num_elements)]}
+
+
 # ---- TRANSPOSE_CONV and grouped CONV_2D ------------------------------------------------------
 
 def _tf_pad(padding: str, in_size: int, k: int, stride: int, dil: int, out_size: int) -> int:
@@ -315,6 +367,7 @@ EMIT = {
     "RESIZE_NEAREST_NEIGHBOR": emit_resize,
     "RESIZE_BILINEAR": emit_resize,
     "TRANSPOSE_CONV": emit_transpose_conv,
+    "RSQRT": emit_rsqrt,
 }
 
 # ---- checking ------------------------------------------------------------------------------
@@ -410,4 +463,5 @@ CHECKS = {
     "RESIZE_NEAREST_NEIGHBOR": _check_resize,
     "RESIZE_BILINEAR": _check_resize,
     "TRANSPOSE_CONV": _check_transpose_conv,
+    "RSQRT": lambda graph, op: _support()._io(graph, op),
 }

@@ -6,9 +6,9 @@ on random, all -128 and all 127 inputs, and the README text itself."""
 
 from __future__ import annotations
 
+import keras_layers as kl
 import numpy as np
 import pytest
-import keras_layers as kl
 
 from tinyedge.aot.host import HostModelSet
 from tinyedge.graph import load_tflite

@@ -452,6 +452,16 @@ def check_grouped_conv(graph, op) -> str | None:
     return None
 
 
+def m4_note(graph, op) -> str | None:
+    """What `inspect` says of an op whose Cortex-M4 code is slower than the engine's best path."""
+    if op.opcode == "TRANSPOSE_CONV" or is_grouped(graph, op):
+        return ("Cortex-M4: SMLAD dot products over the input channels, one output channel at a time "
+                "(not the blocked 4-channel CONV_2D kernel)")
+    if op.opcode == "RESIZE_BILINEAR":
+        return "Cortex-M4: portable C interpolation (no DSP path)"
+    return None
+
+
 CHECKS = {
     "SUB": _check_binary,
     "SQUARED_DIFFERENCE": _check_binary,

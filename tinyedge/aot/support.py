@@ -247,6 +247,17 @@ _CHECKS = {
 }
 
 
+def dsp_notes(graph) -> list[dict]:
+    """The ops of `graph` the engine runs on a slower path than its best on Cortex-M4 (DSP), each
+    with a sentence saying so; `inspect` prints them."""
+    notes = []
+    for op in graph.ops:
+        note = ops_math.m4_note(graph, op) if check_op(graph, op) is None else None
+        if note:
+            notes.append({"op_index": op.index, "opcode": op.opcode, "note": note})
+    return notes
+
+
 def check_op(graph, op) -> str | None:
     """None when the aot engine runs `op`, else the reason it cannot (one sentence)."""
     if op.is_custom:

@@ -53,7 +53,7 @@ def build_layout(tf, np):
 
 
 def build_math(tf, np):
-    """SUB (same shape, broadcast, relu), SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, REDUCE_MAX, SUM (PRELU:
+    """SUB (same shape, broadcast, relu), SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RSQRT, L2_NORMALIZATION (PRELU:
     the layer table's Keras PReLU rows)."""
     w1, w2 = _w(tf, np, 1, (1, 1, 4, 4)), _w(tf, np, 2, (1, 1, 4, 4))
 
@@ -64,7 +64,8 @@ def build_math(tf, np):
         parts = [y1 - y2, tf.nn.relu(y1 - m), tf.math.squared_difference(y1, y2), tf.maximum(y1, y2),
                  tf.minimum(y1, x),
                  tf.reduce_max(y1, axis=[1, 2]), tf.reduce_max(y2, axis=3, keepdims=True),
-                 tf.reduce_sum(y1, axis=[2]), tf.reduce_sum(y2, axis=[1, 3])]
+                 tf.reduce_sum(y1, axis=[2]), tf.reduce_sum(y2, axis=[1, 3]), tf.math.rsqrt(tf.nn.relu(y1) + 0.25),
+                 tf.math.l2_normalize(y2, axis=-1)]
         return _flat_concat(tf, parts)
     return f
 

@@ -74,7 +74,7 @@ def test_models_cover_every_new_op(ops_paths):
     seen = {op.opcode for name in HOST for op in load_tflite(ops_paths[name]).ops}
     new = {"TRANSPOSE", "SLICE", "STRIDED_SLICE", "TILE", "SPLIT", "SPLIT_V", "UNPACK", "PACK", "GATHER", "SUB",
            "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "SUM", "RESIZE_NEAREST_NEIGHBOR",
-           "RESIZE_BILINEAR", "TRANSPOSE_CONV"}
+           "RESIZE_BILINEAR", "TRANSPOSE_CONV", "RSQRT", "L2_NORMALIZATION"}
     assert new <= seen, sorted(new - seen)
     assert new <= set(SUPPORTED_OPS)
     convs = load_tflite(ops_paths["convs"])

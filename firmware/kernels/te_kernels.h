@@ -289,6 +289,8 @@ void te_maximum_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t 
 void te_minimum_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 /* REDUCE_MAX over the axes of a te_mean_params_t (equal quantization: no rescale) */
 void te_reduce_max_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* L2_NORMALIZATION over the innermost `depth` values (output scale 1/128, zero point 0) */
+void te_l2norm_s8(int32_t outer, int32_t depth, int32_t in_zp, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_transpose_conv_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_conv2d_grouped_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 

@@ -96,3 +96,71 @@ void te_reduce_max_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, i
         }
     }
 }
+
+/* ---- L2_NORMALIZATION --------------------------------------------------------------------- */
+
+static int32_t te_sat_shl_m(int32_t x, int32_t e)
+{
+    const int32_t threshold = (int32_t)(((uint32_t)1 << (31 - e)) - 1u);
+    if (x > threshold) {
+        return INT32_MAX;
+    }
+    if (x < -threshold) {
+        return INT32_MIN;
+    }
+    return (int32_t)((uint32_t)x << e);
+}
+
+/* TFLite's GetInvSqrtQuantizedMultiplierExp (gemmlowp Newton-Raphson on F3 fixed point):
+ * 1 / sqrt(input) as a Q31 multiplier and a shift (left positive) */
+static void te_inv_sqrt(int32_t input, int32_t *mult, int32_t *shift)
+{
+    int32_t s = 11, pairs, clz = 0, x, half_in, i;
+    uint32_t u;
+    if (input <= 1) {
+        *mult = INT32_MAX;
+        *shift = 0;
+        return;
+    }
+    while (input >= (1 << 29)) {
+        input /= 4;
+        ++s;
+    }
+    for (u = (uint32_t)input; !(u & 0x80000000u); u <<= 1) {
+        ++clz;
+    }
+    pairs = (clz - 1) / 2 - 1;
+    s -= pairs;
+    input = (int32_t)((uint32_t)input << (2 * pairs));
+    half_in = te_rdbpot(input >> 1, 1);
+    x = 1 << 28;
+    for (i = 0; i < 5; ++i) {
+        const int32_t x3 = te_sat_shl_m(te_srdhm(te_srdhm(x, x), x), 6);
+        const int32_t d = (int32_t)((uint32_t)te_srdhm((1 << 28) + (1 << 27), x) - (uint32_t)te_srdhm(half_in, x3));
+        x = te_sat_shl_m(d, 3);
+    }
+    x = te_srdhm(x, 1518500250);   /* times sqrt(2) / 2 */
+    if (s < 0) {
+        x = (int32_t)((uint32_t)x << -s);
+        s = 0;
+    }
+    *mult = x;
+    *shift = -s;
+}
+
+void te_l2norm_s8(int32_t outer, int32_t depth, int32_t in_zp, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    int32_t o, i;
+    for (o = 0; o < outer; ++o) {
+        const int8_t *x = in + o * depth;
+        int32_t acc = 0, mult, shift;
+        for (i = 0; i < depth; ++i) {
+            const int32_t v = x[i] - in_zp;
+            acc += v * v;
+        }
+        te_inv_sqrt(acc, &mult, &shift);
+        for (i = 0; i < depth; ++i) {
+            *out++ = te_clamp8(te_mbqm(x[i] - in_zp, mult, shift + 7), -128, 127);
+        }
+    }
+}

@@ -1,5 +1,5 @@
 """The aot engine's arithmetic beyond the MLPerf Tiny set: SUB, SQUARED_DIFFERENCE, PRELU, MAXIMUM,
-MINIMUM, REDUCE_MAX, SUM, RSQRT, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, TRANSPOSE_CONV and
+MINIMUM, REDUCE_MAX, SUM, RSQRT, L2_NORMALIZATION, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, TRANSPOSE_CONV and
 grouped CONV_2D.
 
 Every multiplier, shift, source coordinate and weight sum is computed here, at generation time,
@@ -30,6 +30,7 @@ MAX_VERSION = {
     "RESIZE_BILINEAR": 4,
     "TRANSPOSE_CONV": 4,
     "RSQRT": 3,
+    "L2_NORMALIZATION": 2,
 }
 
 
@@ -263,6 +264,14 @@ def emit_rsqrt(ctx, op) -> dict:
             "args": [name, ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), str(y.num_elements)]}
 
 
+def emit_l2norm(ctx, op) -> dict:
+    x = ctx.tensor(op.inputs[0])
+    depth = int(x.shape[-1])
+    return {"struct": None, "fields": {}, "fn": "te_l2norm_s8",
+            "args": [str(x.num_elements // depth), str(depth), str(_zp(x)), ctx.t(op.inputs[0]),
+                     ctx.t(op.outputs[0])]}
+
+
 # ---- TRANSPOSE_CONV and grouped CONV_2D ------------------------------------------------------
 
 def _tf_pad(padding: str, in_size: int, k: int, stride: int, dil: int, out_size: int) -> int:
@@ -368,6 +377,7 @@ EMIT = {
     "RESIZE_BILINEAR": emit_resize,
     "TRANSPOSE_CONV": emit_transpose_conv,
     "RSQRT": emit_rsqrt,
+    "L2_NORMALIZATION": emit_l2norm,
 }
 
 # ---- checking ------------------------------------------------------------------------------
@@ -474,4 +484,5 @@ CHECKS = {
     "RESIZE_BILINEAR": _check_resize,
     "TRANSPOSE_CONV": _check_transpose_conv,
     "RSQRT": lambda graph, op: _support()._io(graph, op),
+    "L2_NORMALIZATION": lambda graph, op: _support()._act(op) or _support()._check_fixed_out(1.0 / 128, 0)(graph, op),
 }

@@ -156,3 +156,18 @@ def test_only_used_kernel_files_are_linked():
     assert names == {"te_shape.c", "te_resize.c"}
     assert "te_transpose_conv.c" in {p.name for p in kernel_sources({"TRANSPOSE_CONV"})}
     assert "te_math.c" in {p.name for p in kernel_sources({"SUB"})}
+
+
+def test_contiguous_slices_are_views(ops_paths):
+    """UNPACK along the outermost axis and a STRIDED_SLICE of one run are placed inside their input's
+    buffer (no copy); the host and qemu tests above run them that way."""
+    g = load_tflite(ops_paths["layout"])
+    pl = plan(g)
+    ops = {d["index"]: d for d in build_context(g)["ops"]}
+    unpack = next(op for op in g.ops if op.opcode == "UNPACK")
+    assert ops[unpack.index]["alias"]
+    src = pl.offsets[unpack.inputs[0]]
+    assert [pl.offsets[t] - src for t in unpack.outputs] == [k * g.tensors[t].nbytes for k, t in
+                                                             enumerate(unpack.outputs)]
+    assert any(ops[op.index]["alias"] for op in g.ops if op.opcode == "STRIDED_SLICE")
+    assert not any(ops[op.index]["alias"] for op in g.ops if op.opcode in ("TRANSPOSE", "GATHER"))

@@ -215,14 +215,68 @@ def emit_gather(ctx, op) -> dict:
             "args": [f"&{ctx.prefix}_op{i}", _src(ctx, op, 0), ctx.t(op.outputs[0])]}
 
 
+# ---- views (the planner places these outputs inside their input's buffer) -----------------------
+
+def _run_start(index: np.ndarray) -> int | None:
+    """The first input element when `index` (input element per output element) is one contiguous run."""
+    flat = index.reshape(-1)
+    if flat.size and np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size)):
+        return int(flat[0])
+    return None
+
+
+def view_offsets(graph, op) -> list[tuple[int, int, int]]:
+    """(output, input, byte offset) for each output of `op` that is a contiguous run of its input."""
+    src_k = 1 if op.opcode == "SPLIT" else 0
+    if len(op.inputs) <= src_k or op.inputs[src_k] < 0:
+        return []
+    src = op.inputs[src_k]
+    x = graph.tensors[src]
+    if x.is_const or _support().check_op(graph, op) is not None:
+        return []
+    if op.opcode in ("SPLIT", "SPLIT_V", "UNPACK"):
+        axis = {"SPLIT": lambda: _axis(op, len(x.shape), value=int(np.asarray(graph.tensors[op.inputs[0]].data)
+                                                                       .reshape(-1)[0])),
+                "SPLIT_V": lambda: _axis(op, len(x.shape), value=int(np.asarray(graph.tensors[op.inputs[2]].data)
+                                                                         .reshape(-1)[0])),
+                "UNPACK": lambda: _axis(op, len(x.shape))}[op.opcode]()
+        if int(np.prod(x.shape[:axis])) != 1:
+            return []
+        out, off = [], 0
+        for t in op.outputs:
+            out.append((t, src, off))
+            off += graph.tensors[t].nbytes
+        return out
+    idx = np.arange(x.num_elements, dtype=np.int64).reshape(x.shape)
+    ints = [[int(v) for v in np.asarray(graph.tensors[op.inputs[k]].data).reshape(-1)] for k in range(1, len(op.inputs))]
+    if op.opcode == "SLICE":
+        sel = idx[tuple(slice(b, None if s < 0 else b + s) for b, s in zip(ints[0], ints[1], strict=False))]
+    else:
+        strides = ints[2] if len(ints) > 2 else [1] * len(ints[0])
+        sel = strided_slice_index(list(x.shape), ints[0], ints[1], strides, op.options)
+    start = _run_start(sel)
+    return [] if start is None else [(op.outputs[0], src, start)]
+
+
+def _view_or(emit):
+    """`emit`, unless the planner placed every output as a view of the input (then nothing runs)."""
+    def run(ctx, op):
+        views = view_offsets(ctx.g, op)
+        if views and len(views) == len(op.outputs) and all(
+                ctx.plan.offsets.get(d) == ctx.plan.offsets.get(s) + off for d, s, off in views):
+            return {"struct": None, "fields": {}, "fn": None, "args": [], "alias": True}
+        return emit(ctx, op)
+    return run
+
+
 EMIT = {
     "TRANSPOSE": emit_transpose,
-    "SLICE": emit_slice,
-    "STRIDED_SLICE": emit_strided_slice,
+    "SLICE": _view_or(emit_slice),
+    "STRIDED_SLICE": _view_or(emit_strided_slice),
     "TILE": emit_tile,
-    "SPLIT": emit_split,
-    "SPLIT_V": emit_split_v,
-    "UNPACK": emit_unpack,
+    "SPLIT": _view_or(emit_split),
+    "SPLIT_V": _view_or(emit_split_v),
+    "UNPACK": _view_or(emit_unpack),
     "PACK": emit_pack,
     "GATHER": emit_gather,
 }

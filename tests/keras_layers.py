@@ -80,7 +80,8 @@ RECIPES = [
     R("LSTM", SEQ, lambda L, x: L.LSTM(5)(x),
       {"keras3": CRASH, "tf_keras": ("UNIDIRECTIONAL_SEQUENCE_LSTM", "STRIDED_SLICE")},
       aot=False, tflm={"keras3": False, "tf_keras": True}),
-    R("GRU", SEQ, lambda L, x: L.GRU(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False, tflm=False),
+    R("GRU", SEQ, lambda L, x: L.GRU(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False, tflm=False,
+      note="unroll=True converts (next row)"),
     R("GRU unroll", SEQ, lambda L, x: L.GRU(5, unroll=True)(x),
       {"keras3": ("RESHAPE", "UNPACK", "FULLY_CONNECTED", "SPLIT", "LOGISTIC", "SUB", "TANH", "MUL", "STRIDED_SLICE",
                   "ADD"),
@@ -88,7 +89,8 @@ RECIPES = [
                     "TANH", "MUL", "SPLIT_V", "ADD")},
       aot={"keras3": True, "tf_keras": False}, tflm={"keras3": True, "tf_keras": False},
       note="tf_keras: the converter keeps one SPLIT in float"),
-    R("SimpleRNN", SEQ, lambda L, x: L.SimpleRNN(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False, tflm=False),
+    R("SimpleRNN", SEQ, lambda L, x: L.SimpleRNN(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False,
+      tflm=False, note="unroll=True converts (next row)"),
     R("SimpleRNN unroll", SEQ, lambda L, x: L.SimpleRNN(5, unroll=True)(x),
       ["RESHAPE", "UNPACK", "FULLY_CONNECTED", "ADD", "TANH"]),
     R("BatchNormalization", (6, 6, 3), lambda L, x: L.BatchNormalization()(x), ["MUL", "ADD"]),
@@ -119,7 +121,7 @@ RECIPES = [
     R("GlobalAveragePooling2D", (6, 6, 3), lambda L, x: L.GlobalAveragePooling2D()(x), ["MEAN"]),
     R("UpSampling2D", (4, 4, 3), lambda L, x: L.UpSampling2D(2)(x),
       {"keras3": ("RESHAPE", "TILE"), "tf_keras": ("RESIZE_NEAREST_NEIGHBOR",)},
-      tflm={"keras3": False, "tf_keras": True}),
+      tflm={"keras3": False, "tf_keras": True}, note="TFLite Micro has no TILE"),
     R("UpSampling2D bilinear", (4, 4, 3), lambda L, x: L.UpSampling2D(2, interpolation='bilinear')(x),
       ["RESIZE_BILINEAR"]),
     R("UpSampling1D", (6, 3), lambda L, x: L.UpSampling1D(2)(x),
@@ -129,7 +131,8 @@ RECIPES = [
     R("Cropping2D", (8, 8, 3), lambda L, x: L.Cropping2D(((1, 2), (2, 1)))(x), ["STRIDED_SLICE"]),
     R("Reshape, Flatten", (4, 6), lambda L, x: L.Flatten()(L.Reshape((3, 8))(x)), ["RESHAPE"]),
     R("Permute", (4, 6, 3), lambda L, x: L.Permute((2, 1, 3))(x), ["TRANSPOSE"]),
-    R("RepeatVector", (6,), lambda L, x: L.RepeatVector(3)(x), ["RESHAPE", "TILE"], tflm=False),
+    R("RepeatVector", (6,), lambda L, x: L.RepeatVector(3)(x), ["RESHAPE", "TILE"], tflm=False,
+      note="TFLite Micro has no TILE"),
     R("Concatenate", (4, 4, 3), lambda L, x: L.Concatenate()([x, _c1(L, x)]), ["CONV_2D", "CONCATENATION"]),
     R("Add", (4, 4, 3), lambda L, x: L.Add()([x, _c1(L, x)]), ["CONV_2D", "ADD"]),
     R("Subtract", (4, 4, 3), lambda L, x: L.Subtract()([x, _c1(L, x)]), ["CONV_2D", "SUB"]),
@@ -142,7 +145,8 @@ RECIPES = [
 
 
 def recipe_key(r: Recipe, kind: str) -> str:
-    blob = json.dumps([r.layer, list(r.shape), inspect.getsource(r.build).strip(), kind,
+    code = r.build.__code__   # what the recipe builds, not the table text around it
+    blob = json.dumps([r.layer, list(r.shape), code.co_code.hex(), repr(code.co_consts), code.co_names, kind,
                        inspect.getsource(_convert_one)])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

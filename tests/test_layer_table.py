@@ -111,7 +111,8 @@ def test_aot_rows_bit_exact(layer_models, layer_graphs, kind, tmp_path_factory):
     reference interpreter byte for byte; rows TFLite Micro runs are also run by it there."""
     rows = [(i, r) for i, r in enumerate(kl.RECIPES) if kind in r.kinds and layer_models[(i, kind)] != kl.CRASH]
     aot_rows = [(i, r) for i, r in rows if r.aot[kind]]
-    lib = HostModelSet([layer_graphs[(i, kind)] for i, _ in aot_rows], cache_dir=tmp_path_factory.mktemp("lt"))
+    lib = HostModelSet([layer_graphs[(i, kind)] for i, _ in aot_rows], cache_dir=tmp_path_factory.mktemp("lt"),
+                       opt="-O1")
     bad = []
     for (i, r), m in zip(aot_rows, lib.models, strict=True):
         g = m.graph

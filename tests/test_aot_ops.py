@@ -172,3 +172,17 @@ def test_contiguous_slices_are_views(ops_paths):
                                                              enumerate(unpack.outputs)]
     assert any(ops[op.index]["alias"] for op in g.ops if op.opcode == "STRIDED_SLICE")
     assert not any(ops[op.index]["alias"] for op in g.ops if op.opcode in ("TRANSPOSE", "GATHER"))
+
+
+def test_inspect_names_the_slower_cortex_m4_paths(ops_paths):
+    from tinyedge.analyze import support_table
+
+    g = load_tflite(ops_paths["convs"])
+    notes = support_table(g)["aot"]["notes"]
+    noted = {n["op_index"] for n in notes}
+    for op in g.ops:
+        grouped = op.opcode == "CONV_2D" and g.tensors[op.inputs[1]].shape[3] != g.tensors[op.inputs[0]].shape[3]
+        assert (op.index in noted) == (op.opcode == "TRANSPOSE_CONV" or grouped), op
+    assert all("Cortex-M4" in n["note"] for n in notes)
+    r = support_table(load_tflite(ops_paths["layout"]))
+    assert r["aot"]["notes"] == [] and "notes" not in r["tflm"]

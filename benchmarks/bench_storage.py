@@ -88,6 +88,7 @@ def main() -> int:
     ap.add_argument("--only", action="append", default=None, help="model name (repeatable)")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--variant", action="append", default=None, help="pal16, pal4, z90, z50, int4 (repeatable)")
+    ap.add_argument("--no-auto", action="store_true", help="only the forced storage (not `auto` too)")
     args = ap.parse_args()
 
     import storage_models as sm
@@ -113,7 +114,7 @@ def main() -> int:
                 rng = np.random.default_rng(0)
                 xs = [rng.integers(-128, 128, size=shape).astype(np.int8) for _ in range(args.runs)]
                 base = run_firmware(path, "dense", Path(tmp) / f"{name}-{vname}-dense", xs, interp)
-                for pol in (policy, "auto"):
+                for pol in (policy,) if args.no_auto else (policy, "auto"):
                     r = run_firmware(path, pol, Path(tmp) / f"{name}-{vname}-{pol}", xs, interp)
                     r.update(weight_stats(graph, pol, plain_storage))
                     r.update(model=name, variant=vname, policy=pol, base=base)

@@ -9,6 +9,7 @@ $TINYEDGE_TEST_CACHE/fw (default ~/.cache/tinyedge/fw).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -54,16 +55,22 @@ def cached_build(model: Path, board: str, runtime: str = "aot", weights: str = "
 
     folder = cache_root() / f"{Path(model).stem}-{board}-{runtime}-{build_key(model, board, runtime, weights)}"
     record = folder / "build" / "tinyedge-build.json"
-    if record.is_file():
-        data = read_build(folder)
-        if all(Path(p).exists() for p in data["artifacts"].values()):
-            return folder, data
-    if folder.exists():
-        shutil.rmtree(folder)
-    _prune(keep=40)
-    generate_project(model, board, runtime, folder, weights=weights)
-    build_project(folder, jobs=2)
-    return folder, read_build(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # One builder per folder: two xdist workers (or two worktrees) asking for the same build at
+    # once would otherwise remove and rebuild it under each other.
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.is_file():
+            data = read_build(folder)
+            if all(Path(p).exists() for p in data["artifacts"].values()):
+                os.utime(folder)  # recently used: _prune keeps it
+                return folder, data
+        if folder.exists():
+            shutil.rmtree(folder)
+        _prune(keep=40)
+        generate_project(model, board, runtime, folder, weights=weights)
+        build_project(folder, jobs=2)
+        return folder, read_build(folder)
 
 
 def _prune(keep: int) -> None:

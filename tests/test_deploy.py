@@ -11,6 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tinyedge.pipeline as deploy_mod
@@ -64,6 +65,18 @@ def test_deploy_host_board_report(host_deploy):
     assert on_disk["agreement"] == r["agreement"] and on_disk["model"]["sha256"] == r["model"]["sha256"]
     assert (out / "model.tflite").is_file() and (out / "project" / "tinyedge-project.json").is_file()
     assert (out / "project" / "build").is_dir()
+    m = r["metrics"]                                   # a Keras model: the float model is compared too
+    assert m["task"] == "classify" and m["top_k"]["1"]["device"] == acc["device"]
+    assert m["top_k"]["1"]["float"] == acc["float"] and set(m["top_k"]) == {"1", "3", "5"}
+    assert m["error"]["board_vs_int8_host"]["rmse"] == 0.0
+    f = m["error"]["board_vs_float"]
+    assert 0 < f["rmse"] < 0.1 and f["cosine"] > 0.99 and f["rel_l2"] < 0.2
+    y = np.load(DIGITS / "test.npz")["y"][:300]
+    cm = np.array(m["confusion_matrix"]["device"])
+    assert cm.sum(axis=1).tolist() == np.bincount(y, minlength=10).tolist()
+    assert np.trace(cm) / 300 == pytest.approx(acc["device"])
+    page = (out / "report.html").read_text()
+    assert 'id="chart-confusion"><svg' in page and 'id="chart-latency"><svg' in page
 
 
 @pytest.mark.slow
@@ -107,6 +120,12 @@ def test_deploy_mlperf_qemu_bit_exact(name, mlperf_tflite, tmp_path):
     assert r["latency"]["unit"] == "instructions"
     assert r["memory"]["flash_bytes"] <= r["memory"]["board_flash_bytes"]
     assert any("accuracy was not measured" in n for n in r["notes"])
+    assert r["metrics"]["task"] == ("anomaly" if name == "ad01" else "classify")
+    assert r["metrics"]["error"]["board_vs_int8_host"]["rmse"] == 0.0
+    assert r["metrics"]["error"]["float_note"] == "no float model: the input was a .tflite"
+    assert r["latency"]["estimate"] == "estimate: 1 instruction per cycle at 25 MHz"
+    assert r["latency"]["estimate_ms"]["median"] == pytest.approx(r["latency"]["median"] / 25e3)
+    assert (tmp_path / name / "report.html").read_text().count("<svg") == 2   # latency, flash and RAM
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ VARIANTS = {
     "z90": (sm.zeros(0.9), "sparse", "sparse"),
     "z50": (sm.zeros(0.5), "sparse", "sparse"),
     "int4": (sm.int4(), "int4", "int4"),
+    "int4v": (sm.int4(varied=True), "int4", "int4"),
 }
 
 
@@ -100,10 +101,75 @@ def test_every_storage_on_every_op_bit_exact_host(rewritten, variant):
     kernels = {(e["opcode"], e["kernel"]) for e in model.storage}
     if variant == "z90":   # 90% zeros: conv and FC skip the zeros (te_sparse.c); depthwise decodes
         assert {("CONV_2D", "skip zeros"), ("FULLY_CONNECTED", "skip zeros")} <= kernels, model.storage
-    if variant == "z50":   # half zeros: decoding and the dense kernels are cheaper than skipping
-        assert ("CONV_2D", "decode") in kernels, model.storage
+    if variant == "z50":   # half zeros: decoding to 16-bit lanes and the paired kernel beat skipping
+        assert ("CONV_2D", "decode wide") in kernels, model.storage
+    if variant in ("pal16", "pal4", "int4"):   # every conv whose filter is a multiple of 4 decodes to lanes
+        assert ("CONV_2D", "decode wide") in kernels, model.storage
+        # FC: each weight decoded where the dot product uses it (te_fully_connected_s8_pal)
+        assert ("FULLY_CONNECTED", "decode in loop") in kernels, model.storage
     g = model.graph
     assert_bit_exact(f"mixed/{variant}", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=7))
+
+
+CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")   # TFLite Micro's reference FC takes no INT4 filter
+
+
+@pytest.fixture(scope="session")
+def int4_typed(tmp_path_factory):
+    """{base: a .tflite whose conv and depthwise weights are TensorType INT4} (the 4-bit values
+    with the per-channel scales multiplied by the rounding step, packed as the converter packs)."""
+    root = tmp_path_factory.mktemp("int4-typed")
+    made = {}
+
+    def get(base: str):
+        if base not in made:
+            src = mixed_tflite() if base == "mixed" else zoo_tflite(base)
+            b = sm.rewrite_weights(src.read_bytes(), sm.int4_values(), ops=CONV_OPS)
+            made[base] = root / f"{base}-int4-typed.tflite"
+            made[base].write_bytes(sm.as_int4_type(b, ops=CONV_OPS))
+        return made[base]
+    return get
+
+
+@pytest.mark.parametrize("base", ["mixed", "conv", "depthwise"])
+def test_int4_typed_model_bit_exact_host(int4_typed, base):
+    """A model that carries INT4 weights: read (tinyedge.graph unpacks the nibbles), kept int4 by
+    `auto` at exactly half a byte per weight plus one step byte per tensor, bit-exact with the
+    tflite-micro interpreter running the INT4 model itself."""
+    path = int4_typed(base)
+    g = parse_tflite(path.read_bytes())
+    typed = [op.index for op in g.ops if op.opcode in CONV_OPS and g.tensors[op.inputs[1]].dtype == "int4"]
+    assert typed, "the rewrite left no INT4 weights"
+    model = HostModel(path)
+    by_op = {e["op"]: e for e in model.storage}
+    for i in typed:
+        e = by_op[i]
+        assert e["storage"] == "int4" and e["stored_bytes"] == (e["dense_bytes"] + 1) // 2 + 1, e
+    assert_bit_exact(f"{base}/int4-typed", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=5))
+
+
+def test_tflm_compressed_model_bit_exact_host(tmp_path, rewritten):
+    """A model compressed by TFLite Micro's own tool (TFLM_DECODE ops with per-channel LUTs, what
+    its `compress` writes; the TF converter makes none): the aot engine folds the decodes at
+    generation time, stores the weights as palettes again and matches the tflite-micro
+    interpreter running the compressed model."""
+    from tflite_micro.tensorflow.lite.micro.compression import spec
+    from tflite_micro.tensorflow.lite.micro.compression.compress import compress
+
+    src = rewritten("mixed", "pal16")
+    g = parse_tflite(src.read_bytes())
+    specs = [spec.Tensor(subgraph=0, tensor=op.inputs[1],
+                         compression=[spec.LookUpTableCompression(index_bitwidth=4, mode=spec.PerChannel(axis=0))])
+             for op in g.ops if op.opcode == "CONV_2D"]
+    with pytest.warns(UserWarning):   # the small 1x1 conv grows; TFLM's tool says so
+        data = bytes(compress(src.read_bytes(), specs))
+    path = tmp_path / "mixed-tflm-compressed.tflite"
+    path.write_bytes(data)
+    cg = parse_tflite(data)
+    assert sum(op.opcode == ws.DECODE_OP for op in cg.ops) == 2
+    model = HostModel(path, weights="palette")
+    assert {e["opcode"] for e in model.storage if e["storage"] == "palette4"} >= {"CONV_2D"}, model.storage
+    assert_bit_exact("mixed/tflm-compressed", path, model, inputs_for(g.tensors[g.inputs[0]].shape, seed=6))
 
 
 @pytest.mark.parametrize("base, variant", [("conv", "int4"), ("conv", "z90"), ("depthwise", "pal4"),
@@ -151,8 +217,10 @@ def test_auto_policy(rewritten):
             assert e["stored_bytes"] < e["dense_bytes"], e
     assert sum(e["extra_instr_estimate"] for e in z90.storage) <= ws.AUTO_BOUND * sum(
         e["dense_instr_estimate"] for e in z90.storage)
-    assert {(e["opcode"], e["kernel"]) for e in z90.storage if e["opcode"] != "DEPTHWISE_CONV_2D"} == {
-        ("CONV_2D", "skip zeros"), ("FULLY_CONNECTED", "skip zeros")}, z90.storage
+    kernels = {(e["op"], e["kernel"]) for e in z90.storage}
+    # the 12x12-pixel 3x3 conv and the big FC skip their zeros; the 3x3-pixel 1x1 conv (16-weight
+    # filters) is cheaper decoded to lanes
+    assert {(0, "skip zeros"), (5, "skip zeros"), (3, "decode wide")} <= kernels, z90.storage
     # 16 levels: the convs would save a few hundred bytes, less than te_weights.c's code; FC
     # decoding would cost several times its MACs: all dense
     pal = HostModel(rewritten("mixed", "pal16"))
@@ -191,33 +259,48 @@ def test_encode_decode_round_trip(storage):
 def test_decode_mismatch_is_a_bug_report(monkeypatch):
     rows = np.tile(np.array([[-3, 0, 4, 9]], np.int8), (4, 8))
     real = ws._pack
-    monkeypatch.setattr(ws, "_pack", lambda idx, bits: real((idx + 1) % (1 << bits), bits))
+    # the 2-bit indices off by one (the row bitmap, 1 bit per row, left alone)
+    monkeypatch.setattr(ws, "_pack", lambda idx, bits: real((idx + 1) % (1 << bits) if bits == 2 else idx, bits))
     with pytest.raises(ws.StorageBug, match="decodes weight"):
         ws.encode(rows, "palette2")
 
 
 def test_c_decoder_matches_python(tmp_path, rewritten):
-    """te_weights_decode in C (host build) gives back every weight tensor of the model exactly."""
+    """te_weights_decode in C (host build, ASan + UBSan) gives back every stored weight tensor
+    exactly, and so do the 16-bit lane decoders (read back lane by lane): 4-level palettes, 50%
+    zeros (mask rows), 90% zeros (list rows), int4 with a step per channel; one executable."""
     import subprocess
 
     from tinyedge.aot import include_dirs, kernel_sources
     from tinyedge.aot.codegen import render
 
-    g = parse_tflite(rewritten("mixed", "pal4").read_bytes())
-    files, ctx = render(g, weights="palette")
-    (tmp_path / "model.c").write_text(files["model.c"] + "\n" + _DUMP_C.replace(
-        "DESCS", ", ".join(f"&{x['var']}" for op in ctx["ops"] for x in op["extra"])))
-    (tmp_path / "model.h").write_text(files["model.h"])
+    want, objs, calls, opcodes = [], [], [], set()
+    flags = ["cc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+             *[f"-I{d}" for d in include_dirs()]]
+    for k, variant in enumerate(["pal4", "z50", "z90", "int4v"]):
+        g = parse_tflite(rewritten("mixed", variant).read_bytes())
+        files, ctx = render(g, prefix=f"m{k}", weights=VARIANTS[variant][1])
+        d = tmp_path / variant
+        d.mkdir()
+        descs = [(op["index"], x) for op in ctx["ops"] for x in op["extra"]]
+        (d / "model.c").write_text(files["model.c"] + "\n" + _DUMP_C.replace("DUMP", f"dump{k}").replace(
+            "DESCS", ", ".join(f"&{x['var']}" for _, x in descs)))
+        (d / "model.h").write_text(files["model.h"])
+        subprocess.run([*flags, f"-I{d}", "-c", str(d / "model.c"), "-o", str(d / "model.o")], check=True)
+        objs.append(str(d / "model.o"))
+        calls.append(f"dump{k}();")
+        opcodes |= {op.opcode for op in g.ops}
+        dense = [g.tensors[g.ops[i].inputs[1]].data.reshape(-1) for i, _ in descs]   # the decoders' layout
+        wide = [dict(x["field_items"])["decode_wide"] != "NULL" for _, x in descs]
+        assert len(descs) >= 4 and sum(wide) >= 1, (variant, ctx["storage"])
+        want += [w.astype(np.int64) for w in dense] + [w.astype(np.int64) for w, y in zip(dense, wide, strict=True) if y]
+    (tmp_path / "main.c").write_text("".join(f"void dump{k}(void);\n" for k in range(4)) +
+                                     "int main(void)\n{\n    " + " ".join(calls) + "\n    return 0;\n}\n")
     exe = tmp_path / "dump"
-    srcs = [str(tmp_path / "model.c"), *[str(p) for p in kernel_sources({op.opcode for op in g.ops})]]
-    subprocess.run(["cc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    *[f"-I{d}" for d in include_dirs()], f"-I{tmp_path}", *srcs, "-o", str(exe)], check=True)
+    srcs = [str(tmp_path / "main.c"), *objs, *[str(p) for p in kernel_sources(opcodes)]]
+    subprocess.run([*flags, *srcs, "-o", str(exe)], check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     got = np.array([int(v) for v in out], np.int64)
-    want = []
-    for op in g.ops:
-        if op.opcode in sm.WEIGHT_OPS:
-            want.append(g.tensors[op.inputs[1]].data.reshape(-1).astype(np.int64))
     want = np.concatenate(want)
     assert got.size == want.size and np.array_equal(got, want)
 
@@ -225,7 +308,8 @@ def test_c_decoder_matches_python(tmp_path, rewritten):
 _DUMP_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
-int main(void)
+void DUMP(void);
+void DUMP(void)
 {
     const te_weights_t *d[] = {DESCS};
     size_t k;
@@ -239,7 +323,23 @@ int main(void)
         }
         free(buf);
     }
-    return 0;
+    for (k = 0; k < sizeof d / sizeof d[0]; ++k) {
+        const int32_t n = d[k]->row_len;
+        uint32_t *lanes;
+        int32_t r, j;
+        if (d[k]->decode_wide == NULL) {
+            continue;
+        }
+        lanes = malloc((size_t)(d[k]->rows * n * 2));
+        d[k]->decode_wide(d[k], 0, d[k]->rows, lanes);
+        for (r = 0; r < d[k]->rows; ++r) {
+            for (j = 0; j < n; ++j) {   /* weight j: half (j >> 1) & 1 of word (j >> 2) * 2 + (j & 1) */
+                const uint32_t word = lanes[r * (n / 2) + (j >> 2) * 2 + (j & 1)];
+                printf("%d\n", (int)(int16_t)(uint16_t)(((j >> 1) & 1) ? word >> 16 : word & 0xFFFFu));
+            }
+        }
+        free(lanes);
+    }
 }
 """
 
@@ -296,6 +396,22 @@ def test_every_storage_on_every_op_bit_exact_qemu_cortex_m4(rewritten, variant):
     assert len(coded) >= 3 and all(t["stored_bytes"] < t["dense_bytes"] for t in coded), mem.weights
     assert [t["dense_bytes"] for t in mem.weights] == [t["dense_bytes"] for t in dense.weights]
     assert "tensors compact" in mem.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_int4_typed_model_bit_exact_qemu_cortex_m4(int4_typed):
+    """The INT4 model on the Cortex-M4 paths (lanes decode of the nibble stream, paired kernel)."""
+    from conftest import require_tool
+
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    path = int4_typed("mixed")
+    g = parse_tflite(path.read_bytes())
+    xs = inputs_for(g.tensors[g.inputs[0]].shape, seed=13)
+    outs, _, mem = _qemu_outputs(path, "auto", xs)
+    _assert_same("mixed/int4-typed on qemu-cortex-m4", path, outs, xs)
+    assert sum(t["storage"] == "int4" for t in mem.weights) >= 4, mem.weights
 
 
 @pytest.mark.slow

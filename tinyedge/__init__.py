@@ -31,6 +31,7 @@ _API = {
     "validate": ("tinyedge.validation", "validate"),
     "deploy": ("tinyedge.pipeline", "deploy"),
     "compress": ("tinyedge.compress", "compress"),
+    "report": ("tinyedge.report_html", "render_report_file"),
 }
 
 

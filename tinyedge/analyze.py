@@ -155,28 +155,66 @@ def memory_plan(graph: Graph) -> dict:
 _ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
 
 
-def _tflm_loads(data: bytes, arena: int) -> bool:
-    from tflite_micro.python.tflite_micro import runtime
+def _probe(data: bytes, arena: int, *, record: bool = False) -> tuple[bool, str, str | None]:
+    """Does the tflite-micro interpreter load `data` with an `arena`-byte arena?  (fits, its text, signal).
 
-    try:
-        runtime.Interpreter.from_bytes(data, arena_size=int(arena))
-    except RuntimeError:
-        return False
-    return True
+    Each try runs in a forked child: the interpreter writes past or dereferences
+    what it failed to allocate on some models (an LSTM's kernel, handed an
+    arena too small for its scratch buffers, segfaults in Prepare), so a crash
+    there must end the child, not the search.  A crash counts as "does not fit".
+    With `record`, the child prints the interpreter's allocation record, which
+    comes back in the text.
+    """
+    import signal as _signal
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as out:
+        pid = os.fork()
+        if pid == 0:  # the child: load, report, and leave without running the parent's clean-up
+            code = 1
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(out.fileno(), 2)
+                from tflite_micro.python.tflite_micro import runtime
+
+                try:
+                    interp = runtime.Interpreter.from_bytes(data, arena_size=int(arena))
+                    if record:
+                        interp.print_allocations()
+                    code = 0
+                except RuntimeError as e:
+                    os.write(2, f"\nRuntimeError: {e}\n".encode())
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if os.WIFSIGNALED(status):
+        try:
+            sig = _signal.Signals(os.WTERMSIG(status)).name
+        except ValueError:
+            sig = f"signal {os.WTERMSIG(status)}"
+        log.debug("tflite-micro interpreter with a %d B arena crashed (%s)", arena, sig)
+        return False, text, sig
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text, None
 
 
 def tflm_arena_bytes(tflite: os.PathLike | str | bytes, *, granularity: int = 16) -> int:
     """The smallest arena (bytes) with which TFLite Micro's interpreter (tflite-micro package) loads the model.
 
     Starts from the interpreter's own allocation record ("Arena allocation
-    total" with a roomy arena): no smaller arena can hold what it allocated, so
-    only sizes from there up are tried (the interpreter crashes on some models,
-    an LSTM say, when it is handed an arena too small for them).  It can fall
-    short of what allocation needs, so the size grows until the model loads,
-    then a binary search finds the smallest to `granularity` bytes.  Measured
+    total" with a roomy arena): no smaller arena can hold what it allocated.  It
+    can fall short of what allocation needs (scratch buffers taken while ops
+    prepare), so the size grows until the model loads, then a binary search
+    finds the smallest to `granularity` bytes.  Every try is a forked child
+    (`_probe`): the interpreter crashes on some models (an LSTM) when handed an
+    arena too small for them, and such a crash only says "too small".  Measured
     on the host (64-bit pointers): a 32-bit device needs somewhat less for
-    TFLM's own structs.  The interpreter runs in a worker process
-    (tinyedge.isolate): a crash is a NativeCrashError, never the end of tinyedge.
+    TFLM's own structs.  The search runs in a worker process
+    (tinyedge.isolate): a crash outside a try is a NativeCrashError, never the
+    end of tinyedge.
     """
     from . import isolate
 
@@ -184,36 +222,42 @@ def tflm_arena_bytes(tflite: os.PathLike | str | bytes, *, granularity: int = 16
     return isolate.call("arena", "tinyedge.analyze:_arena_search", data, granularity)
 
 
-def _arena_search(data: bytes, granularity: int) -> int:
-    from tflite_micro.python.tflite_micro import runtime
+_ROOMY_MIN = 4 << 20      # the first try's arena: 10x the model (the interpreter's own default), at least this
+_ARENA_MAX = 1 << 30
 
-    text: list[str] = []
-    try:
-        with capture_fd2() as text:
-            interp = runtime.Interpreter.from_bytes(data)
-            interp.print_allocations()
-    except RuntimeError as e:
-        raise ModelError(f"the tflite-micro interpreter cannot load this model ({e}): "
-                         f"{' '.join(''.join(text).split())[:200]}") from None
-    m = _ARENA_RE.search("".join(text))
+
+def _arena_search(data: bytes, granularity: int) -> int:
+    roomy = max(len(data) * 10, _ROOMY_MIN)
+    while True:
+        ok, text, sig = _probe(data, roomy, record=True)
+        if ok or roomy >= _ARENA_MAX:
+            break
+        roomy *= 4
+    if not ok:
+        detail = " ".join(text.split())[-200:]
+        how = f"crashed ({sig})" if sig else "failed"
+        raise ModelError(f"the tflite-micro interpreter {how} loading this model even with a "
+                         f"{roomy >> 20} MiB arena: {detail}",
+                         hint="TFLite Micro cannot run this model as converted; use runtime aot")
+    m = _ARENA_RE.search(text)
     if not m:
         raise ModelError("the tflite-micro interpreter did not report its arena size")
     recorded = int(m.group(1))
-    with capture_fd2():  # the interpreter prints a paragraph for each arena that is too small
-        hi = max(recorded, granularity)
-        while not _tflm_loads(data, hi):
-            hi = hi * 5 // 4 + granularity
-            if hi > 1 << 30:
-                raise ModelError("the tflite-micro interpreter does not load this model with any arena size")
-        lo = max(0, recorded // granularity * granularity - granularity)  # below the record nothing fits
-        while hi - lo > granularity:
-            mid = (lo + hi) // 2 // granularity * granularity
-            if mid <= lo:
-                break
-            if _tflm_loads(data, mid):
-                hi = mid
-            else:
-                lo = mid
+    hi = max(recorded, granularity)
+    while not _probe(data, hi)[0]:
+        hi = hi * 5 // 4 + granularity
+        if hi >= roomy:
+            hi = roomy
+            break
+    lo = max(0, recorded // granularity * granularity - granularity)  # below the record nothing fits
+    while hi - lo > granularity:
+        mid = (lo + hi) // 2 // granularity * granularity
+        if mid <= lo:
+            break
+        if _probe(data, mid)[0]:
+            hi = mid
+        else:
+            lo = mid
     return hi
 
 

@@ -492,9 +492,83 @@ def _representative(x: np.ndarray):
     return gen
 
 
+# Recurrent layers TensorFlow's int8 calibrator segfaults on when they are left as a loop (a WHILE
+# with the cell inside; seen with TF 2.21: Keras 3 GRU, LSTM and SimpleRNN, tf_keras GRU and
+# SimpleRNN).  tf_keras' LSTM becomes the fused UNIDIRECTIONAL_SEQUENCE_LSTM op instead, which
+# TFLite Micro runs, so it is left alone.
+_LOOPED_RNN = {"keras3": {"GRU", "LSTM", "SimpleRNN"}, "tf_keras": {"GRU", "SimpleRNN"}}
+# Beyond this many time steps an unrolled cell makes a graph too big to be worth it.
+MAX_UNROLL_STEPS = 256
+
+
+def _rnn_configs(cfg: dict) -> list[dict]:
+    """The recurrent layer configs inside one layer's config (itself, or a Bidirectional's two)."""
+    found = [cfg] if "unroll" in cfg else []
+    for key in ("layer", "backward_layer"):
+        sub = cfg.get(key)
+        if isinstance(sub, dict) and isinstance(sub.get("config"), dict):
+            found += _rnn_configs(sub["config"])
+    return found
+
+
+def _recurrent_layers(model: LoadedModel) -> list[tuple[str, str]]:
+    """(name, class) of the model's recurrent layers (any RNN, or a wrapper of one)."""
+    found = []
+    for layer in getattr(model.obj, "layers", None) or []:
+        cls = type(layer).__name__
+        inner = getattr(layer, "forward_layer", None) or getattr(layer, "layer", None)
+        if "unroll" in layer.get_config() or (inner is not None and hasattr(inner, "unroll")):
+            found.append((layer.name, cls))
+    return found
+
+
+def recurrent_to_unroll(model: LoadedModel) -> list[str]:
+    """The model's recurrent layers that convert_loaded unrolls (see _LOOPED_RNN), by name."""
+    classes = _LOOPED_RNN.get(model.kind, set())
+    steps = model.input_shape[1] if len(model.input_shape) >= 3 else None
+    if not classes or not steps or steps > MAX_UNROLL_STEPS:
+        return []
+    names = []
+    for layer in getattr(model.obj, "layers", []):
+        inner = [layer] + [getattr(layer, k) for k in ("forward_layer", "backward_layer") if hasattr(layer, k)]
+        if any(type(x).__name__ in classes and not getattr(x, "unroll", True) for x in inner):
+            names.append(layer.name)
+    return names
+
+
+def _unrolled(model: LoadedModel, names: list[str]):
+    """A copy of the Keras model with the recurrent layers `names` unrolled (same weights, same math:
+    the cell applied once per time step instead of in a loop)."""
+    if model.kind == "keras3":
+        import keras as lib
+    else:
+        import tf_keras as lib
+
+    def clone(layer):
+        cfg = layer.get_config()
+        if layer.name in names:
+            for c in _rnn_configs(cfg):
+                c["unroll"] = True
+        return layer.__class__.from_config(cfg)
+
+    copy = lib.models.clone_model(model.obj, clone_function=clone)
+    copy.set_weights(model.obj.get_weights())
+    return copy
+
+
 def convert_loaded(model: LoadedModel, calib_x: np.ndarray) -> bytes:
-    """Full-int8 flatbuffer bytes from a loaded model and float calibration inputs."""
+    """Full-int8 flatbuffer bytes from a loaded model and float calibration inputs.
+
+    Recurrent layers that would stay loops (see _LOOPED_RNN) are unrolled first:
+    TensorFlow's calibrator segfaults on those loops, and the unrolled cell is
+    plain int8 ops (FULLY_CONNECTED, LOGISTIC, TANH, MUL, ADD, ...)."""
     tf = _tf()
+    loops = recurrent_to_unroll(model) if model.kind in _LOOPED_RNN else []
+    if loops:
+        log.info("unrolling recurrent layers %s for conversion", ", ".join(loops))
+        from dataclasses import replace
+
+        model = replace(model, obj=_unrolled(model, loops))
     if model.kind == "keras3":
         # TensorFlow's own Keras route (it freezes Keras 3's variables itself; a hand-made
         # concrete function aborts the converter on keras.applications models), on the model
@@ -511,6 +585,11 @@ def convert_loaded(model: LoadedModel, calib_x: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    if loops:
+        # The MLIR quantizer leaves a SPLIT of an unrolled GRU cell in float on some runs and not
+        # on others (TF 2.21: 2 of 4 conversions of one model, same data); the older quantizer
+        # gave all-int8 every time.
+        conv.experimental_new_quantizer = False
     from .analyze import capture_fd2
 
     native: list[str] = []
@@ -616,7 +695,8 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
                                     "random": True}
         steps["calibration_data"] = time.perf_counter() - t
         t = time.perf_counter()
-        isolate.mark("convert")
+        isolate.mark("convert", [(name, f"a {cls}; TensorFlow's calibrator crashes on some recurrent layers")
+                                 for name, cls in _recurrent_layers(loaded)])
         data = convert_loaded(loaded, x)
         steps["convert"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -634,7 +714,10 @@ def _convert_worker(path: Path, kind: str, calib, samples: int, trust_code: bool
     for op in graph.ops:
         reason = tflm_check_op(graph, op)
         if reason is not None:
-            raise _op_error(graph, op, layers, f"does not run in TensorFlow Lite Micro: {reason}")
+            err = _op_error(graph, op, layers, f"does not run in TensorFlow Lite Micro: {reason}")
+            if "calibrated range" in reason:  # the layer is fine; its calibrated values are not
+                err.hint = "convert a trained model, with real inputs as calibration data (--calib DATA.npz)"
+            raise err
     isolate.mark("tflm_check")
     native: list[str] = []
     try:

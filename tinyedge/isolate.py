@@ -87,14 +87,30 @@ def _layer_in(report: str, layers) -> str | None:
     return None
 
 
-def mark(step: str) -> None:
-    """In a worker: note that `step` starts (a crash from here on is reported as that step's)."""
+def mark(step: str, suspects=()) -> None:
+    """In a worker: note that `step` starts (a crash from here on is reported as that step's), and
+    the (layer, why) pairs a crash in it most likely comes from (named when the report names none)."""
     path = os.environ.get(STEPS_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(step + "\n")
+            f.writelines(f"?{layer}\t{why}\n" for layer, why in suspects)
     if os.environ.get(FAULT_ENV) == step:
         os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _read_steps(path: Path) -> tuple[list[str], dict[str, list[tuple[str, str]]]]:
+    """(steps reached, step -> suspected (layer, why)) from a worker's steps file."""
+    reached: list[str] = []
+    suspects: dict[str, list[tuple[str, str]]] = {}
+    if path.is_file():
+        for line in path.read_text("utf-8").splitlines():
+            if line.startswith("?") and reached:
+                layer, _, why = line[1:].partition("\t")
+                suspects.setdefault(reached[-1], []).append((layer, why))
+            elif line.strip():
+                reached.append(line.strip())
+    return reached, suspects
 
 
 def call(step: str, target: str, *args, layers=(), timeout: float | None = None, **kwargs):
@@ -124,13 +140,16 @@ def call(step: str, target: str, *args, layers=(), timeout: float | None = None,
             if status == "tinyedge":
                 raise _rebuild(value)
             raise RuntimeError(f"{step} worker failed:\n{value}")
-        reached = steps.read_text("utf-8").split() if steps.is_file() else []
+        reached, suspects = _read_steps(steps)
         step = reached[-1] if reached else step
         sig = _signal_name(code)
         layer = _layer_in(report, layers)
         what = _WHAT.get(step, "native code")
         how = f"crashed ({sig})" if sig else f"exited with status {code} and no result"
         where = f" at layer '{layer}'" if layer else ""
+        if layer is None and suspects.get(step):
+            layer, why = suspects[step][0]
+            where = f" (most likely at layer '{layer}': {why})" if why else f" (most likely at layer '{layer}')"
         raise NativeCrashError(f"{what} {how} during step '{step}'{where}",
                                step=step, signal_name=sig, layer=layer, report=report,
                                hint=_TRY.get(step, "run with --verbose to see the crash report"))

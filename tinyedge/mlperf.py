@@ -440,9 +440,10 @@ def deploy(model, *, board: str | None = None, runtime: str = "aot", port: str |
     from .boards import get_board
     from .builder import build_project
     from .flashers.dispatch import flash_project
-    from .fsutil import atomic_write_json, check_output_dir, mark_ours
+    from .fsutil import check_output_dir, mark_ours
     from .pipeline import _find_port, _memory_section, default_output_dir
     from .project import generate_project
+    from .report_html import write_report
 
     model = Path(model).expanduser().resolve()
     b = get_board(board)
@@ -462,7 +463,7 @@ def deploy(model, *, board: str | None = None, runtime: str = "aot", port: str |
             report["notes"] = [f"{b.id} is a real board and no --port was given: built, not flashed. "
                                f"Flash with 'tinyedge flash {project} --port PORT', then run "
                                f"'tinyedge mlperf --port PORT {tflite}'."]
-            atomic_write_json(outdir / "report.json", report)
+            write_report(outdir / "report.json", report)
             return report
     result = flash_project(project, port=port, board=b)
     try:
@@ -471,5 +472,5 @@ def deploy(model, *, board: str | None = None, runtime: str = "aot", port: str |
     finally:
         result.close()
     report["artifacts"] = {"dir": str(outdir), "project": str(project), "report": str(outdir / "report.json")}
-    atomic_write_json(outdir / "report.json", report)
+    write_report(outdir / "report.json", report)
     return report

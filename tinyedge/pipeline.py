@@ -101,6 +101,8 @@ def deploy(
     name: str | None = None,
     micropython_dir: str | Path | None = None,
     weights: str = "auto",
+    task: str | None = None,
+    top_k: tuple[int, ...] | None = None,
 ) -> dict:
     """Convert, generate, build, flash and validate; return the report (also written to report.json).
 
@@ -111,7 +113,9 @@ def deploy(
     `convert_options` are keyword arguments of `tinyedge.conversion.convert` (samples, trust_code);
     `calib` is given on its own.  A folder this call made is removed again when it fails before
     anything but the marker was written into it.  `weights`: the aot runtime's weight storage policy
-    (auto, dense, palette, sparse, int4).
+    (auto, dense, palette, sparse, int4).  `task` (classify, anomaly, regress) overrides the detected
+    kind of model for the report's metrics, `top_k` the k of its top-k accuracies.  report.html is
+    written beside report.json.
     """
     model = Path(model).expanduser().resolve()
     if not model.exists():
@@ -127,13 +131,14 @@ def deploy(
                        outdir=outdir, timeout=timeout, progress=progress, on_step=on_step,
                        convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
                        compress=compress, train=train, val=val, train_progress=train_progress,
-                       backend=backend, name=name, micropython_dir=micropython_dir, weights=weights)
+                       backend=backend, name=name, micropython_dir=micropython_dir, weights=weights,
+                       task=task, top_k=top_k)
 
 
 def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
             convert_options: dict, baud, on_status, compress=None, train=None, val=None,
             train_progress=None, backend: str = "auto", name: str | None = None,
-            micropython_dir=None, weights: str = "auto") -> dict:
+            micropython_dir=None, weights: str = "auto", task=None, top_k=None) -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
@@ -202,18 +207,20 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     graph = load_tflite(tflite)
     report["model"] = {"path": str(model), "sha256": graph.sha256, "tflite_bytes": graph.size_bytes,
                        "tflite": str(tflite)}
-    from .validation import prepare_inputs, validate_device
+    from .report_html import write_report
+    from .validation import add_float_outputs, prepare_inputs, validate_device
 
     inputs = prepare_inputs(graph, data, samples)  # the data must fit the model before we build
+    inputs.task, inputs.top_k = task, top_k
 
     from .runtimes import get_runtime
 
     rt = get_runtime(runtime)
     if rt.kind == "package":
         # a runtime installed onto a running interpreter: its own generate / install / validate steps
+        add_float_outputs(inputs, graph, float_model, trust_code=convert_options.get("trust_code", False),
+                          note="no float model: the input was a .tflite")
         float_acc = None
-        if float_model is not None and inputs.labels is not None:
-            float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
         try:
             rt.resolve("deploy")(board=b, tflite=tflite, graph=graph, inputs=inputs, outdir=outdir, port=port,
                                  timeout=timeout, steps=steps, notes=notes, report=report,
@@ -227,7 +234,7 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
         report["versions"] = tool_versions(_toolchain_versions(b))
         report["artifacts"] = {"dir": str(outdir), "package": str(outdir / "package"),
                                "report": str(outdir / "report.json")}
-        atomic_write_json(outdir / "report.json", report)
+        write_report(outdir / "report.json", report)
         return report
 
     # 2. generate the firmware project.
@@ -255,7 +262,7 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
         port = _find_port(b)
         if port is None:
             report.update(_not_validated(steps, notes, b, project))
-            atomic_write_json(outdir / "report.json", report)
+            write_report(outdir / "report.json", report)
             return report
     with ExitStack() as stack:
         with steps.step("flash") as st:
@@ -271,11 +278,11 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
             float_acc = None
             dev = stack.enter_context(Device(result.port, timeout=timeout, on_status=on_status,
                                                 **({"baud": baud} if baud else {})))
-            if float_model is not None and inputs.labels is not None:
-                float_acc = _float_accuracy(float_model, inputs, convert_options.get("trust_code", False))
+            add_float_outputs(inputs, graph, float_model, trust_code=convert_options.get("trust_code", False),
+                              note="no float model: the input was a .tflite")
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_acc,
                                 progress=progress)
-    report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement", "accuracy", "latency")})
+    report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement", "accuracy", "metrics", "latency")})
     if "compression" in report:
         report["compression"]["on_device"] = {"board": b.id, "latency": v["latency"],
                                               "accuracy_device": (v["accuracy"] or {}).get("device"),
@@ -286,7 +293,7 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     from .validation import tool_versions
 
     report["versions"] = tool_versions(_toolchain_versions(b))
-    atomic_write_json(outdir / "report.json", report)
+    write_report(outdir / "report.json", report)
     return report
 
 
@@ -363,11 +370,3 @@ def _not_validated(steps, notes, b, project) -> dict:
             "agreement": None, "accuracy": {"float": None, "int8_host": None, "device": None},
             "latency": None, "steps": steps.items, "notes": notes,
             "next": {"flash": flash_cmd, "validate": f"tinyedge validate {shlex.quote(str(project.parent / 'model.tflite'))} --port PORT"}}
-
-
-def _float_accuracy(float_model: Path, inputs, trust_code: bool = False) -> float | None:
-    from .conversion import float_predict
-    from .metrics import accuracy
-
-    y = float_predict(float_model, inputs.x_float, trust_code=trust_code)
-    return accuracy(y, inputs.labels)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import subprocess
 import threading
+from contextlib import contextmanager
 
 # Strong references on purpose: a board whose Python handle was dropped
 # (say, by a caller that raised before closing it) must still be stopped at
@@ -89,6 +90,31 @@ def stop_on_signals() -> None:
             pass
 
 
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextmanager
+def signals_held():
+    """Hold SIGINT, SIGTERM and SIGHUP while the block runs (in the main thread; elsewhere, and
+    where the platform cannot, nothing is held); one that came meanwhile is handled as it ends.
+
+    Start a child and register it (track) inside: a signal then finds it either not started or
+    registered, never started and unknown to the exit hook.  The child inherits the held mask
+    across exec, so its preexec_fn must release it (die_with_parent does).
+    """
+    import signal
+
+    sigs = {getattr(signal, n) for n in _STOP_SIGNALS if hasattr(signal, n)}
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def die_with_parent() -> None:
     """preexec_fn for an emulator child: Linux sends it SIGKILL when tinyedge dies, by any signal
     (SIGKILL included, which no handler sees).  Elsewhere it does nothing.  Use it only for
@@ -98,6 +124,8 @@ def die_with_parent() -> None:
     import signal
     import sys
 
+    if hasattr(signal, "pthread_sigmask"):  # started inside signals_held: the emulator must see them
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {getattr(signal, n) for n in _STOP_SIGNALS if hasattr(signal, n)})
     if not sys.platform.startswith("linux"):
         return
     try:

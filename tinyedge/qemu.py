@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from .errors import FlashError, InputFileError, ToolMissingError, UsageError
-from .procutil import ChildProcess, die_with_parent, stop_process, track, untrack
+from .procutil import ChildProcess, die_with_parent, signals_held, stop_process, track, untrack
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +194,10 @@ def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
         # Linux ties PR_SET_PDEATHSIG to the parent *thread*: a QEMU started from a worker thread
         # (a restart from a timer, a pytest-timeout thread) would be killed when that thread ends.
         main = threading.current_thread() is threading.main_thread()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                preexec_fn=die_with_parent if main else None)  # noqa: PLW1509
-        q = QemuProcess(proc, p, cmd, err)
+        with signals_held():  # a SIGTERM now finds QEMU not started, or tracked (closed at exit)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    preexec_fn=die_with_parent if main else None)  # noqa: PLW1509
+            q = QemuProcess(proc, p, cmd, err)
         deadline = time.monotonic() + timeout
         can_see = os.path.exists("/proc/net/tcp")  # elsewhere: give QEMU a moment instead
         while time.monotonic() < deadline:

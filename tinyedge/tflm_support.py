@@ -51,7 +51,31 @@ def check_op(graph, op) -> str | None:
         return "float op: tinyedge deploys full-int8 models (convert with 'tinyedge convert')"
     if op.opcode == "CONCATENATION" and len(op.inputs) > 10:   # kernels/concatenation.cc kMaxInputNum
         return f"TFLM's CONCATENATION takes at most 10 inputs (this one has {len(op.inputs)})"
+    if op.opcode in ("SOFTMAX", "LOG_SOFTMAX") and ins and ins[0].dtype == "int8":
+        return _softmax_scale_reason(op, ins[0])
     return None
+
+
+# TFLM's int8 (log-)softmax rescales its input to a fixed point number with 5 integer bits
+# (softmax_common.cc, kScaledDiffIntegerBits; log_softmax.cc, kInputIntegerBits):
+# PreprocessSoftmaxScaling asks QuantizeMultiplierGreaterThanOne for
+# beta * input_scale * 2^26, which aborts the interpreter (TFLITE_CHECK_GT(x, 1.),
+# SIGABRT) when that is not above 1.
+_SOFTMAX_SHIFT = 1 << (31 - 5)
+
+
+def _softmax_scale_reason(op, tin) -> str | None:
+    import numpy as np
+
+    scale = float(np.asarray(tin.scale, dtype=np.float32).reshape(-1)[0]) if tin.scale is not None else 0.0
+    beta = float(np.float32(op.options.get("beta", 1.0))) if op.opcode == "SOFTMAX" else 1.0
+    if beta * scale * _SOFTMAX_SHIFT > 1.0:
+        return None
+    least = 1.0 / (beta * _SOFTMAX_SHIFT)
+    return (f"its int8 input's scale {scale:.3g} is below the {least:.3g} TFLM's {op.opcode} kernel needs "
+            f"(its interpreter aborts): the calibrated range of the values it normalizes is only "
+            f"{scale * 255:.2g}, so they are all but constant (untrained weights whose activations vanish, "
+            f"or calibration data the model maps to one output)")
 
 
 # TFLM kernel sources (tensorflow/lite/micro/kernels/<stem>.cc, and <stem>_common.cc

@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .errors import ValidationError
 from .graph import Graph, load_tflite
-from .metrics import accuracy, agreement, latency
+from .metrics import accuracy, agreement, dequantize, detect_task, latency, task_metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ class ValidationInputs:
     x_float: np.ndarray | None = None  # the float inputs, when given as data
     source: str = "generated"          # "generated" or the data file's path
     notes: list[str] = field(default_factory=list)
+    float_outputs: np.ndarray | None = None  # the float model's outputs on these inputs, when there is one
+    float_note: str | None = None      # why there are no float outputs ("no float model", ...)
+    task: str | None = None            # the user's --task (classify, anomaly, regress); None: detected
+    top_k: tuple[int, ...] | None = None  # the user's --top-k; None: 1, 3, 5 (bounded by the classes)
 
 
 def prepare_inputs(graph: Graph, data: str | Path | None = None, samples: int | None = None) -> ValidationInputs:
@@ -93,6 +97,61 @@ def _classes(graph: Graph) -> int:
     """The number of classes of a classifier's output (its last dimension), or 0 when not a vector."""
     shape = [int(d) for d in graph.output_tensors[0].shape]
     return shape[-1] if shape and shape[-1] > 1 else 0
+
+
+def float_inputs(graph: Graph, inputs: ValidationInputs) -> np.ndarray:
+    """The float inputs: the data as given, or the generated int8 inputs dequantized."""
+    if inputs.x_float is not None:
+        return inputs.x_float
+    t = graph.input_tensors[0]
+    if t.scale is None:
+        return inputs.xq.astype(np.float32)
+    return dequantize(inputs.xq, t.scale, t.zero_point).astype(np.float32)
+
+
+def add_float_outputs(inputs: ValidationInputs, graph: Graph, float_model: str | Path | None, *,
+                      trust_code: bool = False, note: str = "no float model") -> ValidationInputs:
+    """Run the float (Keras) model on the validation inputs, so the report compares against it too.
+
+    Without a float model, `inputs.float_note` says why there is no float comparison.
+    """
+    if float_model is None:
+        inputs.float_note = note
+        return inputs
+    from .conversion import float_predict
+
+    try:
+        y = float_predict(float_model, float_inputs(graph, inputs), trust_code=trust_code)
+    except Exception as e:  # noqa: BLE001 - the float comparison is extra: the report says why it is missing
+        log.warning("the float model %s did not run (%s: %s): no float comparison", float_model,
+                    type(e).__name__, e)
+        inputs.float_note = f"the float model did not run ({type(e).__name__}: {e})"
+        return inputs
+    y = y[0] if isinstance(y, (list, tuple)) else y
+    inputs.float_outputs = np.asarray(y, dtype=np.float32)
+    if inputs.x_float is None:
+        inputs.notes.append("the float model ran on the generated int8 inputs, dequantized")
+    return inputs
+
+
+def _dequantized(q: np.ndarray, t) -> np.ndarray:
+    if t.scale is None:
+        return q.astype(np.float64)
+    return dequantize(q, t.scale, t.zero_point)
+
+
+def report_metrics(graph: Graph, inputs: ValidationInputs, dev: np.ndarray, ref: np.ndarray,
+                   labels: np.ndarray | None) -> dict:
+    """The report's `metrics` section for the board's and the host's int8 outputs (one row per sample)."""
+    tin, tout = graph.input_tensors[0], graph.output_tensors[0]
+    prod = graph.producers().get(graph.outputs[0])
+    last_op = graph.ops[prod].opcode if prod is not None else None
+    task, reason = detect_task(tin.shape, tout.shape, last_op=last_op, labels=labels, override=inputs.task)
+    n = dev.shape[0]
+    x = float_inputs(graph, inputs)[:n] if task == "anomaly" else None
+    return task_metrics(task, _dequantized(dev, tout), _dequantized(ref, tout), labels=labels,
+                        float_outputs=inputs.float_outputs, inputs=x, top_k=inputs.top_k,
+                        classes=_classes(graph), reason=reason, float_note=inputs.float_note)
 
 
 def tool_versions(extra: dict | None = None) -> dict:
@@ -171,6 +230,16 @@ def validate_device(
 
     unit = info.unit
     hz = clock_hz or info.clock_hz
+    if float_accuracy is None and inputs.float_outputs is not None and labels is not None:
+        float_accuracy = accuracy(inputs.float_outputs[:done], labels)
+    metrics = report_metrics(graph, inputs, dev, refa, labels)
+    notes = list(inputs.notes)
+    classifier = metrics["task"] == "classify"
+    if labels is not None and not classifier:
+        # top-1 accuracy of an autoencoder's or a regressor's arg-max means nothing: its metrics say more
+        notes.append(f"labels given to a model taken as {metrics['task']} ({metrics['task_reason']}): no top-1 "
+                     "accuracy" + ("; ROC AUC of the reconstruction error instead" if metrics["task"] == "anomaly"
+                                   else "") + " (--task classify to treat it as a classifier)")
     return {
         "samples": done,
         "samples_requested": n,
@@ -178,14 +247,15 @@ def validate_device(
         "inputs": inputs.source,
         "agreement": agree.to_dict(),
         "accuracy": {
-            "float": float_accuracy if labels is not None else None,
-            "int8_host": accuracy(refa, labels),
-            "device": accuracy(dev, labels),
+            "float": float_accuracy if labels is not None and classifier else None,
+            "int8_host": accuracy(refa, labels) if classifier else None,
+            "device": accuracy(dev, labels) if classifier else None,
             "labels": labels is not None,
         },
+        "metrics": metrics,
         "latency": latency(counts, unit or "unknown", hz),
         "stream_seconds": stream_s,
-        "notes": list(inputs.notes) + ([f"interrupted: validated {done} of {n} samples"] if interrupted else []),
+        "notes": notes + ([f"interrupted: validated {done} of {n} samples"] if interrupted else []),
     }
 
 
@@ -202,23 +272,25 @@ def validate(
     baud: int = 115200,
     trust_code: bool = False,
     on_status: Callable[[str], None] | None = None,
+    task: str | None = None,
+    top_k: tuple[int, ...] | None = None,
 ) -> dict:
     """Validate the board on `port` (a pyserial URL) that runs `tflite`; return the report.
 
-    With `float_model` (the Keras model the .tflite came from) and labelled
-    data, the float model's accuracy is reported too.  With `report_file`,
-    the report is also written there as JSON (atomically).
+    With `float_model` (the Keras model the .tflite came from), the board's outputs are also
+    compared with the float model's, and with labelled data its accuracy is reported too.
+    `task` (classify, anomaly, regress) overrides the detected kind of model, `top_k` the k of
+    the top-k accuracies.  With `report_file`, the report is also written there as JSON and beside
+    it as HTML (atomically).
     """
-    from .fsutil import atomic_write_json
     from .link import Device
 
     graph = load_tflite(tflite)
     inputs = prepare_inputs(graph, data, samples)
+    inputs.task, inputs.top_k = task, top_k
+    add_float_outputs(inputs, graph, float_model, trust_code=trust_code,
+                      note="no float model (pass --float-model to compare with it)")
     float_acc = None
-    if float_model is not None and inputs.labels is not None:
-        from .conversion import float_predict
-
-        float_acc = accuracy(float_predict(float_model, inputs.x_float, trust_code=trust_code), inputs.labels)
     with Device(port, timeout=timeout, baud=baud, on_status=on_status) as dev:
         info = dev.info()
         report = {
@@ -234,5 +306,7 @@ def validate(
         report["link"] = dict(vars(dev.stats))
     report["versions"] = tool_versions()
     if report_file:
-        atomic_write_json(report_file, report)
+        from .report_html import write_report
+
+        write_report(report_file, report)
     return report

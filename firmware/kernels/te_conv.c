@@ -503,3 +503,195 @@ void te_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *sc
         te_conv2d_s8(&q, in, out + c0);
     }
 }
+
+/* ---- CONV_2D on weights decoded to 16-bit lanes ------------------------------------------ */
+
+#ifdef TE_HAVE_DOT4_ROWS
+/* a[0] += px0 . ch0, a[1] += px1 . ch0, a[2] += px0 . ch1, a[3] += px1 . ch1 with both the
+ * window (xq) and the weights (wa: ch0, wb: ch1) already in 16-bit lanes: 16 MACs in 12
+ * instructions (groups > 0) */
+static inline void te_mac2x2_wide(const uint32_t *xq, const uint32_t *wa, const uint32_t *wb, int32_t groups,
+                                  int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
+    const uint32_t *xend = xq + 4 * groups;
+    const int32_t odd = groups & 1;
+    uint32_t xe0, xo0, xe1, xo1, we, wo;
+#define TE_MAC2X2W_GROUP                                 \
+    "ldrd   %[xe0], %[xo0], [%[x]], #8\n\t"             \
+    "ldrd   %[xe1], %[xo1], [%[x]], #8\n\t"             \
+    "ldrd   %[we], %[wo], [%[wa]], #8\n\t"              \
+    "smlad  %[a00], %[xe0], %[we], %[a00]\n\t"          \
+    "smlad  %[a00], %[xo0], %[wo], %[a00]\n\t"          \
+    "smlad  %[a01], %[xe1], %[we], %[a01]\n\t"          \
+    "smlad  %[a01], %[xo1], %[wo], %[a01]\n\t"          \
+    "ldrd   %[we], %[wo], [%[wb]], #8\n\t"              \
+    "smlad  %[a10], %[xe0], %[we], %[a10]\n\t"          \
+    "smlad  %[a10], %[xo0], %[wo], %[a10]\n\t"          \
+    "smlad  %[a11], %[xe1], %[we], %[a11]\n\t"          \
+    "smlad  %[a11], %[xo1], %[wo], %[a11]\n\t"
+    __asm__ volatile(
+        "ldr    %[we], %[odd]\n\t"
+        "cmp    %[we], #0\n\t"
+        "bne    3f\n\t"
+        "1:\n\t"
+        TE_MAC2X2W_GROUP
+        "3:\n\t"
+        TE_MAC2X2W_GROUP
+        "ldr    %[we], %[xend]\n\t"
+        "cmp    %[x], %[we]\n\t"
+        "bne    1b\n\t"
+        : [x] "+r"(xq), [wa] "+r"(wa), [wb] "+r"(wb), [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10),
+          [a11] "+r"(a11), [xe0] "=&r"(xe0), [xo0] "=&r"(xo0), [xe1] "=&r"(xe1), [xo1] "=&r"(xo1), [we] "=&r"(we),
+          [wo] "=&r"(wo)
+        : [xend] "m"(xend), [odd] "m"(odd)
+        : "cc", "memory");
+#undef TE_MAC2X2W_GROUP
+    a[0] = a00;
+    a[1] = a01;
+    a[2] = a10;
+    a[3] = a11;
+}
+
+/* te_conv_pairs with lanes weights `wl` (n % 4 == 0) */
+static void te_conv_pairs_wide(const te_conv_params_t *p, const uint32_t *wl, const int8_t *in_b, int8_t *out_b,
+                               int32_t pitch)
+{
+    int8_t g[TE_PAIR_GATHER];
+    uint32_t xq[TE_PAIR_MAX];
+    int8_t t0[4], t1[4];
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t groups = n >> 2, half = n >> 1;
+    const int32_t npix = p->out_h * p->out_w;
+    const int32_t oc_n = p->out_c;
+    const int32_t *const eff = p->eff_bias;
+    const int32_t *const mult = p->mult;
+    const int8_t *const shift = p->shift;
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int fast = te_fast_requant(shift, oc_n, lo, hi);
+    int32_t px, c, i;
+    for (px = 0; px < npix; px += 2) {
+        const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
+        int8_t *o0 = out_b + px * pitch;
+        int8_t *o1 = out_b + px1 * pitch;
+        te_window_lanes(p, in_b, px / p->out_w, px % p->out_w, g, xq, t0);
+        te_window_lanes(p, in_b, px1 / p->out_w, px1 % p->out_w, g, xq + 2, t1);
+        for (c = 0; c + 2 <= oc_n; c += 2) {
+            const uint32_t *w = wl + c * half;
+            int32_t a[4];
+            a[0] = eff[c];
+            a[1] = eff[c];
+            a[2] = eff[c + 1];
+            a[3] = eff[c + 1];
+            te_mac2x2_wide(xq, w, w + half, groups, a);
+            if (fast) {
+                const int32_t m0 = mult[c], e0 = ~(int32_t)shift[c];
+                const int32_t m1 = mult[c + 1], e1 = ~(int32_t)shift[c + 1];
+                const int32_t s0 = te_sat8(te_rq_right(a[0], m0, e0) + oo);
+                const int32_t s1 = te_sat8(te_rq_right(a[1], m0, e0) + oo);
+                const int32_t s2 = te_sat8(te_rq_right(a[2], m1, e1) + oo);
+                const int32_t s3 = te_sat8(te_rq_right(a[3], m1, e1) + oo);
+                o0[c] = (int8_t)s0;
+                o1[c] = (int8_t)s1;
+                o0[c + 1] = (int8_t)s2;
+                o1[c + 1] = (int8_t)s3;
+            } else {
+                const int8_t r0 = te_requant(a[0], mult[c], shift[c], oo, lo, hi);
+                const int8_t r1 = te_requant(a[1], mult[c], shift[c], oo, lo, hi);
+                const int8_t r2 = te_requant(a[2], mult[c + 1], shift[c + 1], oo, lo, hi);
+                const int8_t r3 = te_requant(a[3], mult[c + 1], shift[c + 1], oo, lo, hi);
+                o0[c] = r0;
+                o1[c] = r1;
+                o0[c + 1] = r2;
+                o1[c + 1] = r3;
+            }
+        }
+        if (c < oc_n) {
+            const uint32_t *w = wl + c * half;
+            int32_t a0 = eff[c], a1 = eff[c];
+            for (i = 0; i < groups; ++i) {
+                a0 = te_smlad(xq[4 * i], w[2 * i], a0);
+                a0 = te_smlad(xq[4 * i + 1], w[2 * i + 1], a0);
+                a1 = te_smlad(xq[4 * i + 2], w[2 * i], a1);
+                a1 = te_smlad(xq[4 * i + 3], w[2 * i + 1], a1);
+            }
+            o0[c] = te_requant(a0, mult[c], shift[c], oo, lo, hi);
+            o1[c] = te_requant(a1, mult[c], shift[c], oo, lo, hi);
+        }
+    }
+}
+#endif
+
+/* portable (and the DSP build's path for shapes the paired kernel does not take): weight j of a
+ * channel is lane (j >> 1) & 1 of word (j >> 2) * 2 + (j & 1) */
+static inline int32_t te_lane(const uint32_t *wl, int32_t j)
+{
+    const uint32_t word = wl[(j >> 2) * 2 + (j & 1)];
+    return (int32_t)(int16_t)(uint16_t)(((j >> 1) & 1) ? word >> 16 : word & 0xFFFFu);
+}
+
+static void te_conv_wide_portable(const te_conv_params_t *p, const uint32_t *wl, const int8_t *in_b, int8_t *out_b,
+                                  int32_t pitch)
+{
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t zp = -p->in_offset;
+    int32_t oy, ox, c, ky, kx, i;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+            int8_t *o = out_b + (oy * p->out_w + ox) * pitch;
+            for (c = 0; c < p->out_c; ++c) {
+                const uint32_t *w = wl + c * (n / 2);
+                int32_t acc = p->eff_bias[c];
+                for (ky = 0; ky < p->k_h; ++ky) {
+                    const int32_t iy = iy0 + ky * p->dil_h;
+                    for (kx = 0; kx < p->k_w; ++kx) {
+                        const int32_t ix = ix0 + kx * p->dil_w;
+                        const int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+                        const int8_t *x = in_b + (iy * p->in_w + ix) * p->in_c;
+                        const int32_t j0 = (ky * p->k_w + kx) * p->in_c;
+                        for (i = 0; i < p->in_c; ++i) {
+                            acc += (inside ? x[i] : zp) * te_lane(w, j0 + i);
+                        }
+                    }
+                }
+                o[c] = te_requant(acc, p->mult[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+void te_conv2d_s8_wide(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
+                       const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
+    uint32_t *const wl = (uint32_t *)(void *)scratch;
+    te_conv_params_t q = *p;
+    int32_t c0, b;
+#ifdef TE_HAVE_DOT4_ROWS
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    /* the paired kernel's shapes (the generator emits te_conv2d_s8_wide for these only); no call
+     * into te_conv2d_s8, so a model whose convs are all stored links none of the dense paths */
+    const int paired = p->out_c >= 2 && n <= ((p->in_c & 3) == 0 ? TE_PAIR_MAX : TE_PAIR_GATHER);
+#endif
+    for (c0 = 0; c0 < p->out_c; c0 += block) {
+        const int32_t nb = p->out_c - c0 < block ? p->out_c - c0 : block;
+        w->decode_wide(w, c0, c0 + nb, wl);
+        q.out_c = nb;
+        q.bias = NULL;   /* the paired kernel reads only the folded bias */
+        q.eff_bias = p->eff_bias + c0;
+        q.mult = p->mult + c0;
+        q.shift = p->shift + c0;
+        for (b = 0; b < p->batches; ++b) {
+            const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+            int8_t *out_b = out + b * p->out_h * p->out_w * pitch + c0;
+#ifdef TE_HAVE_DOT4_ROWS
+            if (paired) {
+                te_conv_pairs_wide(&q, wl, in_b, out_b, pitch);
+                continue;
+            }
+#endif
+            te_conv_wide_portable(&q, wl, in_b, out_b, pitch);
+        }
+    }
+}

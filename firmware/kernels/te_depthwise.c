@@ -29,8 +29,14 @@
                          : "memory");                                                               \
     } while (0)
 
-void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+/* `tapmask` (DSP tap-pointer path only, may be NULL): per group of 4 channels the taps where
+ * any of the 4 has a non-zero weight (bit t); the others are skipped, exactly (zero weights) */
+static void te_dw_impl(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out,
+                       const uint32_t *tapmask)
 {
+#if !(defined(__ARM_FEATURE_DSP) && defined(__GNUC__))
+    (void)tapmask;
+#endif
     const int32_t span_h = (p->k_h - 1) * p->dil_h;
     const int32_t span_w = (p->k_w - 1) * p->dil_w;
     const int32_t oc_n = p->out_c;
@@ -94,7 +100,22 @@ void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT
                                 }
                             }
                         }
-                        if (ntaps == 9 && fast) {
+                        if (tapmask != NULL) {
+                            for (; c + 4 <= oc_n; c += 4) {
+                                int32_t a0 = eff[c], a1 = eff[c + 1], a2 = eff[c + 2], a3 = eff[c + 3];
+                                uint32_t mk = tapmask[c >> 2];
+                                while (mk) {
+                                    const int32_t tt = __builtin_ctz(mk);
+                                    const int8_t *w = p->weights + tt * oc_n + c;
+                                    mk &= mk - 1u;
+                                    TE_DW_TAP4(tp[tt], c, w, oc_n);
+                                }
+                                o[c] = te_requant(a0, mult[c], shift[c], oo, lo, hi);
+                                o[c + 1] = te_requant(a1, mult[c + 1], shift[c + 1], oo, lo, hi);
+                                o[c + 2] = te_requant(a2, mult[c + 2], shift[c + 2], oo, lo, hi);
+                                o[c + 3] = te_requant(a3, mult[c + 3], shift[c + 3], oo, lo, hi);
+                            }
+                        } else if (ntaps == 9 && fast) {
                             const int8_t *x0 = tp[0], *x1 = tp[1], *x2 = tp[2], *x3 = tp[3], *x4 = tp[4];
                             const int8_t *x5 = tp[5], *x6 = tp[6], *x7 = tp[7], *x8 = tp[8];
                             const int8_t *wc = p->weights;
@@ -190,11 +211,43 @@ void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT
     }
 }
 
+void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_dw_impl(p, in, out, NULL);
+}
+
 void te_depthwise_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch,
                               const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     te_conv_params_t q = *p;
     te_weights_decode(w, 0, w->rows, scratch);   /* [taps][out_c], once per inference */
     q.weights = scratch;
-    te_depthwise_conv2d_s8(&q, in, out);
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    /* zero skipping: per 4 channels the taps with a non-zero weight, when at least a third of
+     * the (group, tap) pairs are all zero (sparse weights: a 90%-zero 3x3 filter has one) */
+    if (w->kind == TE_W_SPARSE && p->depth_mult == 1 && p->k_h * p->k_w <= TE_DW_TAPS && p->out_c >= 4 &&
+        p->out_c <= TE_DW_ZMAX) {
+        uint32_t mask[TE_DW_ZMAX / 4];
+        const int32_t taps = p->k_h * p->k_w, groups = p->out_c >> 2;
+        int32_t g, t, zero = 0;
+        for (g = 0; g < groups; ++g) {
+            uint32_t m = 0;
+            for (t = 0; t < taps; ++t) {
+                uint32_t v;
+                memcpy(&v, scratch + t * p->out_c + 4 * g, 4);
+                if (v != 0) {
+                    m |= 1u << t;
+                } else {
+                    ++zero;
+                }
+            }
+            mask[g] = m;
+        }
+        if (3 * zero >= groups * taps) {
+            te_dw_impl(&q, in, out, mask);
+            return;
+        }
+    }
+#endif
+    te_dw_impl(&q, in, out, NULL);
 }

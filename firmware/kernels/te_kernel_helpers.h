@@ -294,4 +294,93 @@ static inline void te_taps(int32_t origin, int32_t k, int32_t dil, int32_t size,
     *k0 = lo < *k1 ? lo : *k1;   /* never an inverted (negative-length) range */
 }
 
+/* ---- compact weight storage: row walking ------------------------------------ */
+
+/* (uint16)lo | hi << 16 */
+static inline uint32_t te_pack16(int32_t lo, int32_t hi)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+#else
+    return (uint32_t)(uint16_t)lo | ((uint32_t)hi << 16);
+#endif
+}
+
+/* palette / int4 (per-row steps) rows: bytes of row r and whether it is coded */
+static inline int32_t te_pal_row_bytes(const te_weights_t *w, int32_t r)
+{
+    if (w->kind == TE_W_INT4) {
+        return w->table[r] ? (w->row_len + 1) / 2 : w->row_len;   /* step 0: a plain row */
+    }
+    return (w->row_mode[r >> 3] >> (r & 7)) & 1u ? (w->row_len * w->bits + 7) / 8 : w->row_len;
+}
+
+static inline int te_pal_row_coded(const te_weights_t *w, int32_t r)
+{
+    return w->kind == TE_W_INT4 ? w->table[r] != 0 : (w->row_mode[r >> 3] >> (r & 7)) & 1u;
+}
+
+/* set bits in n bytes */
+static inline int32_t te_popcount_bytes(const uint8_t *p, int32_t n)
+{
+    int32_t c = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        memcpy(&v, p + i, 4);
+        v = v - ((v >> 1) & 0x55555555u);
+        v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+        c += (int32_t)((((v + (v >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24);
+    }
+    for (; i < n; ++i) {
+        uint32_t v = p[i];
+        v = v - ((v >> 1) & 0x55u);
+        v = (v & 0x33u) + ((v >> 2) & 0x33u);
+        c += (int32_t)((v + (v >> 4)) & 0x0Fu);
+    }
+    return c;
+}
+
+/* TE_SP_* code of sparse row r */
+static inline int32_t te_sparse_code(const te_weights_t *w, int32_t r)
+{
+    return (w->row_mode[r >> 2] >> ((r & 3) * 2)) & 3;
+}
+
+/* bytes of sparse row r, whose data starts at src; *nnz: its non-zeros */
+static inline int32_t te_sparse_row_bytes(const te_weights_t *w, int32_t r, const uint8_t *src, int32_t *nnz)
+{
+    const int32_t n = w->row_len;
+    const int32_t code = te_sparse_code(w, r);
+    if (code == TE_SP_MASK) {
+        const int32_t m = (n + 7) / 8;
+        *nnz = te_popcount_bytes(src, m);
+        return m + *nnz;
+    }
+    if (code == TE_SP_LIST) {
+        int32_t s, b = 0, k = 0;
+        for (s = 0; s < n; s += 256) {
+            const int32_t c = src[b];
+            k += c;
+            b += 1 + 2 * c;
+        }
+        *nnz = k;
+        return b;
+    }
+    *nnz = n;
+    return n;
+}
+
+/* the data of sparse row r0 */
+static inline const uint8_t *te_sparse_seek(const te_weights_t *w, int32_t r0)
+{
+    const uint8_t *src = w->data;
+    int32_t r, k;
+    for (r = 0; r < r0; ++r) {
+        src += te_sparse_row_bytes(w, r, src, &k);
+    }
+    return src;
+}
+
 #endif /* TE_KERNEL_HELPERS_H */

@@ -8,20 +8,20 @@
 static int32_t te_sparse_lists(const te_weights_t *w, const uint8_t *src, int32_t r0, int32_t r1, int32_t *list)
 {
     const int32_t n = w->row_len;
-    int32_t r, j, k = 0;
+    int32_t r, j, k = 0, nnz;
     for (r = r0; r < r1; ++r) {
-        const int32_t nnz = w->row_nnz[r];
+        const int32_t code = te_sparse_code(w, r);
+        const int32_t bytes = te_sparse_row_bytes(w, r, src, &nnz);
         int32_t *count = list + k++;
         int32_t c = 0;
-        if (nnz == 0xFFFF) {
+        if (code == TE_SP_PLAIN) {
             for (j = 0; j < n; ++j) {
                 if (src[j]) {
                     list[k++] = (int32_t)((uint32_t)j << 8 | src[j]);
                     ++c;
                 }
             }
-            src += n;
-        } else {
+        } else if (code == TE_SP_MASK) {
             const uint8_t *v = src + (n + 7) / 8;
             for (j = 0; j < n; ++j) {
                 if ((src[j >> 3] >> (j & 7)) & 1u) {
@@ -29,9 +29,20 @@ static int32_t te_sparse_lists(const te_weights_t *w, const uint8_t *src, int32_
                     ++c;
                 }
             }
-            src = v;
+        } else {
+            const uint8_t *p = src;
+            int32_t s, q;
+            for (s = 0; s < n; s += 256) {
+                const int32_t cs = *p++;
+                for (q = 0; q < cs; ++q) {
+                    list[k++] = (int32_t)((uint32_t)(s + p[q]) << 8 | p[cs + q]);
+                }
+                c += cs;
+                p += 2 * cs;
+            }
         }
         *count = c;
+        src += bytes;
     }
     return k;
 }
@@ -49,17 +60,6 @@ static inline int32_t te_ctz32(uint32_t m)
     }
     return k;
 #endif
-}
-
-static const uint8_t *te_sparse_row_start(const te_weights_t *w, int32_t r0)
-{
-    const uint8_t *src = w->data;
-    int32_t r;
-    for (r = 0; r < r0; ++r) {
-        const int32_t nnz = w->row_nnz[r];
-        src += nnz == 0xFFFF ? w->row_len : (w->row_len + 7) / 8 + nnz;
-    }
-    return src;
 }
 
 /* the kernel window of output pixel (oy, ox) into buf ([k_h][k_w][in_c]), taps outside the input
@@ -101,10 +101,10 @@ void te_conv2d_s8_sparse(const te_conv_params_t *p, const te_weights_t *w, int8_
     for (c0 = 0; c0 < p->out_c; c0 += block) {
         const int32_t nb = p->out_c - c0 < block ? p->out_c - c0 : block;
         if (c0 == 0) {
-            src = te_sparse_row_start(w, 0);
+            src = te_sparse_seek(w, 0);
         }
         te_sparse_lists(w, src, c0, c0 + nb, list);
-        src = te_sparse_row_start(w, c0 + nb);
+        src = te_sparse_seek(w, c0 + nb);
         for (b = 0; b < p->batches; ++b) {
             const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
             int8_t *out_b = out + b * npix * pitch;
@@ -178,22 +178,48 @@ void te_conv2d_s8_sparse(const te_conv_params_t *p, const te_weights_t *w, int8_
     }
 }
 
+/* x[idx[k]] * val[k] summed over k < c (one list segment) */
+static inline int32_t te_list_dot(const int8_t *x, const uint8_t *idx, const int8_t *val, int32_t c)
+{
+    int32_t acc = 0, k = 0;
+    for (; k + 4 <= c; k += 4) {
+        uint32_t iw, vw;
+        memcpy(&iw, idx + k, 4);
+        memcpy(&vw, val + k, 4);
+        acc += x[iw & 0xFFu] * (int32_t)(int8_t)(vw & 0xFFu);
+        acc += x[(iw >> 8) & 0xFFu] * (int32_t)(int8_t)((vw >> 8) & 0xFFu);
+        acc += x[(iw >> 16) & 0xFFu] * (int32_t)(int8_t)((vw >> 16) & 0xFFu);
+        acc += x[iw >> 24] * (int32_t)(int8_t)(vw >> 24);
+    }
+    for (; k < c; ++k) {
+        acc += x[idx[k]] * val[k];
+    }
+    return acc;
+}
+
 void te_fully_connected_s8_sparse(const te_fc_params_t *p, const te_weights_t *w, const int8_t *TE_RESTRICT in,
                                   int8_t *TE_RESTRICT out)
 {
     const int32_t n = p->in_n;
     const int32_t qs = p->per_channel ? 1 : 0;
     const int32_t mlen = (n + 7) / 8;
-    int32_t b, o, j;
+    int32_t b, o, j, nnz;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *x = in + b * n;
         const uint8_t *src = w->data;
         for (o = 0; o < p->out_n; ++o) {
-            const int32_t nnz = w->row_nnz[o];
+            const int32_t code = te_sparse_code(w, o);
             int32_t acc = p->eff_bias[o];
-            if (nnz == 0xFFFF) {
+            if (code == TE_SP_PLAIN) {
                 acc += te_dot(x, (const int8_t *)src, n);
                 src += n;
+            } else if (code == TE_SP_LIST) {
+                int32_t s;
+                for (s = 0; s < n; s += 256) {
+                    const int32_t c = *src++;
+                    acc += te_list_dot(x + s, src, (const int8_t *)(src + c), c);
+                    src += 2 * c;
+                }
             } else {
                 const int8_t *v = (const int8_t *)(src + mlen);
                 for (j = 0; j < n; j += 32) {
@@ -213,6 +239,7 @@ void te_fully_connected_s8_sparse(const te_fc_params_t *p, const te_weights_t *w
                         m &= m - 1u;
                     }
                 }
+                nnz = (int32_t)(v - (const int8_t *)(src + mlen));
                 src += mlen + nnz;
             }
             out[b * p->out_n + o] = te_requant(acc, p->mult[o * qs], p->shift[o * qs], p->out_offset, p->act_min,

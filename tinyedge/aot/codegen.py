@@ -78,6 +78,7 @@ class _Ctx:
         self.scratch_cap = scratch_cap
         self.survey: dict = {} if survey is None else survey    # op -> (dense instr, dense bytes, plans)
         self.decisions = decisions                              # op -> chosen plan; None in the survey pass
+        self.native_int4: set[int] = set()                      # ops whose weights the model carries as INT4
 
     def free_gap(self, op_index: int) -> tuple[int, int]:
         """(offset, bytes) of the largest 16-byte aligned arena range no live buffer uses at `op_index`."""
@@ -91,7 +92,7 @@ class _Ctx:
         return best
 
     def stored_weights(self, op, rows: np.ndarray, transposed: bool, macs: int, pixels: int, need_all: bool,
-                       taps: int = 1, pointwise: bool = False):
+                       taps: int = 1, pointwise: bool = False, wide_ok: bool = False):
         """The storage of `op`'s weights ([rows][row_len] int8) and the kernel that runs it.
 
         In the survey pass (`self.decisions is None`) this records every storage that saves bytes
@@ -114,10 +115,19 @@ class _Ctx:
                 if block == 0:   # not even 4 channels fit in the free room: a scratch of its own (about 4 KB)
                     block = min(n_rows, max(4, cap // max(row_len, 1) // 4 * 4))
                 options = [(ws.cost(op.opcode, macs, st, block, pixels)[1], "_w", block, block * row_len)]
+                if wide_ok:   # decoded to 16-bit lanes for the paired conv kernel (te_conv2d_s8_wide)
+                    wblock = ws.blocks_for(n_rows, 2 * row_len, gap)
+                    if wblock == 0:
+                        wblock = min(n_rows, max(4, cap // max(2 * row_len, 1) // 4 * 4))
+                    options.append((ws.cost(op.opcode, macs, st, wblock, pixels, wide=True)[1], "_wide", wblock,
+                                    2 * wblock * row_len))
+                if st.storage != "sparse" and op.opcode == "FULLY_CONNECTED":   # decoded in the dot product
+                    options.append((ws.fused_fc_cost(macs, st) - dense, "_pal", 0, 0))
                 if st.storage == "sparse" and op.opcode in ("CONV_2D", "FULLY_CONNECTED"):
                     nnz = (rows != 0).sum(axis=1)
                     if op.opcode == "FULLY_CONNECTED":
-                        options.append((ws.skip_cost(op.opcode, macs, nnz, row_len, pixels) - dense, "_sparse", 0, 0))
+                        cost = ws.skip_cost(op.opcode, macs, nnz, row_len, pixels, codes=st.row_codes)
+                        options.append((cost - dense, "_sparse", 0, 0))
                     else:
                         win = 0 if pointwise else (2 * row_len + 3) // 4 * 4
                         per = 4 * (1 + int(nnz.max()))
@@ -128,6 +138,8 @@ class _Ctx:
                         options.append((cost - dense, "_sparse", sblock, win + per * sblock))
                 plans.append((st, *min(options, key=lambda t: t[0])))
             self.survey[op.index] = (dense, int(rows.size), plans)
+            if w.dtype == "int4":
+                self.native_int4.add(op.index)
             return None
         dense, _, _ = self.survey[op.index]
         best = self.decisions.get(op.index)
@@ -145,15 +157,18 @@ class _Ctx:
         else:   # no room free during the op: the arena grows by the scratch
             off = (self.plan.arena_bytes + 15) // 16 * 16
             self.arena_bytes = max(self.arena_bytes, off + scratch)
-        entry.update(block=block, scratch_bytes=scratch, kernel="skip zeros" if kernel == "_sparse" else "decode")
+        entry.update(block=block, scratch_bytes=scratch,
+                     kernel={"_sparse": "skip zeros", "_wide": "decode wide", "_pal": "decode in loop"}.get(kernel, "decode"))
         i = op.index
         fields = {"kind": ws.KINDS[st.storage], "rows": n_rows, "row_len": row_len, "bits": st.bits,
                   "shared_table": int(st.shared_table), "transposed": int(transposed),
                   # symbol names op<i>_w_<storage> / _mode / _nnz / _table: the memory report reads them
                   "data": self.const(f"op{i}_w_{st.storage}", "uint8_t", st.data, f"{st.storage} weights of op {i}", 4),
                   "row_mode": self.const(f"op{i}_w_mode", "uint8_t", st.row_mode, align=1) if st.row_mode.size else "NULL",
-                  "row_nnz": self.const(f"op{i}_w_nnz", "uint16_t", st.row_nnz, align=2) if st.row_nnz.size else "NULL",
-                  "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL"}
+                  "table": self.const(f"op{i}_w_table", "int8_t", st.table, align=1) if st.table.size else "NULL",
+                  # only the decoders this tensor needs are referenced, so only those are linked
+                  "decode": f"te_decode_{ws.DECODER[st.storage]}",
+                  "decode_wide": f"te_decode_{ws.DECODER[st.storage]}_wide" if kernel == "_wide" else "NULL"}
         var = f"{self.prefix}_op{i}_w"
         desc = {"struct": "te_weights_t", "var": var, "field_items": [(k, _field_text(v)) for k, v in fields.items()]}
         return desc, f"{self.prefix}_arena + {off}", block, kernel
@@ -250,7 +265,11 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
     macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c) * n
     rows = w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)
     pointwise = k_h == 1 and k_w == 1 and fields["pad_h"] == 0 and fields["pad_w"] == 0
-    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise, k_h * k_w, pointwise)
+    n_w = k_h * k_w * in_c
+    wide_ok = (not depthwise and n_w % 4 == 0 and out_c >= 2
+               and n_w <= (ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER))
+    stored = ctx.stored_weights(op, rows, depthwise, macs, n * out_h * out_w, depthwise, k_h * k_w, pointwise,
+                                wide_ok)
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     extra = []
     if stored is not None:
@@ -260,6 +279,9 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
         extra.append(desc)
         args = [args[0], f"&{desc['var']}", scratch, *([] if depthwise else [str(block)]), *args[1:]]
         fn += kernel
+        if kernel == "_wide":   # the paired kernel reads only the folded bias
+            fields["bias"] = "NULL"
+            ctx.drop_const(f"op{i}_b")
     fields["out_pitch"] = out_c
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
@@ -524,6 +546,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
     or 4 KB more; the tests use small caps to run the channel-block loops).
     """
     ws.candidates(weights)   # a bad policy is a usage error before anything else
+    graph = ws.fold_tflm_decode(graph)   # TFLite Micro's compressed (LUT) tensors become constants
     if not _PREFIX_RE.match(prefix):
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                          hint="use lowercase letters, digits and '_', starting with a letter")
@@ -539,7 +562,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             _EMIT[op.opcode](survey_ctx, op)
     ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
-               decisions=ws.decide(weights, survey_ctx.survey))
+               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4)))
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]

@@ -70,9 +70,9 @@ def _weights(graph, op, w_idx: int, b_idx: int, rank: int, out_ch: int) -> str |
     if w_idx < 0 or w_idx >= len(op.inputs) or op.inputs[w_idx] < 0:
         return "the op has no weights tensor"
     w = graph.tensors[op.inputs[w_idx]]
-    if w.dtype != "int8":
-        return f"weights '{w.name}' are {w.dtype}; only int8 weights are supported"
-    if not w.is_const:
+    if w.dtype not in ("int8", "int4"):   # int4: unpacked to int8 values by tinyedge.graph, stored as int4
+        return f"weights '{w.name}' are {w.dtype}; only int8 and int4 weights are supported"
+    if not w.is_const and _decoded(graph, op.inputs[w_idx]) is None:   # TFLM_DECODE of a LUT: folded
         return f"weights '{w.name}' are not constant"
     if len(w.shape) != rank:
         return f"weights '{w.name}' have rank {len(w.shape)}, expected {rank}"
@@ -258,8 +258,23 @@ def dsp_notes(graph) -> list[dict]:
     return notes
 
 
+def _decoded(graph, t: int):
+    """The constant a TFLM_DECODE LUT op makes of tensor t (folded at generation), or None."""
+    from ..errors import TinyedgeError
+    from .storage import decoded_const
+
+    try:
+        return decoded_const(graph, t)
+    except TinyedgeError:
+        return None
+
+
 def check_op(graph, op) -> str | None:
     """None when the aot engine runs `op`, else the reason it cannot (one sentence)."""
+    if op.opcode == "CUSTOM:TFLM_DECODE":   # TFLite Micro's compressed tensors: folded at generation
+        if all(_decoded(graph, t) is not None for t in op.outputs):
+            return None
+        return "TFLM_DECODE is read only for LUT-compressed constant int8 tensors"
     if op.is_custom:
         return f"custom op {op.opcode[7:]} is not supported by the aot engine"
     check = _CHECKS.get(op.opcode)

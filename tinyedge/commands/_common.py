@@ -135,3 +135,27 @@ mpy_dir_option = click.option("--micropython-dir", "micropython_dir", type=click
                               envvar="MPY_DIR", help="Runtime micropython: a MicroPython source tree to build "
                                                      "mpy-cross and the emulated boards from (default: the pinned "
                                                      "release, fetched once into tinyedge's cache).")
+
+
+def _top_k(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        ks = tuple(sorted({int(v) for v in str(value).split(",") if v.strip()}))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of integers like 1,3,5") from None
+    if not ks or ks[0] < 1:
+        raise click.BadParameter("give positive integers, like 1,3,5")
+    return ks
+
+
+metrics_options = _compose(
+    click.option("--task", type=click.Choice(["classify", "anomaly", "regress"]), default=None,
+                 help="What the model does, for the report's metrics (default: detected; an output of the "
+                      "input's shape is an autoencoder: anomaly, scored by reconstruction error, with ROC AUC "
+                      "when labels are given; a vector after SOFTMAX, or with labels, a classifier)."),
+    click.option("--top-k", "top_k", default=None, metavar="K[,K...]", callback=_top_k,
+                 help="Classifiers: the k of the top-k accuracies (default 1,3,5; k above the class count is "
+                      "left out)."),
+)
+"""--task and --top-k: the options of the verbs that write a report with metrics (deploy, validate)."""

@@ -129,8 +129,9 @@ def print_report(r: dict) -> None:
     diff = a.get("max_abs_diff")
     t.add_row("max |diff|", f"{_fmt(diff)} int8 steps" if diff is not None else _fmt(diff))
     acc = r.get("accuracy") or {}
-    t.add_row("accuracy float / int8 host / board",
-              " / ".join(_fmt(acc.get(k), pct=True) for k in ("float", "int8_host", "device")))
+    if (r.get("metrics") or {}).get("task", "classify") == "classify":   # an autoencoder has its AUC below
+        t.add_row("accuracy float / int8 host / board",
+                  " / ".join(_fmt(acc.get(k), pct=True) for k in ("float", "int8_host", "device")))
     lat = r.get("latency") or {}
     if lat.get("median") is not None:
         unit = lat.get("unit")
@@ -139,12 +140,44 @@ def print_report(r: dict) -> None:
         if lat.get("ms_median") is not None:
             line += f"  ({lat['ms_median']:.3f} ms median)"
         t.add_row("latency", line)
+        est = lat.get("estimate_ms") or {}
+        if est.get("median") is not None:
+            t.add_row("latency (ms)", f"{est['median']:.3f} ms median ({lat.get('estimate')})")
+    _metrics_rows(t, r.get("metrics"))
     _memory_rows(t, r)
     for s in r.get("steps") or []:
         t.add_row(f"step {s['name']}", f"{s['seconds']:.2f} s" + (f"  {s['note']}" if s.get("note") else ""))
     out.print(t)
     for n in r.get("notes") or []:
         result(f"[yellow]note:[/] {n}")
+
+
+def _errors(e: dict) -> str:
+    return (f"RMSE {_fmt(e.get('rmse'))}  MAE {_fmt(e.get('mae'))}  cosine {_fmt(e.get('cosine'))}  "
+            f"rel. L2 {_fmt(e.get('rel_l2'))}")
+
+
+def _metrics_rows(t, m: dict | None) -> None:
+    """The report's `metrics`: the task, top-k, AUC, and the errors on dequantized outputs."""
+    if not m:
+        return
+    t.add_row("task", f"{m.get('task')} ({m.get('task_reason')})")
+    if m.get("top_k"):
+        t.add_row("top-k board (host)", "  ".join(
+            f"top-{k} {_fmt(v.get('device'), pct=True)} ({_fmt(v.get('int8_host'), pct=True)})"
+            for k, v in m["top_k"].items()))
+    if m.get("auc"):
+        t.add_row("ROC AUC float / int8 host / board",
+                  " / ".join(_fmt(m["auc"].get(k)) for k in ("float", "int8_host", "device")))
+    elif m.get("auc_note"):
+        t.add_row("ROC AUC", m["auc_note"])
+    err = m.get("error") or {}
+    if err.get("board_vs_int8_host"):
+        t.add_row("board vs int8 host", _errors(err["board_vs_int8_host"]))
+    if err.get("board_vs_float"):
+        t.add_row("board vs float", _errors(err["board_vs_float"]))
+    elif err.get("float_note"):
+        t.add_row("board vs float", err["float_note"])
 
 
 def _memory_rows(t, r: dict) -> None:

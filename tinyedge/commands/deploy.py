@@ -14,6 +14,7 @@ from ._common import (
     json_option,
     keras_options,
     link_options,
+    metrics_options,
     mpy_dir_option,
     name_option,
     output_option,
@@ -48,9 +49,10 @@ from .compress import compression_options, options_from
 @click.option("--val", type=existing_path(dir_okay=False), default=None,
               help="Validation data for the compression report (default: --data).")
 @compression_options
+@metrics_options
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            weights, force, protocol, backend, name, micropython_dir, as_json, train, val, **kw):
+            weights, force, protocol, backend, name, micropython_dir, as_json, train, val, task, top_k, **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
     MODEL is a Keras .h5 / .keras file, a SavedModel folder, or a .tflite.
@@ -99,7 +101,8 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
                         samples=samples, out=out, force=force, timeout=timeout, progress=progress,
                         on_step=on_step, convert_options=opts, baud=baud,
                         on_status=info, compress=copts, train=train, val=val, train_progress=train_progress,
-                        backend=backend, name=name, micropython_dir=micropython_dir, weights=weights)
+                        backend=backend, name=name, micropython_dir=micropython_dir, weights=weights,
+                        task=task, top_k=top_k)
     if as_json:
         emit_json(report)
         exit_if_interrupted(report)
@@ -115,4 +118,8 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
     path = report.get("artifacts", {}).get("report")
     if path:
         result(f"report: {path}")
+        from ..report_html import html_path_for
+
+        if html_path_for(path).is_file():
+            result(f"page:   {html_path_for(path)}")
     exit_if_interrupted(report)

@@ -79,7 +79,7 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
                     "when the package is imported (ram_bytes includes them and the arena)"),
     }
     report.update({k: v[k] for k in ("samples", "samples_requested", "interrupted", "inputs", "agreement",
-                                     "accuracy", "latency")})
+                                     "accuracy", "metrics", "latency")})
     report["backend"] = info.backend
     notes.extend(v.get("notes", []))
     return report

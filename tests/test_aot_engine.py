@@ -33,6 +33,7 @@ def tflm_outputs(path, xs):
     interp = runtime.Interpreter.from_bytes(path.read_bytes())
     outs = []
     for x in xs:
+        interp.reset()   # every inference from the zero state, as tinyedge's runtimes do
         interp.set_input(x, 0)
         interp.invoke()
         outs.append(np.array(interp.get_output(0)))
@@ -112,6 +113,10 @@ def test_zoo_covers_every_op_and_option(zoo_paths):
     from tinyedge.aot.support import SUPPORTED_OPS
 
     seen_ops: set[str] = set()
+    from recurrent_zoo import recurrent_tflite
+
+    # UNIDIRECTIONAL_SEQUENCE_LSTM: a model of tests/recurrent_zoo.py (tests/test_aot_recurrent.py)
+    seen_ops |= {op.opcode for op in load_tflite(recurrent_tflite("k2_lstm_stacked")).ops}
     opts: set[str] = set()
     for path in zoo_paths.values():
         g = load_tflite(path)

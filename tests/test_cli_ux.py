@@ -150,6 +150,28 @@ def test_one_spelling_per_option(run_cli):
     assert "[required]" not in helps["validate"]
 
 
+def test_the_newer_verbs_take_the_same_options(run_cli):
+    """compress and mlperf (added after the first round) spell their options as every verb does."""
+    comp = " ".join(run_cli("compress", "--help").stdout.split())
+    assert "-o, --output, --out FILE" in comp and "--force" in comp and "--trust-code" in comp
+    ml = " ".join(run_cli("mlperf", "--help").stdout.split())
+    assert "-p, --port URL" in ml and "--baud INTEGER RANGE" in ml
+    assert "--timeout FLOAT RANGE Seconds to wait for each reply from the board. [default: 30.0" in ml
+    assert "[required]" not in ml                  # the port is found as deploy, flash and validate find it
+
+
+def test_mlperf_without_a_port_looks_for_the_board(run_cli, mlperf_tflite):
+    from tinyedge.ports import list_ports
+
+    if any(p.likely_board for p in list_ports()):
+        pytest.skip("a board is attached here")
+    r = run_cli("mlperf", mlperf_tflite["kws"], "--json")
+    assert r.returncode == 2
+    obj = json.loads(r.stdout)
+    assert obj["type"] == "NoPortFound" and "pass --port" in obj["error"]
+    assert len(_lines(r.stderr)) == 1
+
+
 def test_json_errors_are_json_on_stdout(run_cli, tmp_path):
     r = run_cli("inspect", tmp_path / "nope.tflite", "--json")
     assert r.returncode == 2
@@ -182,6 +204,25 @@ def test_convert_refuses_an_existing_output_file(run_cli, fc_model, tmp_path):
     r = run_cli("convert", fc_model, "-o", precious, "--force")
     assert r.returncode == 0, r.stderr
     assert precious.read_bytes() == fc_model.read_bytes()
+
+
+def test_compress_refuses_an_existing_output_before_it_trains(run_cli, tmp_path):
+    from tinyedge.compress.core import check_output
+    from tinyedge.errors import OutputExistsError
+
+    precious = tmp_path / "small.h5"
+    precious.write_bytes(b"my compressed model")
+    r = run_cli("compress", DIGITS / "model.h5", "--train", DIGITS / "test.npz", "--output", precious,
+                "--prune-channels", "0.5")
+    assert r.returncode == 2 and r.stdout == ""
+    # refused up front: the one error line, before any step (loading, training) started
+    assert _lines(r.stderr) == [f"error: {precious} already exists; choose another output file with -o, "
+                                "or pass --force to overwrite it"]
+    assert precious.read_bytes() == b"my compressed model"
+    (tmp_path / "fresh_int8.tflite").write_bytes(b"my int8 model")     # the .tflite compress writes beside OUT
+    with pytest.raises(OutputExistsError, match="fresh_int8.tflite already exists"):
+        check_output(tmp_path / "fresh.h5")
+    assert check_output(tmp_path / "fresh.h5", force=True) == tmp_path / "fresh.h5"
 
 
 def test_validate_refuses_an_existing_report_file(run_cli, fc_model, tmp_path):
@@ -301,46 +342,196 @@ def test_monitor_on_a_port_it_cannot_open_is_an_error(run_cli, port):
     assert _lines(r.stderr) and _lines(r.stderr)[0].startswith(f"error: cannot open {port}")
 
 
-# ------------------------------------------------------------------ 15: one reader per port
+# ------------------------------------------------------------------ 15: one reader per port, output from the start
 
 
-def test_a_second_reader_of_a_port_is_refused(run_cli):
+HOLDER = re.compile(r"is in use by pid (\d+) \((.*), since \d\d:\d\d:\d\d\); two readers would corrupt its "
+                    r"session; stop the other one first, or watch an emulated board with 'tinyedge monitor' "
+                    r"\(it mirrors the board read-only\)$")
+
+
+def _pty() -> tuple[int, int, str]:
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    return master, slave, os.ttyname(slave)
+
+
+def _tcp_board():
+    """A plain TCP server standing for a board behind a socket:// port (ser2net, a remote UART)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    conns: list[socket.socket] = []
+    threading.Thread(target=lambda: conns.append(srv.accept()[0]), daemon=True).start()
+    return srv, conns
+
+
+@pytest.mark.parametrize("kind", ["pty", "socket"])
+def test_a_second_reader_is_refused_naming_the_holder_and_the_session_keeps_every_byte(run_cli, kind):
     from tinyedge.link.transport import Transport
 
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
-    first = Transport(path)
+    if kind == "pty":
+        master, slave, url = _pty()
+    else:
+        srv, conns = _tcp_board()
+        url = f"socket://localhost:{srv.getsockname()[1]}"      # the holder spells it 127.0.0.1
+    first = Transport(url.replace("localhost", "127.0.0.1"))
     try:
-        r = run_cli("monitor", "--port", path, "--exit-after", "1", timeout=20)
-        assert r.returncode == 2
-        assert _lines(r.stderr) == [f"error: {path} is in use by another program (another tinyedge validate, "
-                                    "deploy or monitor?); two readers would corrupt the session; stop the other "
-                                    "one first"]
+        if kind == "socket":
+            while not conns:
+                time.sleep(0.01)
+        pattern = bytes(range(256)) * 16
+
+        def board_talks():
+            if kind == "pty":
+                os.write(master, pattern)
+            else:
+                conns[0].sendall(pattern)
+
+        talker = threading.Thread(target=board_talks)
+        talker.start()                              # the board talks while the second reader tries
+        r = run_cli("monitor", "--port", url, "--exit-after", "2", timeout=30)
+        talker.join()
+        got = b""
+        while len(got) < len(pattern):
+            chunk = first.read(1.0)
+            assert chunk, f"the session lost bytes: {len(got)} of {len(pattern)}"
+            got += chunk
+        assert got == pattern                       # every byte, in order, to the one session
     finally:
         first.close()
+        if kind == "pty":
+            os.close(master)
+            os.close(slave)
+        else:
+            srv.close()
+    assert r.returncode == 2 and r.stdout == ""
+    [line] = _lines(r.stderr)
+    assert line.startswith(f"error: {url} ")
+    m = HOLDER.search(line)
+    assert m, line
+    from tinyedge.ports import _this_command
+
+    assert int(m.group(1)) == os.getpid() and m.group(2) == _this_command()[:len(m.group(2))]
+
+
+def test_a_port_locked_by_another_program_names_it(run_cli, tmp_path):
+    master, slave, path = _pty()
+    script = tmp_path / "terminal.py"       # a terminal program that locks the port, as pyserial's exclusive does
+    script.write_text("import fcntl, os, sys, time\n"
+                      "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)\n"
+                      "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        r = run_cli("monitor", "--port", path, "--exit-after", "1", timeout=30)
+    finally:
+        holder.kill()
+        holder.wait()
         os.close(master)
         os.close(slave)
+    assert r.returncode == 2, r.stderr
+    assert len(_lines(r.stderr)) == 1, r.stderr
+    [line] = _lines(r.stderr)
+    assert line.startswith(f"error: {path} is in use by pid {holder.pid} (python") and "terminal.py" in line
+
+
+def _silent_board(model):
+    """A board that printed its banner before anyone listened: tinyedge's protocol (the Python
+    device server with the tflite-micro interpreter) on a pty that tinyedge did not start, as a
+    real board on a USB port is."""
+    from tinyedge.emulation import ProtocolServer, TflmBackend
+
+    server = ProtocolServer(TflmBackend(model))
+    master, slave, path = _pty()
+    stop = threading.Event()
+
+    def serve():
+        import select
+
+        while not stop.is_set():
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    return
+                os.write(master, server.feed(data))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return path, lambda: (stop.set(), os.close(master), os.close(slave))
 
 
 def test_monitor_asks_a_silent_board_who_it_is(fc_model):
-    emu = subprocess.Popen([*tinyedge_exe(), "emulate", str(fc_model), "--runtime", "tflm", "--json"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path, close = _silent_board(fc_model)
     try:
-        head = ""
-        while not head.rstrip().endswith("}"):
-            line = emu.stdout.readline()
-            assert line, emu.stderr.read()
-            head += line
-        port = json.loads(head)["port"]
-        r = subprocess.run([*tinyedge_exe(), "monitor", "--port", port, "--exit-after", "4"],
+        r = subprocess.run([*tinyedge_exe(), "monitor", "--port", path, "--exit-after", "4"],
                            capture_output=True, text=True, timeout=60)
     finally:
-        emu.send_signal(signal.SIGINT)
-        emu.wait(timeout=20)
+        close()
     assert r.returncode == 0, r.stderr
     assert "sent one hello" in r.stderr
     assert re.search(r"\[frame v1 HELLO_REPLY seq=0 board=host runtime=tflm model=[0-9a-f]{16} ", r.stdout), r.stdout
+
+
+@pytest.fixture(scope="module")
+def qemu_fc_project(fc_model):
+    import shutil
+
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc")
+    from build_cache import cached_build
+
+    return cached_build(fc_model, "qemu-cortex-m4")[0]
+
+
+def test_monitor_shows_an_emulated_boards_output_from_its_start_beside_validate(fc_model, qemu_fc_project):
+    """`tinyedge flash` starts QEMU (its banner is printed before anyone else attaches); a monitor
+    started later shows that banner, and mirrors a validate's session on the same port without
+    taking a byte of it; a second session on the port is refused, naming the first."""
+    from tinyedge.link.transport import Transport
+    from tinyedge.ports import PortBusy
+
+    flash = subprocess.Popen([*tinyedge_exe(), "flash", str(qemu_fc_project)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    monitor = None
+    try:
+        err = ""
+        while not re.search(r"running; its port is\s+socket://127\.0\.0\.1:\d+", err):
+            line = flash.stderr.readline()
+            assert line, f"flash ended before it named the port: {err!r}"
+            err += line
+        url = re.search(r"socket://127\.0\.0\.1:\d+", err).group(0)
+        monitor = subprocess.Popen([*tinyedge_exe(), "monitor", "--port", url, "--exit-after", "60"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = monitor.stdout.readline()
+        assert first.startswith("tinyedge ready board=qemu-cortex-m4 runtime=aot "), first
+        held = Transport(url)                       # a session holds the port: a second is refused
+        try:
+            with pytest.raises(PortBusy) as busy:
+                Transport(url)
+        finally:
+            held.close()
+        assert HOLDER.search(str(busy.value)) and f"pid {os.getpid()} " in str(busy.value)
+        v = subprocess.run([*tinyedge_exe(), "validate", str(fc_model), "--port", url, "--samples", "5",
+                            "--json"], capture_output=True, text=True, timeout=120)
+        assert v.returncode == 0, v.stderr
+        rep = json.loads(v.stdout)
+        assert rep["samples"] == 5 and rep["agreement"]["bit_exact_rate"] == 1.0
+        monitor.send_signal(signal.SIGINT)
+        out, mon_err = monitor.communicate(timeout=30)
+    finally:
+        for proc in (monitor, flash):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    assert monitor.returncode == 0, mon_err
+    assert mon_err.startswith(f"mirroring {url} (emulated board qemu-cortex-m4, pid ")
+    lines = _lines(out)
+    assert "garbage" not in out
+    assert sum(1 for ln in lines if re.match(r"\[frame v1 RESULT seq=\d+ TE_OK count=\d+ outputs=20 bytes\]$", ln)) == 5
+    assert any(ln.startswith("[frame v1 HELLO_REPLY") and "board=qemu-cortex-m4" in ln for ln in lines)
 
 
 # ------------------------------------------------------------------ 8: Ctrl-C

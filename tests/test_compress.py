@@ -429,7 +429,7 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path, data):
 
     with pytest.raises(KeyboardInterrupt):
         compress(DIGITS / "model.h5", data / "train.npz", out=out, prune_channels=0.5, epochs=50,
-                 progress=progress)
+                 progress=progress, force=True)
     assert seen == [1, 2]
     assert out.read_bytes() == b"the user's earlier file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.h5"] and not int8_path(out).exists()
@@ -485,19 +485,26 @@ def test_report_table_and_json(pruned_digits):
     from rich.console import Console
 
     import tinyedge.commands.compress as cmd
+    import tinyedge.console as tc
 
     _, rep = pruned_digits
-    console = Console(record=True, width=160)
-    old, cmd.err = cmd.err, console
+    # the result goes to stdout (tinyedge.console.out), notes to stderr; at 80 columns no token is cut
+    stdout, stderr = Console(record=True, width=80), Console(record=True, width=80)
+    saved = tc.out, tc.err, cmd.out
+    tc.out, tc.err, cmd.out = stdout, stderr, stdout
     try:
         cmd.print_report(rep)
     finally:
-        cmd.err = old
-    text = console.export_text()
+        tc.out, tc.err, cmd.out = saved
+    text = stdout.export_text()
     b, a = rep["totals"]["before"], rep["totals"]["after"]
     assert f"{b['macs']:,}" in text and f"{a['macs']:,}" in text and "MACs" in text
     assert "aot flash (model constants)" in text and "int8 accuracy" in text
     assert "order: prune_channels -> finetune -> int8" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for row in rep["layers"]["after"]:         # each layer's row whole on one line
+        assert any(row["layer"] in line and f"{row['macs']:,}" in line for line in text.splitlines()), text
+    assert "order:" not in stderr.export_text()
     assert json.loads(json.dumps(rep)) == rep  # --json prints this object as is
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
@@ -133,3 +135,145 @@ def test_a_board_reached_only_by_its_usb_serial_jtag_is_said_not_waited_on():
         with pytest.raises(UsageError, match=r"only by its USB-Serial/JTAG port /dev/ttyACM0 .*UART0"):
             _find_port(b, [ESP32S3_USB])
         assert _find_port(b, [ESP32_DEVKITC]) == "/dev/ttyUSB0"       # its USB-UART bridge: fine
+
+
+# ------------------------------------------------------------ one session per port (issue 17, item 15)
+
+
+@pytest.fixture
+def runtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYEDGE_RUNTIME_DIR", str(tmp_path / "run"))
+    return tmp_path / "run"
+
+
+def test_a_port_has_one_name_however_it_is_spelled(tmp_path):
+    from tinyedge.ports import port_key
+
+    link = tmp_path / "by-id-link"
+    link.symlink_to("/dev/null")
+    assert port_key(str(link)) == "/dev/null"
+    assert port_key("socket://localhost:4321") == port_key("socket://127.0.0.1:4321?logging=debug")
+    assert port_key("socket://127.0.0.1:4321") != port_key("socket://127.0.0.1:4322")
+    assert port_key("loop://") is None
+
+
+def test_the_lock_names_its_holder_and_dies_with_it(runtime):
+    import subprocess
+    import sys
+
+    from tinyedge.ports import PortBusy, PortLock
+
+    url = "socket://127.0.0.1:9"
+    mine = PortLock.take(url)
+    with pytest.raises(PortBusy) as e:
+        PortLock.take("socket://localhost:9")
+    assert f"pid {os.getpid()} (" in e.value.message
+    mine.release()
+    assert not list((runtime / "locks").iterdir())       # released: nothing left behind
+    PortLock.take(url).release()                          # and free again
+
+    # a holder killed with SIGKILL (no cleanup at all) leaves the port free: the kernel drops its flock
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom tinyedge.ports import PortLock\n"
+                              f"lk = PortLock.take({url!r})\nprint('held', flush=True)\ntime.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        assert child.stdout.readline() == "held\n"
+        with pytest.raises(PortBusy, match=f"in use by pid {child.pid} "):
+            PortLock.take(url)
+    finally:
+        child.kill()
+        child.wait()
+    PortLock.take(url).release()
+
+
+def test_an_emulated_boards_record_goes_with_it(runtime, tmp_path):
+    import subprocess
+    import sys
+
+    from tinyedge.ports import (
+        emulated_log_path,
+        find_emulated,
+        register_emulated,
+        unregister_emulated,
+    )
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        log = emulated_log_path("socket://127.0.0.1:5555")
+        log.write_bytes(b"tinyedge ready board=x\n")
+        register_emulated("socket://127.0.0.1:5555", pid=sleeper.pid, log=log, live=True, board="x")
+        rec = find_emulated("socket://localhost:5555")
+        assert rec is not None and rec.pid == sleeper.pid and rec.live and rec.board == "x"
+        unregister_emulated("socket://127.0.0.1:5555", pid=sleeper.pid + 1)   # not its record: kept
+        assert find_emulated("socket://127.0.0.1:5555") is not None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert find_emulated("socket://127.0.0.1:5555") is None                # its process is gone: stale
+    assert not log.exists() and not list((runtime / "boards").iterdir())
+
+
+def test_qemu_logs_the_uart_with_commas_in_the_path_escaped():
+    from tinyedge.qemu import qemu_command
+
+    cmd = qemu_command("fw.elf", get_board("qemu-cortex-m4"), 4321, "/run/a,b/x.log")
+    chardev = cmd[cmd.index("-chardev") + 1]
+    assert chardev.startswith("socket,id=te_uart,host=127.0.0.1,port=4321,server=on,wait=on,nodelay=on,")
+    assert chardev.endswith(",logfile=/run/a,,b/x.log,logappend=off")
+    assert cmd[cmd.index("-serial") + 1] == "chardev:te_uart"
+
+
+def test_in_process_boards_log_their_output_from_the_start(runtime):
+    from aot_zoo import zoo_tflite
+
+    from tinyedge.emulation import TflmBoard
+    from tinyedge.link import Device
+    from tinyedge.ports import find_emulated
+
+    with TflmBoard(zoo_tflite("fc")) as b:
+        rec = find_emulated(b.port)
+        assert rec is not None and rec.live
+        with Device(b.port, timeout=5) as d:
+            d.info()
+        text = Path(rec.log).read_bytes()
+        assert text.startswith(b"tinyedge ready board=host runtime=tflm ")
+        assert len(text) > len(b.announcement) + 1                    # the hello's reply is in it too
+    assert find_emulated(b.port) is None and not Path(rec.log).exists()
+
+
+@pytest.mark.slow
+def test_the_host_boards_output_goes_through_its_relay(runtime):
+    from aot_zoo import zoo_tflite
+    from build_cache import cached_build
+
+    from tinyedge.builder import read_build
+    from tinyedge.emulation import HostBoard
+    from tinyedge.ports import find_emulated
+
+    proj, _ = cached_build(zoo_tflite("fc"), "host")
+    with HostBoard(read_build(proj)["artifacts"]["exe"]) as b:
+        rec = find_emulated(b.port)
+        assert rec is not None and rec.pid == b.pid
+        assert Path(rec.log).read_text().startswith(b.announcement)
+    assert find_emulated(b.port) is None
+
+
+def test_without_a_runtime_folder_ports_still_open(tmp_path, monkeypatch, caplog):
+    import tinyedge.ports as ports
+    from tinyedge.link.transport import Transport
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder would be")
+    monkeypatch.setenv("TINYEDGE_RUNTIME_DIR", str(blocker / "run"))
+    monkeypatch.setattr(ports, "_WARNED", False)
+    master, slave = os.openpty()
+    try:
+        t = Transport(os.ttyname(slave))          # the device's own flock still guards it
+        t.close()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert ports.register_emulated("socket://127.0.0.1:1", pid=os.getpid(), log=tmp_path / "x", live=True) is None
+    assert ports.find_emulated("socket://127.0.0.1:1") is None
+    assert ports.emulated_log_path("socket://127.0.0.1:1").parent.is_dir()
+    assert sum("no folder for port locks" in r.getMessage() for r in caplog.records) == 1

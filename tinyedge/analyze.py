@@ -12,6 +12,8 @@ MAC counts (`macs(graph, op)`), one multiply-accumulate per weight use:
 - TRANSPOSE_CONV:     in_elements x kernel_h x kernel_w x C_out (each input
                       pixel scatters a kh x kw x C_out patch)
 - BATCH_MATMUL:       out_elements x K (the contracted dimension)
+- UNIDIRECTIONAL_SEQUENCE_LSTM: steps x batch x 4 gates x units x (in_features
+                      + units) (the input and the recurrent FC of every gate)
 - every other op (pooling, ADD, SOFTMAX, RESHAPE, ...): 0.  This is the
   convention of MLPerf Tiny's published MAC counts.
 """
@@ -109,6 +111,12 @@ def macs(graph: Graph, op) -> int:
         adj_x = bool(op.options.get("adj_x", False))
         k = a.shape[-2] if adj_x and len(a.shape) >= 2 else a.shape[-1]
         return n_out * int(k)
+    if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        x, w = _t(graph, op, 0), _t(graph, op, 1)
+        if x is None or w is None or len(x.shape) != 3 or len(w.shape) != 2:
+            return 0
+        # per step and batch: 4 gates x units x (input features + units)
+        return x.shape[0] * x.shape[1] * 4 * int(w.shape[0]) * (int(x.shape[2]) + int(w.shape[0]))
     return 0
 
 

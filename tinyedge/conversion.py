@@ -611,6 +611,7 @@ def tflm_run(tflite: bytes, xq: np.ndarray) -> np.ndarray:
     in_shape = tuple(interp.get_input_details(0)["shape"])
     outs = []
     for i in range(len(xq)):
+        interp.reset()   # each sample from the zero state (recurrent models: Keras' stateful=False)
         interp.set_input(np.asarray(xq[i], dtype=np.int8).reshape(in_shape), 0)
         interp.invoke()
         outs.append(np.array(interp.get_output(0), copy=True).reshape(-1))

@@ -66,22 +66,82 @@ def read_announcement(fd: int, timeout: float, what: str) -> str:
             buf += chunk
 
 
+class OutputRelay:
+    """Copies a board's output (a pipe from the child) into the pty's master side and into the
+    board's log, so the log holds every byte the board printed from its start (`monitor` shows
+    it, and mirrors the board read-only beside a session)."""
+
+    def __init__(self, src: int, master: int, log_path: Path):
+        self._src, self._master = src, master
+        self.log_path = log_path
+        self._log = open(log_path, "wb", buffering=0)  # noqa: SIM115 - closed by the thread
+        self._thread = threading.Thread(target=self._run, name="tinyedge-board-output", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(self._src, 65536)      # blocks; EOF when the board exits
+                except OSError:
+                    return
+                if not data:
+                    return
+                self._log.write(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._master, view):]
+        except OSError:
+            return
+        finally:
+            self._log.close()
+            os.close(self._src)
+
+    def join(self, drain: int, timeout: float) -> None:
+        """Wait for the relay to end (after the board stopped), reading `drain` (the slave side) so a
+        write into a full pty cannot hold it."""
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(0.05)
+            if self._thread.is_alive() and drain >= 0:
+                r, _, _ = select.select([drain], [], [], 0)
+                if r:
+                    try:
+                        os.read(drain, 65536)
+                    except OSError:
+                        return
+
+
 class HostBoard(ChildProcess):
-    """The host build of the firmware behind a pty.  `.port` is the pyserial URL (a pty path)."""
+    """The host build of the firmware behind a pty.  `.port` is the pyserial URL (a pty path).
+
+    The board reads the pty's master side directly; what it prints goes through an OutputRelay,
+    into the pty and into `.log_path`, and the board is registered for `tinyedge monitor`."""
 
     def __init__(self, exe: os.PathLike | str, *, wait: bool = True, timeout: float = 10.0):
+        from .ports import emulated_log_path, register_emulated, unregister_emulated
+
         exe = Path(exe).expanduser().resolve()
         if not exe.is_file() or not os.access(exe, os.X_OK):
             raise InputFileError(f"{exe} is not an executable", path=exe,
                                  hint="build the project for board host first (tinyedge build DIR)")
         self.exe = exe
+        self._unregister = unregister_emulated
         self._master, self._slave, self.port = _open_pty()
-        self.proc = subprocess.Popen([str(exe)], stdin=self._master, stdout=self._master,
-                                     stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
-        os.close(self._master)      # the child holds it
-        self._master = -1
+        self.log_path = emulated_log_path(self.port)
+        out_r, out_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen([str(exe)], stdin=self._master, stdout=out_w,
+                                         stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+        except BaseException:
+            for fd in (out_r, out_w, self._master, self._slave):
+                os.close(fd)
+            raise
+        os.close(out_w)
+        self._relay = OutputRelay(out_r, self._master, self.log_path)
         self.announcement: str | None = None
         track(self)
+        register_emulated(self.port, pid=self.proc.pid, log=self.log_path, live=True, board="host")
         if wait:
             try:
                 self.announcement = read_announcement(self._slave, timeout, f"{exe.name} (host board)")
@@ -91,9 +151,17 @@ class HostBoard(ChildProcess):
 
     def close(self, timeout: float = 3.0) -> None:
         stop_process(self.proc, timeout)
-        if self._slave >= 0:
-            os.close(self._slave)
-            self._slave = -1
+        self._unregister(self.port, pid=self.proc.pid)
+        self._relay.join(self._slave, timeout)
+        for name in ("_master", "_slave"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+        try:
+            self.log_path.unlink()
+        except OSError:
+            pass
         untrack(self)
 
     def __enter__(self) -> HostBoard:
@@ -132,6 +200,7 @@ class TflmBackend:
 
     def run(self, data: bytes) -> tuple[int, int, bytes]:
         pos = 0
+        self.interp.reset()   # each inference from the zero state, as the boards do (recurrent models)
         for i, spec in enumerate(self.inputs):
             x = np.frombuffer(data[pos:pos + spec.nbytes], dtype=spec.dtype).reshape(spec.shape)
             self.interp.set_input(x, i)
@@ -197,12 +266,19 @@ class TflmBoard:
     """The host-emulated TFLM board: a ProtocolServer on a pty, served by a thread."""
 
     def __init__(self, tflite: os.PathLike | str, *, max_frame: int = 16397):
+        from .ports import emulated_log_path, register_emulated
+
         self.server = ProtocolServer(TflmBackend(tflite), max_frame=max_frame)
         self._master, self._slave, self.port = _open_pty()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="tinyedge-tflm-board", daemon=True)
         self.announcement = self.server.announcement().decode().strip()
+        # what this board prints, from its start, for `tinyedge monitor` (served by this process)
+        self.log_path = emulated_log_path(self.port)
+        self._log = open(self.log_path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
         track(self)
+        register_emulated(self.port, pid=os.getpid(), log=self.log_path, live=True, board="host")
+        self._log.write(self.server.announcement())
         os.write(self._master, self.server.announcement())
         # the announcement waits in the pty until a client reads it; consume ours
         read_announcement(self._slave, 5.0, "the TFLM board")
@@ -220,6 +296,11 @@ class TflmBoard:
             if not data:
                 return
             reply = self.server.feed(data)
+            if reply:
+                try:
+                    self._log.write(reply)
+                except (OSError, ValueError):
+                    pass
             view = memoryview(reply)
             while view:
                 try:
@@ -242,6 +323,15 @@ class TflmBoard:
                 except OSError:
                     pass
         self._master = self._slave = -1
+        if not self._log.closed:
+            from .ports import unregister_emulated
+
+            unregister_emulated(self.port, pid=os.getpid())
+            self._log.close()
+            try:
+                self.log_path.unlink()
+            except OSError:
+                pass
         untrack(self)
 
     def __enter__(self) -> TflmBoard:

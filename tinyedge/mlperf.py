@@ -386,12 +386,14 @@ MODES = ("performance", "accuracy", "both")
 
 def run(port: str, model, *, mode: str = "both", data=None, samples: int | None = None,
         min_seconds: float = MIN_WINDOW_S, windows: int = WINDOWS, timeout: float = 10.0,
-        chunk: int = DB_CHUNK, progress=None, dut: MlperfDut | None = None) -> dict:
+        chunk: int = DB_CHUNK, progress=None, dut: MlperfDut | None = None, baud: int = 115200,
+        on_step=None) -> dict:
     """Run the MLPerf Tiny runner's modes against the board on `port` that runs `model`.
 
     Accuracy uses `data` (.npz x and optional y labels: class ids, or for ad01
     1 = anomalous), or generated inputs; every m-results line is also checked
-    against the host reference.  Performance uses the first sample."""
+    against the host reference.  Performance uses the first sample.  `on_step(name)` is
+    called as each mode starts (the CLI shows it, with its time when it ends)."""
     from pathlib import Path
 
     from .graph import load_tflite
@@ -405,7 +407,7 @@ def run(port: str, model, *, mode: str = "both", data=None, samples: int | None 
     inputs = prepare_inputs(graph, data, samples)
     x = inputs.x_float if inputs.x_float is not None else inputs.xq
     own = dut is None
-    dut = dut or MlperfDut(port, timeout=timeout)
+    dut = dut or MlperfDut(port, timeout=timeout, baud=baud)
     try:
         dut.sync()
         report: dict = {"port": port, "name": dut.name(), **dut.profile(),
@@ -415,11 +417,15 @@ def run(port: str, model, *, mode: str = "both", data=None, samples: int | None 
             raise LinkError(f"{port}: the board runs MLPerf model {report['model']}, {Path(model).name} is {bench.name}",
                             hint="flash the firmware built from this model with --protocol mlperf")
         if mode in ("accuracy", "both"):
+            if on_step:
+                on_step("accuracy")
             acc = accuracy(dut, payload, x, inputs.labels, reference=Reference(Path(model).read_bytes()),
                            progress=progress)
             acc.pop("scores")
             report["accuracy"] = acc
         if mode in ("performance", "both"):
+            if on_step:
+                on_step(f"performance ({windows} windows of >= {min_seconds:g} s)")
             db, _ = payload.from_int8(x[0]) if x.dtype == np.int8 else payload.from_float(x[0])
             report["performance"] = performance(dut, db, min_seconds=min_seconds, windows=windows)
         report["db_resends"] = dut.resends

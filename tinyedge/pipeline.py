@@ -161,8 +161,10 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
         with steps.step("compress") as st:
             from .compress import compress as run_compress
 
+            # the deploy folder is tinyedge's own: a second run replaces its compressed model
             crep = run_compress(model, train, val=val if val is not None else data, out=outdir / "compressed.h5",
-                                options=compress, progress=train_progress)
+                                options=compress, progress=train_progress, force=True,
+                                trust_code=bool(convert_options.get("trust_code")))
             st["note"] = " -> ".join(crep["methods"]["order"])
         report["compression"] = crep
         model = outdir / "compressed.h5"

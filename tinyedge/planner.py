@@ -12,6 +12,10 @@ generator (which lays out its static arena with these offsets).
   it lives inside its input's buffer at a byte offset, and no bytes move.
 - Graph inputs are live from before the first op; graph outputs stay live
   after the last op (so the caller can read them).
+- Variable tensors (the state of a recurrent layer, kept from one invoke to the next) are
+  live over every op, so no other buffer ever shares their bytes.
+- Ops that need working memory of their own (TFLite Micro's scratch buffers, e.g. the LSTM
+  gate vectors) get a scratch buffer live during that op only (`Plan.scratch`).
 - Offsets are placed greedily, largest buffer first, at the lowest
   16-byte-aligned offset that does not overlap any already placed buffer
   whose lifetime overlaps.
@@ -50,9 +54,18 @@ class Plan:
     lifetimes: dict[int, tuple[int, int]] = field(default_factory=dict)  # tensor -> (first, last)
     alias_of: dict[int, int] = field(default_factory=dict)               # tensor -> root tensor
     buffers: list[Buffer] = field(default_factory=list)
+    scratch: dict[int, int] = field(default_factory=dict)               # op index -> scratch offset
 
     def live_bytes_at(self, op_index: int) -> int:
         return sum(b.nbytes for b in self.buffers if b.first <= op_index <= b.last)
+
+
+def scratch_bytes(graph, op) -> int:
+    """Arena bytes `op` needs as working memory during its run (beyond its tensors)."""
+    if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(op.inputs) > 1 and op.inputs[1] >= 0:
+        # four int16 gate vectors of `units` (TFLite Micro requests four scratch buffers too)
+        return 4 * 2 * int(graph.tensors[op.inputs[1]].shape[0])
+    return 0
 
 
 def _is_activation(graph, t: int) -> bool:
@@ -84,6 +97,10 @@ def lifetimes(graph) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
                 touch(t, op.index)
     for t in graph.outputs:
         if _is_activation(graph, t):
+            touch(t, last_op)
+    for t in list(life):
+        if graph.tensors[t].is_variable:
+            touch(t, 0)
             touch(t, last_op)
 
     parent: dict[int, int] = {}
@@ -182,6 +199,10 @@ def plan(graph) -> Plan:
         last = max(life[m][1] for m in members)
         nbytes = max(view_off.get(m, 0) + graph.tensors[m].nbytes for m in members)
         buffers.append(Buffer(r, members, nbytes, first, last))
+    for op in graph.ops:   # scratch: a buffer of no tensor (root -1 - op index), live during the op
+        n = scratch_bytes(graph, op)
+        if n:
+            buffers.append(Buffer(-1 - op.index, [], n, op.index, op.index))
 
     peak, peak_op = 0, 0
     for i in range(max(len(graph.ops), 1)):
@@ -203,5 +224,6 @@ def plan(graph) -> Plan:
 
     offsets = {m: b.offset + view_off.get(m, 0) for b in buffers for m in b.tensors}
     arena = _align(max((b.offset + b.nbytes for b in buffers), default=0))
+    scratch = {-1 - b.root: b.offset for b in buffers if b.root < 0}
     return Plan(offsets=offsets, arena_bytes=arena, peak_live_bytes=peak, peak_op=peak_op,
-                lifetimes=life, alias_of=alias_of, buffers=buffers)
+                lifetimes=life, alias_of=alias_of, buffers=buffers, scratch=scratch)

@@ -64,7 +64,9 @@ _RESET_CLOCK_HZ = {
 # STM32 alternate-function number of the board's UART pins.
 _STM32_AF = {"LPUART1": 8, "USART1": 7}
 # TFLM MicroMutableOpResolver method names that plain CamelCase gets wrong.
-_TFLM_METHOD_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "L2_NORMALIZATION": "L2Normalization"}
+_TFLM_METHOD_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "L2_NORMALIZATION": "L2Normalization",
+                           "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM", "CUMSUM": "CumSum",
+                           "PADV2": "PadV2"}
 
 
 # ---------------------------------------------------------------------------
@@ -140,6 +142,7 @@ class TflmFacts:
     cmsis_nn_folders: tuple[str, ...]   # CMSIS-NN Source/ folders those kernels call
     optimized_kernel_dir: str           # "cmsis_nn", or "" for TFLM's reference kernels
     esp_tflite_micro_version: str
+    stateful: bool = False              # variable tensors (recurrent state), reset before each invoke
 
 
 @dataclass(frozen=True)
@@ -403,6 +406,7 @@ def tflm_facts(graph: Graph, tflite: bytes, board: Board | None = None) -> TflmF
         model_bytes=len(tflite), model_lines=lines, pins=tflm_pins(), kernels=kernels,
         cmsis_nn_folders=cmsis_nn_folders(kernels) if optimized else (), optimized_kernel_dir=optimized,
         esp_tflite_micro_version=ESP_TFLITE_MICRO_VERSION,
+        stateful=any(t.is_variable for t in graph.tensors),
     )
 
 

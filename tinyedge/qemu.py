@@ -7,7 +7,11 @@ QEMU runs with `-icount shift=0` (one instruction per nanosecond of virtual
 time, so the firmware's SysTick counts instructions) and
 `-serial tcp:127.0.0.1:PORT,server=on,wait=on`: the guest does not start
 until the first client connects, so nothing it prints (the announcement line)
-is lost.  `start_qemu` returns once QEMU listens; the caller must then
+is lost.  QEMU also logs every byte the guest prints to a file under the
+runtime dir (its chardev `logfile`), and the board is registered there
+(tinyedge.ports.register_emulated): `tinyedge monitor` shows its output from
+the start, read-only, beside the session that holds the port.
+`start_qemu` returns once QEMU listens; the caller must then
 connect to `.url`.  The port is a free one picked by binding port 0 (unless
 given).  `.close()` terminates QEMU, then kills it; an atexit hook closes any
 QEMU still running when the Python process exits.
@@ -73,27 +77,55 @@ def _listening(port: int, pid: int | None = None) -> bool:
     return False
 
 
-def qemu_command(elf: os.PathLike | str, board, port: int) -> list[str]:
-    """The qemu-system-arm argument list for `elf` on `board` with the UART on `port`."""
+def serial_args(port: int, log: os.PathLike | str | None = None) -> list[str]:
+    """QEMU's first UART as a TCP server on 127.0.0.1:`port` that holds the guest until the first
+    client connects; with `log`, QEMU also writes every byte the guest prints to that file (the
+    chardev's logfile: the board's output from its start, whoever is connected, or nobody)."""
+    if log is None:
+        return ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
+    path = str(log).replace(",", ",,")      # QEMU's option syntax: a comma in a value is doubled
+    return ["-chardev", f"socket,id=te_uart,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on,"
+                        f"logfile={path},logappend=off", "-serial", "chardev:te_uart"]
+
+
+def qemu_command(elf: os.PathLike | str, board, port: int, log: os.PathLike | str | None = None) -> list[str]:
+    """The qemu-system-arm argument list for `elf` on `board` with the UART on `port` (logged to `log`)."""
     machine = board.flash.qemu_machine
     if not machine:
         raise UsageError(f"board {board.id} is not emulated by QEMU", hint="pick a qemu-* board")
     cmd = [QEMU, "-M", machine]
     if board.flash.qemu_cpu:
         cmd += ["-cpu", board.flash.qemu_cpu]
-    return cmd + ["-nographic", "-icount", "shift=0", "-kernel", str(elf),
-                  "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-monitor", "none"]
+    return cmd + ["-nographic", "-icount", "shift=0", "-kernel", str(elf), *serial_args(port, log),
+                  "-monitor", "none"]
 
 
 class QemuProcess(ChildProcess):
     """A running qemu-system-arm; `.url` is the emulated UART as a pyserial URL."""
 
-    def __init__(self, proc: subprocess.Popen, port: int, cmd: list[str], stderr_file):
+    def __init__(self, proc: subprocess.Popen, port: int, cmd: list[str], stderr_file, log: Path | None = None):
         self.proc = proc
         self.port = port
         self.cmd = cmd
         self._stderr = stderr_file
+        self.log_path = log          # every byte the guest printed, from its start (QEMU writes it)
+        self._registered = False
         track(self)
+
+    def register(self, board_id: str = "") -> None:
+        """Tell other processes (`tinyedge monitor`) that this board serves `.url` and where its output is."""
+        if self.log_path is not None:
+            from .ports import register_emulated
+
+            register_emulated(self.url, pid=self.proc.pid, log=self.log_path, live=True, board=board_id)
+            self._registered = True
+
+    def output(self) -> bytes:
+        """Everything the guest has printed so far (b"" when it is not logged)."""
+        try:
+            return self.log_path.read_bytes() if self.log_path is not None else b""
+        except OSError:
+            return b""
 
     @property
     def url(self) -> str:
@@ -154,6 +186,16 @@ class QemuProcess(ChildProcess):
             self._stderr.close()
         except OSError:
             pass
+        if self._registered:
+            from .ports import unregister_emulated
+
+            unregister_emulated(self.url, pid=self.proc.pid)
+            self._registered = False
+        if self.log_path is not None:
+            try:
+                self.log_path.unlink()
+            except OSError:
+                pass
         untrack(self)
 
     def __enter__(self) -> QemuProcess:
@@ -177,7 +219,13 @@ def wall_limit(budget: float) -> float:
 
 def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
                timeout: float = 10.0) -> QemuProcess:
-    """Start QEMU for `elf` on emulated `board`; return once its UART port listens."""
+    """Start QEMU for `elf` on emulated `board`; return once its UART port listens.
+
+    Everything the guest prints goes to `.log_path` too (from its first byte), and the board is
+    registered for other processes, so `tinyedge monitor --port URL` shows its output from the
+    start and mirrors a running session without taking the port."""
+    from .ports import emulated_log_path
+
     exe = shutil.which(QEMU)
     if exe is None:
         raise ToolMissingError(QEMU, QEMU_HOW)
@@ -187,7 +235,8 @@ def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
     last_err = ""
     for _attempt in range(3):
         p = port or _free_port()
-        cmd = qemu_command(elf, board, p)
+        log_path = emulated_log_path(f"socket://127.0.0.1:{p}")
+        cmd = qemu_command(elf, board, p, log_path)
         cmd[0] = exe
         err = tempfile.TemporaryFile()
         log.info("starting %s", " ".join(cmd))
@@ -197,13 +246,14 @@ def start_qemu(elf: os.PathLike | str, board, *, port: int | None = None,
         with signals_held():  # a SIGTERM now finds QEMU not started, or tracked (closed at exit)
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                     preexec_fn=die_with_parent if main else None)  # noqa: PLW1509
-            q = QemuProcess(proc, p, cmd, err)
+            q = QemuProcess(proc, p, cmd, err, log_path)
         deadline = time.monotonic() + timeout
         can_see = os.path.exists("/proc/net/tcp")  # elsewhere: give QEMU a moment instead
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
             if _listening(p, proc.pid) if can_see else time.monotonic() > deadline - timeout + 0.5:
+                q.register(board.id)
                 return q
             time.sleep(0.02)
         last_err = q.stderr_text().strip()

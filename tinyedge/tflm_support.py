@@ -135,7 +135,8 @@ CMSIS_NN_FOLDERS: dict[str, tuple[str, ...]] = {
     "mul": ("BasicMathFunctions",), "pad": ("PadFunctions",), "pooling": ("PoolingFunctions",),
     "softmax": ("SoftmaxFunctions",), "svdf": ("SVDFunctions",), "transpose": ("TransposeFunctions",),
     "transpose_conv": ("ConvolutionFunctions",),
-    "unidirectional_sequence_lstm": ("LSTMFunctions", "FullyConnectedFunctions", "BasicMathFunctions"),
+    "unidirectional_sequence_lstm": ("LSTMFunctions", "FullyConnectedFunctions", "BasicMathFunctions",
+                                     "ActivationFunctions"),
 }
 
 

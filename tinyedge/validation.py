@@ -48,6 +48,7 @@ class Reference:
         self._shape = tuple(int(d) for d in self._interp.get_input_details(0)["shape"])
 
     def run(self, xq: np.ndarray) -> np.ndarray:
+        self._interp.reset()   # each sample from the zero state (recurrent models: Keras' stateful=False)
         self._interp.set_input(np.asarray(xq, dtype=np.int8).reshape(self._shape), 0)
         self._interp.invoke()
         return np.array(self._interp.get_output(0), copy=True)

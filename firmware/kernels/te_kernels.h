@@ -326,6 +326,36 @@ void te_l2norm_s8(int32_t outer, int32_t depth, int32_t in_zp, const int8_t *TE_
 void te_transpose_conv_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_conv2d_grouped_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 
+/* ---- recurrent layers (te_recurrent.c) ---------------------------------- */
+
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 x int8 -> int16 cell, as TFLite Micro's integer LSTM.
+ * Gates in the order input, forget, cell, output; per gate the input FC (effective bias: bias -
+ * input zero point x row sums) and the recurrent FC (no bias: - hidden zero point x row sums),
+ * each requantized to int16 Q3.12. */
+typedef struct {
+    int32_t batches, steps, in_n, units;
+    int32_t in_step_t, in_step_b;    /* input elements between two time steps / two batches */
+    int32_t out_step_t, out_step_b;  /* the same for the output */
+    const int8_t *w_in;              /* [4][units][in_n] */
+    const int8_t *w_rec;             /* [4][units][units] */
+    const int32_t *b_in;             /* [4][units] */
+    const int32_t *b_rec;            /* [4][units] */
+    int32_t in_mult[4], in_shift[4];
+    int32_t rec_mult[4], rec_shift[4];
+    int32_t fc_mult, fc_shift;       /* forget gate x cell -> cell */
+    int32_t ic_mult, ic_shift;       /* input gate x cell gate -> cell */
+    int32_t oh_mult, oh_shift, h_zp; /* tanh(cell) x output gate -> hidden (int8) */
+    int32_t cell_clip;               /* quantized clip of the cell state; -1: none */
+    int32_t tanh_mult, tanh_shift;   /* the cell state to the tanh input scale */
+    int32_t cell_gate_sigmoid;       /* 1: the cell gate activation is sigmoid, 0: tanh */
+    const uint16_t *sigmoid_table;   /* [256]: sigmoid(k / 24) in 0.16 */
+} te_lstm_params_t;
+
+/* hidden: [batches][units] int8, cell: [batches][units] int16 (the variable tensors, kept across
+ * invokes); scratch: 4 x units int16 */
+void te_lstm_s8(const te_lstm_params_t *p, const int8_t *in, int8_t *hidden, int16_t *cell, int16_t *scratch,
+                int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -52,6 +52,7 @@ KERNEL_FILES = {
     "RESIZE_BILINEAR": "te_resize.c",
     "TRANSPOSE_CONV": "te_transpose_conv.c",
     "RSQRT": "te_activation.c",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "te_recurrent.c",
 }
 
 

@@ -24,7 +24,7 @@ from ..graph import Graph, load_tflite
 from ..planner import Plan, plan
 from ..resources import templates_dir
 from ..runtimes import require_supported
-from . import ops_math, ops_shape
+from . import ops_math, ops_recurrent, ops_shape
 from . import quant as q
 from . import storage as ws
 
@@ -521,6 +521,7 @@ _EMIT = {
     **ops_shape.EMIT,   # TRANSPOSE, SLICE, STRIDED_SLICE, TILE, SPLIT, SPLIT_V, UNPACK, PACK, GATHER
     **ops_math.EMIT,    # SUB, SQUARED_DIFFERENCE, PRELU, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RESIZE_*, TRANSPOSE_CONV
 }
+_EMIT.update(ops_recurrent.EMIT)
 
 
 def _field_text(v) -> str:
@@ -582,6 +583,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         "consts": ctx.consts, "const_bytes": ctx.const_bytes, "ops": ctx.ops,
         "inputs": [_io_info(graph, t, pl) for t in graph.inputs],
         "outputs": [_io_info(graph, t, pl) for t in graph.outputs],
+        "variables": [dict(v, name=c_comment(v["name"])) for v in ops_recurrent.variables(graph, pl)],
         "header": "model.h", "plan": pl, "storage": ctx.storage, "weights": weights,
     }
 

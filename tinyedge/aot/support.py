@@ -8,7 +8,7 @@ symmetric), biases int32.
 
 from __future__ import annotations
 
-from . import ops_math, ops_shape
+from . import ops_math, ops_recurrent, ops_shape
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -38,6 +38,7 @@ MAX_VERSION = {
 }
 MAX_VERSION.update(ops_shape.MAX_VERSION)   # the layout ops (tinyedge/aot/ops_shape.py)
 MAX_VERSION.update(ops_math.MAX_VERSION)    # SUB, PRELU, resize, TRANSPOSE_CONV, ... (tinyedge/aot/ops_math.py)
+MAX_VERSION.update(ops_recurrent.VERSIONS)
 
 SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
 
@@ -245,6 +246,10 @@ _CHECKS = {
     **ops_shape.CHECKS,
     **ops_math.CHECKS,
 }
+_CHECKS.update(ops_recurrent.CHECKS)
+
+# ops the engine refuses with advice of their own (what to change in the model)
+_REFUSALS = {"WHILE": ops_recurrent.check_while}
 
 
 def dsp_notes(graph) -> list[dict]:
@@ -278,6 +283,8 @@ def check_op(graph, op) -> str | None:
     if op.is_custom:
         return f"custom op {op.opcode[7:]} is not supported by the aot engine"
     check = _CHECKS.get(op.opcode)
+    if check is None and op.opcode in _REFUSALS:
+        return _REFUSALS[op.opcode](graph, op)
     if check is None:
         return f"{op.opcode} is not an op of the aot engine (it runs {', '.join(SUPPORTED_OPS)})"
     if op.version > MAX_VERSION[op.opcode]:

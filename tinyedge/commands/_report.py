@@ -14,8 +14,9 @@ class _LazyBar:
 
     so a command that fails before streaming prints its error and nothing else."""
 
-    def __init__(self, label: str, before=None):
+    def __init__(self, label: str, before=None, unit: str = "samples"):
         self.label = label
+        self.unit = unit
         self.before = before
         self.progress: Progress | None | bool = None
         self.task = None
@@ -25,7 +26,7 @@ class _LazyBar:
             self.before()
         if self.progress is None and not err.is_terminal:
             # No bar outside a terminal: one line says that it started (logs, CI, pipes).
-            err.print(f"{self.label}: {done} of {total} samples ...", markup=False, highlight=False)
+            err.print(f"{self.label}: {done} of {total} {self.unit} ...", markup=False, highlight=False)
             self.progress = False
         if self.progress is False:
             return
@@ -42,13 +43,13 @@ class _LazyBar:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool = True, before=None):
+def progress_bar(label: str, enabled: bool = True, before=None, unit: str = "samples"):
     """Yield a `progress(done, total)` callback drawing a rich progress bar (or None when disabled);
     `before()` runs just before the bar appears (to stop a spinner)."""
     if not enabled:
         yield None
         return
-    bar = _LazyBar(label, before)
+    bar = _LazyBar(label, before, unit)
     try:
         yield bar
     finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..console import emit_json, err, warn
-from ._common import existing_path, json_option
+from ..console import emit_json, out, result, short_path, table, warn
+from ._common import existing_path, force_option, json_option, output_option
 
 # The compression options, shared with `deploy`: (flags, Options field, click keywords).
 _OPTIONS = [
@@ -62,11 +62,11 @@ def options_from(kwargs: dict):
 
 
 def print_report(r: dict) -> None:
-    from rich.table import Table
-
+    """The result on stdout (tables that fit the width without cutting a token); notes on stderr."""
     from ..compress.report import render_rows
 
-    t = Table(title=f"Compressed {r['model']} -> {r['out']}", title_justify="left")
+    result(f"Compressed {short_path(r['model'])} -> {short_path(r['out'])}")
+    t = table()
     for c in ("", "before", "after", "change"):
         t.add_column(c, justify="left" if not c else "right")
     for row in render_rows(r):
@@ -79,23 +79,23 @@ def print_report(r: dict) -> None:
                       f"{(a['accuracy'] - b['accuracy']) * 100:+.1f} pt")
         t.add_row(f"{label} top-1 agreement with original", f"{b['agreement_with_original']:.2%}",
                   f"{a['agreement_with_original']:.2%}", "")
-    err.print(t)
-    lt = Table(title="Layers of the int8 model after", title_justify="left")
+    out.print(t)
+    lt = table(title="Layers of the int8 model after")
     for c in ("layer", "op", "params", "MACs", "weight B", "zeros", "distinct/ch"):
         lt.add_column(c, justify="left" if c in ("layer", "op") else "right")
     for row in r["layers"]["after"]:
         lt.add_row(row["layer"], row["op"], f"{row['params']:,}", f"{row['macs']:,}", f"{row['weight_bytes']:,}",
                    f"{row['sparsity']:.0%}", str(row["distinct_per_channel_max"]))
-    err.print(lt)
+    out.print(lt)
     m = r["methods"]
-    err.print("order: " + " -> ".join(m["order"]) + f"  (samples {q['samples']}"
-              f"{', labelled' if q['labelled'] else ', no labels: agreement only'})")
+    result("order: " + " -> ".join(m["order"]) + f"  (samples {q['samples']}"
+           f"{', labelled' if q['labelled'] else ', no labels: agreement only'})")
     for lr in (m.get("low_rank") or {}).get("refused", []):
         warn(f"low-rank refused for '{lr['layer']}': rank {lr['rank']} needs {lr['params_after']:,} weights vs "
              f"{lr['params_before']:,} (break-even rank {lr['break_even_rank']})")
     for n in r.get("notes", []):
         warn(n)
-    err.print(f"wrote {r['out']} and {r['tflite']}")
+    result(f"wrote {r['out']} and {r['tflite']}")
 
 
 @click.command("compress")
@@ -104,11 +104,15 @@ def print_report(r: dict) -> None:
               help="Training data: .npz with x (the model's input layout) and labels y (optional with --distill).")
 @click.option("--val", type=existing_path(dir_okay=False), default=None,
               help="Validation data (.npz with x, y) for the accuracy before and after.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True,
-              help="The compressed Keras model (.h5 or .keras); its int8 .tflite goes beside it.")
+@output_option("out", kind="file", required=True,
+               help="The compressed Keras model (.h5 or .keras); its int8 .tflite goes beside it "
+                    "(<name>_int8.tflite).  Existing files are refused without --force.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow Lambda layers stored as Python bytecode (this runs code from the model file).")
+@force_option
 @compression_options
 @json_option
-def command(model, train, val, out, as_json, **kw):
+def command(model, train, val, out, trust_code, force, as_json, **kw):
     """Compress MODEL so the board gains flash, RAM and cycles, and report what it cost.
 
     Methods run in a fixed order: L1 -> channel pruning -> low-rank ->
@@ -118,6 +122,7 @@ def command(model, train, val, out, as_json, **kw):
     and accuracy before and after.  Ctrl-C stops with nothing written.
     """
     from ..compress import compress
+    from ..console import Steps
     from ._report import progress_bar
 
     opts = options_from(kw)
@@ -125,12 +130,15 @@ def command(model, train, val, out, as_json, **kw):
         raise click.UsageError("no compression method given; choose at least one of --prune-channels, --rank, "
                                "--rank-energy, --prune, --sparsity-pattern, --cluster, --qat, --distill, --l1")
 
-    def on_step(name: str) -> None:
-        if not as_json:
-            err.print(f"[bold]{name}[/] ...")
+    from ..compress.core import check_output
 
-    with progress_bar("training epochs", enabled=not as_json) as progress:
-        report = compress(model, train, val=val, out=out, options=opts, progress=progress, on_step=on_step)
+    opts.check()
+    check_output(out, force)                # bad input: one error line, before any step starts
+    with Steps(enabled=not as_json) as steps, \
+            progress_bar("training", enabled=not as_json, before=steps.pause, unit="epochs") as progress:
+        steps.start("load and check")
+        report = compress(model, train, val=val, out=out, options=opts, progress=progress, on_step=steps.start,
+                          force=force, trust_code=trust_code)
     if as_json:
         emit_json(report)
     else:

@@ -91,7 +91,7 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
 
     opts = convert_options(None, calib_samples, trust_code)
     with Steps(enabled=not as_json) as steps, \
-            progress_bar("training epochs", enabled=not as_json and copts is not None,
+            progress_bar("training", enabled=not as_json and copts is not None, unit="epochs",
                          before=steps.pause) as train_progress, \
             progress_bar("validate", enabled=not as_json, before=steps.pause) as progress:
         def on_step(name: str) -> None:

@@ -76,7 +76,8 @@ def command(project_dir, port, board_id, method, no_stub, connect_attempts, merg
             if isinstance(ann, dict) and not as_json:
                 # The board printed this before anyone could connect: show it, it is the board's start.
                 show("tinyedge ready " + " ".join(f"{k}={v}" for k, v in ann.items()))
-            info(f"the emulated board is running; its port is {result.port} (Ctrl-C stops it)")
+            info(f"the emulated board is running; its port is {result.port} (Ctrl-C stops it); "
+                 f"'tinyedge monitor --port {result.port}' shows its output from the start")
             _serve_until_interrupted()
     finally:
         result.close()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import click
 
-from ..console import emit_json, err
-from ._common import existing_path, json_option
+from ..console import emit_json, result, short_path
+from ._common import baud_option, existing_path, json_option, port_option, timeout_option
 from ._report import progress_bar
 
 
 @click.command("mlperf")
 @click.argument("model", type=existing_path(dir_okay=False))
-@click.option("--port", "-p", required=True, metavar="URL",
-              help="pyserial URL of a board running MLPerf protocol firmware: /dev/ttyACM0, socket://HOST:PORT, ...")
+@port_option(help="Serial port of a board running MLPerf protocol firmware: a device path, a pty, or a pyserial "
+                  "URL (socket://HOST:PORT, ...); found by itself when exactly one board is attached.")
+@baud_option
+@timeout_option
 @click.option("--mode", type=click.Choice(["performance", "accuracy", "both"]), default="both", show_default=True,
               help="performance: median throughput over windows; accuracy: every sample once.")
 @click.option("--data", "-d", type=existing_path(dir_okay=False), default=None,
@@ -22,10 +24,8 @@ from ._report import progress_bar
               help="Shortest performance window, in the board's own time (the rules say 10 s).")
 @click.option("--windows", type=click.IntRange(min=1), default=5, show_default=True,
               help="Performance windows; the median throughput is reported.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds to wait for each m-ready.")
 @json_option
-def command(model, port, mode, data, samples, min_seconds, windows, timeout, as_json):
+def command(model, port, baud, timeout, mode, data, samples, min_seconds, windows, as_json):
     """Run the MLPerf Tiny / EEMBC host protocol against the board on --port that runs MODEL.
 
     The board runs firmware made with 'tinyedge generate MODEL --protocol
@@ -33,11 +33,20 @@ def command(model, port, mode, data, samples, min_seconds, windows, timeout, as_
     each result line against the host reference too; performance mode times
     windows with the board's m-lap-us timestamps.
     """
+    from ..console import Steps
     from ..mlperf import run
 
-    with progress_bar("accuracy", enabled=not as_json and mode != "performance") as progress:
+    if port is None:
+        from ..graph import load_tflite
+        from ..ports import pick_port
+
+        load_tflite(model)                  # a model that is not a .tflite is said before the port search
+
+        port = pick_port()
+    with Steps(enabled=not as_json) as steps, \
+            progress_bar("accuracy", enabled=not as_json and mode != "performance", before=steps.pause) as progress:
         report = run(port, model, mode=mode, data=data, samples=samples, min_seconds=min_seconds,
-                     windows=windows, timeout=timeout, progress=progress)
+                     windows=windows, timeout=timeout, progress=progress, baud=baud, on_step=steps.start)
     if as_json:
         emit_json(report)
         return
@@ -45,7 +54,9 @@ def command(model, port, mode, data, samples, min_seconds, windows, timeout, as_
 
 
 def print_mlperf(report: dict) -> None:
-    err.print(f"board: {report['name']}  model: {report['model']}  ({report.get('profile', '')})")
+    """The result on stdout, wrapped between words to the width; notes on stderr."""
+    result(f"board: {report['name']}  model: {report['model']}  ({report.get('profile', '')})  "
+           f"file: {short_path(report.get('model_file', ''), 60)}")
     acc = report.get("accuracy")
     if acc:
         line = f"accuracy: {acc['samples']} samples"
@@ -55,11 +66,11 @@ def print_mlperf(report: dict) -> None:
             line += f", AUC {acc['auc']:.4f}"
         line += f"; results equal to the host reference's: {acc['samples'] - acc.get('reference_mismatches', 0)}" \
                 f"/{acc['samples']}"
-        err.print(line)
+        result(line)
     perf = report.get("performance")
     if perf:
-        err.print(f"performance: {perf['median_per_second']:.2f} inferences/s median over {len(perf['windows'])} "
+        result(f"performance: {perf['median_per_second']:.2f} inferences/s median over {len(perf['windows'])} "
                   f"windows of >= {perf['min_window_s']:g} s ({perf['median_latency_ms']:.3f} ms per inference, "
                   "board time)")
     for n in report.get("notes", []):
-        err.print(f"note: {n}")
+        result(f"[yellow]note:[/] {n}")

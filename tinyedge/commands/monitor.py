@@ -44,6 +44,57 @@ PROBE_AFTER = 1.5      # seconds of silence after connecting before one hello is
 SILENT_NOTICE = 5.0    # seconds of silence before saying that nothing arrives
 
 
+class Shower:
+    """Turns the bytes of a line into what monitor prints: text lines, decoded frames, garbage."""
+
+    def __init__(self, raw: bool):
+        from ..link.protocol import FrameDecoder
+
+        self.raw = raw
+        self.dec = FrameDecoder()
+
+    def feed(self, data: bytes) -> None:
+        from ..link.protocol import Frame, Garbage, TextLine
+
+        if self.raw:
+            click.echo(data.hex(" "))
+            return
+        for ev in self.dec.feed(data):
+            if isinstance(ev, TextLine):
+                click.echo(ev.text)
+            elif isinstance(ev, Frame):
+                click.echo(describe_frame(ev))
+            elif isinstance(ev, Garbage):
+                click.echo(f"[garbage {len(ev.data)} bytes: {ev.data[:16].hex(' ')}"
+                           f"{' ...' if len(ev.data) > 16 else ''}]")
+
+
+def mirror(board, port: str, raw: bool, done) -> None:
+    """Show an emulated board's output from its first byte, following its log (never its port)."""
+    import os
+
+    info(f"mirroring {port} (emulated board {board.board or '?'}, pid {board.pid}) read-only from its start; "
+         "Ctrl-C to stop")
+    show = Shower(raw)
+    try:
+        f = open(board.log, "rb")  # noqa: SIM115 - closed below
+    except OSError as e:
+        from ..errors import LinkError
+
+        raise LinkError(f"cannot read the output of the emulated board on {port}: {e}",
+                        hint="is it still running?") from None
+    with f:
+        while not done():
+            data = f.read(65536)
+            if data:
+                show.feed(data)
+                continue
+            if not board.alive() or not os.path.exists(board.log):
+                info(f"the emulated board on {port} stopped")
+                return
+            time.sleep(0.05)
+
+
 @click.command("monitor")
 @port_option()
 @baud_option
@@ -55,15 +106,19 @@ SILENT_NOTICE = 5.0    # seconds of silence before saying that nothing arrives
 def command(port: str | None, baud: int, raw: bool, hello: bool, exit_after: float | None):
     """Show a board's text output and decode protocol frames into readable lines.
 
+    An emulated board that tinyedge started (flash, emulate, deploy) is shown
+    from its first byte and mirrored read-only: monitor reads the board's log,
+    never its port, so it can run beside a validate.  On any other port,
+    monitor holds the port exclusively: beside a validate it is refused (exit
+    2, naming who holds the port) rather than stealing its bytes.
+
     Runs until Ctrl-C; when the port goes away (a USB board reset), waits for
     it to come back and goes on.  A port that cannot be opened is an error.
-    The port is held exclusively: a monitor beside a validate on the same
-    port is refused rather than stealing its bytes.
     """
     from ..errors import LinkError
     from ..link import protocol as p
-    from ..link.protocol import Frame, FrameDecoder, Garbage, TextLine
     from ..link.transport import Transport, open_with_backoff
+    from ..ports import find_emulated
 
     if port is None:
         from ..ports import pick_port
@@ -74,11 +129,13 @@ def command(port: str | None, baud: int, raw: bool, hello: bool, exit_after: flo
     def done() -> bool:
         return deadline is not None and time.monotonic() >= deadline
 
-    def emit(line: str) -> None:
-        click.echo(line)
-
-    t = Transport(port, baud=baud)          # a port that cannot be opened: an error, exit 2
+    t = None
     try:
+        board = find_emulated(port)
+        if board is not None and board.live:
+            mirror(board, port, raw, done)
+            return
+        t = Transport(port, baud=baud)      # cannot be opened, or held by another session: an error, exit 2
         while not done():
             if t is None:
                 try:
@@ -86,7 +143,7 @@ def command(port: str | None, baud: int, raw: bool, hello: bool, exit_after: flo
                 except LinkError:
                     return
             info(f"monitoring {port} at {baud} baud (Ctrl-C to stop)")
-            dec = FrameDecoder()
+            show = Shower(raw)
             since, probed, noticed, heard = time.monotonic(), not hello, False, False
             try:
                 while not done():
@@ -103,17 +160,7 @@ def command(port: str | None, baud: int, raw: bool, hello: bool, exit_after: flo
                                  f"and at {baud} baud?")
                         continue
                     heard = True
-                    if raw:
-                        emit(data.hex(" "))
-                        continue
-                    for ev in dec.feed(data):
-                        if isinstance(ev, TextLine):
-                            emit(ev.text)
-                        elif isinstance(ev, Frame):
-                            emit(describe_frame(ev))
-                        elif isinstance(ev, Garbage):
-                            emit(f"[garbage {len(ev.data)} bytes: {ev.data[:16].hex(' ')}"
-                                 f"{' ...' if len(ev.data) > 16 else ''}]")
+                    show.feed(data)
             except LinkError as e:
                 info(f"lost {port} ({e.message}); waiting for it to come back")
             finally:

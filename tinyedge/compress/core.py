@@ -100,7 +100,11 @@ class Options:
         return p
 
 
-def _out_path(out) -> Path:
+def check_output(out, force: bool = False) -> Path:
+    """OUT resolved, or the user error it would give (a bad suffix, a folder, an existing file without
+    `force`): the CLI asks before it starts, so that bad input is one error line."""
+    from ..errors import OutputExistsError
+
     p = Path(out).expanduser().resolve()
     if p.suffix.lower() not in (".h5", ".keras"):
         raise UsageError(f"the output {p.name} must end in .h5 or .keras", hint="e.g. -o small.h5")
@@ -108,6 +112,11 @@ def _out_path(out) -> Path:
         raise UsageError(f"{p} is a folder", hint="give -o the path of a .h5 or .keras file")
     if not p.parent.is_dir():
         raise InputFileError(f"the folder of {p} does not exist", path=p.parent, hint="create it first")
+    if not force:      # refused before any training, not after it
+        for f in (p, int8_path(p)):
+            if f.exists():
+                raise OutputExistsError(f"{f} already exists",
+                                        hint="choose another output file with -o, or pass --force to overwrite it")
     return p
 
 
@@ -117,19 +126,33 @@ def int8_path(out: Path) -> Path:
 
 
 def _save(model, path: Path) -> None:
+    import warnings
+
     from ..conversion import _quiet_tf
 
-    with _quiet_tf():
-        model.save(str(path), include_optimizer=False) if path.suffix == ".h5" else model.save(str(path))
+    # tf_keras says that .h5 is "legacy" (a UserWarning) and logs about compiled metrics: the user
+    # chose the format with -o, and neither says anything to them
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    with _quiet_tf(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file", category=UserWarning)
+        tf_log.setLevel(logging.ERROR)
+        try:
+            model.save(str(path), include_optimizer=False) if path.suffix == ".h5" else model.save(str(path))
+        finally:
+            tf_log.setLevel(level)
 
 
 def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | os.PathLike,
              val: str | os.PathLike | None = None, options: Options | None = None,
-             progress: Progress | None = None, on_step: StepHook | None = None, **kw) -> dict:
+             progress: Progress | None = None, on_step: StepHook | None = None, force: bool = False,
+             trust_code: bool = False, **kw) -> dict:
     """Compress a Keras model; write OUT (.h5/.keras) and `<stem>_int8.tflite` beside it; return the report.
 
     Options go in `options` or as keywords (`prune_channels=0.5, distill=True`, ...).  Nothing is
-    written until every step has succeeded: a failure or Ctrl-C leaves OUT as it was.
+    written until every step has succeeded: a failure or Ctrl-C leaves OUT as it was.  An existing
+    OUT (or its .tflite) is refused unless `force`; `trust_code` allows Lambda layers stored as
+    Python bytecode in MODEL (loading it runs that code).
     """
     from ..conversion import _quiet_tf, load_model
     from ..data import load_data
@@ -142,14 +165,14 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
         raise UsageError("no compression method given",
                          hint="choose at least one of --prune-channels, --rank, --prune, --cluster, --qat, "
                               "--distill, --l1")
-    outp = _out_path(out)
+    outp = check_output(out, force)
     if opts.qat and outp.suffix.lower() == ".keras":
         raise UsageError("--qat keeps tfmot's quantize wrappers in the model, which only the Keras 2 .h5 format "
                          "holds (Keras 3 cannot load them from a .keras file)", hint=f"use -o {outp.stem}.h5")
     src = Path(model).expanduser().resolve()
     t_start = time.perf_counter()
     steps: dict[str, float] = {}
-    loaded = load_model(src)
+    loaded = load_model(src, trust_code=trust_code)
     if loaded.kind == "savedmodel":
         raise ModelError(f"{src.name} is a SavedModel; compression needs the Keras model (.h5 or .keras) with "
                          "its layers", hint="pass the .h5 or .keras file the SavedModel was exported from")
@@ -276,7 +299,7 @@ def compress(model: str | os.PathLike, train: str | os.PathLike, *, out: str | o
             if not opts.qat:  # an uncompiled rebuild: no training config in the file, no training-only losses
                 student = build(from_keras(student))
             _save(student, staged)
-            rep = _measure(src, staged, stage, x, xv, yv, teacher, student, steps, on_step)
+            rep = _measure(src, staged, stage, x, xv, yv, teacher, student, steps, on_step, trust_code)
             staged_tfl = stage / "model_int8.tflite"
             os.replace(staged, outp)
             os.replace(staged_tfl, int8_path(outp))
@@ -319,7 +342,8 @@ def _methods_run(opts: Options) -> set[str]:
 _BEFORE: dict[str, bytes] = {}
 
 
-def _measure(src: Path, staged: Path, stage: Path, x, xv, yv, teacher, student, steps, on_step) -> dict:
+def _measure(src: Path, staged: Path, stage: Path, x, xv, yv, teacher, student, steps, on_step,
+             trust_code: bool = False) -> dict:
     from ..conversion import convert
     from ..graph import load_tflite
     from . import report as R
@@ -335,7 +359,7 @@ def _measure(src: Path, staged: Path, stage: Path, x, xv, yv, teacher, student, 
     if key in _BEFORE:  # the same source and calibration: the same int8 model (one process)
         (stage / "before_int8.tflite").write_bytes(_BEFORE[key])
     else:
-        convert(src, out=stage / "before_int8.tflite", calib=calib)
+        convert(src, out=stage / "before_int8.tflite", calib=calib, trust_code=trust_code)
         _BEFORE[key] = (stage / "before_int8.tflite").read_bytes()
     convert(staged, out=stage / "model_int8.tflite", calib=calib)
     steps["convert"] = round(time.perf_counter() - t, 3)

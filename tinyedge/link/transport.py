@@ -21,9 +21,13 @@ class Transport:
     def __init__(self, url: str, *, baud: int = 115200):
         import serial
 
+        from ..ports import PortBusy, PortLock, flock_holder
+
         self.url = url
         self.bytes_in = 0
         self.bytes_out = 0
+        # One session per port: the port's lock names its holder to a second reader (PortBusy, exit 2).
+        self._lock = PortLock.take(url)
         try:
             # exclusive: a device or pty is locked (flock) while open, so a second reader (a monitor
             # beside a validate) is refused instead of stealing half the bytes of a session.
@@ -34,10 +38,10 @@ class Transport:
                 # rfc2217:// (ser2net, labgrid's exported serial ports) has no write timeout in pyserial
                 self._ser = serial.serial_for_url(url, baudrate=baud, timeout=0.05, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
-            if "exclusively lock" in str(e):
-                raise LinkError(f"{url} is in use by another program (another tinyedge validate, deploy or "
-                                "monitor?); two readers would corrupt the session",
-                                hint="stop the other one first") from e
+            if self._lock is not None:
+                self._lock.release()
+            if "exclusively lock" in str(e):     # a program that is not tinyedge holds its flock
+                raise PortBusy(url, flock_holder(url) or "another program") from e
             raise LinkError(f"cannot open {url}: {e}",
                             hint="check the port with 'tinyedge ports' (and that no other program holds it)") from e
         # socket:// : our small frames must not wait for Nagle, and our ACKs must not be
@@ -95,6 +99,8 @@ class Transport:
             self._ser.close()
         except Exception:  # noqa: BLE001
             log.debug("closing %s failed", self.url, exc_info=True)
+        if self._lock is not None:
+            self._lock.release()
 
 
 def open_with_backoff(url: str, *, baud: int = 115200, attempts: int | None = None, first: float = 0.2,

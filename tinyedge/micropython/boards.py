@@ -34,18 +34,27 @@ class UnixMicroPython(ChildProcess):
     boot_script = None
 
     def __init__(self, exe: os.PathLike | str, *, heap_bytes: int = 8 << 20, timeout: float = 10.0):
+        from ..emulation import OutputRelay
+        from ..ports import emulated_log_path, register_emulated
+
         self.exe = Path(exe)
         self.fs = Path(tempfile.mkdtemp(prefix="tinyedge-mpfs-"))
         master, slave = os.openpty()
         tty.setraw(master)
         tty.setraw(slave)
-        self._slave = slave
+        self._slave, self._master = slave, master
         self.port = os.ttyname(slave)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.fs), "TERM": "dumb"}
-        self.proc = subprocess.Popen([str(self.exe), "-X", f"heapsize={heap_bytes}"], stdin=master, stdout=master,
-                                     stderr=master, cwd=self.fs, env=env, close_fds=True, start_new_session=True)
-        os.close(master)
+        # what MicroPython prints goes through a relay into the pty and the board's log (its output
+        # from the start, for `tinyedge monitor`); it reads the pty's master side directly
+        self.log_path = emulated_log_path(self.port)
+        out_r, out_w = os.pipe()
+        self.proc = subprocess.Popen([str(self.exe), "-X", f"heapsize={heap_bytes}"], stdin=master, stdout=out_w,
+                                     stderr=out_w, cwd=self.fs, env=env, close_fds=True, start_new_session=True)
+        os.close(out_w)
+        self._relay = OutputRelay(out_r, master, self.log_path)
         track(self)
+        register_emulated(self.port, pid=self.proc.pid, log=self.log_path, live=True, board="unix-micropython")
         try:
             self.banner = self._read_banner(timeout)
         except BaseException:
@@ -66,10 +75,17 @@ class UnixMicroPython(ChildProcess):
         return buf.decode("utf-8", "replace").strip().splitlines()[0]
 
     def close(self, timeout: float = 3.0) -> None:
+        from ..ports import unregister_emulated
+
         stop_process(self.proc, timeout)
-        if self._slave >= 0:
-            os.close(self._slave)
-            self._slave = -1
+        unregister_emulated(self.port, pid=self.proc.pid)
+        self._relay.join(self._slave, timeout)
+        for name in ("_master", "_slave"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+        self.log_path.unlink(missing_ok=True)
         shutil.rmtree(self.fs, ignore_errors=True)
         untrack(self)
 
@@ -80,10 +96,11 @@ class UnixMicroPython(ChildProcess):
         self.close()
 
 
-def qemu_command(elf: Path, machine: str, port: int) -> list[str]:
+def qemu_command(elf: Path, machine: str, port: int, log: os.PathLike | str | None = None) -> list[str]:
+    from ..qemu import serial_args
+
     return ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-semihosting",
-            "-icount", "shift=0", "-kernel", str(elf),
-            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
+            "-icount", "shift=0", "-kernel", str(elf), *serial_args(port, log)]
 
 
 class QemuMicroPython(ChildProcess):
@@ -97,8 +114,11 @@ class QemuMicroPython(ChildProcess):
             raise ToolMissingError("qemu-system-arm", "sudo apt-get install qemu-system-arm")
         self.elf = Path(elf)
         self._err = tempfile.TemporaryFile()
+        from ..ports import emulated_log_path, register_emulated
+
         self.tcp = _free_port()
-        cmd = qemu_command(self.elf, machine, self.tcp)
+        self.log_path = emulated_log_path(self.port)     # QEMU logs what the guest prints, from its start
+        cmd = qemu_command(self.elf, machine, self.tcp, self.log_path)
         cmd[0] = exe
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err)
@@ -111,6 +131,7 @@ class QemuMicroPython(ChildProcess):
                 self.close()
                 raise FlashError(f"qemu-system-arm did not start MicroPython: {msg or 'no output'}")
             time.sleep(0.02)
+        register_emulated(self.port, pid=self.proc.pid, log=self.log_path, live=True, board=machine)
         from .package import render_text
 
         self.boot_script = render_text("ramdisk.py.j2", fs_bytes=fs_bytes)
@@ -120,11 +141,15 @@ class QemuMicroPython(ChildProcess):
         return f"socket://127.0.0.1:{self.tcp}"
 
     def close(self, timeout: float = 3.0) -> None:
+        from ..ports import unregister_emulated
+
         stop_process(self.proc, timeout)
         try:
             self._err.close()
         except OSError:
             pass
+        unregister_emulated(self.port, pid=self.proc.pid)
+        self.log_path.unlink(missing_ok=True)
         untrack(self)
 
     def __enter__(self):

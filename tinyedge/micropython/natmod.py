@@ -79,8 +79,14 @@ def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model") 
         r = subprocess.run(["make", "-C", str(d), "-j2", f"PYTHON={sys.executable}"], capture_output=True, text=True)
         out = d / "_native.mpy"
         if r.returncode != 0 or not out.is_file():
-            tail = (r.stderr or r.stdout).strip().splitlines()[-4:]
-            raise BuildError(f"the natmod build for {arch} failed: {' / '.join(tail)}",
+            # the cause is in what the compiler or MicroPython's linker (mpy_ld.py: 'LinkError: ...',
+            # on stdout) said, not in make's last line
+            lines = [ln.strip() for ln in (r.stdout + "\n" + r.stderr).splitlines() if ln.strip()]
+            cause = [ln for ln in lines if ("error" in ln.lower() or "undefined" in ln.lower())
+                     and not ln.startswith("make")] or lines[-4:]
+            if len(cause) > 4:
+                cause = cause[:4] + [f"... {len(cause) - 4} more"]
+            raise BuildError(f"the natmod build for {arch} failed: {' / '.join(cause)}",
                              hint="run with --backend viper, or report this with the model")
         data = out.read_bytes()
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -95,11 +95,18 @@ class MicroPythonDevice:
         self._loop = False
         self._seq = 0
         self.chunk = CHUNK_EMULATED if board.emulated else CHUNK
+        from ..ports import PortBusy, PortLock, flock_holder
+
+        self._lock = PortLock.take(url)      # one session per port (names the holder to a second one)
         try:
             # blocking reads for mpremote's own code (as its command line opens ports); tinyedge's
             # reads below set a short timeout of their own
             self.t = SerialTransport(url, baudrate=baud, timeout=None)
         except (TransportError, OSError) as e:
+            if self._lock is not None:
+                self._lock.release()
+            if "exclusively lock" in str(e):
+                raise PortBusy(url, flock_holder(url) or "another program") from None
             raise LinkError(f"cannot open {url}: {e}", hint="check the port (tinyedge ports)") from None
         self.ser = self.t.serial
         try:
@@ -420,6 +427,8 @@ class MicroPythonDevice:
                 self.t.close()
             except Exception:  # noqa: BLE001
                 pass
+            if self._lock is not None:
+                self._lock.release()
             if self.process is not None:
                 self.process.close()
                 self.process = None

@@ -79,7 +79,7 @@ RECIPES = [
       ["FULLY_CONNECTED"]),
     R("LSTM", SEQ, lambda L, x: L.LSTM(5)(x),
       {"keras3": CRASH, "tf_keras": ("UNIDIRECTIONAL_SEQUENCE_LSTM", "STRIDED_SLICE")},
-      aot=False, tflm={"keras3": False, "tf_keras": True}),
+      aot={"keras3": False, "tf_keras": True}, tflm={"keras3": False, "tf_keras": True}),
     R("GRU", SEQ, lambda L, x: L.GRU(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False, tflm=False,
       note="unroll=True converts, not reproducibly (see below)"),
     R("SimpleRNN", SEQ, lambda L, x: L.SimpleRNN(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False,

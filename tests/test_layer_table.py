@@ -88,6 +88,7 @@ def _reference(path, graph, xs, use_tflm: bool):
         interp = runtime.Interpreter.from_bytes(path.read_bytes())
         outs = []
         for x in xs:
+            interp.reset()   # every inference from the zero state, as tinyedge's runtimes do
             interp.set_input(x, 0)
             interp.invoke()
             outs.append(np.array(interp.get_output(0)))

@@ -288,6 +288,10 @@ def support_table(graph: Graph) -> dict:
                for v in verdicts if not v.supported]
         table[name] = {"status": "supported" if not bad else "unsupported", "unsupported": bad,
                        "per_op": [v.supported for v in verdicts]}
+        if name == "aot":   # the aot kernels' slower paths on Cortex-M4
+            from .aot.support import dsp_notes
+
+            table[name]["notes"] = dsp_notes(graph)
     return table
 
 

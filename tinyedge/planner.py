@@ -5,8 +5,11 @@ generator (which lays out its static arena with these offsets).
 
 - Every non-constant tensor that an op reads or writes, plus the graph's
   inputs and outputs, gets a buffer in the arena.
-- A RESHAPE output aliases its input: both share one buffer, whose lifetime
-  is the union of theirs.
+- A RESHAPE (SQUEEZE, EXPAND_DIMS) output aliases its input: both share one
+  buffer, whose lifetime is the union of theirs.  An output that is a
+  contiguous run of its input (SPLIT / SPLIT_V / UNPACK along the outermost
+  non-trivial axis, a SLICE / STRIDED_SLICE that selects one run) is a view:
+  it lives inside its input's buffer at a byte offset, and no bytes move.
 - Graph inputs are live from before the first op; graph outputs stay live
   after the last op (so the caller can read them).
 - Variable tensors (the state of a recurrent layer, kept from one invoke to the next) are
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 
 ALIGN = 16
 ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
+VIEW_OPS = frozenset({"SPLIT", "SPLIT_V", "UNPACK", "SLICE", "STRIDED_SLICE"})
 
 
 def _align(n: int, a: int = ALIGN) -> int:
@@ -111,8 +115,41 @@ def lifetimes(graph) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
             src, dst = op.inputs[0], op.outputs[0]
             if _is_activation(graph, src) and _is_activation(graph, dst) and root(src) != root(dst):
                 parent[root(dst)] = root(src)
+    for op in graph.ops:   # views: outputs that are a contiguous run of their input
+        for dst, src, _ in _views(graph, op):
+            if _is_activation(graph, src) and _is_activation(graph, dst) and root(src) != root(dst) \
+                    and dst not in parent and dst not in graph.inputs:
+                parent[dst] = src
     alias_of = {t: root(t) for t in life if root(t) != t}
     return {t: (a, b) for t, (a, b) in life.items()}, alias_of
+
+
+def _views(graph, op) -> list[tuple[int, int, int]]:
+    """(output, input, byte offset) of each output of `op` that is a contiguous run of its input."""
+    if op.opcode not in VIEW_OPS:
+        return []
+    from .aot.ops_shape import view_offsets
+
+    return view_offsets(graph, op)
+
+
+def view_offset_map(graph, alias_of: dict[int, int]) -> dict[int, int]:
+    """tensor -> byte offset inside its root's buffer (0 for roots and plain aliases)."""
+    own: dict[int, tuple[int, int]] = {}   # tensor -> (the tensor it is placed in, offset there)
+    for op in graph.ops:
+        if op.opcode in ALIAS_OPS and op.inputs and op.outputs and op.outputs[0] in alias_of:
+            own[op.outputs[0]] = (op.inputs[0], 0)
+        for dst, src, off in _views(graph, op):
+            if dst in alias_of:
+                own[dst] = (src, off)
+    memo: dict[int, int] = {}
+
+    def offset(t: int) -> int:
+        if t not in memo:
+            memo[t] = offset(own[t][0]) + own[t][1] if t in own else 0
+        return memo[t]
+
+    return {t: offset(t) for t in alias_of}
 
 
 def _first_fit(order: list[Buffer]) -> dict[int, int]:
@@ -151,6 +188,7 @@ def _orders(buffers: list[Buffer], tries: int = 300):
 def plan(graph) -> Plan:
     """Lay out every activation tensor of `graph` in one arena."""
     life, alias_of = lifetimes(graph)
+    view_off = view_offset_map(graph, alias_of)
     groups: dict[int, list[int]] = {}
     for t in sorted(life):
         groups.setdefault(alias_of.get(t, t), []).append(t)
@@ -159,7 +197,7 @@ def plan(graph) -> Plan:
         members = [r] + [m for m in members if m != r]
         first = min(life[m][0] for m in members)
         last = max(life[m][1] for m in members)
-        nbytes = max(graph.tensors[m].nbytes for m in members)
+        nbytes = max(view_off.get(m, 0) + graph.tensors[m].nbytes for m in members)
         buffers.append(Buffer(r, members, nbytes, first, last))
     for op in graph.ops:   # scratch: a buffer of no tensor (root -1 - op index), live during the op
         n = scratch_bytes(graph, op)
@@ -184,7 +222,7 @@ def plan(graph) -> Plan:
     for b in buffers:
         b.offset = best[b.root] if best else 0
 
-    offsets = {m: b.offset for b in buffers for m in b.tensors}
+    offsets = {m: b.offset + view_off.get(m, 0) for b in buffers for m in b.tensors}
     arena = _align(max((b.offset + b.nbytes for b in buffers), default=0))
     scratch = {-1 - b.root: b.offset for b in buffers if b.root < 0}
     return Plan(offsets=offsets, arena_bytes=arena, peak_live_bytes=peak, peak_op=peak_op,

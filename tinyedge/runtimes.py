@@ -77,7 +77,7 @@ RUNTIMES: dict[str, Runtime] = {
     "micropython": Runtime(
         "micropython",
         "a MicroPython package: the aot engine's graph as @micropython.viper code (or a native module)",
-        "tinyedge.aot.support:check_op",
+        "tinyedge.micropython.viper:check_op",
         help="a MicroPython package installed with mpremote on a board that runs MicroPython",
         kind="package",
         deploy="tinyedge.micropython.deploy:deploy",

@@ -49,6 +49,8 @@ def check_op(graph, op) -> str | None:
         if any(t.is_const and t.dtype in ("int8", "int4") for t in ins):
             return "hybrid op (float activations, int8 weights): TFLM has no hybrid kernels"
         return "float op: tinyedge deploys full-int8 models (convert with 'tinyedge convert')"
+    if op.opcode == "CONCATENATION" and len(op.inputs) > 10:   # kernels/concatenation.cc kMaxInputNum
+        return f"TFLM's CONCATENATION takes at most 10 inputs (this one has {len(op.inputs)})"
     if op.opcode in ("SOFTMAX", "LOG_SOFTMAX") and ins and ins[0].dtype == "int8":
         return _softmax_scale_reason(op, ins[0])
     return None

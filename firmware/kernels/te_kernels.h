@@ -267,6 +267,65 @@ void te_fully_connected_s8_pal(const te_fc_params_t *p, const te_weights_t *w, c
 /* copy n bytes (RESHAPE whose buffers could not be shared) */
 void te_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 
+/* ---- layout, resize, math and transposed-convolution ops (te_shape.c, te_resize.c, te_math.c,
+ * te_transpose_conv.c) ---------------------------------------------------------------------- */
+
+#define TE_STRIDED_MAX_DIMS 8
+
+/* out (contiguous, dims[0] outermost) = in[start + sum_d i_d * strides[d]]: TRANSPOSE, SLICE,
+ * STRIDED_SLICE (negative strides too) and TILE (a repeat is a dim of stride 0) */
+typedef struct {
+    int32_t rank;                /* 1..TE_STRIDED_MAX_DIMS */
+    int32_t dims[TE_STRIDED_MAX_DIMS];
+    int32_t strides[TE_STRIDED_MAX_DIMS];   /* input elements per step of each output dim */
+    int32_t start;
+} te_strided_params_t;
+
+typedef struct {
+    int32_t outer, axis_size, inner;   /* the input as [outer][axis_size][inner] */
+    int32_t n_idx;                     /* output: [outer][n_idx][inner] */
+    const int32_t *idx;                /* constant indices, 0 <= idx < axis_size */
+} te_gather_params_t;
+
+/* RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR: the source rows / columns (and, bilinear, the 10-bit
+ * fractions of the upper neighbour) of every output row and column, computed at generation time */
+typedef struct {
+    int32_t batches, in_h, in_w, c, out_h, out_w;
+    const int32_t *y0, *y1, *x0, *x1;  /* nearest: y0 / x0 only */
+    const int32_t *fy, *fx;            /* bilinear: weight of y1 / x1 in 1/1024 */
+} te_resize_params_t;
+
+/* TRANSPOSE_CONV and grouped CONV_2D (per-channel requantization as te_conv_params_t; the
+ * transposed conv's weights are [out_c][k_h][k_w][in_c], the grouped conv's
+ * [out_c][k_h][k_w][in_c / groups]) */
+typedef struct {
+    te_conv_params_t conv;
+    int32_t groups;              /* grouped conv: input channel groups (transposed conv: 1) */
+    const int32_t *tap_sums;     /* [out_c][k_h][k_w]: sum of the weights of a tap over its input channels */
+} te_conv_ext_params_t;
+
+void te_strided_copy_s8(const te_strided_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* SPLIT / SPLIT_V / UNPACK, the mirror of te_concat_s8: output i takes copy[i] bytes per outer
+ * step (the output pointers are arena addresses, const only in the table's type) */
+void te_split_s8(int32_t n_out, const int8_t *const *outs, const int32_t *copy, int32_t outer, const int8_t *in);
+void te_gather_s8(const te_gather_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_resize_nearest_s8(const te_resize_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_resize_bilinear_s8(const te_resize_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* te_binary_params_t as ADD; SQUARED_DIFFERENCE: left_shift 7, out_mult / out_shift the squared
+ * rescale; PRELU: in2 is alpha, out_mult / out_shift for x >= 0, in1_mult / in1_shift for x < 0;
+ * MAXIMUM / MINIMUM compare the raw values (equal quantization) */
+void te_sub_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_squared_difference_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_prelu_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_maximum_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_minimum_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+/* REDUCE_MAX over the axes of a te_mean_params_t (equal quantization: no rescale) */
+void te_reduce_max_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* L2_NORMALIZATION over the innermost `depth` values (output scale 1/128, zero point 0) */
+void te_l2norm_s8(int32_t outer, int32_t depth, int32_t in_zp, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_transpose_conv_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_conv2d_grouped_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+
 /* ---- recurrent layers (te_recurrent.c) ---------------------------------- */
 
 /* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 x int8 -> int16 cell, as TFLite Micro's integer LSTM.

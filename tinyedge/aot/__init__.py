@@ -40,6 +40,18 @@ KERNEL_FILES = {
     "LOGISTIC": "te_activation.c",
     "TANH": "te_activation.c",
     "HARD_SWISH": "te_activation.c",
+    "SQUEEZE": "te_elementwise.c",
+    "EXPAND_DIMS": "te_elementwise.c",
+    **{op: "te_shape.c" for op in ("TRANSPOSE", "SLICE", "STRIDED_SLICE", "TILE", "SPLIT", "SPLIT_V", "UNPACK",
+                                   "GATHER")},
+    "PACK": "te_elementwise.c",
+    **{op: "te_math.c" for op in ("SUB", "SQUARED_DIFFERENCE", "PRELU", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
+                                  "L2_NORMALIZATION")},
+    "SUM": "te_elementwise.c",
+    "RESIZE_NEAREST_NEIGHBOR": "te_resize.c",
+    "RESIZE_BILINEAR": "te_resize.c",
+    "TRANSPOSE_CONV": "te_transpose_conv.c",
+    "RSQRT": "te_activation.c",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "te_recurrent.c",
 }
 
@@ -56,6 +68,8 @@ def kernel_sources(opcodes=None) -> list[Path]:
     if opcodes is None:
         return sorted(kdir.glob("*.c"))
     names = {KERNEL_FILES[o] for o in opcodes if o in KERNEL_FILES}
+    if "CONV_2D" in opcodes:
+        names.add("te_transpose_conv.c")   # grouped CONV_2D
     if names & {"te_conv.c", "te_depthwise.c", "te_fc.c"}:
         names.update(("te_weights.c", "te_sparse.c"))   # compact weight storage (decoders, zero skipping)
     return sorted(kdir / n for n in names)

@@ -24,7 +24,7 @@ from ..graph import Graph, load_tflite
 from ..planner import Plan, plan
 from ..resources import templates_dir
 from ..runtimes import require_supported
-from . import ops_recurrent
+from . import ops_math, ops_recurrent, ops_shape
 from . import quant as q
 from . import storage as ws
 
@@ -497,7 +497,7 @@ def _reshape(ctx: _Ctx, op) -> dict:
 
 
 _EMIT = {
-    "CONV_2D": lambda c, op: _conv(c, op, False),
+    "CONV_2D": ops_math.conv2d_or_grouped(lambda c, op: _conv(c, op, False)),
     "DEPTHWISE_CONV_2D": lambda c, op: _conv(c, op, True),
     "FULLY_CONNECTED": _fc,
     "AVERAGE_POOL_2D": _pool,
@@ -516,6 +516,10 @@ _EMIT = {
     "PAD": _padop,
     "CONCATENATION": _concat,
     "RESHAPE": _reshape,
+    "SQUEEZE": _reshape,
+    "EXPAND_DIMS": _reshape,
+    **ops_shape.EMIT,   # TRANSPOSE, SLICE, STRIDED_SLICE, TILE, SPLIT, SPLIT_V, UNPACK, PACK, GATHER
+    **ops_math.EMIT,    # SUB, SQUARED_DIFFERENCE, PRELU, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RESIZE_*, TRANSPOSE_CONV
 }
 _EMIT.update(ops_recurrent.EMIT)
 

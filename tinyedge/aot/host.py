@@ -80,7 +80,7 @@ def _build(files: dict[str, str], cache_dir: Path, cc: str, flags: list[str], ki
             (work / name).write_bytes(data)
         target = work / out.name
         cmd = [cc, *WARN_FLAGS, *flags, *[f"-I{d}" for d in include_dirs()], f"-I{work}",
-               str(work / "model.c"), *map(str, extra), "-o", str(target)]
+               *[str(work / n) for n in sorted(srcs) if n.endswith(".c")], *map(str, extra), "-o", str(target)]
         if kind == "so":
             cmd[1:1] = ["-shared", "-fPIC"]
         log.debug("aot host build: %s", " ".join(cmd))
@@ -199,3 +199,54 @@ class HostModel:
         if len(r.stdout) != n * len(xs):
             raise BuildError(f"sanitized model wrote {len(r.stdout)} bytes, expected {n * len(xs)}")
         return [np.frombuffer(r.stdout[i * n:(i + 1) * n], dtype=np.int8).reshape(out.shape) for i in range(len(xs))]
+
+
+class HostModelSet:
+    """Several generated aot models in one shared library: the kernels compile once for all of
+    them (what the op-coverage tests use to run dozens of one-layer models).  `models[k]` has
+    `graph` and `invoke(x_int8) -> y_int8` like HostModel (single input, single output)."""
+
+    def __init__(self, tflites, *, cache_dir: os.PathLike | str | None = None, opt: str = "-O2",
+                 cc: str | None = None):
+        from .codegen import _env, build_context
+
+        graphs = [t if isinstance(t, Graph) else load_tflite(t) for t in tflites]
+        files: dict[str, str] = {}
+        for k, g in enumerate(graphs):
+            ctx = build_context(g, f"te_m{k}")
+            ctx["header"] = f"te_m{k}.h"
+            env = _env()
+            files[f"te_m{k}.c"] = env.get_template("model.c.j2").render(**ctx)
+            files[f"te_m{k}.h"] = env.get_template("model.h.j2").render(**ctx)
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.path = _build(files, cache, cc or find_cc(), opt.split(), "so")
+        lib = ctypes.CDLL(str(self.path))
+        self.models = [_SetMember(lib, f"te_m{k}", g) for k, g in enumerate(graphs)]
+
+
+class _SetMember:
+    def __init__(self, lib, prefix: str, graph: Graph):
+        self.graph = graph
+        self._in = graph.tensors[graph.inputs[0]]
+        self._out = graph.tensors[graph.outputs[0]]
+        for fn in ("init", "invoke"):
+            getattr(lib, f"{prefix}_{fn}").restype = ctypes.c_int
+        for fn in ("input", "output"):
+            getattr(lib, f"{prefix}_{fn}").restype = ctypes.c_void_p
+            getattr(lib, f"{prefix}_{fn}").argtypes = [ctypes.c_uint32]
+        if getattr(lib, f"{prefix}_init")() != 0:
+            raise BuildError(f"{prefix}_init failed")
+        self._invoke = getattr(lib, f"{prefix}_invoke")
+        self._in_ptr = getattr(lib, f"{prefix}_input")(0)
+        optr = getattr(lib, f"{prefix}_output")(0)
+        self._out_view = np.ctypeslib.as_array((ctypes.c_int8 * self._out.num_elements).from_address(optr))
+
+    def invoke(self, x) -> np.ndarray:
+        x = np.ascontiguousarray(np.asarray(x, dtype=np.int8).reshape(-1))
+        if x.size != self._in.num_elements:
+            raise ModelError(f"input has {x.size} values, the model takes {self._in.num_elements}")
+        ctypes.memmove(self._in_ptr, x.ctypes.data, x.size)
+        st = self._invoke()
+        if st != 0:
+            raise ModelError(f"invoke returned status {st}")
+        return self._out_view.copy().reshape(self._out.shape)

@@ -8,7 +8,7 @@ symmetric), biases int32.
 
 from __future__ import annotations
 
-from . import ops_recurrent
+from . import ops_math, ops_recurrent, ops_shape
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -33,7 +33,11 @@ MAX_VERSION = {
     "TANH": 3,
     "HARD_SWISH": 1,
     "MEAN": 3,
+    "SQUEEZE": 1,
+    "EXPAND_DIMS": 1,
 }
+MAX_VERSION.update(ops_shape.MAX_VERSION)   # the layout ops (tinyedge/aot/ops_shape.py)
+MAX_VERSION.update(ops_math.MAX_VERSION)    # SUB, PRELU, resize, TRANSPOSE_CONV, ... (tinyedge/aot/ops_math.py)
 MAX_VERSION.update(ops_recurrent.VERSIONS)
 
 SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
@@ -115,10 +119,8 @@ def _check_conv(graph, op) -> str | None:
     r = _weights(graph, op, 1, 2, 4, out_ch)
     if r:
         return r
-    if op.opcode == "CONV_2D":
-        w = graph.tensors[op.inputs[1]]
-        if w.shape[3] != graph.tensors[op.inputs[0]].shape[3]:
-            return "grouped convolution (filter depth != input depth) is not supported"
+    if op.opcode == "CONV_2D" and ops_math.is_grouped(graph, op):
+        return ops_math.check_grouped_conv(graph, op)
     return None
 
 
@@ -239,11 +241,26 @@ _CHECKS = {
     "TANH": _check_fixed_out(1.0 / 128, 0),
     "HARD_SWISH": _check_unary,
     "MEAN": _check_mean,
+    "SQUEEZE": _check_reshape,
+    "EXPAND_DIMS": _check_reshape,
+    **ops_shape.CHECKS,
+    **ops_math.CHECKS,
 }
 _CHECKS.update(ops_recurrent.CHECKS)
 
 # ops the engine refuses with advice of their own (what to change in the model)
 _REFUSALS = {"WHILE": ops_recurrent.check_while}
+
+
+def dsp_notes(graph) -> list[dict]:
+    """The ops of `graph` the engine runs on a slower path than its best on Cortex-M4 (DSP), each
+    with a sentence saying so; `inspect` prints them."""
+    notes = []
+    for op in graph.ops:
+        note = ops_math.m4_note(graph, op) if check_op(graph, op) is None else None
+        if note:
+            notes.append({"op_index": op.index, "opcode": op.opcode, "note": note})
+    return notes
 
 
 def _decoded(graph, t: int):

@@ -71,6 +71,8 @@ def print_report(r: dict) -> None:
                 result(f"  {rt}: op #{u['op_index']} {u['opcode']} v{u['version']}: {u['reason']}")
         else:
             result(f"runtime {rt}: {s['status']}" + (f" ({s['reason']})" if s.get("reason") else ""))
+        for n in s.get("notes", []):
+            result(f"  {rt}: op #{n['op_index']} {n['opcode']}: {n['note']}")
     fit = r.get("fit")
     if fit:
         verdict = "[green]fits[/]" if fit["fits"] else "[red]does not fit[/]"

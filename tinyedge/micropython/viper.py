@@ -26,6 +26,26 @@ _KERNEL = {
     "te_concat_s8": "concat", "te_copy_s8": "copy",
 }
 
+# the ops the MicroPython engine has kernels for (the aot engine runs more: its layout, resize, math and
+# transposed-convolution ops have no viper / native-module glue yet)
+ENGINE_OPS = frozenset({
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS", "FULLY_CONNECTED",
+    "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE", "RELU", "RELU6",
+    "RESHAPE", "SOFTMAX", "SQUEEZE", "TANH",
+})
+
+
+def check_op(graph, op) -> str | None:
+    """The `micropython` runtime's op check: the aot engine's, within the ops this engine has kernels for."""
+    from ..aot import ops_math
+    from ..aot.support import check_op as aot_check
+
+    if not op.is_custom and op.opcode not in ENGINE_OPS:
+        return f"{op.opcode} is not an op of the MicroPython engine (the aot runtime runs it)"
+    if not op.is_custom and ops_math.is_grouped(graph, op):
+        return "grouped CONV_2D is not supported by the MicroPython engine (the aot runtime runs it)"
+    return aot_check(graph, op)
+
 
 # convolutions with fewer input channels run output-channels-innermost (kernel convt)
 CONVT_MAX_IN_C = 8

@@ -1,0 +1,164 @@
+"""Small full-int8 test models for the aot engine's layout, resize, math and transposed-conv ops.
+
+Each builder is a TensorFlow function on one float input (TensorFlow ops, so every option of an op
+is reachable: strided-slice masks, resize align_corners / half_pixel_centers, split sizes, ...);
+the many branches of a model are flattened and concatenated into its one output, so one build and
+one boot check many ops.  `ops_zoo_tflite(name)` converts a builder once (all missing ones in one
+TensorFlow session) and caches the .tflite bytes keyed by a hash of this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+SHAPES = {"tile": (1, 3, 4, 2), "layout": (1, 5, 6, 4), "math": (1, 5, 6, 4), "resize": (1, 5, 6, 4),
+          "convs": (1, 5, 6, 4), "all": (1, 5, 6, 4)}
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("TINYEDGE_TEST_CACHE", Path(base) / "tinyedge" / "aot-zoo"))
+
+
+def _flat_concat(tf, parts):
+    """One flat output; concatenations of at most 8 inputs (TFLite Micro's CONCATENATION takes 10)."""
+    flat = [tf.reshape(p, (1, -1)) for p in parts]
+    while len(flat) > 8:
+        flat = [tf.concat(flat[i:i + 8], axis=1) if len(flat[i:i + 8]) > 1 else flat[i]
+                for i in range(0, len(flat), 8)]
+    return tf.concat(flat, axis=1)
+
+
+def _w(tf, np, seed, shape):
+    return tf.constant(np.random.default_rng(seed).normal(0, 0.4, size=shape).astype(np.float32))
+
+
+def build_layout(tf, np):
+    """TRANSPOSE, STRIDED_SLICE (masks, negative stride, shrink axis), SLICE, SPLIT, SPLIT_V, UNPACK,
+    PACK, GATHER (SQUEEZE / EXPAND_DIMS: the converter makes them RESHAPE)."""
+    def f(x):
+        parts = [tf.transpose(x, [0, 2, 1, 3]),
+                 x[:, 1:5:2, ::-1, 1:3],
+                 x[:, -2:, 3, :],                            # shrink axis 2
+                 tf.slice(x, [0, 1, 2, 0], [1, 3, 4, 4])]
+        a, b = tf.split(x, 2, axis=3)
+        c, d, e = tf.split(x, [2, 1, 3], axis=2)
+        u = tf.unstack(x, axis=1)
+        parts += [b, a, e, c, d, *u[::-1], tf.stack([u[1], u[3]], axis=2),
+                  tf.gather(x, [3, 0, 5, 5], axis=2), tf.expand_dims(tf.squeeze(x[:, 2:3], axis=1), 2)]
+        return _flat_concat(tf, parts)
+    return f
+
+
+def build_math(tf, np):
+    """SUB (same shape, broadcast, relu), SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RSQRT, L2_NORMALIZATION (PRELU:
+    the layer table's Keras PReLU rows)."""
+    w1, w2 = _w(tf, np, 1, (1, 1, 4, 4)), _w(tf, np, 2, (1, 1, 4, 4))
+
+    def f(x):
+        y1 = tf.nn.conv2d(x, w1, 1, "SAME")
+        y2 = tf.nn.conv2d(x, w2, 1, "SAME")
+        m = tf.reduce_mean(y2, axis=[1, 2], keepdims=True)
+        parts = [y1 - y2, tf.nn.relu(y1 - m), tf.math.squared_difference(y1, y2), tf.maximum(y1, y2),
+                 tf.minimum(y1, x),
+                 tf.reduce_max(y1, axis=[1, 2]), tf.reduce_max(y2, axis=3, keepdims=True),
+                 tf.reduce_sum(y1, axis=[2]), tf.reduce_sum(y2, axis=[1, 3]), tf.math.rsqrt(tf.nn.relu(y1) + 0.25),
+                 tf.math.l2_normalize(y2, axis=-1)]
+        return _flat_concat(tf, parts)
+    return f
+
+
+def build_resize(tf, np):
+    """RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR: up and down, align_corners, half_pixel_centers."""
+    v1 = tf.compat.v1.image
+
+    def f(x):
+        parts = [v1.resize_bilinear(x, (7, 9)), v1.resize_bilinear(x, (9, 7), align_corners=True),
+                 v1.resize_bilinear(x, (8, 10), half_pixel_centers=True), v1.resize_bilinear(x, (3, 2)),
+                 v1.resize_nearest_neighbor(x, (7, 9)), v1.resize_nearest_neighbor(x, (9, 7), align_corners=True),
+                 v1.resize_nearest_neighbor(x, (8, 11), half_pixel_centers=True),
+                 v1.resize_nearest_neighbor(x, (3, 2), half_pixel_centers=True)]
+        return _flat_concat(tf, parts)
+    return f
+
+
+def build_convs(tf, np):
+    """TRANSPOSE_CONV (stride 2 SAME, stride 1 VALID, non-square, bias + relu) and grouped CONV_2D."""
+    k1, k2, k3 = _w(tf, np, 3, (3, 3, 6, 4)), _w(tf, np, 4, (2, 3, 5, 4)), _w(tf, np, 5, (3, 3, 2, 6))
+    b1 = _w(tf, np, 6, (6,))
+
+    def f(x):
+        t1 = tf.nn.relu(tf.nn.conv2d_transpose(x, k1, (1, 10, 12, 6), 2, "SAME") + b1)
+        t2 = tf.nn.conv2d_transpose(x, k2, (1, 6, 8, 5), 1, "VALID")
+        t3 = tf.nn.conv2d_transpose(x, k2, (1, 9, 11, 5), 2, "VALID")
+        g = tf.nn.conv2d(x, k3, 1, "SAME")                       # 2 groups of 2 input channels
+        g2 = tf.nn.conv2d(x, k3, 2, "VALID", dilations=1)
+        return _flat_concat(tf, [t1, t2, t3, g, g2])
+    return f
+
+
+def build_tile(tf, np):
+    """TILE (what Keras 3's UpSampling2D and RepeatVector become).  TFLite Micro has no TILE kernel:
+    the reference for this model is TensorFlow Lite's interpreter (TILE moves bytes only)."""
+    def f(x):
+        return _flat_concat(tf, [tf.tile(x, [1, 2, 1, 3]), tf.tile(x[:, :, :2], [1, 1, 3, 1])])
+    return f
+
+
+def build_all(tf, np):
+    """layout + math + resize + convs in one model: one firmware build and boot on the emulated board."""
+    fs = [build_layout(tf, np), build_math(tf, np), build_resize(tf, np), build_convs(tf, np)]
+
+    def f(x):
+        return tf.concat([g(x) for g in fs], axis=1)
+    return f
+
+
+BUILDERS = {"tile": build_tile, "layout": build_layout, "math": build_math, "resize": build_resize,
+            "convs": build_convs, "all": build_all}
+
+
+def _key() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def _path(name: str) -> Path:
+    return _cache_dir() / f"ops-{name}-{_key()}.tflite"
+
+
+def convert_fn(tf, np, fn, shape, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+
+    def rep():
+        for _ in range(30):
+            yield [rng.normal(0.0, 1.0, size=shape).astype(np.float32)]
+
+    cf = tf.function(fn, input_signature=[tf.TensorSpec(shape, tf.float32)], autograph=False).get_concrete_function()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf])
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def ops_zoo_tflite(name: str) -> Path:
+    path = _path(name)
+    if path.exists():
+        return path
+    import numpy as np
+    import tensorflow as tf
+
+    for other in BUILDERS:   # one TensorFlow session converts every missing model
+        p = _path(other)
+        if p.exists():
+            continue
+        data = convert_fn(tf, np, BUILDERS[other](tf, np), SHAPES[other])
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    return path

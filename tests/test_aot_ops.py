@@ -1,0 +1,188 @@
+"""The aot engine's layout, resize, math and transposed-convolution ops, bit for bit.
+
+The models of tests/aot_ops_zoo.py (every op and option, TensorFlow ops converted full-int8) run
+as generated C on the host (one library for all of them), under ASan + UBSan, and on the emulated
+qemu-cortex-m4 board (one firmware for all of them), each against the tflite-micro interpreter on
+random, all -128 and all 127 inputs; TILE, which TFLite Micro lacks, against TensorFlow Lite's
+interpreter.  Plus the planner's aliases and the checks' refusals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aot_ops_zoo import BUILDERS, ops_zoo_tflite
+from conftest import require_tool
+
+from tinyedge.aot import kernel_sources
+from tinyedge.aot.codegen import build_context
+from tinyedge.aot.host import HostModel, HostModelSet
+from tinyedge.aot.support import SUPPORTED_OPS, check_op
+from tinyedge.graph import load_tflite
+from tinyedge.planner import plan
+
+pytestmark = pytest.mark.slow
+
+HOST = ("layout", "math", "resize", "convs", "tile")
+
+
+def _inputs(shape, seed, n=10):
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(n)]
+    return xs + [np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
+
+
+def _reference(path, xs):
+    if "TILE" in {op.opcode for op in load_tflite(path).ops}:   # TFLite Micro has no TILE kernel
+        import tensorflow as tf
+
+        interp = tf.lite.Interpreter(model_path=str(path))
+        interp.allocate_tensors()
+        i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+        outs = []
+        for x in xs:
+            interp.set_tensor(i, x)
+            interp.invoke()
+            outs.append(np.array(interp.get_tensor(o)))
+        return outs
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(path.read_bytes())
+    outs = []
+    for x in xs:
+        interp.set_input(x, 0)
+        interp.invoke()
+        outs.append(np.array(interp.get_output(0)))
+    return outs
+
+
+def _compare(label, refs, outs):
+    for k, (ref, got) in enumerate(zip(refs, outs, strict=True)):
+        r, g = ref.reshape(-1), got.reshape(-1)
+        if not np.array_equal(r, g):
+            bad = np.nonzero(r != g)[0]
+            pytest.fail(f"{label} input #{k}: {bad.size} of {r.size} bytes differ; first at {int(bad[0])}: "
+                        f"ref={int(r[bad[0]])} aot={int(g[bad[0]])}")
+
+
+@pytest.fixture(scope="session")
+def ops_paths():
+    return {name: ops_zoo_tflite(name) for name in BUILDERS}
+
+
+def test_models_cover_every_new_op(ops_paths):
+    seen = {op.opcode for name in HOST for op in load_tflite(ops_paths[name]).ops}
+    new = {"TRANSPOSE", "SLICE", "STRIDED_SLICE", "TILE", "SPLIT", "SPLIT_V", "UNPACK", "PACK", "GATHER", "SUB",
+           "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "SUM", "RESIZE_NEAREST_NEIGHBOR",
+           "RESIZE_BILINEAR", "TRANSPOSE_CONV", "RSQRT", "L2_NORMALIZATION"}
+    assert new <= seen, sorted(new - seen)
+    assert new <= set(SUPPORTED_OPS)
+    convs = load_tflite(ops_paths["convs"])
+    grouped = [op for op in convs.ops if op.opcode == "CONV_2D"
+               and convs.tensors[op.inputs[1]].shape[3] != convs.tensors[op.inputs[0]].shape[3]]
+    assert grouped, "no grouped CONV_2D in the convs model"
+    resize = load_tflite(ops_paths["resize"])
+    opts = {(op.opcode, bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers")))
+            for op in resize.ops if op.opcode.startswith("RESIZE")}
+    assert len(opts) == 6, opts
+
+
+def test_host_bit_exact(ops_paths, tmp_path_factory):
+    lib = HostModelSet([ops_paths[n] for n in HOST], cache_dir=tmp_path_factory.mktemp("ops"))
+    for seed, (name, m) in enumerate(zip(HOST, lib.models, strict=True)):
+        for op in m.graph.ops:
+            assert check_op(m.graph, op) is None, (name, op.opcode, check_op(m.graph, op))
+        xs = _inputs(m.graph.tensors[m.graph.inputs[0]].shape, seed)
+        _compare(name, _reference(ops_paths[name], xs), [m.invoke(x) for x in xs])
+
+
+def test_sanitizers(ops_paths, tmp_path_factory):
+    """Every op but TILE (whose kernel, te_strided_copy_s8, TRANSPOSE and STRIDED_SLICE run here too)."""
+    name = "all"
+    path = ops_paths[name]
+    model = HostModel(path, cache_dir=tmp_path_factory.mktemp("asan"), sanitize=True, opt="-O1")
+    g = model.graph
+    xs = _inputs(g.tensors[g.inputs[0]].shape, 11, n=4)
+    _compare(f"{name} (asan+ubsan)", _reference(path, xs), model.invoke_many(xs))
+
+
+@pytest.mark.qemu
+def test_bit_exact_on_qemu_cortex_m4(ops_paths, tmp_path):
+    """Every op but TILE (its reference is not TFLite Micro) in one firmware, through the real
+    pipeline: generate, arm-none-eabi-gcc, QEMU, the serial protocol."""
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    from tinyedge.pipeline import deploy
+
+    path = ops_paths["all"]
+    g = load_tflite(path)
+    t = g.tensors[g.inputs[0]]
+    qs = _inputs(t.shape[1:], 5, n=8)
+    x = np.stack([(q.astype(np.float64) - int(t.zero_point[0])) * float(t.scale[0]) for q in qs]).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    report = deploy(path, board="qemu-cortex-m4", runtime="aot", data=tmp_path / "x.npz", samples=len(x),
+                    out=tmp_path / "out", timeout=60)
+    agree = report["agreement"]
+    assert agree["bit_exact_rate"] == 1.0, agree
+    assert agree["max_abs_diff"] == 0
+
+
+def test_squeeze_and_expand_dims_alias_in_place(ops_paths):
+    """The converter writes SQUEEZE / EXPAND_DIMS as RESHAPE; the same graph with those opcodes
+    plans them as aliases (no copy), as RESHAPE."""
+    g = load_tflite(ops_paths["layout"])
+    reshapes = [op for op in g.ops if op.opcode == "RESHAPE"]
+    reshapes[0].opcode, reshapes[1].opcode = "SQUEEZE", "EXPAND_DIMS"
+    pl = plan(g)
+    for op in reshapes[:2]:
+        assert pl.offsets[op.inputs[0]] == pl.offsets[op.outputs[0]]
+        assert check_op(g, op) is None
+    ops = {d["index"]: d for d in build_context(g)["ops"]}
+    assert ops[reshapes[0].index]["alias"] and ops[reshapes[1].index]["alias"]
+
+
+def test_refusals_name_the_reason(ops_paths):
+    g = load_tflite(ops_paths["layout"])
+    ss = next(op for op in g.ops if op.opcode == "STRIDED_SLICE")
+    ss.options["ellipsis_mask"] = 1
+    assert "ellipsis" in check_op(g, ss)
+    m = load_tflite(ops_paths["math"])
+    rmax = next(op for op in m.ops if op.opcode == "REDUCE_MAX")
+    m.tensors[rmax.outputs[0]].zero_point = m.tensors[rmax.outputs[0]].zero_point + 1
+    assert "quantized differently" in check_op(m, rmax)
+
+
+def test_only_used_kernel_files_are_linked():
+    names = {p.name for p in kernel_sources({"TRANSPOSE", "RESIZE_BILINEAR"})}
+    assert names == {"te_shape.c", "te_resize.c"}
+    assert "te_transpose_conv.c" in {p.name for p in kernel_sources({"TRANSPOSE_CONV"})}
+    assert "te_math.c" in {p.name for p in kernel_sources({"SUB"})}
+
+
+def test_contiguous_slices_are_views(ops_paths):
+    """UNPACK along the outermost axis and a STRIDED_SLICE of one run are placed inside their input's
+    buffer (no copy); the host and qemu tests above run them that way."""
+    g = load_tflite(ops_paths["layout"])
+    pl = plan(g)
+    ops = {d["index"]: d for d in build_context(g)["ops"]}
+    unpack = next(op for op in g.ops if op.opcode == "UNPACK")
+    assert ops[unpack.index]["alias"]
+    src = pl.offsets[unpack.inputs[0]]
+    assert [pl.offsets[t] - src for t in unpack.outputs] == [k * g.tensors[t].nbytes for k, t in
+                                                             enumerate(unpack.outputs)]
+    assert any(ops[op.index]["alias"] for op in g.ops if op.opcode == "STRIDED_SLICE")
+    assert not any(ops[op.index]["alias"] for op in g.ops if op.opcode in ("TRANSPOSE", "GATHER"))
+
+
+def test_inspect_names_the_slower_cortex_m4_paths(ops_paths):
+    from tinyedge.analyze import support_table
+
+    g = load_tflite(ops_paths["convs"])
+    notes = support_table(g)["aot"]["notes"]
+    noted = {n["op_index"] for n in notes}
+    for op in g.ops:
+        grouped = op.opcode == "CONV_2D" and g.tensors[op.inputs[1]].shape[3] != g.tensors[op.inputs[0]].shape[3]
+        assert (op.index in noted) == (op.opcode == "TRANSPOSE_CONV" or grouped), op
+    assert all("Cortex-M4" in n["note"] for n in notes)
+    r = support_table(load_tflite(ops_paths["layout"]))
+    assert r["aot"]["notes"] == [] and "notes" not in r["tflm"]

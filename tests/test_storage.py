@@ -233,6 +233,25 @@ def test_auto_policy(rewritten):
     assert dense.const_bytes == HostModel(mixed_tflite(), weights="dense").const_bytes
 
 
+def test_auto_keeps_dense_where_the_kernels_have_no_arm_dsp_paths(rewritten, int4_typed):
+    """auto's instruction estimates are the Cortex-M DSP paths': on a core whose kernels take the
+    portable C paths it stores nothing (VWW on qemu-riscv32 ran 1.115x dense with the M4's
+    choices), but keeps a model's own INT4 tensors int4; forced policies still store."""
+    from tinyedge.aot.codegen import build_context, has_arm_dsp
+    from tinyedge.boards import get_board
+
+    assert [has_arm_dsp(get_board(b)) for b in ("qemu-cortex-m4", "qemu-cortex-m55", "qemu-cortex-m3",
+                                                "qemu-riscv32", "esp32s3", "host")] == [
+        True, True, False, False, False, False]
+    g = parse_tflite(rewritten("mixed", "z90").read_bytes())
+    assert any(e["storage"] != "dense" for e in build_context(g)["storage"])
+    assert all(e["storage"] == "dense" for e in build_context(g, arm_dsp=False)["storage"])
+    forced = [e["storage"] for e in build_context(g, weights="sparse", arm_dsp=False)["storage"]]
+    assert "sparse" in forced and set(forced) <= {"sparse", "dense"}, forced
+    native = parse_tflite(int4_typed("mixed").read_bytes())
+    assert sum(e["storage"] == "int4" for e in build_context(native, arm_dsp=False)["storage"]) >= 4
+
+
 def test_bad_policy_is_a_usage_error():
     from tinyedge.aot.codegen import build_context
 

@@ -333,13 +333,14 @@ def _load_graph(path_or_graph, convert_options: dict | None = None) -> Graph:
         return remember_bytes(res.tflite_bytes)
 
 
-def weight_storage(graph: Graph, weights: str = "auto") -> list[dict] | None:
-    """Per conv / depthwise / FC weight tensor, the aot engine's storage under policy `weights` and
-    its bytes, dense against stored (None when the aot engine cannot compile the graph)."""
-    from .aot.codegen import build_context
+def weight_storage(graph: Graph, weights: str = "auto", board=None) -> list[dict] | None:
+    """Per conv / depthwise / FC weight tensor, the aot engine's storage under policy `weights` (on
+    `board`, a Board or None) and its bytes, dense against stored (None when the aot engine cannot
+    compile the graph)."""
+    from .aot.codegen import build_context, has_arm_dsp
 
     try:
-        return build_context(graph, weights=weights)["storage"]
+        return build_context(graph, weights=weights, arm_dsp=has_arm_dsp(board))["storage"]
     except TinyedgeError as e:
         log.debug("no aot weight storage for this model: %s", e)
         return None
@@ -408,7 +409,12 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         "memory": mem,
         "support": support_table(graph),
     }
-    stored = weight_storage(graph, weights)
+    board_obj = None
+    if board is not None:
+        from .boards import get_board
+
+        board_obj = get_board(board)
+    stored = weight_storage(graph, weights, board_obj)
     if stored is not None:
         by_op = {e["op"]: e for e in stored}
         for o in ops:

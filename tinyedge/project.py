@@ -641,7 +641,10 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
             (stage / "model").mkdir()
             model_copy = stage / "model" / "model.tflite"
             atomic_write_bytes(model_copy, tflite)
-            aot.generate_model_sources(model_copy, stage / "model", prefix=prefix, weights=weights)
+            from .aot.codegen import has_arm_dsp
+
+            aot.generate_model_sources(model_copy, stage / "model", prefix=prefix, weights=weights,
+                                       arm_dsp=has_arm_dsp(board))
         else:
             atomic_write_bytes(stage / "model" / "model.tflite", tflite)
         # Every output of the templates, rendered once without the source list

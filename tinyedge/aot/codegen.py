@@ -46,6 +46,12 @@ class AotResult:
     storage: list[dict] = field(default_factory=list)   # per weight tensor: storage, dense and stored bytes
 
 
+def has_arm_dsp(board) -> bool:
+    """Whether `board`'s aot kernels take the Cortex-M DSP paths (__ARM_FEATURE_DSP): a Cortex-M
+    with the DSP extension.  The ESP32-S3's `dsp` is Xtensa's, which these kernels do not use."""
+    return board is None or (board.family == "cortex-m" and bool(board.dsp))
+
+
 def c_comment(text: str, limit: int = 120) -> str:
     """Make `text` safe inside a C block comment: printable ASCII, no comment delimiters, no trigraphs."""
     s = "".join(ch if 32 <= ord(ch) < 127 else "_" for ch in str(text))
@@ -539,8 +545,11 @@ def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
 
 
 def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
-                  scratch_cap: int | None = None) -> dict:
+                  scratch_cap: int | None = None, arm_dsp: bool = True) -> dict:
     """The typed context the templates render (also used by tests and tools).
+
+    `arm_dsp`: the target's kernels take the Cortex-M DSP paths, on which `auto` weight storage's
+    instruction estimates were measured (see `tinyedge.aot.storage.decide`; `has_arm_dsp(board)`).
 
     `weights`: the storage policy of the conv / FC weights (tinyedge.aot.storage.POLICIES);
     `scratch_cap`: at most this many bytes of decode scratch per op (default: the free arena room,
@@ -563,7 +572,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             _EMIT[op.opcode](survey_ctx, op)
     ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
-               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4)))
+               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp))
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]
@@ -596,9 +605,9 @@ def _env() -> jinja2.Environment:
 
 
 def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
-           scratch_cap: int | None = None) -> tuple[dict[str, str], dict]:
+           scratch_cap: int | None = None, arm_dsp: bool = True) -> tuple[dict[str, str], dict]:
     """Render model.c and model.h; returns ({filename: text}, context)."""
-    ctx = build_context(graph, prefix, weights, scratch_cap)
+    ctx = build_context(graph, prefix, weights, scratch_cap, arm_dsp)
     env = _env()
     files = {"model.c": env.get_template("model.c.j2").render(**ctx),
              "model.h": env.get_template("model.h.j2").render(**ctx)}
@@ -606,11 +615,12 @@ def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
 
 
 def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model",
-                           weights: str = "auto") -> AotResult:
+                           weights: str = "auto", arm_dsp: bool = True) -> AotResult:
     """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically); `weights`
-    is the weight storage policy (auto, dense, palette, sparse, int4)."""
+    is the weight storage policy (auto, dense, palette, sparse, int4); `arm_dsp` as in
+    `build_context`."""
     graph = tflite_path_or_graph if isinstance(tflite_path_or_graph, Graph) else load_tflite(tflite_path_or_graph)
-    files, ctx = render(graph, prefix, weights)
+    files, ctx = render(graph, prefix, weights, arm_dsp=arm_dsp)
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder", hint="choose another output folder")

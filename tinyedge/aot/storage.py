@@ -365,7 +365,7 @@ def skip_cost(opcode: str, macs: int, nnz: np.ndarray, row_len: int, pixels: int
     return pixels * (total * per_nnz + rows * 8 + gather) + rows * row_len * 6
 
 
-def decide(policy: str, survey: dict, native_int4: frozenset = frozenset()) -> dict:
+def decide(policy: str, survey: dict, native_int4: frozenset = frozenset(), arm_dsp: bool = True) -> dict:
     """Per op, the plan (Stored, extra instructions, kernel, block, scratch bytes) to emit.
 
     Forced policies take each tensor's smallest storage.  `auto` spends a budget of AUTO_BOUND
@@ -373,10 +373,17 @@ def decide(policy: str, survey: dict, native_int4: frozenset = frozenset()) -> d
     taken cheapest extra instructions per saved byte first (those that cost nothing at once), a
     larger saving replacing a smaller one on the same tensor while the total stays in budget.
     Tensors the model itself carries as INT4 (`native_int4`) stay int4 under `auto` (storing them
-    as int8 would double them)."""
+    as int8 would double them).
+
+    `arm_dsp` False (a core whose kernels take the portable C paths: RISC-V, Xtensa, Cortex-M0/M3):
+    the estimates above are the Cortex-M4 DSP paths' and do not hold there (VWW on qemu-riscv32
+    ran 1.115x the dense instructions with the storages they chose), so `auto` keeps every tensor
+    dense but the model's own INT4 ones; a forced policy still stores what it names."""
     if policy != "auto":
         return {op: min(plans, key=lambda p: p[0].stored_bytes) for op, (_, _, plans) in survey.items() if plans}
     native = {op: p for op in native_int4 for p in survey[op][2] if p[0].storage == "int4"}
+    if not arm_dsp:
+        return native
     budget = AUTO_BOUND * sum(dense for dense, _, _ in survey.values())
     moves = []
     for op, (_, dense_bytes, plans) in survey.items():

@@ -54,7 +54,8 @@ def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model") 
     tree = mpbuild.micropython_tree(mpy_dir)
     with tempfile.TemporaryDirectory(prefix="tinyedge-natmod-") as tmp:
         d = Path(tmp)
-        res = aot.generate_model_sources(graph, d, prefix="te_model")
+        # auto weight storage as measured on the Cortex-M DSP paths only where the arch has them
+        res = aot.generate_model_sources(graph, d, prefix="te_model", arm_dsp=arch.startswith("armv7em"))
         kernels = [Path(k) for k in aot.kernel_sources({op.opcode for op in graph.ops})]
         for k in kernels:
             shutil.copyfile(k, d / k.name)

@@ -183,6 +183,11 @@ def _probe(data: bytes, arena: int, *, record: bool = False) -> tuple[bool, str,
         if pid == 0:  # the child: load, report, and leave without running the parent's clean-up
             code = 1
             try:
+                import faulthandler
+
+                # a crash here is an expected answer ("too small"), not a report for the parent's
+                # stderr: faulthandler (pytest's, or -X faulthandler) writes to its own saved fd
+                faulthandler.disable()
                 os.dup2(out.fileno(), 1)
                 os.dup2(out.fileno(), 2)
                 from tflite_micro.python.tflite_micro import runtime

@@ -428,8 +428,12 @@ def test_a_full_filesystem_leaves_nothing_half_installed(digits_tflite, qemu_boa
     try:
         free = dev.free_bytes()
         assert free > pkg.package_bytes
-        # fill the board's filesystem so that the package no longer fits
-        dev.exec(f"f = open('junk', 'wb')\nf.write(bytearray({free - pkg.package_bytes // 2}))\nf.close()")
+        # fill the board's filesystem so that the package no longer fits; in 4 KB writes, since one
+        # buffer of the whole size (~670 KB) needs that much contiguous heap, which a board that
+        # ran other tests first may not have (MemoryError)
+        fill = free - pkg.package_bytes // 2
+        dev.exec(f"f = open('junk', 'wb')\nb = bytearray(4096)\nn = {fill}\n"
+                 "while n > 0:\n    f.write(b if n >= 4096 else b[:n])\n    n -= 4096\nf.close()")
         with pytest.raises(MicroPythonError, match=r"filesystem is full: .*needs [0-9,]+ bytes, [0-9,]+"):
             dev.install(pkg.out_dir, "digits_full")
         names = dev.eval("os.listdir()", "import os")

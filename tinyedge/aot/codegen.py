@@ -27,6 +27,7 @@ from ..runtimes import require_supported
 from . import ops_math, ops_recurrent, ops_shape
 from . import quant as q
 from . import storage as ws
+from .ops_math import _bstrides, _shape4  # one definition for both modules' broadcasting ops
 
 log = logging.getLogger(__name__)
 
@@ -344,21 +345,6 @@ def _pool(ctx: _Ctx, op) -> dict:
     fn = "te_max_pool_s8" if op.opcode == "MAX_POOL_2D" else "te_avg_pool_s8"
     return {"struct": "te_pool_params_t", "fields": fields, "fn": fn,
             "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
-
-
-def _shape4(shape) -> list[int]:
-    s = [int(d) for d in shape]
-    if len(s) > 4:
-        raise ModelError("more than 4 dimensions")
-    return [1] * (4 - len(s)) + s
-
-
-def _bstrides(shape4: list[int]) -> list[int]:
-    strides, acc = [0, 0, 0, 0], 1
-    for d in range(3, -1, -1):
-        strides[d] = 0 if shape4[d] == 1 else acc
-        acc *= shape4[d]
-    return strides
 
 
 def _binary(ctx: _Ctx, op) -> dict:

@@ -40,6 +40,21 @@ def tflm_outputs(path, xs):
     return outs
 
 
+def tflite_outputs(path, xs):
+    """TensorFlow Lite's interpreter on `xs`: the reference for ops TFLite Micro has no kernel for (TILE)."""
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    outs = []
+    for x in xs:
+        interp.set_tensor(i, x)
+        interp.invoke()
+        outs.append(np.array(interp.get_tensor(o)))
+    return outs
+
+
 def diff_report(label, k, ref, got) -> str:
     r, g = ref.reshape(-1), got.reshape(-1)
     if r.shape != g.shape:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from aot_ops_zoo import BUILDERS, ops_zoo_tflite
 from conftest import require_tool
+from test_aot_engine import tflite_outputs, tflm_outputs
 
 from tinyedge.aot import kernel_sources
 from tinyedge.aot.codegen import build_context
@@ -34,26 +35,8 @@ def _inputs(shape, seed, n=10):
 
 def _reference(path, xs):
     if "TILE" in {op.opcode for op in load_tflite(path).ops}:   # TFLite Micro has no TILE kernel
-        import tensorflow as tf
-
-        interp = tf.lite.Interpreter(model_path=str(path))
-        interp.allocate_tensors()
-        i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
-        outs = []
-        for x in xs:
-            interp.set_tensor(i, x)
-            interp.invoke()
-            outs.append(np.array(interp.get_tensor(o)))
-        return outs
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(path.read_bytes())
-    outs = []
-    for x in xs:
-        interp.set_input(x, 0)
-        interp.invoke()
-        outs.append(np.array(interp.get_output(0)))
-    return outs
+        return tflite_outputs(path, xs)
+    return tflm_outputs(path, xs)
 
 
 def _compare(label, refs, outs):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras_layers as kl
 import numpy as np
 import pytest
+from test_aot_engine import tflite_outputs, tflm_outputs
 
 from tinyedge.aot.host import HostModelSet
 from tinyedge.graph import load_tflite
@@ -81,29 +82,8 @@ def test_ops_and_verdicts(layer_models, layer_graphs, kind):
     assert not wrong, "\n".join(wrong)
 
 
-def _reference(path, graph, xs, use_tflm: bool):
-    if use_tflm:
-        from tflite_micro.python.tflite_micro import runtime
-
-        interp = runtime.Interpreter.from_bytes(path.read_bytes())
-        outs = []
-        for x in xs:
-            interp.reset()   # every inference from the zero state, as tinyedge's runtimes do
-            interp.set_input(x, 0)
-            interp.invoke()
-            outs.append(np.array(interp.get_output(0)))
-        return outs
-    import tensorflow as tf
-
-    interp = tf.lite.Interpreter(model_path=str(path))
-    interp.allocate_tensors()
-    i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
-    outs = []
-    for x in xs:
-        interp.set_tensor(i, x)
-        interp.invoke()
-        outs.append(np.array(interp.get_tensor(o)))
-    return outs
+def _reference(path, xs, use_tflm: bool):
+    return tflm_outputs(path, xs) if use_tflm else tflite_outputs(path, xs)
 
 
 @pytest.mark.parametrize("kind", kl.KINDS)
@@ -118,7 +98,7 @@ def test_aot_rows_bit_exact(layer_models, layer_graphs, kind, tmp_path_factory):
     for (i, r), m in zip(aot_rows, lib.models, strict=True):
         g = m.graph
         xs = _inputs(g.tensors[g.inputs[0]].shape, seed=i)
-        refs = _reference(layer_models[(i, kind)], g, xs, r.tflm[kind])
+        refs = _reference(layer_models[(i, kind)], xs, r.tflm[kind])
         for k, (x, ref) in enumerate(zip(xs, refs, strict=True)):
             got = m.invoke(x)
             if not np.array_equal(ref.reshape(-1), got.reshape(-1)):
@@ -128,5 +108,5 @@ def test_aot_rows_bit_exact(layer_models, layer_graphs, kind, tmp_path_factory):
     for i, r in rows:   # TFLite Micro runs the rows only it runs
         if r.tflm[kind] and not r.aot[kind]:
             g = layer_graphs[(i, kind)]
-            _reference(layer_models[(i, kind)], g, _inputs(g.tensors[g.inputs[0]].shape, seed=i)[:1], True)
+            _reference(layer_models[(i, kind)], _inputs(g.tensors[g.inputs[0]].shape, seed=i)[:1], True)
     assert not bad, "\n".join(bad)

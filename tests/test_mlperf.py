@@ -32,7 +32,7 @@ def board(request, mlperf_tflite):
     fw = FirmwareCache().prepare(path, M4, protocol="mlperf")
     q = start_qemu(fw.artifacts["elf"], M4)
     try:
-        boot = wait_boot(q.url, 20)
+        boot = wait_boot(q.url, 20, process=q)
         yield request.param, path, q.url, boot
     finally:
         q.close()

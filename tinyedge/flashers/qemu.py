@@ -59,7 +59,7 @@ class QemuFlasher(Flasher):
             if protocol == "mlperf":
                 from ..mlperf import wait_boot
 
-                ann = {"protocol": "mlperf", "boot": wait_boot(q.url, self.announce_timeout)}
+                ann = {"protocol": "mlperf", "boot": wait_boot(q.url, self.announce_timeout, process=q)}
             else:
                 with Device(q.url, timeout=5) as d:
                     ann = q.wait_for_announcement(d, self.announce_timeout)

@@ -73,6 +73,29 @@ def cached_build(model: Path, board: str, runtime: str = "aot", weights: str = "
         return folder, read_build(folder)
 
 
+def faulty_copy(model: Path, board: str, dest: Path, body: str, *, prelude: str = "",
+                drop_define: str | None = None) -> Path:
+    """A copy of `model`'s cached aot build for `board` at `dest` whose te_runtime_invoke runs the C
+    `body` first (`prelude` goes before the function), rebuilt (only what changed); `drop_define`
+    removes that macro from te_board.h (a board without its exit device, say)."""
+    from tinyedge.builder import build_project
+
+    src, _ = cached_build(model, board)
+    shutil.copytree(src, dest, symlinks=True)
+    rt = dest / "firmware" / "runtime" / "te_runtime_aot.c"
+    text = rt.read_text()
+    hook = "te_status_t te_runtime_invoke(void)\n{\n"
+    assert hook in text
+    rt.write_text(text.replace(hook, prelude + hook + body))
+    if drop_define:
+        h = dest / "src" / "te_board.h"
+        lines = h.read_text().splitlines(keepends=True)
+        assert any(drop_define in ln for ln in lines)
+        h.write_text("".join(ln for ln in lines if drop_define not in ln))
+    build_project(dest, jobs=2)
+    return dest
+
+
 def _prune(keep: int) -> None:
     """Drop the oldest cached builds beyond `keep` (each code change makes new keys)."""
     root = cache_root()

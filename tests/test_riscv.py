@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aot_zoo import BUILDERS, zoo_tflite
-from build_cache import cached_build
+from build_cache import cached_build, faulty_copy
 from conftest import require_tool, tinyedge_exe
 
 from tinyedge.boards import get_board
@@ -193,25 +193,10 @@ def test_cli_deploy_to_qemu_riscv32(tools, tmp_path, run_cli):
 
 
 def _faulty_copy(tmp_path: Path, body: str, *, exit_device: bool = True) -> Path:
-    """A copy of the cached fc build whose te_runtime_invoke runs `body` first, rebuilt (only what changed);
-    without `exit_device` its te_board.h names no exit device (a board the fault handler cannot stop)."""
-    from tinyedge.builder import build_project
-
-    src, _ = cached_build(zoo_tflite("fc"), BOARD)
-    proj = tmp_path / "faulty"
-    shutil.copytree(src, proj, symlinks=True)
-    rt = proj / "firmware" / "runtime" / "te_runtime_aot.c"
-    text = rt.read_text()
-    hook = "te_status_t te_runtime_invoke(void)\n{\n"
-    assert hook in text
-    rt.write_text(text.replace(hook, hook + body))
-    if not exit_device:
-        h = proj / "src" / "te_board.h"
-        lines = h.read_text().splitlines(keepends=True)
-        assert any("TE_BOARD_EXIT_BASE" in ln for ln in lines)
-        h.write_text("".join(ln for ln in lines if "TE_BOARD_EXIT_BASE" not in ln))
-    build_project(proj, jobs=2)
-    return proj
+    """The fc build whose te_runtime_invoke runs `body` first; without `exit_device` its te_board.h
+    names no exit device (a board the fault handler cannot stop)."""
+    return faulty_copy(zoo_tflite("fc"), BOARD, tmp_path / "faulty", body,
+                       drop_define=None if exit_device else "TE_BOARD_EXIT_BASE")
 
 
 def test_c3_lacks_atomics_so_an_amo_instruction_is_a_clear_fault(tools, tmp_path):

@@ -116,6 +116,7 @@ class Hardware:
     flash_origin: str
     ram_origin: str
     boot2: bool          # RP2040: a second-stage boot leads the flash image
+    semihosting_exit: bool = False  # an emulator that stops on semihosting SYS_EXIT (QEMU Cortex-M boards)
     exit_base: str | None = None  # an emulator's exit device (TE_BOARD_EXIT_BASE), e.g. QEMU virt's finisher
 
 
@@ -347,6 +348,7 @@ def hardware_facts(board: Board) -> Hardware:
         ram_origin=f"0x{mem.ram_origin:08X}" if mem else "0x00000000",
         boot2=board.family == "cortex-m" and board.uart.driver == "rp2040-pl011",
         exit_base=f"0x{mem.exit_base:08X}" if mem and mem.exit_base is not None else None,
+        semihosting_exit=board.family == "cortex-m" and board.is_qemu,
     )
 
 

@@ -111,6 +111,8 @@ def qemu_command(elf: os.PathLike | str, board, port: int, log: os.PathLike | st
     cmd = [qemu_binary(board)[0], "-M", machine, *_MACHINE_ARGS.get(machine, [])]
     if board.flash.qemu_cpu:
         cmd += ["-cpu", board.flash.qemu_cpu]
+    if board.family == "cortex-m":  # the fault handler stops QEMU with a semihosting SYS_EXIT
+        cmd += ["-semihosting-config", "enable=on,target=native"]
     return cmd + ["-nographic", "-icount", "shift=0", "-kernel", str(elf), *serial_args(port, log),
                   "-monitor", "none"]
 

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "te_board.h"
+#include "te_fault.h"
 #include "te_uart.h"
 
 extern uint32_t _sidata[];   /* load address of .data */
@@ -113,49 +114,6 @@ void te_start(void)
 __attribute__((used, aligned(16))) static uint8_t te_trap_stack[512];
 __asm__(".set te_trap_stack_top, te_trap_stack + 512");
 
-static void te_trap_puts(const char *s)
-{
-    while (*s) {
-        te_uart_putc((uint8_t)*s++);
-    }
-}
-
-static void te_trap_hex(uint32_t v)
-{
-    static const char digits[] = "0123456789abcdef";
-    int i;
-    te_trap_puts("0x");
-    for (i = 28; i >= 0; i -= 4) {
-        te_uart_putc((uint8_t)digits[(v >> i) & 0xFu]);
-    }
-}
-
-static void te_trap_dec(uint32_t v)
-{
-    char buf[11];
-    int n = 0;
-    do {
-        buf[n++] = (char)('0' + v % 10u);
-        v /= 10u;
-    } while (v != 0u && n < 10);
-    while (n > 0) {
-        te_uart_putc((uint8_t)buf[--n]);
-    }
-}
-
-/* Read what the host is still sending until the line is quiet (bounded).  An emulator that exits
- * with unread input makes its TCP socket close with a reset, and a reset discards the fault line
- * in the host's receive buffer before the host reads it. */
-static void te_trap_drain(void)
-{
-    uint32_t quiet = 0u;
-    uint32_t total = 0u;
-    while (quiet < 100000u && total < 20000000u) {
-        quiet = te_uart_poll() >= 0 ? 0u : quiet + 1u;
-        total++;
-    }
-}
-
 static const char *te_trap_cause(uint32_t mcause)
 {
     if (mcause & 0x80000000u) {
@@ -186,24 +144,23 @@ void te_trap_report(void)
     __asm__ volatile("csrr %0, mscratch" : "=r"(sp));
     __asm__ volatile("csrr %0, mepc" : "=r"(mepc));
     __asm__ volatile("csrr %0, mtval" : "=r"(mtval));
-    te_uart_putc(0u);
-    te_trap_puts("\ntinyedge fault: ");
-    te_trap_puts(te_trap_cause(mcause));
-    te_trap_puts(" (mcause=");
-    te_trap_dec(mcause & 0x7FFFFFFFu);
-    te_trap_puts(") at pc=");
-    te_trap_hex(mepc);
-    te_trap_puts(" mtval=");
-    te_trap_hex(mtval);
-    te_trap_puts(" sp=");
-    te_trap_hex((uint32_t)sp);
+    te_fault_begin();
+    te_fault_puts(te_trap_cause(mcause));
+    te_fault_puts(" (mcause=");
+    te_fault_dec(mcause & 0x7FFFFFFFu);
+    te_fault_puts(") at pc=");
+    te_fault_hex(mepc);
+    te_fault_puts(" mtval=");
+    te_fault_hex(mtval);
+    te_fault_puts(" sp=");
+    te_fault_hex((uint32_t)sp);
     if (sp < (uintptr_t)_stack_guard + 64u) {
-        te_trap_puts(" (stack overflow: the stack is ");
-        te_trap_dec((uint32_t)((uintptr_t)_estack - (uintptr_t)_stack_guard - 64u));
-        te_trap_puts(" bytes; raise memory.stack_bytes in the board file)");
+        te_fault_puts(" (stack overflow: the stack is ");
+        te_fault_dec((uint32_t)((uintptr_t)_estack - (uintptr_t)_stack_guard - 64u));
+        te_fault_puts(" bytes; raise memory.stack_bytes in the board file)");
     }
-    te_trap_puts("\n");
-    te_trap_drain();
+    te_fault_puts("\n");
+    te_fault_drain();
 #if defined(TE_BOARD_EXIT_BASE)
     /* SiFive test finisher: FAIL (0x3333) with exit status 1 in the upper half. */
     *(volatile uint32_t *)(uintptr_t)TE_BOARD_EXIT_BASE = (1u << 16) | 0x3333u;

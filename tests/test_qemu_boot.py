@@ -137,3 +137,48 @@ def test_systick_wraps_are_counted(mlperf_tflite, tmp_path):
     assert c0 // (40 * 1024) > 50  # the small period wrapped many times during the inference
     assert c0 <= c1 < c0 * 1.01, (c0, c1)
     print(f"instructions: {c0} with no wrap, {c1} over {c0 // (40 * 1024)} wraps")
+
+
+def test_a_program_that_connects_first_is_detected_and_the_flasher_starts_again(monkeypatch, caplog):
+    """QEMU serves its first client only: a program still retrying an older board's port that a
+    new QEMU was given gets the guest's output.  The wait names it (PortTaken) and `flash` starts
+    the emulator again on another port."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from aot_zoo import zoo_tflite
+
+    import tinyedge.qemu as tq
+    from tinyedge.flashers import get_flasher
+    from tinyedge.link import Device
+
+    board = get_board("qemu-cortex-m4")
+    proj, record = cached_build(zoo_tflite("fc"), board.id)
+    with start_qemu(record["artifacts"]["elf"], board) as q:
+        thief = socket.create_connection(("127.0.0.1", q.port))
+        try:
+            with Device(q.url) as dev, pytest.raises(tq.PortTaken) as e:
+                q.wait_for_announcement(dev, 5)
+            assert f"from 127.0.0.1:{thief.getsockname()[1]}" in str(e.value)
+            assert b"tinyedge ready" in thief.recv(4096)        # the guest's output went to the thief
+        finally:
+            thief.close()
+
+    thieves, real = [], tq.start_qemu
+
+    def start_with_a_thief(elf, b, **kw):
+        started = real(elf, b, **kw)
+        if not thieves:
+            thieves.append((socket.create_connection(("127.0.0.1", started.port)), started.port))
+        return started
+
+    monkeypatch.setattr(tq, "start_qemu", start_with_a_thief)
+    try:
+        res = get_flasher("qemu").flash(proj, board)
+        try:
+            assert res.details["announcement"]["board"] == board.id
+            assert res.port != f"socket://127.0.0.1:{thieves[0][1]}"
+        finally:
+            res.process.close()
+    finally:
+        thieves[0][0].close()
+    assert "another program connected to the emulator's UART first" in caplog.text

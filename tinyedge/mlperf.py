@@ -311,6 +311,8 @@ def wait_boot(url: str, timeout: float = 20.0, process=None) -> list[str]:
                 return dut.log
             if ln is not None:
                 continue
+            if process is not None and not dut.log:
+                process.check_first_client(dut.transport)
             wall = time.monotonic() - start
             cpu = process.cpu_seconds() if process is not None else None
             used = cpu - cpu0 if cpu is not None and cpu0 is not None else wall

@@ -92,6 +92,28 @@ def _listening(port: int, pid: int | None = None) -> bool:
     return False
 
 
+def accepted_clients(port: int) -> set[int]:
+    """The client ports of the connections a listener on 127.0.0.1:`port` has accepted (from /proc).
+
+    A connection the kernel completed but the server has not accepted yet (still in the backlog)
+    is ESTABLISHED too, but its socket has no inode until accept(): those are left out."""
+    want = f"0100007F:{port:04X}"
+    clients = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if len(parts) > 9 and parts[1] == want and parts[3] == "01" and parts[9] != "0":
+                    clients.add(int(parts[2].rsplit(":", 1)[1], 16))
+    except (OSError, ValueError):
+        pass
+    return clients
+
+
+class PortTaken(FlashError):
+    """Another program connected to QEMU's UART port first, so the guest's output goes to it."""
+
+
 def serial_args(port: int, log: os.PathLike | str | None = None) -> list[str]:
     """QEMU's first UART as a TCP server on 127.0.0.1:`port` that holds the guest until the first
     client connects; with `log`, QEMU also writes every byte the guest prints to that file (the
@@ -157,6 +179,19 @@ class QemuProcess(ChildProcess):
         except (OSError, ValueError, IndexError):
             return None
 
+    def check_first_client(self, transport) -> None:
+        """Raise PortTaken when QEMU's one UART client is not `transport` (a Transport on `.url`).
+
+        QEMU serves the first client that connects (wait=on) and leaves later ones waiting; a
+        program still retrying an older board's port that a new QEMU was given would get the
+        guest's output, and this connection nothing at all."""
+        mine = transport.local_port() if transport is not None else None
+        clients = accepted_clients(self.port)
+        if mine is not None and clients and mine not in clients:
+            raise PortTaken(f"{self.url}: another program connected to the emulator's UART first "
+                            f"(from 127.0.0.1:{min(clients)})",
+                            hint="stop the other program using the port ('tinyedge ports' lists them), or retry")
+
     def wait_for_announcement(self, device, budget: float = 20.0) -> dict:
         """The firmware's `tinyedge ready ...` fields, read through `device` (a Device on `.url`).
 
@@ -173,6 +208,8 @@ class QemuProcess(ChildProcess):
                 return device.wait_for_announcement(min(1.0, budget))
             except DeviceTimeout as e:
                 last = e
+                if not device.log_lines:
+                    self.check_first_client(device.transport)
             except LinkError as e:   # the line closed: QEMU stopped (a fault handler exits it)
                 last = e
                 try:

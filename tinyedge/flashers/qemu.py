@@ -40,7 +40,7 @@ class QemuFlasher(Flasher):
               progress: Progress | None = None) -> FlashResult:
         from ..builder import read_build
         from ..link.device import Device
-        from ..qemu import start_qemu
+        from ..qemu import PortTaken, start_qemu
 
         self.check(board)
         if not board.is_qemu:
@@ -53,22 +53,29 @@ class QemuFlasher(Flasher):
         from ..project import read_project
 
         protocol = read_project(project_dir).get("protocol", "tinyedge")
-        q = start_qemu(elf, board)
-        try:
-            # The first client starts the guest (wait=on); read its announcement, then let go.
-            if protocol == "mlperf":
-                from ..mlperf import wait_boot
+        for attempt in range(3):
+            q = start_qemu(elf, board)
+            try:
+                # The first client starts the guest (wait=on); read its announcement, then let go.
+                if protocol == "mlperf":
+                    from ..mlperf import wait_boot
 
-                ann = {"protocol": "mlperf", "boot": wait_boot(q.url, self.announce_timeout, process=q)}
-            else:
-                with Device(q.url, timeout=5) as d:
-                    ann = q.wait_for_announcement(d, self.announce_timeout)
-        except BaseException:
-            err = q.stderr_text().strip()
-            q.close()
-            if err:
-                log.error("qemu: %s", err)
-            raise
+                    ann = {"protocol": "mlperf", "boot": wait_boot(q.url, self.announce_timeout, process=q)}
+                else:
+                    with Device(q.url, timeout=5) as d:
+                        ann = q.wait_for_announcement(d, self.announce_timeout)
+                break
+            except PortTaken as e:
+                q.close()
+                if attempt == 2:
+                    raise
+                log.warning("%s; starting the emulator again on another port", e)
+            except BaseException:
+                err = q.stderr_text().strip()
+                q.close()
+                if err:
+                    log.error("qemu: %s", err)
+                raise
         if progress is not None:
             progress(1, 1)
         return FlashResult(port=q.url, process=q,

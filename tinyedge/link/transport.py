@@ -57,6 +57,13 @@ class Transport:
             except OSError:
                 log.debug("TCP_NODELAY not set on %s", url)
 
+    def local_port(self) -> int | None:
+        """This end's TCP port for a socket:// line (None for other lines)."""
+        try:
+            return self._sock.getsockname()[1] if self._sock is not None else None
+        except OSError:
+            return None
+
     def read(self, max_wait: float) -> bytes:
         import serial
 

@@ -32,7 +32,7 @@ _UNROLLED = {"RESHAPE", "UNPACK", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", 
 EXPECTED_OPS = {
     "k2_lstm_stacked": {LSTM},
     "k2_lstm_last": {LSTM, "STRIDED_SLICE"},
-    "k2_gru_unrolled": _UNROLLED | {"SPLIT", "SPLIT_V", "SUB", "PACK"},
+    "k2_gru_unrolled": _UNROLLED | {"SPLIT", "SPLIT_V", "SUB", "PACK", "QUANTIZE"},
     "k2_rnn_lstm_unrolled": _UNROLLED | {"SPLIT", "PACK", "QUANTIZE"},
     "k3_lstm_stacked": _UNROLLED | {"SPLIT", "PACK", "QUANTIZE"},
     "k3_gru_unrolled": _UNROLLED | {"SPLIT", "SUB", "STRIDED_SLICE", "PACK"},

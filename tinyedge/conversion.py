@@ -536,6 +536,15 @@ def recurrent_to_unroll(model: LoadedModel) -> list[str]:
     return names
 
 
+def _has_unrolled_rnn(model: LoadedModel) -> bool:
+    """The model has a recurrent layer built with unroll=True (its cell becomes plain ops)."""
+    for layer in getattr(model.obj, "layers", []):
+        inner = [layer] + [getattr(layer, k) for k in ("forward_layer", "backward_layer") if hasattr(layer, k)]
+        if any(type(x).__name__ in ("GRU", "LSTM", "SimpleRNN") and getattr(x, "unroll", False) for x in inner):
+            return True
+    return False
+
+
 def _unrolled(model: LoadedModel, names: list[str]):
     """A copy of the Keras model with the recurrent layers `names` unrolled (same weights, same math:
     the cell applied once per time step instead of in a loop)."""
@@ -585,10 +594,11 @@ def convert_loaded(model: LoadedModel, calib_x: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    if loops:
+    if loops or _has_unrolled_rnn(model):
         # The MLIR quantizer leaves a SPLIT of an unrolled GRU cell in float on some runs and not
-        # on others (TF 2.21: 2 of 4 conversions of one model, same data); the older quantizer
-        # gave all-int8 every time.
+        # on others (TF 2.21: 2 of 4 conversions of one model, same data, same hash seed, one
+        # thread); the older quantizer gave the same all-int8 model every time.  Unrolled by
+        # tinyedge or by the user (unroll=True), the cell is the same graph.
         conv.experimental_new_quantizer = False
     from .analyze import capture_fd2
 

@@ -53,7 +53,46 @@ int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTR
             int8_t *o0 = out_b + px * oc_n, *o1 = out_b + px1 * oc_n;
             te_mve_dw_taps(p, in_b, px / p->out_w, px % p->out_w, zrow, tp0);
             te_mve_dw_taps(p, in_b, px1 / p->out_w, px1 % p->out_w, zrow, tp1);
-            for (c = 0; c < oc_n; c += 4) {
+            c = 0;
+            /* 8 channels (two lane groups) per pass, no predication */
+            for (; c + 8 <= oc_n; c += 8) {
+                const int8_t *w = p->weights + c;
+                int32x4_t a0 = vldrwq_s32(p->eff_bias + c), b0 = vldrwq_s32(p->eff_bias + c + 4);
+                int32x4_t a1 = a0, b1 = b0;
+                int32x4_t mult, shift;
+                for (t = 0; t < ntaps; ++t) {
+                    const int8_t *x0 = tp0[t] + c, *x1 = tp1[t] + c;
+                    const int32x4_t wa = vldrbq_s32(w), wb = vldrbq_s32(w + 4);
+                    a0 = vaddq_s32(a0, vmulq_s32(vldrbq_s32(x0), wa));
+                    b0 = vaddq_s32(b0, vmulq_s32(vldrbq_s32(x0 + 4), wb));
+                    a1 = vaddq_s32(a1, vmulq_s32(vldrbq_s32(x1), wa));
+                    b1 = vaddq_s32(b1, vmulq_s32(vldrbq_s32(x1 + 4), wb));
+                    w += oc_n;
+                }
+                mult = vldrwq_s32(p->mult + c);
+                shift = vldrbq_s32(p->shift + c);
+                if (right) {
+                    a0 = te_mve_requant_r(a0, mult, shift, oo, lo, hi);
+                    a1 = te_mve_requant_r(a1, mult, shift, oo, lo, hi);
+                } else {
+                    a0 = te_mve_requant(a0, mult, shift, oo, lo, hi);
+                    a1 = te_mve_requant(a1, mult, shift, oo, lo, hi);
+                }
+                vstrbq_s32(o0 + c, a0);
+                vstrbq_s32(o1 + c, a1);
+                mult = vldrwq_s32(p->mult + c + 4);
+                shift = vldrbq_s32(p->shift + c + 4);
+                if (right) {
+                    b0 = te_mve_requant_r(b0, mult, shift, oo, lo, hi);
+                    b1 = te_mve_requant_r(b1, mult, shift, oo, lo, hi);
+                } else {
+                    b0 = te_mve_requant(b0, mult, shift, oo, lo, hi);
+                    b1 = te_mve_requant(b1, mult, shift, oo, lo, hi);
+                }
+                vstrbq_s32(o0 + c + 4, b0);
+                vstrbq_s32(o1 + c + 4, b1);
+            }
+            for (; c < oc_n; c += 4) {
                 const mve_pred16_t pr = vctp32q((uint32_t)(oc_n - c));
                 const int8_t *w = p->weights + c;
                 int32x4_t a0 = vldrwq_z_s32(p->eff_bias + c, pr);

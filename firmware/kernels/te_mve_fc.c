@@ -4,32 +4,40 @@
 #ifdef TE_HAVE_MVE
 
 /* four rows (r0..r3) against x: per 16 inputs one input load, four weight loads and four
- * VMLADAVA (64 MACs in 9 instructions); the last n % 16 predicated */
+ * VMLADAVA in a tail-predicated low-overhead loop (64 MACs in 10 instructions; inline assembly as
+ * in te_mve_conv.c) */
 static inline int32x4_t te_mve_dot4(const int8_t *x, const int8_t *r0, const int8_t *r1, const int8_t *r2,
                                     const int8_t *r3, int32_t n, int32x4_t acc)
 {
-    int32_t a0 = vgetq_lane_s32(acc, 0), a1 = vgetq_lane_s32(acc, 1);
-    int32_t a2 = vgetq_lane_s32(acc, 2), a3 = vgetq_lane_s32(acc, 3);
-    int32_t i;
-    for (i = 0; i + 16 <= n; i += 16) {
-        const int8x16_t vx = vldrbq_s8(x + i);
-        a0 = vmladavaq_s8(a0, vx, vldrbq_s8(r0 + i));
-        a1 = vmladavaq_s8(a1, vx, vldrbq_s8(r1 + i));
-        a2 = vmladavaq_s8(a2, vx, vldrbq_s8(r2 + i));
-        a3 = vmladavaq_s8(a3, vx, vldrbq_s8(r3 + i));
-    }
-    if (i < n) {
-        const mve_pred16_t pr = vctp8q((uint32_t)(n - i));
-        const int8x16_t vx = vldrbq_z_s8(x + i, pr);
-        a0 = vmladavaq_s8(a0, vx, vldrbq_z_s8(r0 + i, pr));
-        a1 = vmladavaq_s8(a1, vx, vldrbq_z_s8(r1 + i, pr));
-        a2 = vmladavaq_s8(a2, vx, vldrbq_z_s8(r2 + i, pr));
-        a3 = vmladavaq_s8(a3, vx, vldrbq_z_s8(r3 + i, pr));
-    }
-    acc = vsetq_lane_s32(a0, acc, 0);
-    acc = vsetq_lane_s32(a1, acc, 1);
-    acc = vsetq_lane_s32(a2, acc, 2);
-    return vsetq_lane_s32(a3, acc, 3);
+    int32_t a0, a1, a2, a3;
+    int32x4_t sums = vdupq_n_s32(0);
+    __asm__ volatile(
+        "   mov         %[a0], #0\n"
+        "   mov         %[a1], #0\n"
+        "   mov         %[a2], #0\n"
+        "   mov         %[a3], #0\n"
+        "   wlstp.8     lr, %[n], 1f\n"
+        "2:\n"
+        "   vldrb.8     q0, [%[x]], #16\n"
+        "   vldrb.8     q1, [%[r0]], #16\n"
+        "   vmladava.s8 %[a0], q0, q1\n"
+        "   vldrb.8     q1, [%[r1]], #16\n"
+        "   vmladava.s8 %[a1], q0, q1\n"
+        "   vldrb.8     q1, [%[r2]], #16\n"
+        "   vmladava.s8 %[a2], q0, q1\n"
+        "   vldrb.8     q1, [%[r3]], #16\n"
+        "   vmladava.s8 %[a3], q0, q1\n"
+        "   letp        lr, 2b\n"
+        "1:\n"
+        : [x] "+r"(x), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [r3] "+r"(r3), [a0] "=&Te"(a0),
+          [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+        : [n] "r"(n)
+        : "q0", "q1", "memory", "r14");
+    sums = vsetq_lane_s32(a0, sums, 0);
+    sums = vsetq_lane_s32(a1, sums, 1);
+    sums = vsetq_lane_s32(a2, sums, 2);
+    sums = vsetq_lane_s32(a3, sums, 3);
+    return vaddq_s32(acc, sums);
 }
 
 int te_mve_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)

@@ -51,6 +51,14 @@ static const int8_t *te_mve_window(const te_conv_params_t *p, const int8_t *in_b
             te_mve_fill(b, zp, kc);
         } else if (row_inside) {
             te_mve_copy(b, in_b + (iy * p->in_w + ix0) * ic, kc);
+        } else if (p->dil_w == 1) {
+            /* a row cut by the border: zero points, then its inside columns in one copy */
+            const int32_t c0 = ix0 < 0 ? -ix0 : 0;
+            const int32_t c1 = ix0 + p->k_w > p->in_w ? p->in_w - ix0 : p->k_w;
+            te_mve_fill(b, zp, kc);
+            if (c1 > c0) {
+                te_mve_copy(b + c0 * ic, in_b + (iy * p->in_w + ix0 + c0) * ic, (c1 - c0) * ic);
+            }
         } else {
             for (kx = 0; kx < p->k_w; ++kx) {
                 const int32_t ix = ix0 + kx * p->dil_w;

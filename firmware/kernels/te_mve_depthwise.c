@@ -29,10 +29,22 @@ static void te_mve_dw_taps(const te_conv_params_t *p, const int8_t *in_b, int32_
     }
 }
 
+/* the first tap of output pixel px when its whole window lies inside the input, else NULL */
+static inline const int8_t *te_mve_dw_origin(const te_conv_params_t *p, const int8_t *in_b, int32_t px)
+{
+    const int32_t iy0 = px / p->out_w * p->stride_h - p->pad_h;
+    const int32_t ix0 = px % p->out_w * p->stride_w - p->pad_w;
+    if (iy0 < 0 || iy0 + (p->k_h - 1) * p->dil_h >= p->in_h || ix0 < 0 || ix0 + (p->k_w - 1) * p->dil_w >= p->in_w) {
+        return NULL;
+    }
+    return in_b + (iy0 * p->in_w + ix0) * p->in_c;
+}
+
 int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     int8_t zrow[TE_MVE_DW_ZMAX];
     const int8_t *tp0[TE_MVE_DW_TAPS], *tp1[TE_MVE_DW_TAPS];
+    int32_t off[TE_MVE_DW_TAPS];
     const int32_t ntaps = p->k_h * p->k_w;
     const int32_t oc_n = p->out_c;
     const int32_t npix = p->out_h * p->out_w;
@@ -44,6 +56,9 @@ int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTR
         return 0;
     }
     right = te_mve_right_only(p->shift, oc_n);
+    for (t = 0; t < ntaps; ++t) {
+        off[t] = (t / p->k_w * p->dil_h * p->in_w + t % p->k_w * p->dil_w) * p->in_c;
+    }
     memset(zrow, (unsigned char)(int8_t)(-p->in_offset), (size_t)oc_n);
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
@@ -51,8 +66,16 @@ int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTR
         for (px = 0; px < npix; px += 2) {
             const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
             int8_t *o0 = out_b + px * oc_n, *o1 = out_b + px1 * oc_n;
-            te_mve_dw_taps(p, in_b, px / p->out_w, px % p->out_w, zrow, tp0);
-            te_mve_dw_taps(p, in_b, px1 / p->out_w, px1 % p->out_w, zrow, tp1);
+            const int8_t *b0 = te_mve_dw_origin(p, in_b, px), *b1 = te_mve_dw_origin(p, in_b, px1);
+            if (b0 != NULL && b1 != NULL) {
+                for (t = 0; t < ntaps; ++t) {   /* both windows inside: fixed tap offsets */
+                    tp0[t] = b0 + off[t];
+                    tp1[t] = b1 + off[t];
+                }
+            } else {
+                te_mve_dw_taps(p, in_b, px / p->out_w, px % p->out_w, zrow, tp0);
+                te_mve_dw_taps(p, in_b, px1 / p->out_w, px1 % p->out_w, zrow, tp1);
+            }
             c = 0;
             /* 8 channels (two lane groups) per pass, no predication */
             for (; c + 8 <= oc_n; c += 8) {

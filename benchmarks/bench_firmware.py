@@ -1,24 +1,26 @@
-"""The aot firmware on the emulated Cortex-M4 against TFLite Micro + CMSIS-NN, both built and run here.
+"""The aot firmware on the emulated Cortex-M4, M7 and M55 against TFLite Micro + CMSIS-NN, both built and run here.
 
-For each MLPerf Tiny model (../shared/models/mlperf-tiny, or --models DIR):
-generate + build the aot firmware AND the tflm firmware (TFLite Micro 90b983c2
-with CMSIS-NN, built from the pinned sources: TINYEDGE_SOURCES_DIR or a
-download) for qemu-cortex-m4 (arm-none-eabi-gcc -O2), boot each under QEMU
-(-icount shift=0), run inferences over the emulated UART and print:
+For each MLPerf Tiny model (../shared/models/mlperf-tiny, or --models DIR) and each Cortex-M board
+of --boards (qemu-cortex-m4: mps2-an386, Cortex-M4F; qemu-cortex-m7: mps2-an500; qemu-cortex-m55:
+mps3-an547, whose Cortex-M55 executes MVE): generate + build the aot firmware AND the tflm firmware
+(TFLite Micro 90b983c2 with CMSIS-NN, built from the pinned sources for that core: on the M55
+CMSIS-NN's Helium paths, ARM_MATH_MVEI; TINYEDGE_SOURCES_DIR or a download) with
+arm-none-eabi-gcc -O2, boot each under QEMU (-icount shift=0), run inferences over the emulated
+UART and print:
   - instructions per inference (the firmware's SysTick count x 40) and per MAC;
-  - aot's ratio to TFLM + CMSIS-NN measured in this run (target: <= 0.6);
+  - aot's ratio to TFLM + CMSIS-NN measured in this run on the same board (target: <= 0.6);
   - aot's arena (symbol te_model_arena) vs the arena TFLM used on the device;
   - flash (text + rodata + data) of both firmwares, and aot's vs the int8
     weights + int32 biases + 12 KB (target: <=);
-  - RAM (data + bss + stack);
 and checks every output against the tflite-micro interpreter.
 
-Then the same aot firmware on qemu-riscv32 (the ESP32-C3's RV32IMC + Zicsr + Zifencei on QEMU
-virt, riscv64-unknown-elf-gcc -O2, instructions from the minstret CSR under -icount shift=0):
+Then (riscv32) the same aot firmware on qemu-riscv32 (the ESP32-C3's RV32IMC + Zicsr + Zifencei on
+QEMU virt, riscv64-unknown-elf-gcc -O2, instructions from the minstret CSR under -icount shift=0):
 instructions, per MAC, the ratio to aot on the Cortex-M4 in this run, arena and flash.
 (TFLM is not built for RISC-V.)
 
-    .venv/bin/python benchmarks/bench_firmware.py [--runs 3] [--models DIR] [--boards cortex-m4,riscv32]
+    .venv/bin/python benchmarks/bench_firmware.py [--runs 3] [--models DIR]
+        [--boards cortex-m4,cortex-m7,cortex-m55,riscv32] [--only ad01_int8,...]
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ def main() -> int:
                 if table == "cortex-m4":
                     m4_aot = a
                 rows[table].append((name, macs, a, t, anchor_instr, budget, m4_aot))
+                print(f"measured {name} on {board_id}: aot {a['instr']:,}"
+                      + (f", TFLM + CMSIS-NN {t['instr']:,}" if t else ""), file=sys.stderr, flush=True)
     for table in tables:
         board = get_board(TABLES[table][0])
         if not rows[table]:

@@ -1,24 +1,26 @@
-"""The aot firmware on the emulated Cortex-M4 against TFLite Micro + CMSIS-NN, both built and run here.
+"""The aot firmware on the emulated Cortex-M4, M7 and M55 against TFLite Micro + CMSIS-NN, both built and run here.
 
-For each MLPerf Tiny model (../shared/models/mlperf-tiny, or --models DIR):
-generate + build the aot firmware AND the tflm firmware (TFLite Micro 90b983c2
-with CMSIS-NN, built from the pinned sources: TINYEDGE_SOURCES_DIR or a
-download) for qemu-cortex-m4 (arm-none-eabi-gcc -O2), boot each under QEMU
-(-icount shift=0), run inferences over the emulated UART and print:
+For each MLPerf Tiny model (../shared/models/mlperf-tiny, or --models DIR) and each Cortex-M board
+of --boards (qemu-cortex-m4: mps2-an386, Cortex-M4F; qemu-cortex-m7: mps2-an500; qemu-cortex-m55:
+mps3-an547, whose Cortex-M55 executes MVE): generate + build the aot firmware AND the tflm firmware
+(TFLite Micro 90b983c2 with CMSIS-NN, built from the pinned sources for that core: on the M55
+CMSIS-NN's Helium paths, ARM_MATH_MVEI; TINYEDGE_SOURCES_DIR or a download) with
+arm-none-eabi-gcc -O2, boot each under QEMU (-icount shift=0), run inferences over the emulated
+UART and print:
   - instructions per inference (the firmware's SysTick count x 40) and per MAC;
-  - aot's ratio to TFLM + CMSIS-NN measured in this run (target: <= 0.6);
+  - aot's ratio to TFLM + CMSIS-NN measured in this run on the same board (target: <= 0.6);
   - aot's arena (symbol te_model_arena) vs the arena TFLM used on the device;
   - flash (text + rodata + data) of both firmwares, and aot's vs the int8
     weights + int32 biases + 12 KB (target: <=);
-  - RAM (data + bss + stack);
 and checks every output against the tflite-micro interpreter.
 
-Then the same aot firmware on qemu-riscv32 (the ESP32-C3's RV32IMC + Zicsr + Zifencei on QEMU
-virt, riscv64-unknown-elf-gcc -O2, instructions from the minstret CSR under -icount shift=0):
+Then (riscv32) the same aot firmware on qemu-riscv32 (the ESP32-C3's RV32IMC + Zicsr + Zifencei on
+QEMU virt, riscv64-unknown-elf-gcc -O2, instructions from the minstret CSR under -icount shift=0):
 instructions, per MAC, the ratio to aot on the Cortex-M4 in this run, arena and flash.
 (TFLM is not built for RISC-V.)
 
-    .venv/bin/python benchmarks/bench_firmware.py [--runs 3] [--models DIR] [--boards cortex-m4,riscv32]
+    .venv/bin/python benchmarks/bench_firmware.py [--runs 3] [--models DIR]
+        [--boards cortex-m4,cortex-m7,cortex-m55,riscv32] [--only ad01_int8,...]
 """
 
 from __future__ import annotations
@@ -46,14 +48,30 @@ def weight_bytes(graph) -> int:
     return sum(t.nbytes for t in graph.tensors if t.is_const and t.dtype in ("int8", "int32"))
 
 
+# --boards names -> (board id, whether TFLM + CMSIS-NN is built and measured there)
+TABLES = {
+    "cortex-m4": ("qemu-cortex-m4", True),
+    "cortex-m7": ("qemu-cortex-m7", True),
+    "cortex-m55": ("qemu-cortex-m55", True),
+    "riscv32": ("qemu-riscv32", False),
+}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=REPO.parent / "shared" / "models" / "mlperf-tiny")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--boards", default="cortex-m4,riscv32",
-                    help="which tables: cortex-m4 (aot vs TFLM + CMSIS-NN), riscv32 (aot on qemu-riscv32)")
+    ap.add_argument("--boards", default="cortex-m4,cortex-m7,cortex-m55,riscv32",
+                    help=f"which tables, comma-separated: {', '.join(TABLES)} (the Cortex-M ones: aot vs "
+                         "TFLM + CMSIS-NN built for that core; riscv32: aot only)")
+    ap.add_argument("--only", default="", help="comma-separated model names (default: all four)")
     args = ap.parse_args()
-    tables = set(args.boards.split(","))
+    tables = [t for t in args.boards.split(",") if t]
+    unknown = [t for t in tables if t not in TABLES]
+    if unknown:
+        print(f"error: unknown board table {unknown[0]!r}; use some of {', '.join(TABLES)}", file=sys.stderr)
+        return 2
+    only = {m for m in args.only.split(",") if m}
 
     from tflite_micro.python.tflite_micro import runtime
 
@@ -64,11 +82,9 @@ def main() -> int:
     from tinyedge.project import generate_project
     from tinyedge.qemu import start_qemu
 
-    board = get_board("qemu-cortex-m4")
-    riscv = get_board("qemu-riscv32")
-    rows, rv_rows = [], []
+    rows: dict[str, list] = {t: [] for t in tables}
 
-    def measure(model: Path, runtime_name: str, folder: Path, interp, board=board) -> dict:
+    def measure(model: Path, runtime_name: str, folder: Path, interp, board) -> dict:
         built = build_project(generate_project(model, board, runtime_name, folder), jobs=2)
         rng = np.random.default_rng(0)
         counts, exact = [], True
@@ -89,44 +105,56 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="tinyedge-bench-fw-") as tmp:
         for name, (macs, anchor_instr, _anchor_arena, _anchor_text) in ANCHORS.items():
+            if only and name not in only:
+                continue
             model = args.models / f"{name}.tflite"
             if not model.is_file():
                 print(f"skip {name}: {model} not found", file=sys.stderr)
                 continue
             graph = load_tflite(model)
             interp = runtime.Interpreter.from_bytes(model.read_bytes())
-            a = None
-            if "cortex-m4" in tables:
+            budget = weight_bytes(graph) + 12 * 1024
+            m4_aot = None
+            for table in tables:
+                board_id, with_tflm = TABLES[table]
+                board = get_board(board_id)
                 # TFLite Micro + CMSIS-NN built here (tinyedge's tflm runtime, per-core library cache), same run.
-                t = measure(model, "tflm", Path(tmp) / f"{name}-tflm", interp)
-                a = measure(model, "aot", Path(tmp) / f"{name}-aot", interp)
-                rows.append((name, macs, a, t, anchor_instr, weight_bytes(graph) + 12 * 1024))
-            if "riscv32" in tables:
-                r = measure(model, "aot", Path(tmp) / f"{name}-aot-rv32", interp, board=riscv)
-                rv_rows.append((name, macs, r, a, weight_bytes(graph) + 12 * 1024))
-    if rows:
-        print(f"{'model':24} {'aot instr':>11} {'TFLM+CMSIS':>11} {'aot/TFLM':>8} {'/MAC':>5} {'arena':>8} "
-              f"{'TFLM arena':>10} {'ratio':>6} {'flash':>9} {'TFLM flash':>10} {'ratio':>6} {'w+b+12K':>9} exact"
-              f"  (TFLM anchor instr)")
-        for name, macs, a, t, anchor, budget in rows:
-            print(f"{name:24} {a['instr']:>11,} {t['instr']:>11,} {a['instr'] / t['instr']:>7.2f}x "
-                  f"{a['instr'] / macs:>5.2f} {a['arena']:>8,} {t['arena']:>10,} {a['arena'] / t['arena']:>5.2f}x "
-                  f"{a['flash']:>9,} {t['flash']:>10,} {a['flash'] / t['flash']:>5.2f}x {budget:>9,} "
-                  f"{'yes' if a['exact'] and t['exact'] else 'NO'}  ({anchor / 1e6:.2f} M, BENCHMARKS.md)")
-    if rows:
-        print(f"(latency unit: {rows[0][2]['unit']}; QEMU mps2-an386, -icount shift=0; TFLM = TFLite Micro "
-              "90b983c2 + CMSIS-NN 4ab83cc3 built by tinyedge in this run; target aot/TFLM <= 0.6)")
-    if rv_rows:
+                t = measure(model, "tflm", Path(tmp) / f"{name}-{table}-tflm", interp, board) if with_tflm else None
+                a = measure(model, "aot", Path(tmp) / f"{name}-{table}-aot", interp, board)
+                if table == "cortex-m4":
+                    m4_aot = a
+                rows[table].append((name, macs, a, t, anchor_instr, budget, m4_aot))
+                print(f"measured {name} on {board_id}: aot {a['instr']:,}"
+                      + (f", TFLM + CMSIS-NN {t['instr']:,}" if t else ""), file=sys.stderr, flush=True)
+    for table in tables:
+        board = get_board(TABLES[table][0])
+        if not rows[table]:
+            continue
         print()
-        print(f"{'model (qemu-riscv32, aot)':28} {'instr':>11} {'/MAC':>5} {'vs M4 aot':>9} {'arena':>8} "
-              f"{'flash':>9} {'w+b+12K':>9} {'RAM':>9} exact")
-        for name, macs, r, a, budget in rv_rows:
-            vs = f"{r['instr'] / a['instr']:>8.2f}x" if a else f"{'-':>9}"
-            print(f"{name:28} {r['instr']:>11,} {r['instr'] / macs:>5.2f} {vs} {r['arena']:>8,} {r['flash']:>9,} "
-                  f"{budget:>9,} {r['ram']:>9,} {'yes' if r['exact'] else 'NO'}")
-        print(f"(latency unit: {rv_rows[0][2]['unit']}; QEMU virt, CPU {riscv.flash.qemu_cpu.split(',')[0]} cut to "
-              f"{riscv.march} (the ESP32-C3's ISA), minstret under -icount shift=0; riscv64-unknown-elf-gcc -O2)")
-    ok = all(r[2]["exact"] and r[3]["exact"] for r in rows) and all(r[2]["exact"] for r in rv_rows)
+        if TABLES[table][1]:
+            print(f"{'model (' + board.id + ')':30} {'aot instr':>11} {'TFLM+CMSIS':>11} {'aot/TFLM':>8} {'/MAC':>5} "
+                  f"{'arena':>8} {'TFLM arena':>10} {'ratio':>6} {'flash':>9} {'TFLM flash':>10} {'ratio':>6} "
+                  f"{'w+b+12K':>9} exact")
+            for name, macs, a, t, anchor, budget, _ in rows[table]:
+                print(f"{name:30} {a['instr']:>11,} {t['instr']:>11,} {a['instr'] / t['instr']:>7.2f}x "
+                      f"{a['instr'] / macs:>5.2f} {a['arena']:>8,} {t['arena']:>10,} "
+                      f"{a['arena'] / t['arena']:>5.2f}x {a['flash']:>9,} {t['flash']:>10,} "
+                      f"{a['flash'] / t['flash']:>5.2f}x {budget:>9,} {'yes' if a['exact'] and t['exact'] else 'NO'}"
+                      + (f"  (TFLM anchor {anchor / 1e6:.2f} M, BENCHMARKS.md)" if table == "cortex-m4" else ""))
+            print(f"(latency unit: {rows[table][0][2]['unit']}; QEMU {board.flash.qemu_machine}, -icount shift=0, "
+                  f"{' '.join(board.cflags)} -O2; TFLM = TFLite Micro 90b983c2 + CMSIS-NN 4ab83cc3 built by "
+                  "tinyedge for this core in this run; target aot/TFLM <= 0.6)")
+        else:
+            print(f"{'model (' + board.id + ', aot)':30} {'instr':>11} {'/MAC':>5} {'vs M4 aot':>9} {'arena':>8} "
+                  f"{'flash':>9} {'w+b+12K':>9} {'RAM':>9} exact")
+            for name, macs, r, _, _, budget, m4 in rows[table]:
+                vs = f"{r['instr'] / m4['instr']:>8.2f}x" if m4 else f"{'-':>9}"
+                print(f"{name:30} {r['instr']:>11,} {r['instr'] / macs:>5.2f} {vs} {r['arena']:>8,} "
+                      f"{r['flash']:>9,} {budget:>9,} {r['ram']:>9,} {'yes' if r['exact'] else 'NO'}")
+            print(f"(latency unit: {rows[table][0][2]['unit']}; QEMU virt, CPU "
+                  f"{board.flash.qemu_cpu.split(',')[0]} cut to {board.march} (the ESP32-C3's ISA), minstret under "
+                  "-icount shift=0; riscv64-unknown-elf-gcc -O2)")
+    ok = all(r[2]["exact"] and (r[3] is None or r[3]["exact"]) for rs in rows.values() for r in rs)
     return 0 if ok else 1
 
 

@@ -1,10 +1,12 @@
-"""The aot kernels' Cortex-M4 DSP paths (SMLAD/SMLABB inline assembly) bit-exact on the emulated board.
+"""The aot kernels' Cortex-M4 DSP paths (SMLAD/SMLABB inline assembly) and Cortex-M55 Helium paths (MVE
+intrinsics, firmware/kernels/te_mve_*.c) bit-exact on the emulated boards.
 
-The host tests cannot reach the `__ARM_FEATURE_DSP` code; here every zoo
-model (all ops and options) is deployed to qemu-cortex-m4 through the real
-pipeline (generate, arm-none-eabi-gcc, QEMU, serial protocol) and its outputs
-are compared with the tflite-micro interpreter on 22 inputs (20 random, all
--128, all 127).
+The host tests cannot reach the `__ARM_FEATURE_DSP` / `__ARM_FEATURE_MVE` code; here every zoo
+model (all ops and options) is deployed to qemu-cortex-m4 and qemu-cortex-m55 (QEMU mps3-an547,
+whose Cortex-M55 executes MVE) through the real pipeline (generate, arm-none-eabi-gcc, QEMU,
+serial protocol) and its outputs are compared with the tflite-micro interpreter on 22 inputs
+(20 random, all -128, all 127); the four MLPerf Tiny models run on qemu-cortex-m55 too (one
+firmware run each, 3 inputs).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def _float_inputs(path, n_random=20, seed=5):
 
 @pytest.mark.slow
 @pytest.mark.qemu
+@pytest.mark.parametrize("board", ["qemu-cortex-m4", "qemu-cortex-m55"])
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_zoo_bit_exact_on_qemu_cortex_m4(tmp_path, name):
+def test_zoo_bit_exact_on_qemu(tmp_path, name, board):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     from tinyedge.pipeline import deploy
@@ -41,8 +44,53 @@ def test_zoo_bit_exact_on_qemu_cortex_m4(tmp_path, name):
     x = _float_inputs(path)
     data = tmp_path / "x.npz"
     np.savez(data, x=x)
-    report = deploy(path, board="qemu-cortex-m4", runtime="aot", data=data, samples=len(x), out=tmp_path / "out",
+    report = deploy(path, board=board, runtime="aot", data=data, samples=len(x), out=tmp_path / "out",
                     timeout=60)
     agree = report["agreement"]
-    assert agree["bit_exact_rate"] == 1.0, f"{name} on qemu-cortex-m4: {agree}"
+    assert agree["bit_exact_rate"] == 1.0, f"{name} on {board}: {agree}"
     assert agree["max_abs_diff"] == 0
+
+
+def _mve_symbols(elf) -> dict[str, str]:
+    """kernel function -> its disassembly (MVE decoded) for the te_mve_* functions of `elf`."""
+    import re
+    import subprocess
+
+    out = subprocess.run([require_tool("arm-none-eabi-objdump"), "-d", "-m", "armv8.1-m.main", str(elf)],
+                         capture_output=True, text=True, check=True).stdout
+    parts = re.split(r"^[0-9a-f]+ <([A-Za-z_0-9.]+)>:$", out, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2) if parts[i].startswith("te_mve_")}
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", ["ad01", "kws", "resnet", "vww"])
+def test_mlperf_bit_exact_on_qemu_cortex_m55(mlperf_tflite, name):
+    """The MLPerf Tiny models on the Helium paths: the firmware links te_mve_* (VMLADAVA in the
+    conv / FC ones), and 3 inputs (random, all -128, all 127) agree with the tflite-micro interpreter."""
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    from build_cache import cached_build
+
+    from tinyedge.boards import get_board
+    from tinyedge.flashers import get_flasher
+    from tinyedge.link import Device
+    from tinyedge.validation import Reference
+
+    tflite = mlperf_tflite[name]
+    folder, record = cached_build(tflite, "qemu-cortex-m55", "aot")
+    mve = _mve_symbols(record["artifacts"]["elf"])
+    assert mve, "no te_mve_* kernel in the Cortex-M55 firmware"
+    assert any("vmlava.s8" in body for body in mve.values()), sorted(mve)
+    ref = Reference(tflite.read_bytes())
+    res = get_flasher("qemu").flash(folder, get_board("qemu-cortex-m55"))
+    with Device.from_flash(res, timeout=120) as dev:
+        shape = dev.info().inputs[0].shape
+        rng = np.random.default_rng(11)
+        for x in (rng.integers(-128, 128, size=shape), np.full(shape, -128), np.full(shape, 127)):
+            x = x.astype(np.int8)
+            y, count = dev.infer(x)
+            want = ref.run(x).reshape(-1)
+            got = np.asarray(y, dtype=np.int8).reshape(-1)
+            assert np.array_equal(got, want), f"{name} on qemu-cortex-m55: {np.flatnonzero(got != want)[:10]}"
+            assert count > 0

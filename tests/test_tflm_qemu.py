@@ -91,6 +91,21 @@ def test_tflm_firmware_holds_the_cmsis_nn_kernels(shared_sources, mlperf_tflite)
     assert "FETCHCONTENT_FULLY_DISCONNECTED:BOOL=ON" in cache
 
 
+def test_tflm_m55_firmware_runs_cmsis_nn_mve_paths(shared_sources, mlperf_tflite):
+    """On qemu-cortex-m55 (-mcpu=cortex-m55: __ARM_FEATURE_MVE, so CMSIS-NN's ARM_MATH_MVEI) the linked
+    CMSIS-NN matrix kernels are the Helium ones: VLDRB + VMLADAVA (objdump's `vmlava`) in their code."""
+    require_tool("arm-none-eabi-g++")
+    folder, record = cached_build(mlperf_tflite["kws"], "qemu-cortex-m55", "tflm")
+    out = subprocess.run([require_tool("arm-none-eabi-objdump"), "-d", "-m", "armv8.1-m.main",
+                          record["artifacts"]["elf"]], capture_output=True, text=True, check=True).stdout
+    parts = re.split(r"^[0-9a-f]+ <([A-Za-z_0-9.]+)>:$", out, flags=re.M)
+    funcs = {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    mve = sorted(f for f, body in funcs.items() if f.startswith("arm_") and "vmlava.s8" in body and "vldrb" in body)
+    assert "arm_nn_mat_mult_nt_t_s8" in mve or "arm_nn_vec_mat_mult_t_s8" in mve, mve
+    assert any(f.startswith("arm_nn_depthwise_conv") or f.startswith("arm_depthwise_conv") for f in funcs
+               if "vmul.i32" in funcs[f]), "no MVE depthwise kernel"
+
+
 def test_tflm_library_is_one_per_core(shared_sources, mlperf_tflite, digits_tflite):
     """Models whose ops the default kernel set covers share one cached TFLM library per core."""
     from tinyedge.tflm_library import library_key

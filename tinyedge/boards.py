@@ -61,6 +61,7 @@ _TOP = {
     "emulated": (bool, False),
     "fpu": (bool, False),
     "dsp": (bool, False),
+    "mve": (bool, False),
     "description": (str, False),
     "memory": (dict, False),
     "uart": (dict, True),
@@ -203,6 +204,7 @@ class Board:
     emulated: bool = False
     fpu: bool = False
     dsp: bool = False
+    mve: bool = False            # the M-profile Vector Extension (Helium), integer: the aot kernels' te_mve_* paths
     description: str = ""
     march: str | None = None
     mabi: str | None = None
@@ -365,7 +367,7 @@ def parse_board(data: dict, file: Path) -> Board:
         raise BoardError(f"{file}: runtime 'micropython' needs a [micropython] table (at least its arch)",
                          file=file, key="micropython", hint='add [micropython] arch = "..." to the board file')
 
-    rest = {k: data[k] for k in ("emulated", "fpu", "dsp", "description", "march", "mabi") if k in data}
+    rest = {k: data[k] for k in ("emulated", "fpu", "dsp", "mve", "description", "march", "mabi") if k in data}
     return Board(
         id=data["id"], name=data["name"], family=data["family"], cpu=data["cpu"], arch=data["arch"],
         cflags=cflags, clock_hz=data["clock_hz"], flash_bytes=data["flash_bytes"],

@@ -1,5 +1,6 @@
 /* tinyedge firmware: CONV_2D int8 kernels (aot runtime; API in te_kernels.h). */
 #include "te_kernel_helpers.h"
+#include "te_mve.h"
 
 /* ---- CONV_2D ----------------------------------------------------------- */
 
@@ -442,6 +443,11 @@ static void te_conv_pairs(const te_conv_params_t *p, const int8_t *in_b, int8_t 
 
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
+#ifdef TE_HAVE_MVE
+    if (te_mve_conv2d_s8(p, in, out)) {
+        return;
+    }
+#endif
     int32_t b, oy, ox;
     const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
     for (b = 0; b < p->batches; ++b) {

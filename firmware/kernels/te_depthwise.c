@@ -1,5 +1,6 @@
 /* tinyedge firmware: DEPTHWISE_CONV_2D int8 kernels (aot runtime; API in te_kernels.h). */
 #include "te_kernel_helpers.h"
+#include "te_mve.h"
 
 /* ---- DEPTHWISE_CONV_2D ------------------------------------------------- */
 
@@ -34,6 +35,11 @@
 static void te_dw_impl(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out,
                        const uint32_t *tapmask)
 {
+#ifdef TE_HAVE_MVE
+    if (te_mve_depthwise_conv2d_s8(p, in, out)) {   /* the zero-skipping tapmask is not needed there */
+        return;
+    }
+#endif
 #if !(defined(__ARM_FEATURE_DSP) && defined(__GNUC__))
     (void)tapmask;
 #endif

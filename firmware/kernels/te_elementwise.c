@@ -1,5 +1,6 @@
 /* tinyedge firmware: ADD, MUL, MEAN and the layout ops (PAD, CONCATENATION, copies) (aot runtime; API in te_kernels.h). */
 #include "te_kernel_helpers.h"
+#include "te_mve.h"
 
 /* ---- ADD / MUL ------------------------------------------------------------ */
 
@@ -77,6 +78,11 @@ static void te_binary(const te_binary_params_t *p, const int8_t *in1, const int8
 
 void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out)
 {
+#ifdef TE_HAVE_MVE
+    if (te_mve_add_s8(p, in1, in2, out)) {
+        return;
+    }
+#endif
     te_binary(p, in1, in2, out, 0);
 }
 

@@ -1,5 +1,6 @@
 /* tinyedge firmware: FULLY_CONNECTED int8 kernels (aot runtime; API in te_kernels.h). */
 #include "te_kernel_helpers.h"
+#include "te_mve.h"
 
 /* ---- FULLY_CONNECTED --------------------------------------------------- */
 
@@ -45,6 +46,11 @@ static inline void te_fc4_lanes(const uint32_t *xq, const int8_t *w, int32_t ws,
 
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
+#ifdef TE_HAVE_MVE
+    if (te_mve_fully_connected_s8(p, in, out)) {
+        return;
+    }
+#endif
     const int32_t qs = p->per_channel ? 1 : 0;
     int32_t b, o;
     for (b = 0; b < p->batches; ++b) {

@@ -56,6 +56,11 @@ KERNEL_FILES = {
 }
 
 
+# kernel file -> the file of its Helium paths
+MVE_FILES = {"te_conv.c": "te_mve_conv.c", "te_depthwise.c": "te_mve_depthwise.c", "te_fc.c": "te_mve_fc.c",
+             "te_elementwise.c": "te_mve_elementwise.c"}
+
+
 def kernel_sources(opcodes=None) -> list[Path]:
     """The kernel C files a generated model links against.
 
@@ -72,6 +77,8 @@ def kernel_sources(opcodes=None) -> list[Path]:
         names.add("te_transpose_conv.c")   # grouped CONV_2D
     if names & {"te_conv.c", "te_depthwise.c", "te_fc.c"}:
         names.update(("te_weights.c", "te_sparse.c"))   # compact weight storage (decoders, zero skipping)
+    # their Helium (MVE) paths: compiled on every core, empty without MVE (firmware/kernels/te_mve.h)
+    names.update(MVE_FILES[n] for n in names & MVE_FILES.keys())
     return sorted(kdir / n for n in names)
 
 

@@ -48,9 +48,13 @@ class AotResult:
 
 
 def has_arm_dsp(board) -> bool:
-    """Whether `board`'s aot kernels take the Cortex-M DSP paths (__ARM_FEATURE_DSP): a Cortex-M
-    with the DSP extension.  The ESP32-S3's `dsp` is Xtensa's, which these kernels do not use."""
-    return board is None or (board.family == "cortex-m" and bool(board.dsp))
+    """Whether `board`'s aot conv / depthwise / FC kernels take the Cortex-M DSP paths
+    (__ARM_FEATURE_DSP), on which `auto` weight storage's estimates were measured: a Cortex-M with
+    the DSP extension and without MVE (a Cortex-M55's dense kernels take the Helium paths,
+    te_mve_*.c, which the compact storages' kernels do not: VWW on qemu-cortex-m55 ran 9.94 M
+    instructions with the M4's choices, 6.22 M dense).  The ESP32-S3's `dsp` is Xtensa's, which
+    these kernels do not use."""
+    return board is None or (board.family == "cortex-m" and bool(board.dsp) and not board.mve)
 
 
 def c_comment(text: str, limit: int = 120) -> str:

@@ -375,7 +375,8 @@ def decide(policy: str, survey: dict, native_int4: frozenset = frozenset(), arm_
     Tensors the model itself carries as INT4 (`native_int4`) stay int4 under `auto` (storing them
     as int8 would double them).
 
-    `arm_dsp` False (a core whose kernels take the portable C paths: RISC-V, Xtensa, Cortex-M0/M3):
+    `arm_dsp` False (a core whose kernels take the portable C paths: RISC-V, Xtensa, Cortex-M0/M3;
+    or the Helium paths, Cortex-M55, whose dense kernels beat every compact storage's):
     the estimates above are the Cortex-M4 DSP paths' and do not hold there (VWW on qemu-riscv32
     ran 1.115x the dense instructions with the storages they chose), so `auto` keeps every tensor
     dense but the model's own INT4 ones; a forced policy still stores what it names."""

@@ -1,0 +1,202 @@
+/* tinyedge firmware: CONV_2D int8 on Helium (MVE); see te_mve.h.
+ *
+ * Two output pixels x two output channels per pass.  Each pixel's receptive field is one
+ * contiguous run of k_h * k_w * in_c bytes: the input itself for a 1x1 kernel whose pixel lies
+ * inside the input, else a copy (zero-point padded, so the folded bias is exact at the borders
+ * too).  Per 16 bytes of the run: two input loads, two weight loads, four VMLADAVA (64 MACs in
+ * 8 instructions); the last run % 16 bytes predicated.  The four sums are requantized as one
+ * vector and stored with one scatter. */
+#include "te_mve.h"
+
+#ifdef TE_HAVE_MVE
+
+#define TE_MVE_WIN 1152 /* window bytes per pixel (two windows on the stack) */
+
+/* n bytes from src to dst, 16 at a time */
+static inline void te_mve_copy(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 16) {
+        const mve_pred16_t pr = vctp8q((uint32_t)(n - i));
+        vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, pr), pr);
+    }
+}
+
+static inline void te_mve_fill(int8_t *dst, int8x16_t v, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 16) {
+        vstrbq_p_s8(dst + i, v, vctp8q((uint32_t)(n - i)));
+    }
+}
+
+/* the receptive field of output pixel (oy, ox): in place when a 1x1 kernel's pixel is inside the
+ * input, else copied into buf */
+static const int8_t *te_mve_window(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox,
+                                   int8_t *buf)
+{
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    const int32_t ic = p->in_c, kc = p->k_w * ic;
+    const int8x16_t zp = vdupq_n_s8((int8_t)(-p->in_offset));
+    const int row_inside = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
+    int8_t *b = buf;
+    int32_t ky, kx;
+    if (p->k_h == 1 && p->k_w == 1 && iy0 >= 0 && iy0 < p->in_h && row_inside) {
+        return in_b + (iy0 * p->in_w + ix0) * ic;
+    }
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dil_h;
+        if (iy < 0 || iy >= p->in_h) {
+            te_mve_fill(b, zp, kc);
+        } else if (row_inside) {
+            te_mve_copy(b, in_b + (iy * p->in_w + ix0) * ic, kc);
+        } else if (p->dil_w == 1) {
+            /* a row cut by the border: zero points, then its inside columns in one copy */
+            const int32_t c0 = ix0 < 0 ? -ix0 : 0;
+            const int32_t c1 = ix0 + p->k_w > p->in_w ? p->in_w - ix0 : p->k_w;
+            te_mve_fill(b, zp, kc);
+            if (c1 > c0) {
+                te_mve_copy(b + c0 * ic, in_b + (iy * p->in_w + ix0 + c0) * ic, (c1 - c0) * ic);
+            }
+        } else {
+            for (kx = 0; kx < p->k_w; ++kx) {
+                const int32_t ix = ix0 + kx * p->dil_w;
+                if (ix < 0 || ix >= p->in_w) {
+                    te_mve_fill(b + kx * ic, zp, ic);
+                } else {
+                    te_mve_copy(b + kx * ic, in_b + (iy * p->in_w + ix) * ic, ic);
+                }
+            }
+        }
+        b += kc;
+    }
+    return buf;
+}
+
+/* {x0.w0, x1.w0, x0.w1, x1.w1}: `rows` runs of `run` bytes (rows > 1 only when run % 16 == 0),
+ * the inputs' runs `xs` bytes apart, each channel's weight rows contiguous (w0, w1).  Per run a
+ * tail-predicated low-overhead loop (WLSTP / LETP: the last run % 16 bytes are predicated by the
+ * hardware), 64 MACs in 9 instructions.  Inline assembly, as CMSIS-NN's own: GCC 12 compiles the
+ * same loop from intrinsics to 14 instructions and spills the row loop's pointers. */
+static inline int32x4_t te_mve_dot2x2(const int8_t *x0, const int8_t *x1, int32_t xs, const int8_t *w0,
+                                      const int8_t *w1, int32_t run, int32_t rows)
+{
+    int32_t a00, a01, a10, a11;
+    const int32_t skip = xs - run;
+    int32x4_t sums = vdupq_n_s32(0);
+    __asm__ volatile("   mov         %[a00], #0\n"
+                     "   mov         %[a01], #0\n"
+                     "   mov         %[a10], #0\n"
+                     "   mov         %[a11], #0\n"
+                     "3:\n"
+                     "   wlstp.8     lr, %[run], 1f\n"
+                     "2:\n"
+                     "   vldrb.8     q0, [%[x0]], #16\n"
+                     "   vldrb.8     q1, [%[x1]], #16\n"
+                     "   vldrb.8     q2, [%[w0]], #16\n"
+                     "   vmladava.s8 %[a00], q0, q2\n"
+                     "   vmladava.s8 %[a01], q1, q2\n"
+                     "   vldrb.8     q2, [%[w1]], #16\n"
+                     "   vmladava.s8 %[a10], q0, q2\n"
+                     "   vmladava.s8 %[a11], q1, q2\n"
+                     "   letp        lr, 2b\n"
+                     "1:\n"
+                     "   add         %[x0], %[x0], %[skip]\n"
+                     "   add         %[x1], %[x1], %[skip]\n"
+                     "   subs        %[rows], %[rows], #1\n"
+                     "   bne         3b\n"
+                     : [x0] "+r"(x0), [x1] "+r"(x1), [w0] "+r"(w0), [w1] "+r"(w1), [rows] "+r"(rows),
+                       [a00] "=&Te"(a00), [a01] "=&Te"(a01), [a10] "=&Te"(a10), [a11] "=&Te"(a11)
+                     : [run] "r"(run), [skip] "r"(skip)
+                     : "q0", "q1", "q2", "memory", "r14", "cc");
+    sums = vsetq_lane_s32(a00, sums, 0);
+    sums = vsetq_lane_s32(a01, sums, 1);
+    sums = vsetq_lane_s32(a10, sums, 2);
+    return vsetq_lane_s32(a11, sums, 3);
+}
+
+/* whether output pixel px's receptive field lies inside the input (dil_w == 1) */
+static inline int te_mve_inside(const te_conv_params_t *p, int32_t px)
+{
+    const int32_t iy0 = px / p->out_w * p->stride_h - p->pad_h;
+    const int32_t ix0 = px % p->out_w * p->stride_w - p->pad_w;
+    return iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
+}
+
+int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    int8_t buf0[TE_MVE_WIN], buf1[TE_MVE_WIN];
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
+    const int32_t npix = p->out_h * p->out_w;
+    const int32_t oc_n = p->out_c;
+    const int32_t oo = p->out_offset;
+    const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
+    const int32_t *const eb = p->eff_bias, *const mu = p->mult;
+    const int8_t *const sh = p->shift, *const wts = p->weights;
+    uint32x4_t pair = vdupq_n_u32(0); /* lane offsets 0, 0, 1, 1 */
+    int right, direct;
+    int32_t b, px, c;
+    pair = vsetq_lane_u32(1u, pair, 2);
+    pair = vsetq_lane_u32(1u, pair, 3);
+    if (n > TE_MVE_WIN || oc_n < 2) {
+        return 0;
+    }
+    right = te_mve_right_only(p->shift, oc_n);
+    /* kernel rows of whole 16-byte groups (or a 1x1 kernel) are read in place where the window is inside */
+    direct = p->dil_w == 1 && (((p->k_w * p->in_c) & 15) == 0 || p->k_h == 1);
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+        int8_t *out_b = out + b * npix * pitch;
+        for (px = 0; px < npix; px += 2) {
+            const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
+            const int8_t *x0, *x1;
+            int32_t xs = 0, run = n, rows = 1;
+            if (direct && te_mve_inside(p, px) && te_mve_inside(p, px1)) {
+                /* both windows inside the input: their kernel rows read in place */
+                x0 = in_b + ((px / p->out_w * p->stride_h - p->pad_h) * p->in_w + px % p->out_w * p->stride_w -
+                             p->pad_w) * p->in_c;
+                x1 = in_b + ((px1 / p->out_w * p->stride_h - p->pad_h) * p->in_w + px1 % p->out_w * p->stride_w -
+                             p->pad_w) * p->in_c;
+                xs = p->dil_h * p->in_w * p->in_c;
+                run = p->k_w * p->in_c;
+                rows = p->k_h;
+            } else {
+                x0 = te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf0);
+                x1 = te_mve_window(p, in_b, px1 / p->out_w, px1 % p->out_w, buf1);
+            }
+            /* lanes: (px, c), (px1, c), (px, c1), (px1, c1) */
+            const uint32_t d1 = (uint32_t)((px1 - px) * pitch);
+            uint32x4_t dst = vdupq_n_u32(0);
+            dst = vsetq_lane_u32(d1, dst, 1);
+            dst = vsetq_lane_u32(1u, dst, 2);
+            dst = vsetq_lane_u32(d1 + 1u, dst, 3);
+            dst = vaddq_n_u32(dst, (uint32_t)(px * pitch));
+            for (c = 0; c + 2 <= oc_n; c += 2) {
+                /* the sums first (the assembly clobbers q0-q2), then bias, multiplier and shift of
+                 * (c, c, c + 1, c + 1): one gather each */
+                const int32x4_t sums = te_mve_dot2x2(x0, x1, xs, wts + c * n, wts + (c + 1) * n, run, rows);
+                const int32x4_t acc = vaddq_s32(vldrwq_gather_shifted_offset_s32(eb + c, pair), sums);
+                const int32x4_t mult = vldrwq_gather_shifted_offset_s32(mu + c, pair);
+                const int32x4_t shift = vldrbq_gather_offset_s32(sh + c, pair);
+                vstrbq_scatter_offset_s32(out_b + c, dst, right ? te_mve_requant_r(acc, mult, shift, oo, lo, hi)
+                                                               : te_mve_requant(acc, mult, shift, oo, lo, hi));
+            }
+            if (c < oc_n) {
+                /* an odd last channel in both lane pairs; only the first pair is stored */
+                const uint32x4_t same = vdupq_n_u32(0);
+                const int32x4_t sums = te_mve_dot2x2(x0, x1, xs, wts + c * n, wts + c * n, run, rows);
+                const int32x4_t acc = vaddq_s32(vldrwq_gather_shifted_offset_s32(eb + c, same), sums);
+                const int32x4_t mult = vldrwq_gather_shifted_offset_s32(mu + c, same);
+                const int32x4_t shift = vldrbq_gather_offset_s32(sh + c, same);
+                vstrbq_scatter_offset_p_s32(out_b + c, dst, te_mve_requant(acc, mult, shift, oo, lo, hi), vctp32q(2));
+            }
+        }
+    }
+    return 1;
+}
+
+#else
+typedef int te_mve_conv_unused; /* no MVE: nothing here (ISO C wants a declaration) */
+#endif

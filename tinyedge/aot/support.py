@@ -8,7 +8,7 @@ symmetric), biases int32.
 
 from __future__ import annotations
 
-from . import ops_math, ops_recurrent, ops_shape
+from . import ops_math, ops_matmul, ops_quantize, ops_recurrent, ops_shape
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -39,6 +39,8 @@ MAX_VERSION = {
 MAX_VERSION.update(ops_shape.MAX_VERSION)   # the layout ops (tinyedge/aot/ops_shape.py)
 MAX_VERSION.update(ops_math.MAX_VERSION)    # SUB, PRELU, resize, TRANSPOSE_CONV, ... (tinyedge/aot/ops_math.py)
 MAX_VERSION.update(ops_recurrent.VERSIONS)
+MAX_VERSION.update(ops_matmul.MAX_VERSION)    # BATCH_MATMUL, ARG_MAX
+MAX_VERSION.update(ops_quantize.MAX_VERSION)  # DEQUANTIZE (QUANTIZE's float side)
 
 SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
 
@@ -247,6 +249,8 @@ _CHECKS = {
     **ops_math.CHECKS,
 }
 _CHECKS.update(ops_recurrent.CHECKS)
+_CHECKS.update(ops_matmul.CHECKS)
+_CHECKS.update(ops_quantize.CHECKS)   # QUANTIZE: float32 -> int8 too
 
 # ops the engine refuses with advice of their own (what to change in the model)
 _REFUSALS = {"WHILE": ops_recurrent.check_while}
@@ -257,7 +261,8 @@ def dsp_notes(graph) -> list[dict]:
     with a sentence saying so; `inspect` prints them."""
     notes = []
     for op in graph.ops:
-        note = ops_math.m4_note(graph, op) if check_op(graph, op) is None else None
+        note = (ops_math.m4_note(graph, op) or ops_matmul.m4_note(graph, op)) if check_op(graph, op) is None \
+            else None
         if note:
             notes.append({"op_index": op.index, "opcode": op.opcode, "note": note})
     return notes

@@ -15,7 +15,7 @@ from pathlib import Path
 
 SHAPES = {"tile": (1, 3, 4, 2), "layout": (1, 5, 6, 4), "math": (1, 5, 6, 4), "resize": (1, 5, 6, 4),
           "convs": (1, 5, 6, 4), "matmul": (1, 5, 6, 4), "index64": (1, 5, 6, 4), "float_io": (1, 5, 6, 4),
-          "all": (1, 5, 6, 4)}
+          "islands": (1, 5, 6, 4), "all": (1, 5, 6, 4)}
 
 
 def _cache_dir() -> Path:
@@ -54,8 +54,9 @@ def build_layout(tf, np):
 
 
 def build_math(tf, np):
-    """SUB (same shape, broadcast, relu), SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RSQRT, L2_NORMALIZATION (PRELU:
-    the layer table's Keras PReLU rows)."""
+    """SUB (same shape, broadcast, relu), SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RSQRT,
+    L2_NORMALIZATION (PRELU: the layer table's Keras PReLU rows); ELU, which the converter keeps float
+    between a DEQUANTIZE and a QUANTIZE (tinyedge/aot/islands.py)."""
     w1, w2 = _w(tf, np, 1, (1, 1, 4, 4)), _w(tf, np, 2, (1, 1, 4, 4))
 
     def f(x):
@@ -66,7 +67,7 @@ def build_math(tf, np):
                  tf.minimum(y1, x),
                  tf.reduce_max(y1, axis=[1, 2]), tf.reduce_max(y2, axis=3, keepdims=True),
                  tf.reduce_sum(y1, axis=[2]), tf.reduce_sum(y2, axis=[1, 3]), tf.math.rsqrt(tf.nn.relu(y1) + 0.25),
-                 tf.math.l2_normalize(y2, axis=-1)]
+                 tf.math.l2_normalize(y2, axis=-1), tf.nn.elu(y1)]   # ELU: a float island
         return _flat_concat(tf, parts)
     return f
 
@@ -150,6 +151,21 @@ def build_float_io(tf, np):
     return f
 
 
+def build_islands(tf, np):
+    """Float islands of every kind tinyedge/aot/islands.py folds: converted with SPLIT, NEG, TRANSPOSE
+    and STRIDED_SLICE denylisted from quantization (DENYLIST), so they stay float between DEQUANTIZE and
+    QUANTIZE as the converter leaves an unrolled GRU's gate SPLIT on some runs: a float SPLIT, NEG
+    after it, ELU into TRANSPOSE and into NEG into STRIDED_SLICE (one DEQUANTIZE, three QUANTIZEs)."""
+    w1 = _w(tf, np, 12, (1, 1, 4, 4))
+
+    def f(x):
+        y = tf.nn.conv2d(x, w1, 1, "SAME")
+        a, b = tf.split(y, 2, axis=3)
+        e = tf.nn.elu(y)
+        return _flat_concat(tf, [a, -b, tf.nn.elu(x), tf.transpose(e, [0, 2, 1, 3]), tf.negative(e)[:, 1:3]])
+    return f
+
+
 def build_tile(tf, np):
     """TILE (what Keras 3's UpSampling2D and RepeatVector become).  TFLite Micro has no TILE kernel:
     the reference for this model is TensorFlow Lite's interpreter (TILE moves bytes only)."""
@@ -170,7 +186,8 @@ def build_all(tf, np):
 
 BUILDERS = {"tile": build_tile, "layout": build_layout, "math": build_math, "resize": build_resize,
             "convs": build_convs, "matmul": build_matmul, "index64": build_index64, "float_io": build_float_io,
-            "all": build_all}
+            "islands": build_islands, "all": build_all}
+DENYLIST = {"islands": ["SPLIT", "NEG", "TRANSPOSE", "STRIDED_SLICE"]}   # ops the quantizer leaves float
 # converted with float32 input and output (QUANTIZE / DEQUANTIZE at the edges): `all` too, so the
 # one emulated-board firmware runs the float edges with every other op
 FLOAT_IO = {"float_io", "all"}
@@ -184,7 +201,7 @@ def _path(name: str) -> Path:
     return _cache_dir() / f"ops-{name}-{_key()}.tflite"
 
 
-def convert_fn(tf, np, fn, shape, seed: int = 0, io=None) -> bytes:
+def convert_fn(tf, np, fn, shape, seed: int = 0, io=None, denylist=None) -> bytes:
     rng = np.random.default_rng(seed)
 
     def rep():
@@ -198,7 +215,13 @@ def convert_fn(tf, np, fn, shape, seed: int = 0, io=None) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = io or tf.int8
     conv.inference_output_type = io or tf.int8
-    return conv.convert()
+    if not denylist:
+        return conv.convert()
+    from tensorflow.lite.python import convert   # the converter's own quantize step, with a denylist
+
+    conv._experimental_calibrate_only = True
+    return convert.mlir_quantize(conv.convert(), False, input_data_type=io or tf.int8,
+                                 output_data_type=io or tf.int8, denylisted_ops=denylist)
 
 
 def ops_zoo_tflite(name: str) -> Path:
@@ -213,7 +236,7 @@ def ops_zoo_tflite(name: str) -> Path:
         if p.exists():
             continue
         data = convert_fn(tf, np, BUILDERS[other](tf, np), SHAPES[other],
-                          io=tf.float32 if other in FLOAT_IO else None)
+                          io=tf.float32 if other in FLOAT_IO else None, denylist=DENYLIST.get(other))
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(data)

@@ -24,7 +24,7 @@ from ..graph import Graph, load_tflite
 from ..planner import Plan, plan
 from ..resources import templates_dir
 from ..runtimes import require_supported
-from . import ops_math, ops_matmul, ops_quantize, ops_recurrent, ops_shape
+from . import islands, ops_math, ops_matmul, ops_quantize, ops_recurrent, ops_shape
 from . import quant as q
 from . import storage as ws
 from .ops_math import _bstrides, _shape4  # one definition for both modules' broadcasting ops
@@ -410,8 +410,8 @@ def _lut(ctx: _Ctx, op) -> dict:
         table = q.tanh_table(si, zi)
     elif op.opcode == "HARD_SWISH":
         table = q.hard_swish_table(si, zi, so, zo)
-    elif op.opcode == "QUANTIZE":
-        table = q.requantize_table(si, zi, so, zo)
+    elif op.opcode == "QUANTIZE":   # a float island's closing QUANTIZE carries its table (islands.fold)
+        table = op.options["table"] if "table" in op.options else q.requantize_table(si, zi, so, zo)
     else:  # pragma: no cover - support.py guards this
         raise ModelError(f"no lookup table for {op.opcode}")
     name = ctx.const(f"op{op.index}_lut", "int8_t", table, f"{op.opcode} lookup table of op {op.index}")
@@ -557,6 +557,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                          hint="use lowercase letters, digits and '_', starting with a letter")
     require_supported(graph, "aot")
+    graph = islands.fold(graph)   # float islands (DEQUANTIZE -> ELU / NEG / SPLIT ... -> QUANTIZE) as int8
     for t in graph.inputs + graph.outputs:
         ten = graph.tensors[t]
         if ten.dtype not in IO_DTYPES:

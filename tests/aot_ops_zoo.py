@@ -217,7 +217,7 @@ def convert_fn(tf, np, fn, shape, seed: int = 0, io=None, denylist=None) -> byte
     conv.inference_output_type = io or tf.int8
     if not denylist:
         return conv.convert()
-    from tensorflow.lite.python import convert   # the converter's own quantize step, with a denylist
+    from tensorflow.lite.python import convert  # the converter's own quantize step, with a denylist
 
     conv._experimental_calibrate_only = True
     return convert.mlir_quantize(conv.convert(), False, input_data_type=io or tf.int8,

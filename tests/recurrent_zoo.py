@@ -133,7 +133,10 @@ def _convert(name: str) -> bytes:
 
 
 def recurrent_key(name: str) -> str:
-    src = inspect.getsource(BUILDERS[name][1]) + inspect.getsource(_convert) + BUILDERS[name][0]
+    from tinyedge import conversion  # its quantizer choice shapes the converted model
+
+    src = (inspect.getsource(BUILDERS[name][1]) + inspect.getsource(_convert) + BUILDERS[name][0]
+           + inspect.getsource(conversion.convert_loaded))
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 SHAPES = {"tile": (1, 3, 4, 2), "layout": (1, 5, 6, 4), "math": (1, 5, 6, 4), "resize": (1, 5, 6, 4),
           "convs": (1, 5, 6, 4), "matmul": (1, 5, 6, 4), "index64": (1, 5, 6, 4), "float_io": (1, 5, 6, 4),
-          "islands": (1, 5, 6, 4), "all": (1, 5, 6, 4)}
+          "islands": (1, 5, 6, 4), "embedding": (1, 12), "all": (1, 5, 6, 4)}
 
 
 def _cache_dir() -> Path:
@@ -166,6 +166,16 @@ def build_islands(tf, np):
     return f
 
 
+def build_embedding(tf, np):
+    """GATHER of a constant int8 table by the model's own int32 input (what Keras' Embedding becomes):
+    the model input is int32 indices in [0, ID_INPUT["embedding"])."""
+    table = _w(tf, np, 13, (20, 4))
+
+    def f(ids):
+        return tf.reshape(tf.gather(table * 2.0, ids), (1, -1))
+    return f
+
+
 def build_tile(tf, np):
     """TILE (what Keras 3's UpSampling2D and RepeatVector become).  TFLite Micro has no TILE kernel:
     the reference for this model is TensorFlow Lite's interpreter (TILE moves bytes only)."""
@@ -186,7 +196,8 @@ def build_all(tf, np):
 
 BUILDERS = {"tile": build_tile, "layout": build_layout, "math": build_math, "resize": build_resize,
             "convs": build_convs, "matmul": build_matmul, "index64": build_index64, "float_io": build_float_io,
-            "islands": build_islands, "all": build_all}
+            "islands": build_islands, "embedding": build_embedding, "all": build_all}
+ID_INPUT = {"embedding": 20}   # int32 index input: the model's ids are in [0, n)
 DENYLIST = {"islands": ["SPLIT", "NEG", "TRANSPOSE", "STRIDED_SLICE"]}   # ops the quantizer leaves float
 # converted with float32 input and output (QUANTIZE / DEQUANTIZE at the edges): `all` too, so the
 # one emulated-board firmware runs the float edges with every other op
@@ -201,19 +212,22 @@ def _path(name: str) -> Path:
     return _cache_dir() / f"ops-{name}-{_key()}.tflite"
 
 
-def convert_fn(tf, np, fn, shape, seed: int = 0, io=None, denylist=None) -> bytes:
+def convert_fn(tf, np, fn, shape, seed: int = 0, io=None, denylist=None, ids: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
 
     def rep():
         for _ in range(30):
-            yield [rng.normal(0.0, 1.0, size=shape).astype(np.float32)]
+            yield [rng.integers(0, ids, size=shape).astype(np.int32) if ids else
+                   rng.normal(0.0, 1.0, size=shape).astype(np.float32)]
 
-    cf = tf.function(fn, input_signature=[tf.TensorSpec(shape, tf.float32)], autograph=False).get_concrete_function()
+    spec = tf.TensorSpec(shape, tf.int32 if ids else tf.float32)
+    cf = tf.function(fn, input_signature=[spec], autograph=False).get_concrete_function()
     conv = tf.lite.TFLiteConverter.from_concrete_functions([cf])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = io or tf.int8
+    if not ids:   # an int32 input stays int32
+        conv.inference_input_type = io or tf.int8
     conv.inference_output_type = io or tf.int8
     if not denylist:
         return conv.convert()
@@ -236,7 +250,8 @@ def ops_zoo_tflite(name: str) -> Path:
         if p.exists():
             continue
         data = convert_fn(tf, np, BUILDERS[other](tf, np), SHAPES[other],
-                          io=tf.float32 if other in FLOAT_IO else None, denylist=DENYLIST.get(other))
+                          io=tf.float32 if other in FLOAT_IO else None, denylist=DENYLIST.get(other),
+                          ids=ID_INPUT.get(other, 0))
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(data)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aot_ops_zoo import BUILDERS, ops_zoo_tflite
+from aot_ops_zoo import BUILDERS, ID_INPUT, ops_zoo_tflite
 from conftest import require_tool
 from test_aot_engine import tflite_outputs, tflm_outputs
 
@@ -28,13 +28,17 @@ from tinyedge.validation import float_input_quantization
 
 pytestmark = pytest.mark.slow
 
-HOST = ("layout", "math", "resize", "convs", "tile", "matmul", "index64", "float_io", "islands")
+HOST = ("layout", "math", "resize", "convs", "tile", "matmul", "index64", "float_io", "islands", "embedding")
 
 
 def _inputs(shape, seed, n=10, graph=None):
     """n random int8 inputs, all -128, all 127; for a float32 input (`graph` given) those dequantized
     with its QUANTIZE's scale, plus floats between the grid points and past both ends of it."""
     rng = np.random.default_rng(seed)
+    if graph is not None and graph.tensors[graph.inputs[0]].dtype == "int32":   # indices: random, first, last
+        hi = next(v for k, v in ID_INPUT.items() if graph.path is None or k in graph.path.name)
+        return [rng.integers(0, hi, size=shape).astype(np.int32) for _ in range(n)] + \
+            [np.zeros(shape, np.int32), np.full(shape, hi - 1, np.int32)]
     xs = [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(n)]
     xs += [np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
     fq = float_input_quantization(graph) if graph is not None else None
@@ -103,6 +107,9 @@ def test_models_cover_every_new_op(ops_paths):
         assert set(roles(gi).values()) == {"head", "unary", "move", "tail"}, (name, roles(gi))
         floats = {gi.ops[i].opcode for i in roles(gi) if gi.ops[i].opcode not in ("DEQUANTIZE", "QUANTIZE")}
         assert want <= floats <= want | {"RESHAPE"}, (name, floats)
+    emb = load_tflite(ops_paths["embedding"])   # GATHER of a constant table by the model's int32 input
+    assert emb.ops[0].opcode == "GATHER" and emb.tensors[emb.inputs[0]].dtype == "int32"
+    assert emb.tensors[emb.ops[0].inputs[0]].is_const and emb.ops[0].inputs[1] == emb.inputs[0]
     fio = load_tflite(ops_paths["float_io"])
     assert [fio.tensors[t].dtype for t in fio.inputs + fio.outputs] == ["float32", "float32"]
     assert [fio.ops[0].opcode, fio.ops[-1].opcode] == ["QUANTIZE", "DEQUANTIZE"]
@@ -263,3 +270,18 @@ def test_matmul_scratch_notes_and_tflm_verdicts(ops_paths):
     assert set(bad) == {"ARG_MAX", "GATHER"} and "int32" in bad["ARG_MAX"] and "int32" in bad["GATHER"], bad
     g64 = load_tflite(ops_paths["index64"])
     assert all(check_op(g64, op) is None for op in g64.ops)
+
+
+@pytest.mark.qemu
+def test_float_io_model_on_tflm_qemu_cortex_m4(ops_paths, shared_sources, tmp_path):
+    """The tflm runtime deploys a float32 in / out model too: its firmware reports the float32 I/O
+    tensors as TensorType FLOAT32 (TfLiteType numbers float32 1, not 0) and validation streams and
+    compares float32, bit for bit with the tflite-micro interpreter."""
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    from tinyedge.pipeline import deploy
+
+    report = deploy(ops_paths["float_io"], board="qemu-cortex-m4", runtime="tflm", samples=6,
+                    out=tmp_path / "out", timeout=60)
+    agree = report["agreement"]
+    assert report["samples"] == 6 and agree["bit_exact_rate"] == 1.0 and agree["max_abs_diff"] == 0, agree

@@ -116,7 +116,8 @@ def _checked_input(x, t) -> np.ndarray:
 class HostModel:
     """A generated aot model compiled for the host.
 
-    `invoke(x_int8) -> y_int8` for single-input, single-output models;
+    `invoke(x) -> y` for single-input, single-output models (in the model's I/O dtypes: int8, float32
+    at float edges, int32 indices);
     `info` (dict), `arena_bytes`, `const_bytes`, `source_files` (rendered text).
     """
 

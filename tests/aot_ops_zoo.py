@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 SHAPES = {"tile": (1, 3, 4, 2), "layout": (1, 5, 6, 4), "math": (1, 5, 6, 4), "resize": (1, 5, 6, 4),
-          "convs": (1, 5, 6, 4), "all": (1, 5, 6, 4)}
+          "convs": (1, 5, 6, 4), "matmul": (1, 5, 6, 4), "index64": (1, 5, 6, 4), "float_io": (1, 5, 6, 4),
+          "islands": (1, 5, 6, 4), "embedding": (1, 12), "all": (1, 5, 6, 4)}
 
 
 def _cache_dir() -> Path:
@@ -53,8 +54,9 @@ def build_layout(tf, np):
 
 
 def build_math(tf, np):
-    """SUB (same shape, broadcast, relu), SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RSQRT, L2_NORMALIZATION (PRELU:
-    the layer table's Keras PReLU rows)."""
+    """SUB (same shape, broadcast, relu), SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RSQRT,
+    L2_NORMALIZATION (PRELU: the layer table's Keras PReLU rows); ELU, which the converter keeps float
+    between a DEQUANTIZE and a QUANTIZE (tinyedge/aot/islands.py)."""
     w1, w2 = _w(tf, np, 1, (1, 1, 4, 4)), _w(tf, np, 2, (1, 1, 4, 4))
 
     def f(x):
@@ -65,7 +67,7 @@ def build_math(tf, np):
                  tf.minimum(y1, x),
                  tf.reduce_max(y1, axis=[1, 2]), tf.reduce_max(y2, axis=3, keepdims=True),
                  tf.reduce_sum(y1, axis=[2]), tf.reduce_sum(y2, axis=[1, 3]), tf.math.rsqrt(tf.nn.relu(y1) + 0.25),
-                 tf.math.l2_normalize(y2, axis=-1)]
+                 tf.math.l2_normalize(y2, axis=-1), tf.nn.elu(y1)]   # ELU: a float island
         return _flat_concat(tf, parts)
     return f
 
@@ -99,6 +101,81 @@ def build_convs(tf, np):
     return f
 
 
+def build_matmul(tf, np):
+    """BATCH_MATMUL of two activations (plain, adj_x, adj_y, both, batch broadcast, attention-like
+    softmax(q k^T) v) and with a constant right-hand side; ARG_MAX (int32) feeding GATHER's indices
+    on several axes (GATHER of run-time indices)."""
+    w1, w2 = _w(tf, np, 7, (1, 1, 4, 4)), _w(tf, np, 8, (1, 1, 4, 4))
+    c3 = _w(tf, np, 9, (5, 4, 3))
+
+    def f(x):
+        y = tf.nn.conv2d(x, w1, 1, "SAME")
+        z = tf.nn.conv2d(x, w2, 1, "SAME")
+        a, b = tf.reshape(x, (5, 6, 4)), tf.reshape(y, (5, 6, 4))
+        parts = [tf.matmul(tf.reshape(x, (1, 5, 24)), tf.reshape(y, (1, 5, 24)), transpose_b=True),
+                 tf.matmul(a, b, transpose_a=True),
+                 tf.matmul(a, tf.reshape(z, (5, 4, 6))),
+                 tf.matmul(tf.reshape(z, (5, 4, 6)), b, transpose_a=True, transpose_b=True),
+                 tf.matmul(a, tf.reduce_mean(tf.reshape(z, (5, 4, 6)), axis=0, keepdims=True)),   # broadcast
+                 tf.matmul(a, c3)]
+        q, k, v = tf.reshape(x, (1, 30, 4)), tf.reshape(y, (1, 30, 4)), tf.reshape(z, (1, 30, 4))
+        parts.append(tf.matmul(tf.nn.softmax(tf.matmul(q, k, transpose_b=True) * 0.5), v))
+        parts += [tf.gather(tf.reshape(x, (30, 4)), tf.argmax(tf.reshape(y, (30, 4)), axis=-1,
+                                                            output_type=tf.int32), axis=1),
+                  tf.gather(tf.reshape(z, (5, 24)), tf.argmax(tf.reshape(y, (5, 24)), axis=0,
+                                                            output_type=tf.int32), axis=0),
+                  tf.gather(x, tf.argmax(tf.reshape(z, (20, 6)), axis=1, output_type=tf.int32), axis=2)]
+        return _flat_concat(tf, parts)
+    return f
+
+
+def build_index64(tf, np):
+    """ARG_MAX with int64 output (tf.argmax's default) into GATHER's int64 indices: TFLite Micro's
+    ARG_MAX and GATHER take int32 only, so this model's reference is TensorFlow Lite's interpreter
+    (and moves bytes only: TensorFlow Lite's int8 arithmetic kernels are not TFLite Micro's)."""
+    def f(x):
+        return _flat_concat(tf, [tf.gather(tf.reshape(x, (30, 4)), tf.argmax(tf.reshape(x, (4, 30)), axis=0),
+                                           axis=1),
+                                 tf.gather(tf.reshape(x, (24, 5)), tf.argmax(tf.reshape(x, (5, 24)), axis=0))])
+    return f
+
+
+def build_float_io(tf, np):
+    """Converted with float32 input and output: QUANTIZE (float32 -> int8) at the input, DEQUANTIZE
+    (int8 -> float32) at the output, int8 ops between."""
+    w1 = _w(tf, np, 11, (3, 3, 4, 6))
+
+    def f(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, w1, 1, "SAME"))
+        return _flat_concat(tf, [y, tf.reduce_mean(y, axis=[1, 2])])
+    return f
+
+
+def build_islands(tf, np):
+    """Float islands of every kind tinyedge/aot/islands.py folds: converted with SPLIT, NEG, TRANSPOSE
+    and STRIDED_SLICE denylisted from quantization (DENYLIST), so they stay float between DEQUANTIZE and
+    QUANTIZE as the converter leaves an unrolled GRU's gate SPLIT on some runs: a float SPLIT, NEG
+    after it, ELU into TRANSPOSE and into NEG into STRIDED_SLICE (one DEQUANTIZE, three QUANTIZEs)."""
+    w1 = _w(tf, np, 12, (1, 1, 4, 4))
+
+    def f(x):
+        y = tf.nn.conv2d(x, w1, 1, "SAME")
+        a, b = tf.split(y, 2, axis=3)
+        e = tf.nn.elu(y)
+        return _flat_concat(tf, [a, -b, tf.nn.elu(x), tf.transpose(e, [0, 2, 1, 3]), tf.negative(e)[:, 1:3]])
+    return f
+
+
+def build_embedding(tf, np):
+    """GATHER of a constant int8 table by the model's own int32 input (what Keras' Embedding becomes):
+    the model input is int32 indices in [0, ID_INPUT["embedding"])."""
+    table = _w(tf, np, 13, (20, 4))
+
+    def f(ids):
+        return tf.reshape(tf.gather(table * 2.0, ids), (1, -1))
+    return f
+
+
 def build_tile(tf, np):
     """TILE (what Keras 3's UpSampling2D and RepeatVector become).  TFLite Micro has no TILE kernel:
     the reference for this model is TensorFlow Lite's interpreter (TILE moves bytes only)."""
@@ -108,8 +185,9 @@ def build_tile(tf, np):
 
 
 def build_all(tf, np):
-    """layout + math + resize + convs in one model: one firmware build and boot on the emulated board."""
-    fs = [build_layout(tf, np), build_math(tf, np), build_resize(tf, np), build_convs(tf, np)]
+    """layout + math + resize + convs + matmul in one model, float32 in and out: one firmware build and
+    boot on the emulated board."""
+    fs = [build_layout(tf, np), build_math(tf, np), build_resize(tf, np), build_convs(tf, np), build_matmul(tf, np)]
 
     def f(x):
         return tf.concat([g(x) for g in fs], axis=1)
@@ -117,7 +195,13 @@ def build_all(tf, np):
 
 
 BUILDERS = {"tile": build_tile, "layout": build_layout, "math": build_math, "resize": build_resize,
-            "convs": build_convs, "all": build_all}
+            "convs": build_convs, "matmul": build_matmul, "index64": build_index64, "float_io": build_float_io,
+            "islands": build_islands, "embedding": build_embedding, "all": build_all}
+ID_INPUT = {"embedding": 20}   # int32 index input: the model's ids are in [0, n)
+DENYLIST = {"islands": ["SPLIT", "NEG", "TRANSPOSE", "STRIDED_SLICE"]}   # ops the quantizer leaves float
+# converted with float32 input and output (QUANTIZE / DEQUANTIZE at the edges): `all` too, so the
+# one emulated-board firmware runs the float edges with every other op
+FLOAT_IO = {"float_io", "all"}
 
 
 def _key() -> str:
@@ -128,21 +212,30 @@ def _path(name: str) -> Path:
     return _cache_dir() / f"ops-{name}-{_key()}.tflite"
 
 
-def convert_fn(tf, np, fn, shape, seed: int = 0) -> bytes:
+def convert_fn(tf, np, fn, shape, seed: int = 0, io=None, denylist=None, ids: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
 
     def rep():
         for _ in range(30):
-            yield [rng.normal(0.0, 1.0, size=shape).astype(np.float32)]
+            yield [rng.integers(0, ids, size=shape).astype(np.int32) if ids else
+                   rng.normal(0.0, 1.0, size=shape).astype(np.float32)]
 
-    cf = tf.function(fn, input_signature=[tf.TensorSpec(shape, tf.float32)], autograph=False).get_concrete_function()
+    spec = tf.TensorSpec(shape, tf.int32 if ids else tf.float32)
+    cf = tf.function(fn, input_signature=[spec], autograph=False).get_concrete_function()
     conv = tf.lite.TFLiteConverter.from_concrete_functions([cf])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    if not ids:   # an int32 input stays int32
+        conv.inference_input_type = io or tf.int8
+    conv.inference_output_type = io or tf.int8
+    if not denylist:
+        return conv.convert()
+    from tensorflow.lite.python import convert  # the converter's own quantize step, with a denylist
+
+    conv._experimental_calibrate_only = True
+    return convert.mlir_quantize(conv.convert(), False, input_data_type=io or tf.int8,
+                                 output_data_type=io or tf.int8, denylisted_ops=denylist)
 
 
 def ops_zoo_tflite(name: str) -> Path:
@@ -156,7 +249,9 @@ def ops_zoo_tflite(name: str) -> Path:
         p = _path(other)
         if p.exists():
             continue
-        data = convert_fn(tf, np, BUILDERS[other](tf, np), SHAPES[other])
+        data = convert_fn(tf, np, BUILDERS[other](tf, np), SHAPES[other],
+                          io=tf.float32 if other in FLOAT_IO else None, denylist=DENYLIST.get(other),
+                          ids=ID_INPUT.get(other, 0))
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(data)

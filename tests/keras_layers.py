@@ -46,18 +46,26 @@ def _same(v):
     return {k: v for k in KINDS}
 
 
-def R(layer, shape, build, ops, aot=True, tflm=True, kinds=KINDS, note=""):
+def R(layer, shape, build, ops, aot=True, tflm=True, kinds=KINDS, note="", legacy=False):
+    """`legacy`: quantized by the older quantizer, as tinyedge's conversion does for unrolled recurrent
+    layers (the MLIR one is not deterministic on them; docs/recurrent.md)."""
     ops = ops if isinstance(ops, dict) else _same(tuple(ops))
     aot = aot if isinstance(aot, dict) else _same(aot)
     tflm = tflm if isinstance(tflm, dict) else _same(tflm)
     return Recipe(layer, shape, build, {k: ops[k] for k in kinds}, {k: aot[k] for k in kinds},
-                  {k: tflm[k] for k in kinds}, kinds, note)
+                  {k: tflm[k] for k in kinds}, kinds, note, {"legacy": True} if legacy else {})
 
 
 def _c1(L, x):
     """The second operand of a two-input layer: a 1x1 convolution of the input."""
     return L.Conv2D(x.shape[-1], 1)(x)
 SEQ = (8, 4)
+DOT_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")
+ATTENTION_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX")
+GRU_UNROLL_OPS = {"keras3": ("RESHAPE", "UNPACK", "FULLY_CONNECTED", "SPLIT", "LOGISTIC", "SUB", "TANH", "MUL",
+                             "STRIDED_SLICE", "ADD"),
+                  "tf_keras": ("RESHAPE", "UNPACK", "FULLY_CONNECTED", "SPLIT", "LOGISTIC", "SUB", "TANH", "MUL",
+                               "SPLIT_V", "ADD")}
 
 RECIPES = [
     R("Conv1D (plain, dilated, grouped)", (16, 4),
@@ -81,7 +89,9 @@ RECIPES = [
       {"keras3": CRASH, "tf_keras": ("UNIDIRECTIONAL_SEQUENCE_LSTM", "STRIDED_SLICE")},
       aot={"keras3": False, "tf_keras": True}, tflm={"keras3": False, "tf_keras": True}),
     R("GRU", SEQ, lambda L, x: L.GRU(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False, tflm=False,
-      note="unroll=True converts, not reproducibly (see below)"),
+      note="unroll=True converts (next row)"),
+    R("GRU unroll", SEQ, lambda L, x: L.GRU(5, unroll=True)(x), GRU_UNROLL_OPS, legacy=True,
+      note="tinyedge's conversion: the older quantizer (see below)"),
     R("SimpleRNN", SEQ, lambda L, x: L.SimpleRNN(5)(x), {"keras3": CRASH, "tf_keras": CRASH}, aot=False,
       tflm=False, note="unroll=True converts (next row)"),
     R("SimpleRNN unroll", SEQ, lambda L, x: L.SimpleRNN(5, unroll=True)(x),
@@ -90,18 +100,19 @@ RECIPES = [
     R("LayerNormalization", (8, 6), lambda L, x: L.LayerNormalization()(x),
       {"keras3": ("MEAN", "DEQUANTIZE", "NEG", "QUANTIZE", "SQUARED_DIFFERENCE", "ADD", "RSQRT", "MUL"),
        "tf_keras": ("RESHAPE", "TRANSPOSE", "MEAN", "SQUARED_DIFFERENCE", "ADD", "RSQRT", "MUL", "SUB")},
-      aot={"keras3": False, "tf_keras": True}, tflm={"keras3": False, "tf_keras": True},
-      note="Keras 3's converted graph keeps a float NEG"),
+      tflm={"keras3": False, "tf_keras": True},
+      note="Keras 3's graph keeps a float NEG: aot runs it as an int8 table (DEQUANTIZE, NEG, QUANTIZE)"),
     R("sigmoid", (8, 6), lambda L, x: L.Activation('sigmoid')(L.Dense(6)(x)), ["FULLY_CONNECTED", "LOGISTIC"]),
     R("tanh", (8, 6), lambda L, x: L.Activation('tanh')(L.Dense(6)(x)), ["FULLY_CONNECTED", "TANH"]),
     R("swish", (8, 6), lambda L, x: L.Activation('swish')(L.Dense(6)(x)), ["FULLY_CONNECTED", "LOGISTIC", "MUL"]),
     R("hard_swish", (8, 6), lambda L, x: L.Activation('hard_swish')(L.Dense(6)(x)),
       ["FULLY_CONNECTED", "HARD_SWISH"], kinds=("keras3",), note="tf_keras has no hard_swish"),
     R("gelu", (8, 6), lambda L, x: L.Activation('gelu')(L.Dense(6)(x)), ["FULLY_CONNECTED", "GELU"], aot=False,
-      tflm=False, note="TFLite Micro has no GELU kernel to be exact against"),
+      tflm=False, note="TFLite Micro registers no GELU kernel (int8 or float) to be exact against"),
     R("elu", (8, 6), lambda L, x: L.Activation('elu')(L.Dense(6)(x)),
-      ["FULLY_CONNECTED", "DEQUANTIZE", "ELU", "QUANTIZE"], aot=False, tflm=False,
-      note="the converter keeps ELU in float"),
+      ["FULLY_CONNECTED", "DEQUANTIZE", "ELU", "QUANTIZE"], tflm=False,
+      note="no quantizer makes ELU int8 (TFLite Micro's int8 ELU is never emitted): aot runs the float island "
+           "as an int8 table"),
     R("LeakyReLU", (8, 6), lambda L, x: L.LeakyReLU()(L.Dense(6)(x)), ["FULLY_CONNECTED", "LEAKY_RELU"]),
     R("PReLU", (8, 6), lambda L, x: L.PReLU()(L.Dense(6)(x)), ["FULLY_CONNECTED", "PRELU"]),
     R("Softmax", (8, 6), lambda L, x: L.Softmax()(x), ["SOFTMAX"]),
@@ -134,13 +145,15 @@ RECIPES = [
     R("Minimum", (4, 4, 3), lambda L, x: L.Minimum()([x, _c1(L, x)]), ["CONV_2D", "MINIMUM"]),
     R("Average", (4, 4, 3), lambda L, x: L.Average()([x, _c1(L, x)]), ["CONV_2D", "ADD", "MUL"]),
     R("Rescaling", (4, 4, 3), lambda L, x: L.Rescaling(1 / 127.5, offset=-1)(x), ["MUL", "ADD"]),
+    R("Dot", (5, 6), lambda L, x: L.Dot(axes=2)([x, L.Dense(6)(x)]), DOT_OPS),
+    R("Attention", (5, 6), lambda L, x: L.Attention()([x, L.Dense(6)(x)]), ATTENTION_OPS),
 ]
 
 
 def recipe_key(r: Recipe, kind: str) -> str:
     code = r.build.__code__   # what the recipe builds, not the table text around it
     blob = json.dumps([r.layer, list(r.shape), code.co_code.hex(), repr(code.co_consts), code.co_names, kind,
-                       inspect.getsource(_convert_one)])
+                       inspect.getsource(_convert_one), sorted(r.extra.items())])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -192,6 +205,8 @@ def _convert_one(r: Recipe, kind: str) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    if r.extra.get("legacy"):
+        conv.experimental_new_quantizer = False
     return conv.convert()
 
 

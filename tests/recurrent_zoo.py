@@ -3,7 +3,7 @@
 Each builder makes a model with the Keras it names; `recurrent_tflite(name)` saves it (.h5 for
 tf_keras, .keras for Keras 3), converts it to full int8 through tinyedge's own conversion path
 (tf_keras: `tinyedge.conversion.load_model` + `convert_loaded`, what `tinyedge convert`
-runs; Keras 3: the aot zoo's `from_keras_model`, see `_convert`) with seeded calibration data, and caches the .tflite bytes on disk keyed by a hash of the builder's source and tinyedge/conversion.py,
+runs; Keras 3: the aot zoo's `from_keras_model`, see `_convert`) with seeded calibration data, and caches the .tflite bytes on disk keyed by a hash of the builder's source,
 so reruns skip TensorFlow entirely.
 """
 
@@ -133,9 +133,11 @@ def _convert(name: str) -> bytes:
 
 
 def recurrent_key(name: str) -> str:
-    src = inspect.getsource(BUILDERS[name][1]) + inspect.getsource(_convert) + BUILDERS[name][0]
-    conversion = (Path(__file__).resolve().parent.parent / "tinyedge" / "conversion.py").read_bytes()
-    return hashlib.sha256(src.encode() + conversion).hexdigest()[:16]
+    from tinyedge import conversion  # its quantizer choice shapes the converted model
+
+    src = (inspect.getsource(BUILDERS[name][1]) + inspect.getsource(_convert) + BUILDERS[name][0]
+           + inspect.getsource(conversion.convert_loaded))
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
 def recurrent_tflite(name: str) -> Path:

@@ -32,7 +32,7 @@ _UNROLLED = {"RESHAPE", "UNPACK", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", 
 EXPECTED_OPS = {
     "k2_lstm_stacked": {LSTM},
     "k2_lstm_last": {LSTM, "STRIDED_SLICE"},
-    "k2_gru_unrolled": _UNROLLED | {"SPLIT", "SPLIT_V", "SUB", "PACK", "QUANTIZE"},
+    "k2_gru_unrolled": _UNROLLED | {"SPLIT", "SPLIT_V", "SUB", "PACK", "QUANTIZE"},   # the older quantizer's
     "k2_rnn_lstm_unrolled": _UNROLLED | {"SPLIT", "PACK", "QUANTIZE"},
     "k3_lstm_stacked": _UNROLLED | {"SPLIT", "PACK", "QUANTIZE"},
     "k3_gru_unrolled": _UNROLLED | {"SPLIT", "SUB", "STRIDED_SLICE", "PACK"},
@@ -242,3 +242,28 @@ def test_every_tflm_builtin_has_its_resolver_method(shared_sources):
     methods = set(re.findall(r"TfLiteStatus (Add\w+)\(", hdr))
     missing = sorted(op for op in TFLM_BUILTINS if tflm_resolver_method(op) not in methods)
     assert not missing, f"no resolver method for {missing}"
+
+
+@pytest.mark.slow
+def test_unrolled_gru_converts_the_same_all_int8_every_time(tmp_path):
+    """TF 2.21's MLIR quantizer, given the same calibrated unrolled GRU byte for byte, leaves its gate
+    SPLIT in float on some calls (docs/recurrent.md); tinyedge's conversion quantizes models with an
+    unrolled recurrent layer with the older quantizer, which gives the same all-int8 bytes each time.
+    A GRU without return_sequences, unroll=True by the user (the case that went float most often)."""
+    import tf_keras as k
+
+    from tinyedge.conversion import convert_loaded, float_ops, load_model, unrolled_recurrent
+
+    k.utils.set_random_seed(7)
+    inp = k.layers.Input((6, 3))
+    k.Model(inp, k.layers.GRU(4, unroll=True, name="gru")(inp)).save(tmp_path / "gru.h5")
+    loaded = load_model(tmp_path / "gru.h5")
+    assert unrolled_recurrent(loaded) == ["gru"]
+    calib = np.random.default_rng(0).normal(0.0, 1.0, size=(16, 6, 3)).astype(np.float32)
+    runs = [convert_loaded(loaded, calib) for _ in range(2)]
+    assert runs[0] == runs[1]
+    path = tmp_path / "gru.tflite"
+    path.write_bytes(runs[0])
+    g = load_tflite(path)
+    assert float_ops(g) == [], [op.opcode for op, _ in float_ops(g)]
+    assert "SPLIT" in {op.opcode for op in g.ops} or "SPLIT_V" in {op.opcode for op in g.ops}

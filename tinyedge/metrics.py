@@ -31,11 +31,13 @@ class Agreement:
 
 def _flat(outputs) -> np.ndarray:
     arr = np.asarray(outputs)
-    return arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:]))).astype(np.int32)
+    arr = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))
+    return arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int32)
 
 
 def agreement(device_outputs, reference_outputs) -> Agreement:
-    """Compare int8 outputs sample by sample: exact equality, top-1 class, largest step difference."""
+    """Compare outputs sample by sample: exact equality, top-1 class, largest difference (int8 steps;
+    float32 outputs, of a model with float output: bit for bit, and the difference in value)."""
     dev = _flat(device_outputs)
     ref = _flat(reference_outputs)
     if dev.shape != ref.shape:
@@ -43,13 +45,21 @@ def agreement(device_outputs, reference_outputs) -> Agreement:
     n = dev.shape[0]
     if n == 0:
         return Agreement(0, float("nan"), float("nan"), 0, None)
-    exact = np.all(dev == ref, axis=1)
+    floating = np.asarray(device_outputs).dtype.kind == "f" or np.asarray(reference_outputs).dtype.kind == "f"
+    if floating:
+        d32 = np.asarray(dev, np.float32)
+        r32 = np.asarray(ref, np.float32)
+        exact = np.all(d32.view(np.uint32) == r32.view(np.uint32), axis=1)
+        diff = float(np.max(np.abs(d32.astype(np.float64) - r32.astype(np.float64))))
+    else:
+        exact = np.all(dev == ref, axis=1)
+        diff = int(np.max(np.abs(dev - ref)))
     mism = np.flatnonzero(~exact)
     return Agreement(
         samples=n,
         bit_exact_rate=float(exact.mean()),
         top1_agreement=float(np.mean(np.argmax(dev, axis=1) == np.argmax(ref, axis=1))),
-        max_abs_diff=int(np.max(np.abs(dev - ref))),
+        max_abs_diff=diff,
         first_mismatch=int(mism[0]) if mism.size else None,
     )
 

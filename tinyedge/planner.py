@@ -65,6 +65,14 @@ def scratch_bytes(graph, op) -> int:
     if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(op.inputs) > 1 and op.inputs[1] >= 0:
         # four int16 gate vectors of `units` (TFLite Micro requests four scratch buffers too)
         return 4 * 2 * int(graph.tensors[op.inputs[1]].shape[0])
+    if op.opcode == "BATCH_MATMUL" and len(op.inputs) == 2:
+        from .aot import ops_matmul  # column sums, transposed operands
+        from .errors import ModelError
+
+        try:
+            return ops_matmul.scratch_bytes(graph, op)
+        except ModelError:
+            return 0
     return 0
 
 

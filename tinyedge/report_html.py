@@ -187,7 +187,8 @@ def _summary(r: dict) -> list[tuple[str, str]]:
     if a:
         rows.append(("bit-exact vs host", _pct(a.get("bit_exact_rate"))))
         rows.append(("top-1 agreement", _pct(a.get("top1_agreement"))))
-        rows.append(("max |diff|", f"{_num(a.get('max_abs_diff'))} int8 steps"))
+        unit = "" if isinstance(a.get("max_abs_diff"), float) else " int8 steps"   # float outputs: a value
+        rows.append(("max |diff|", f"{_num(a.get('max_abs_diff'))}{unit}"))
     acc = r.get("accuracy") or {}
     if any(acc.get(k) is not None for k in ("float", "int8_host", "device")):
         rows.append(("accuracy float / int8 host / board",

@@ -45,15 +45,32 @@ def check_op(graph, op) -> str | None:
     ins = [graph.tensors[i] for i in op.inputs if i >= 0]
     outs = [graph.tensors[i] for i in op.outputs if i >= 0]
     acts = [t for t in ins if not t.is_const] + outs
+    if _float_edge(graph, op):   # QUANTIZE of a float model input, DEQUANTIZE into a float model output
+        return None
     if any(t.dtype in _FLOAT for t in acts):
         if any(t.is_const and t.dtype in ("int8", "int4") for t in ins):
             return "hybrid op (float activations, int8 weights): TFLM has no hybrid kernels"
         return "float op: tinyedge deploys full-int8 models (convert with 'tinyedge convert')"
+    if op.opcode in ("ARG_MAX", "ARG_MIN") and outs and outs[0].dtype != "int32":   # arg_min_max.cc
+        return f"TFLM's {op.opcode} writes int32 only (this one {outs[0].dtype}: use output_type=tf.int32)"
+    if op.opcode == "GATHER" and len(ins) > 1 and ins[1].dtype != "int32":   # gather.cc: int32 coords
+        return f"TFLM's GATHER takes int32 indices only (these are {ins[1].dtype})"
     if op.opcode == "CONCATENATION" and len(op.inputs) > 10:   # kernels/concatenation.cc kMaxInputNum
         return f"TFLM's CONCATENATION takes at most 10 inputs (this one has {len(op.inputs)})"
     if op.opcode in ("SOFTMAX", "LOG_SOFTMAX") and ins and ins[0].dtype == "int8":
         return _softmax_scale_reason(op, ins[0])
     return None
+
+
+def _float_edge(graph, op) -> bool:
+    """A model converted with float32 input / output (`inference_input_type` float32) starts with a
+    QUANTIZE of that input and ends with a DEQUANTIZE into that output: TFLM runs both (its
+    quantize and dequantize kernels), and tinyedge's validation streams and compares float32 there."""
+    if op.opcode == "QUANTIZE" and op.inputs and op.inputs[0] in graph.inputs:
+        return graph.tensors[op.inputs[0]].dtype == "float32" and graph.tensors[op.outputs[0]].dtype == "int8"
+    if op.opcode == "DEQUANTIZE" and op.outputs and op.outputs[0] in graph.outputs:
+        return graph.tensors[op.inputs[0]].dtype == "int8" and graph.tensors[op.outputs[0]].dtype == "float32"
+    return False
 
 
 # TFLM's int8 (log-)softmax rescales its input to a fixed point number with 5 integer bits

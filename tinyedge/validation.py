@@ -1,7 +1,8 @@
 """On-device validation: stream inputs to a board, compare with the host reference.
 
 The reference is the `tflite-micro` Python interpreter running the same
-`.tflite` on the same int8 inputs.  The board must run that very model: its
+`.tflite` on the same inputs: int8, or float32 for a model converted with float
+input (a QUANTIZE op at its input; float outputs are compared bit for bit).  The board must run that very model: its
 hello reply carries the model's sha256, checked before anything is streamed.
 """
 
@@ -45,20 +46,22 @@ class Reference:
         from tflite_micro.python.tflite_micro import runtime
 
         self._interp = runtime.Interpreter.from_bytes(tflite_bytes)
-        self._shape = tuple(int(d) for d in self._interp.get_input_details(0)["shape"])
+        details = self._interp.get_input_details(0)
+        self._shape = tuple(int(d) for d in details["shape"])
+        self._dtype = np.dtype(details.get("dtype", np.int8))
 
     def run(self, xq: np.ndarray) -> np.ndarray:
         self._interp.reset()   # each sample from the zero state (recurrent models: Keras' stateful=False)
-        self._interp.set_input(np.asarray(xq, dtype=np.int8).reshape(self._shape), 0)
+        self._interp.set_input(np.asarray(xq, dtype=self._dtype).reshape(self._shape), 0)
         self._interp.invoke()
         return np.array(self._interp.get_output(0), copy=True)
 
 
 @dataclass
 class ValidationInputs:
-    """The int8 inputs to stream, and what is known about them."""
+    """The inputs to stream (int8, or float32 for a float-input model), and what is known about them."""
 
-    xq: np.ndarray                     # (N, *input_shape) int8
+    xq: np.ndarray                     # (N, *input_shape) in the model's input dtype
     labels: np.ndarray | None = None
     x_float: np.ndarray | None = None  # the float inputs, when given as data
     source: str = "generated"          # "generated" or the data file's path
@@ -69,20 +72,48 @@ class ValidationInputs:
     top_k: tuple[int, ...] | None = None  # the user's --top-k; None: 1, 3, 5 (bounded by the classes)
 
 
+def float_input_quantization(graph: Graph) -> tuple[float, int] | None:
+    """(scale, zero point) of the QUANTIZE op a float32 model input feeds, or None."""
+    t = graph.inputs[0]
+    if graph.tensors[t].dtype != "float32":
+        return None
+    for op in graph.ops:
+        if op.opcode == "QUANTIZE" and op.inputs and op.inputs[0] == t:
+            q = graph.tensors[op.outputs[0]]
+            if q.scale is not None and q.dtype == "int8":
+                return float(q.scale[0]), int(q.zero_point[0])
+    return None
+
+
 def prepare_inputs(graph: Graph, data: str | Path | None = None, samples: int | None = None) -> ValidationInputs:
-    """Quantize the user's float data with the model's input scale and zero point, or generate inputs."""
+    """Quantize the user's float data with the model's input scale and zero point, or generate inputs.
+
+    A model with a float32 input (converted with `inference_input_type` float32: a QUANTIZE op at
+    its input) takes the float data as it is; its generated inputs are int8 ones dequantized with
+    that QUANTIZE's scale and zero point (so all -128 and all 127 are among them)."""
     t = graph.input_tensors[0]
     shape = tuple(t.shape)
+    fq = float_input_quantization(graph)
+    if t.dtype == "float32" and fq is None:
+        raise ValidationError(f"the model's input '{t.name}' is float32 and not quantized by a QUANTIZE op",
+                              hint="convert it with 'tinyedge convert' (int8 input) first")
     if data is None:
         n = samples or DEFAULT_GENERATED_SAMPLES
-        return ValidationInputs(
-            generated_inputs(shape, n),
-            notes=[f"no --data: {n} generated inputs; accuracy was not measured"],
-        )
+        xs = generated_inputs(shape, n)
+        notes = [f"no --data: {n} generated inputs; accuracy was not measured"]
+        if fq is not None:
+            xs = dequantize(xs, np.asarray([fq[0]], np.float32), np.asarray([fq[1]])).astype(np.float32)
+            notes.append("float32 input: the generated int8 inputs, dequantized with the input QUANTIZE's scale")
+        return ValidationInputs(xs, notes=notes)
     from .data import load_data
 
     x, y = load_data(data, input_shape=shape, samples=samples)
     x = np.asarray(x, dtype=np.float32).reshape((-1, *shape))
+    if fq is not None:
+        from .data import check_labels
+
+        check_labels(y, _classes(graph), data)
+        return ValidationInputs(x.copy(), labels=y, x_float=x, source=str(data))
     if t.dtype != "int8" or t.scale is None:
         raise ValidationError(f"the model's input is {t.dtype}, not quantized int8",
                               hint="convert it with 'tinyedge convert' first")
@@ -105,7 +136,7 @@ def float_inputs(graph: Graph, inputs: ValidationInputs) -> np.ndarray:
     if inputs.x_float is not None:
         return inputs.x_float
     t = graph.input_tensors[0]
-    if t.scale is None:
+    if t.scale is None:   # a float32 input (or an unquantized one): the inputs as streamed
         return inputs.xq.astype(np.float32)
     return dequantize(inputs.xq, t.scale, t.zero_point).astype(np.float32)
 
@@ -143,7 +174,8 @@ def _dequantized(q: np.ndarray, t) -> np.ndarray:
 
 def report_metrics(graph: Graph, inputs: ValidationInputs, dev: np.ndarray, ref: np.ndarray,
                    labels: np.ndarray | None) -> dict:
-    """The report's `metrics` section for the board's and the host's int8 outputs (one row per sample)."""
+    """The report's `metrics` section for the board's and the host's outputs (one row per sample; int8,
+    or float32 for a model with a float output)."""
     tin, tout = graph.input_tensors[0], graph.output_tensors[0]
     prod = graph.producers().get(graph.outputs[0])
     last_op = graph.ops[prod].opcode if prod is not None else None
@@ -204,12 +236,14 @@ def validate_device(
 
     n = inputs.xq.shape[0]
     dev_out, ref_out, counts = [], [], []
+    out_dtype = np.dtype(graph.output_tensors[0].dtype) if graph.output_tensors[0].dtype in (
+        "int8", "float32", "int32", "int64") else np.dtype(np.int8)
     interrupted = False
     t0 = time.perf_counter()
     try:
         for i in range(n):
             y, count = device.infer(inputs.xq[i])
-            y = np.asarray(y, dtype=np.int8).reshape(-1)
+            y = np.asarray(y, dtype=out_dtype).reshape(-1)
             r = ref.run(inputs.xq[i]).reshape(-1)
             dev_out.append(y)
             ref_out.append(r)
@@ -224,8 +258,8 @@ def validate_device(
     done = min(len(dev_out), len(ref_out), len(counts))
     del dev_out[done:], ref_out[done:], counts[done:]
     width = dev_out[0].size if dev_out else int(np.prod(graph.output_tensors[0].shape))
-    dev = np.array(dev_out, dtype=np.int8).reshape(done, width)
-    refa = np.array(ref_out, dtype=np.int8).reshape(done, width)
+    dev = np.array(dev_out, dtype=out_dtype).reshape(done, width)
+    refa = np.array(ref_out, dtype=out_dtype).reshape(done, width)
     agree = agreement(dev, refa)
     labels = inputs.labels[:done] if inputs.labels is not None else None
 

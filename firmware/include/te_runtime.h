@@ -24,6 +24,7 @@ typedef enum {
     TE_DTYPE_INT8 = 9,   /* values follow TFLite's TensorType enum */
     TE_DTYPE_INT16 = 7,
     TE_DTYPE_INT32 = 2,
+    TE_DTYPE_INT64 = 4,
     TE_DTYPE_UINT8 = 3,
     TE_DTYPE_FLOAT32 = 0
 } te_dtype_t;

@@ -326,6 +326,35 @@ void te_l2norm_s8(int32_t outer, int32_t depth, int32_t in_zp, const int8_t *TE_
 void te_transpose_conv_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_conv2d_grouped_s8(const te_conv_ext_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 
+/* GATHER of run-time indices (int32, or int64 with idx_bytes 8; p->idx unused) */
+void te_gather_dyn_s8(const te_gather_params_t *p, const int8_t *TE_RESTRICT in, const int8_t *idx,
+                      int32_t idx_bytes, int8_t *TE_RESTRICT out);
+/* QUANTIZE float32 -> int8 and DEQUANTIZE int8 -> float32 (the float side as bytes in the arena) */
+void te_quantize_f32_s8(const int8_t *in, int8_t *out, int32_t n, float scale, int32_t zp);
+void te_dequantize_s8_f32(const int8_t *in, int8_t *out, int32_t n, float scale, int32_t zp);
+
+/* ---- BATCH_MATMUL and ARG_MAX (te_matmul.c) ----------------------------- */
+
+/* out[b][m][n] = sat8(rq(sum_k (lhs[b][m][k] - lhs_zp) (rhs[b][k][n] - rhs_zp)) + out_offset);
+ * the batch strides are 0 where an operand broadcasts.  lhs_transpose: lhs is stored [k][m]
+ * (adj_x); rhs_transpose: rhs is stored [k][n] (not adj_y) and is transposed into the scratch
+ * (else it is stored [n][k]).  scratch: 4 * cols bytes, + cols * depth (rhs_transpose, rounded
+ * up to 4) + rows * depth (lhs_transpose). */
+typedef struct {
+    int32_t batch[3];
+    int32_t lhs_bstride[3], rhs_bstride[3];
+    int32_t rows, cols, depth;
+    int32_t lhs_transpose, rhs_transpose;
+    int32_t lhs_zp, rhs_zp, out_offset;
+    int32_t out_mult, out_shift;
+} te_batch_matmul_params_t;
+
+void te_batch_matmul_s8(const te_batch_matmul_params_t *p, const int8_t *lhs, const int8_t *rhs, int8_t *out,
+                        int8_t *scratch);
+/* ARG_MAX over the middle axis of [outer][axis_size][inner]; out: int32 (out_bytes 4) or int64 (8) */
+void te_arg_max_s8(int32_t outer, int32_t axis_size, int32_t inner, const int8_t *TE_RESTRICT in, int8_t *out,
+                   int32_t out_bytes);
+
 /* ---- recurrent layers (te_recurrent.c) ---------------------------------- */
 
 /* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 x int8 -> int16 cell, as TFLite Micro's integer LSTM.

@@ -164,3 +164,48 @@ void te_l2norm_s8(int32_t outer, int32_t depth, int32_t in_zp, const int8_t *TE_
         }
     }
 }
+
+/* ---- QUANTIZE (float32 -> int8) and DEQUANTIZE (int8 -> float32) at a model's edges ---------- */
+
+/* TFLite's AffineQuantize: round(x / scale) half away from zero (TfLiteRound), + zero point,
+ * clamped.  The division is a float division, as TFLite Micro's; the rounding is exact (the
+ * fraction of a float is a float).  NaN and |x / scale| >= 512 saturate without the cast, whose
+ * out-of-range result C leaves undefined (TFLite Micro's x86 build gives INT32_MIN there: the
+ * same -128 for NaN and -inf). */
+void te_quantize_f32_s8(const int8_t *in, int8_t *out, int32_t n, float scale, int32_t zp)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        float x, r, t;
+        int32_t v;
+        memcpy(&x, in + 4 * i, 4);
+        r = x / scale;
+        if (!(r > -512.0f)) {
+            out[i] = -128;
+            continue;
+        }
+        if (r >= 512.0f) {
+            out[i] = 127;
+            continue;
+        }
+        v = (int32_t)r;                  /* toward zero */
+        t = r - (float)v;                /* exact */
+        if (t >= 0.5f) {
+            ++v;
+        } else if (t <= -0.5f) {
+            --v;
+        }
+        out[i] = te_clamp8(v + zp, -128, 127);
+    }
+}
+
+/* TFLite's Dequantize: (float)(scale * (x - zero_point)) in double; the product of a float and
+ * an integer below 2^9 is exact in double, so one float multiply rounds it the same way. */
+void te_dequantize_s8_f32(const int8_t *in, int8_t *out, int32_t n, float scale, int32_t zp)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const float y = (float)(in[i] - zp) * scale;
+        memcpy(out + 4 * i, &y, 4);
+    }
+}

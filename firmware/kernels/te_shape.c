@@ -60,3 +60,28 @@ void te_gather_s8(const te_gather_params_t *p, const int8_t *TE_RESTRICT in, int
         }
     }
 }
+
+/* GATHER with indices computed at run time (an int32 or int64 tensor): as te_gather_s8; an index
+ * outside [0, axis_size) is clamped into it (TFLite Micro's kernel only DCHECKs the range and
+ * reads past the input there; the converter's graphs never make one) */
+void te_gather_dyn_s8(const te_gather_params_t *p, const int8_t *TE_RESTRICT in, const int8_t *idx,
+                      int32_t idx_bytes, int8_t *TE_RESTRICT out)
+{
+    int32_t o, i;
+    for (o = 0; o < p->outer; ++o) {
+        const int8_t *base = in + o * p->axis_size * p->inner;
+        for (i = 0; i < p->n_idx; ++i) {
+            int64_t k;
+            if (idx_bytes == 8) {
+                memcpy(&k, idx + 8 * i, 8);
+            } else {
+                int32_t k32;
+                memcpy(&k32, idx + 4 * i, 4);
+                k = k32;
+            }
+            k = k < 0 ? 0 : (k >= p->axis_size ? p->axis_size - 1 : k);
+            memcpy(out, base + (int32_t)k * p->inner, (size_t)p->inner);
+            out += p->inner;
+        }
+    }
+}

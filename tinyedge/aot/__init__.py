@@ -53,6 +53,9 @@ KERNEL_FILES = {
     "TRANSPOSE_CONV": "te_transpose_conv.c",
     "RSQRT": "te_activation.c",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "te_recurrent.c",
+    "BATCH_MATMUL": "te_matmul.c",
+    "ARG_MAX": "te_matmul.c",
+    "DEQUANTIZE": "te_math.c",
 }
 
 
@@ -75,6 +78,10 @@ def kernel_sources(opcodes=None) -> list[Path]:
     names = {KERNEL_FILES[o] for o in opcodes if o in KERNEL_FILES}
     if "CONV_2D" in opcodes:
         names.add("te_transpose_conv.c")   # grouped CONV_2D
+    if "QUANTIZE" in opcodes:
+        names.add("te_math.c")             # QUANTIZE of a float input
+    if "GATHER" in opcodes:
+        names.add("te_shape.c")
     if names & {"te_conv.c", "te_depthwise.c", "te_fc.c"}:
         names.update(("te_weights.c", "te_sparse.c"))   # compact weight storage (decoders, zero skipping)
     # their Helium (MVE) paths: compiled on every core, empty without MVE (firmware/kernels/te_mve.h)

@@ -24,7 +24,7 @@ from ..graph import Graph, load_tflite
 from ..planner import Plan, plan
 from ..resources import templates_dir
 from ..runtimes import require_supported
-from . import ops_math, ops_recurrent, ops_shape
+from . import islands, ops_math, ops_matmul, ops_quantize, ops_recurrent, ops_shape
 from . import quant as q
 from . import storage as ws
 from .ops_math import _bstrides, _shape4  # one definition for both modules' broadcasting ops
@@ -414,8 +414,8 @@ def _lut(ctx: _Ctx, op) -> dict:
         table = q.tanh_table(si, zi)
     elif op.opcode == "HARD_SWISH":
         table = q.hard_swish_table(si, zi, so, zo)
-    elif op.opcode == "QUANTIZE":
-        table = q.requantize_table(si, zi, so, zo)
+    elif op.opcode == "QUANTIZE":   # a float island's closing QUANTIZE carries its table (islands.fold)
+        table = op.options["table"] if "table" in op.options else q.requantize_table(si, zi, so, zo)
     else:  # pragma: no cover - support.py guards this
         raise ModelError(f"no lookup table for {op.opcode}")
     name = ctx.const(f"op{op.index}_lut", "int8_t", table, f"{op.opcode} lookup table of op {op.index}")
@@ -504,7 +504,7 @@ _EMIT = {
     "RELU": _lut,
     "RELU6": _lut,
     "LEAKY_RELU": _lut,
-    "QUANTIZE": _lut,
+    "QUANTIZE": ops_quantize.quantize_or(_lut),   # float32 -> int8 at a float input; int8 -> int8: a table
     "LOGISTIC": _lut,
     "TANH": _lut,
     "HARD_SWISH": _lut,
@@ -518,6 +518,8 @@ _EMIT = {
     **ops_math.EMIT,    # SUB, SQUARED_DIFFERENCE, PRELU, MAXIMUM, MINIMUM, REDUCE_MAX, SUM, RESIZE_*, TRANSPOSE_CONV
 }
 _EMIT.update(ops_recurrent.EMIT)
+_EMIT.update(ops_matmul.EMIT)     # BATCH_MATMUL, ARG_MAX
+_EMIT.update(ops_quantize.EMIT)   # DEQUANTIZE
 
 
 def _field_text(v) -> str:
@@ -528,10 +530,18 @@ def _field_text(v) -> str:
     return str(int(v))
 
 
+# model I/O dtypes the engine reads and writes -> te_dtype_t (int8; float32 at QUANTIZE / DEQUANTIZE
+# edges; int32 / int64 indices out of ARG_MAX, or into GATHER)
+IO_DTYPES = {"int8": "TE_DTYPE_INT8", "float32": "TE_DTYPE_FLOAT32", "int32": "TE_DTYPE_INT32",
+             "int64": "TE_DTYPE_INT64"}
+
+
 def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
     t = g.tensors[idx]
-    return {"dims": list(t.shape) or [1], "rank": len(t.shape), "bytes": t.nbytes, "scale": repr(float(t.scale[0])),
-            "zero_point": _zp(t), "offset": pl.offsets[idx], "name": c_comment(t.name)}
+    quant = t.is_quantized
+    return {"dims": list(t.shape) or [1], "rank": len(t.shape), "bytes": t.nbytes, "dtype": t.dtype,
+            "c_dtype": IO_DTYPES[t.dtype], "scale": repr(float(t.scale[0])) if quant else "0.0",
+            "zero_point": _zp(t) if quant else 0, "offset": pl.offsets[idx], "name": c_comment(t.name)}
 
 
 def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
@@ -551,11 +561,12 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         raise UsageError(f"prefix {prefix!r} is not a valid C identifier prefix",
                          hint="use lowercase letters, digits and '_', starting with a letter")
     require_supported(graph, "aot")
+    graph = islands.fold(graph)   # float islands (DEQUANTIZE -> ELU / NEG / SPLIT ... -> QUANTIZE) as int8
     for t in graph.inputs + graph.outputs:
         ten = graph.tensors[t]
-        if ten.dtype != "int8":
-            raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine needs int8 I/O",
-                             hint="convert with int8 inputs and outputs")
+        if ten.dtype not in IO_DTYPES:
+            raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine reads and writes "
+                             f"{', '.join(IO_DTYPES)}", hint="convert with int8 (or float32) inputs and outputs")
     pl = plan(graph)
     survey_ctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
     for op in graph.ops:   # survey pass: what every weight tensor could be stored as, and at what cost

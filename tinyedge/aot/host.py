@@ -98,10 +98,26 @@ def _build(files: dict[str, str], cache_dir: Path, cc: str, flags: list[str], ki
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _view(addr: int, t) -> np.ndarray:
+    """The arena bytes of I/O tensor `t` at `addr`, as an array of its dtype."""
+    raw = np.ctypeslib.as_array((ctypes.c_uint8 * t.nbytes).from_address(addr))
+    return raw.view(np.dtype(t.dtype))
+
+
+def _checked_input(x, t) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype != np.dtype(t.dtype):
+        raise ModelError(f"input must be {t.dtype}, got {x.dtype}")
+    if x.size != t.num_elements:
+        raise ModelError(f"input has {x.size} values, the model takes {t.num_elements}")
+    return np.ascontiguousarray(x.reshape(-1))
+
+
 class HostModel:
     """A generated aot model compiled for the host.
 
-    `invoke(x_int8) -> y_int8` for single-input, single-output models;
+    `invoke(x) -> y` for single-input, single-output models (in the model's I/O dtypes: int8, float32
+    at float edges, int32 indices);
     `info` (dict), `arena_bytes`, `const_bytes`, `source_files` (rendered text).
     """
 
@@ -143,7 +159,7 @@ class HostModel:
             self._in_ptr = getattr(lib, f"{prefix}_input")(0) if self._in else None
             if self._out:
                 optr = getattr(lib, f"{prefix}_output")(0)
-                self._out_view = np.ctypeslib.as_array((ctypes.c_int8 * self._out[0].num_elements).from_address(optr))
+                self._out_view = _view(optr, self._out[0])
         self.info = self._read_info() if self._lib else self._ctx_info(ctx)
 
     def _ctx_info(self, ctx) -> dict:
@@ -164,21 +180,17 @@ class HostModel:
                 "outputs": [t(mi.outputs[i]) for i in range(mi.num_outputs)]}
 
     def _check_x(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype != np.int8:
-            raise ModelError(f"input must be int8, got {x.dtype}")
-        if x.size != self._in[0].num_elements:
-            raise ModelError(f"input has {x.size} values, the model takes {self._in[0].num_elements}")
-        return np.ascontiguousarray(x.reshape(-1))
+        return _checked_input(x, self._in[0])
 
     def invoke(self, x) -> np.ndarray:
-        """One inference: int8 input (any shape with the right size) -> int8 output in the model's shape."""
+        """One inference: the input in the model's input dtype (int8, or float32 for a model with float
+        I/O; any shape with the right size) -> the output in the model's dtype and shape."""
         if len(self._in) != 1 or len(self._out) != 1:
             raise ModelError("HostModel.invoke runs single-input, single-output models")
         if self.sanitize:
             return self.invoke_many([x])[0]
         x = self._check_x(x)
-        ctypes.memmove(self._in_ptr, x.ctypes.data, x.size)
+        ctypes.memmove(self._in_ptr, x.ctypes.data, x.nbytes)
         st = self._invoke_fn()
         if st != 0:
             raise ModelError(f"{self.prefix}_invoke returned status {st}")
@@ -195,10 +207,11 @@ class HostModel:
             raise BuildError(f"sanitized model run failed (exit {r.returncode}):\n"
                              f"{r.stderr.decode(errors='replace')[:4000]}")
         out = self._out[0]
-        n = out.num_elements
+        n = out.nbytes
         if len(r.stdout) != n * len(xs):
             raise BuildError(f"sanitized model wrote {len(r.stdout)} bytes, expected {n * len(xs)}")
-        return [np.frombuffer(r.stdout[i * n:(i + 1) * n], dtype=np.int8).reshape(out.shape) for i in range(len(xs))]
+        return [np.frombuffer(r.stdout[i * n:(i + 1) * n], dtype=np.dtype(out.dtype)).reshape(out.shape).copy()
+                for i in range(len(xs))]
 
 
 class HostModelSet:
@@ -239,13 +252,11 @@ class _SetMember:
         self._invoke = getattr(lib, f"{prefix}_invoke")
         self._in_ptr = getattr(lib, f"{prefix}_input")(0)
         optr = getattr(lib, f"{prefix}_output")(0)
-        self._out_view = np.ctypeslib.as_array((ctypes.c_int8 * self._out.num_elements).from_address(optr))
+        self._out_view = _view(optr, self._out)
 
     def invoke(self, x) -> np.ndarray:
-        x = np.ascontiguousarray(np.asarray(x, dtype=np.int8).reshape(-1))
-        if x.size != self._in.num_elements:
-            raise ModelError(f"input has {x.size} values, the model takes {self._in.num_elements}")
-        ctypes.memmove(self._in_ptr, x.ctypes.data, x.size)
+        x = _checked_input(np.asarray(x, dtype=np.int8) if self._in.dtype == "int8" else x, self._in)
+        ctypes.memmove(self._in_ptr, x.ctypes.data, x.nbytes)
         st = self._invoke()
         if st != 0:
             raise ModelError(f"invoke returned status {st}")

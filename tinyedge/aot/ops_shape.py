@@ -5,7 +5,8 @@ Each op is pure data movement on int8 values with equal input and output quantiz
 generator works out, from the constant shape operands, which input element every output element
 is: an affine map (`te_strided_copy_s8`: start + sum of per-dimension strides; TILE adds one
 stride-0 dimension per repeat), a split into per-output runs (`te_split_s8`, the mirror of
-CONCATENATION), a concatenation (PACK), or a gather of constant indices.  `EMIT` and `CHECKS`
+CONCATENATION), a concatenation (PACK), or a gather (indices constant, or computed at run time:
+`te_gather_dyn_s8`).  `EMIT` and `CHECKS`
 are registered into the engine's tables by codegen.py and support.py.
 """
 
@@ -204,13 +205,16 @@ def emit_pack(ctx, op) -> dict:
 
 
 def emit_gather(ctx, op) -> dict:
-    x = ctx.tensor(op.inputs[0])
+    x, ind = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1])
     axis = _axis(op, len(x.shape))
-    idx = _const_ints(ctx, op.inputs[1])
     i = op.index
     fields = {"outer": int(np.prod(x.shape[:axis])) if axis > 0 else 1, "axis_size": int(x.shape[axis]),
-              "inner": int(np.prod(x.shape[axis + 1:])), "n_idx": len(idx),
-              "idx": ctx.const(f"op{i}_idx", "int32_t", idx, f"gather indices of op {i}")}
+              "inner": int(np.prod(x.shape[axis + 1:])), "n_idx": ind.num_elements, "idx": "NULL"}
+    if not ind.is_const:   # indices computed in the graph (ARG_MAX, ...) or a model input
+        return {"struct": "te_gather_params_t", "fields": fields, "fn": "te_gather_dyn_s8",
+                "args": [f"&{ctx.prefix}_op{i}", _src(ctx, op, 0), ctx.t(op.inputs[1]),
+                         str(8 if ind.dtype == "int64" else 4), ctx.t(op.outputs[0])]}
+    fields["idx"] = ctx.const(f"op{i}_idx", "int32_t", _const_ints(ctx, op.inputs[1]), f"gather indices of op {i}")
     return {"struct": "te_gather_params_t", "fields": fields, "fn": "te_gather_s8",
             "args": [f"&{ctx.prefix}_op{i}", _src(ctx, op, 0), ctx.t(op.outputs[0])]}
 
@@ -334,14 +338,21 @@ def _check_strided_slice(graph, op) -> str | None:
 
 
 def _check_gather(graph, op) -> str | None:
-    r = _layout_check(0, (1,))(graph, op)
+    ind = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+    if ind is None:
+        return "GATHER has no indices"
+    if ind.dtype not in ("int32", "int64"):
+        return f"GATHER indices '{ind.name}' are {ind.dtype} (int32 or int64 only)"
+    r = _layout_check(0, (1,) if ind.is_const else ())(graph, op)
     if r:
         return r
     if int(op.options.get("batch_dims", 0)):
         return "GATHER with batch_dims is not supported"
+    if not ind.is_const:   # run-time indices: the kernel keeps them in range (clamps)
+        return None
     x = graph.tensors[op.inputs[0]]
     axis = _axis(op, len(x.shape))
-    idx = np.asarray(graph.tensors[op.inputs[1]].data).reshape(-1)
+    idx = np.asarray(ind.data).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[axis]):
         return "GATHER indices are out of range"
     return None

@@ -8,7 +8,7 @@ symmetric), biases int32.
 
 from __future__ import annotations
 
-from . import ops_math, ops_recurrent, ops_shape
+from . import islands, ops_math, ops_matmul, ops_quantize, ops_recurrent, ops_shape
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
@@ -39,6 +39,8 @@ MAX_VERSION = {
 MAX_VERSION.update(ops_shape.MAX_VERSION)   # the layout ops (tinyedge/aot/ops_shape.py)
 MAX_VERSION.update(ops_math.MAX_VERSION)    # SUB, PRELU, resize, TRANSPOSE_CONV, ... (tinyedge/aot/ops_math.py)
 MAX_VERSION.update(ops_recurrent.VERSIONS)
+MAX_VERSION.update(ops_matmul.MAX_VERSION)    # BATCH_MATMUL, ARG_MAX
+MAX_VERSION.update(ops_quantize.MAX_VERSION)  # DEQUANTIZE (QUANTIZE's float side)
 
 SUPPORTED_OPS = tuple(sorted(MAX_VERSION))
 
@@ -247,9 +249,20 @@ _CHECKS = {
     **ops_math.CHECKS,
 }
 _CHECKS.update(ops_recurrent.CHECKS)
+_CHECKS.update(ops_matmul.CHECKS)
+_CHECKS.update(ops_quantize.CHECKS)   # QUANTIZE: float32 -> int8 too
 
 # ops the engine refuses with advice of their own (what to change in the model)
-_REFUSALS = {"WHILE": ops_recurrent.check_while}
+_REFUSALS = {"WHILE": ops_recurrent.check_while,
+             "GELU": lambda graph, op: ("GELU: TFLite Micro (90b983c2) registers no GELU kernel, int8 or float, so "
+                                        "there is no reference to be bit-exact with")}
+# float ops the engine runs only inside a float island (tinyedge/aot/islands.py), and why not elsewhere
+_ISLAND_ONLY = {
+    "ELU": "ELU stays float: TF's converter has no int8 ELU (either quantizer: 'Quantization not yet supported "
+           "for op: ELU'); the aot engine runs it as an int8 table only between the DEQUANTIZE and the QUANTIZE "
+           "the converter puts around it, and this one's input or output leads elsewhere",
+    "NEG": "NEG is float here; the aot engine runs a float NEG only between a DEQUANTIZE and a QUANTIZE",
+}
 
 
 def dsp_notes(graph) -> list[dict]:
@@ -257,7 +270,8 @@ def dsp_notes(graph) -> list[dict]:
     with a sentence saying so; `inspect` prints them."""
     notes = []
     for op in graph.ops:
-        note = ops_math.m4_note(graph, op) if check_op(graph, op) is None else None
+        note = (ops_math.m4_note(graph, op) or ops_matmul.m4_note(graph, op)) if check_op(graph, op) is None \
+            else None
         if note:
             notes.append({"op_index": op.index, "opcode": op.opcode, "note": note})
     return notes
@@ -282,6 +296,12 @@ def check_op(graph, op) -> str | None:
         return "TFLM_DECODE is read only for LUT-compressed constant int8 tensors"
     if op.is_custom:
         return f"custom op {op.opcode[7:]} is not supported by the aot engine"
+    if op.opcode in islands.FLOAT_UNARY or (op.opcode in islands.FLOAT_MOVE and op.inputs
+                                            and _dtype(graph, op.inputs[1 if op.opcode == "SPLIT" else 0]) == "float32"):
+        if islands.roles(graph).get(op.index) in ("unary", "move"):
+            return None   # inside a float island: run on the int8 codes, the closing QUANTIZE a table
+        if op.opcode in _ISLAND_ONLY:
+            return _ISLAND_ONLY[op.opcode]
     check = _CHECKS.get(op.opcode)
     if check is None and op.opcode in _REFUSALS:
         return _REFUSALS[op.opcode](graph, op)

@@ -128,7 +128,8 @@ def print_report(r: dict) -> None:
     t.add_row("bit-exact vs host", _fmt(a.get("bit_exact_rate"), pct=True))
     t.add_row("top-1 agreement", _fmt(a.get("top1_agreement"), pct=True))
     diff = a.get("max_abs_diff")
-    t.add_row("max |diff|", f"{_fmt(diff)} int8 steps" if diff is not None else _fmt(diff))
+    unit = " (float32 output)" if isinstance(diff, float) else " int8 steps"   # float outputs: a value
+    t.add_row("max |diff|", f"{_fmt(diff)}{unit}" if diff is not None else _fmt(diff))
     acc = r.get("accuracy") or {}
     if (r.get("metrics") or {}).get("task", "classify") == "classify":   # an autoencoder has its AUC below
         t.add_row("accuracy float / int8 host / board",

@@ -64,7 +64,7 @@ TE_ERR_OVERFLOW = 7
 TE_ERR_UNSUPPORTED = 2
 
 # TFLite TensorType codes (te_dtype_t)
-DTYPE_NAMES = {9: "int8", 7: "int16", 2: "int32", 3: "uint8", 0: "float32"}
+DTYPE_NAMES = {9: "int8", 7: "int16", 2: "int32", 3: "uint8", 0: "float32", 4: "int64"}
 DTYPE_CODES = {v: k for k, v in DTYPE_NAMES.items()}
 
 

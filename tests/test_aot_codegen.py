@@ -99,6 +99,8 @@ def test_every_symbol_is_prefixed(generated, tmp_path):
         out = subprocess.run(["nm", "--defined-only", str(obj)], capture_output=True, text=True, check=True).stdout
         syms = [line.split()[-1] for line in out.splitlines() if line.strip() and line.split()[1] in "TtDdRrBb"]
         want = "te_model" if obj.stem == "model" else "te_"
+        if obj.stem.startswith("te_mve_") and not syms:
+            continue     # the Helium kernels compile to nothing without MVE (checked on qemu-cortex-m55)
         bad = [s for s in syms if not s.startswith(want) and not s.startswith(".")]
         assert syms and not bad, f"{obj.name}: unprefixed symbols {bad}"
 

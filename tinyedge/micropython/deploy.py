@@ -83,3 +83,67 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
     report["backend"] = info.backend
     notes.extend(v.get("notes", []))
     return report
+
+
+def profile(*, board, tflite: Path, graph, x, model_path: Path, outdir: Path, port: str | None, timeout: float,
+            runs: int, layers=None, fault_op: int | None = None, backend: str = "auto", name: str | None = None,
+            micropython_dir=None, baud: int | None = None, progress=None, step=lambda name: None) -> dict:
+    """`tinyedge profile` on a MicroPython board: a profile package (its native module with the per-op
+    profiler; the viper code profiled from Python on the board), installed and profiled op by op
+    (tinyedge.profile.profile_device over the raw REPL).  Returns the report's board-side part."""
+    from ..profile import profile_device
+    from .boards import start_board
+    from .package import generate_package, module_name
+    from .session import MicroPythonDevice
+
+    spec = board.micropython
+    if spec is None:
+        raise UsageError(f"board {board.id} says nothing about MicroPython", hint="add a [micropython] table")
+    name = name or module_name(model_path)
+    pkg_dir = outdir / "package"
+    step("generate")
+    res = generate_package(tflite, pkg_dir, arch=spec.arch, name=name, backend=backend, board=board.id,
+                           mpy_dir=micropython_dir, force=True, profile=True, fault_op=fault_op)
+    handle = None
+    if port is None:
+        if not spec.emulator:
+            raise UsageError(f"{board.id} is a real board and no --port was given",
+                             hint=f"attach it and pass --port (its MicroPython's REPL); the package is in {pkg_dir}")
+        step("start")
+        handle = start_board(board, micropython_dir)
+        port = handle.port
+    dev = None
+    try:
+        dev = MicroPythonDevice(port, board=board, name=name, timeout=timeout, baud=baud or board.uart.baud,
+                                boot_script=getattr(handle, "boot_script", None), process=handle)
+        handle = None
+        step("install")
+        dev._pkg_bytes = res.package_bytes
+        installed = dev.install(pkg_dir, name)
+        info = dev.open_model()
+        step("profile")
+        dev.collect_each = True
+        prof = profile_device(dev, tflite, x, runs=runs, layers=layers, progress=progress)
+        unit, per = dev._unit()
+    finally:
+        if dev is not None:
+            dev.close()
+        if handle is not None:
+            handle.close()
+    prof["profile"]["counter"] = (f"time.{spec.ticks}() of the board's MicroPython, one tick = {per:,} {unit}"
+                                  + (" (-icount shift=0: 1 ns of virtual time per instruction)"
+                                     if unit == "instructions" else ""))
+    prof["profile"]["resolution"] = per
+    notes = list(res.notes) + list(info.notes)
+    notes.append(f"per-op counts from time.{spec.ticks}() (resolution {per:,} {unit}); backend {info.backend}: "
+                 + ("the native module's hooks time each op in C" if info.backend == "natmod"
+                    else "each op's viper kernel timed from Python on the board"))
+    cov = prof["profile"]["coverage"]
+    if cov is not None and abs(cov - 1.0) > 0.02:
+        notes.append(f"the ops add up to {cov * 100:.1f}% of the whole inference: the rest is the package's "
+                     "input/output copies and the call glue between ops, and the counter's resolution")
+    return {"backend": info.backend, "device": info.to_dict(), "profile_part": prof, "notes": notes,
+            "package": str(pkg_dir / name),
+            "memory": {"flash_bytes": installed, "ram_bytes": info.heap_bytes, "arena_bytes": res.arena_bytes,
+                       "const_bytes": res.const_bytes, "heap_free_bytes": info.heap_free,
+                       "board_flash_bytes": board.flash_bytes, "board_ram_bytes": board.ram_bytes}}

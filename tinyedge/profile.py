@@ -19,8 +19,16 @@ tflite-micro interpreter run with all intermediate tensors preserved (in a
 worker process: tinyedge.isolate), and fetches the whole output of the first
 op that differs (a profiled inference that streams that op's output from its
 end hook) for its largest difference in quantization steps, cosine
-similarity and RMSE of the dequantized values.  One input tensor; each op's
-first output is compared.
+similarity and RMSE of the dequantized values.  Every input of a model with
+several is set (`x`: one array per input), an op's CRC covers all its outputs
+in order (SPLIT, UNPACK: TE_OP_OUTPUT), and every model output of a plain and
+of the profiled inference is compared with the reference (`profile.outputs`).
+
+On a MicroPython board (tinyedge.micropython.session) the same calls run the
+profile package over the raw REPL: its native module's hooks (the same
+te_profile_config.h and TE_OP_* hooks of model.c, timed with the board's
+time.ticks_us / ticks_cpu) or, for the viper code, each op's kernels timed from
+Python on the board (templates/micropython/profile.py.j2).
 
 The per-op counts add up to the whole count less the glue between ops (the
 runtime's loop, TFLM's temp-allocation reset): `coverage` = sum / whole,
@@ -95,9 +103,26 @@ def is_profile_project(project: str | Path) -> bool:
 
 # -------------------------------------------------------------- the reference
 
-def reference_tensors(tflite: bytes, x: np.ndarray) -> list[np.ndarray | None]:
-    """Each op's first output, from the tflite-micro interpreter with every tensor preserved
-    (runs in a worker process: `tinyedge.isolate.call("evaluate", ...)`)."""
+def _as_inputs(graph: Graph, x) -> list[np.ndarray]:
+    """One array per model input: `x` as given (a list / tuple of arrays), or the one array of a
+    single-input model."""
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(xs) != len(graph.inputs):
+        raise UsageError(f"the model has {len(graph.inputs)} inputs, got {len(xs)} arrays",
+                         hint="give one int8 array per model input, in the model's input order")
+    out = []
+    for a, t in zip(xs, graph.input_tensors, strict=True):
+        a = np.asarray(a, dtype=_np_dtype(t.dtype))
+        if a.size != int(np.prod(t.shape)):
+            raise UsageError(f"input '{t.name}' takes shape {list(t.shape)}, got {a.size} values")
+        out.append(a.reshape(tuple(int(d) for d in t.shape)))
+    return out
+
+
+def reference_tensors(tflite: bytes, x) -> dict:
+    """The tflite-micro interpreter's tensors with every tensor preserved (runs in a worker process:
+    `tinyedge.isolate.call("evaluate", ...)`): {"ops": per op, the list of its outputs (None for an
+    output it has not), "outputs": the model's outputs}.  `x`: one array per input (or the one)."""
     from tflite_micro.python.tflite_micro import runtime
 
     from . import isolate
@@ -105,18 +130,20 @@ def reference_tensors(tflite: bytes, x: np.ndarray) -> list[np.ndarray | None]:
     graph = parse_tflite(tflite)
     isolate.mark("evaluate")
     interp = runtime.Interpreter.from_bytes(tflite, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
-    shape = tuple(int(d) for d in interp.get_input_details(0)["shape"])
-    interp.set_input(np.asarray(x, dtype=np.int8).reshape(shape), 0)
+    for i, a in enumerate(_as_inputs(graph, x)):
+        shape = tuple(int(d) for d in interp.get_input_details(i)["shape"])
+        interp.set_input(a.reshape(shape), i)
     interp.invoke()
-    outs: list[np.ndarray | None] = []
-    for op in graph.ops:
-        if not op.outputs or op.outputs[0] < 0:
-            outs.append(None)
-            continue
-        t = interp.GetTensor(int(op.outputs[0]), 0)
+
+    def tensor(idx: int):
+        if idx < 0:
+            return None
+        t = interp.GetTensor(int(idx), 0)
         data = t.get("tensor_data") if isinstance(t, dict) else t
-        outs.append(None if data is None else np.array(data, copy=True))
-    return outs
+        return None if data is None else np.array(data, copy=True)
+
+    return {"ops": [[tensor(t) for t in op.outputs] for op in graph.ops],
+            "outputs": [np.array(interp.get_output(i), copy=True) for i in range(len(graph.outputs))]}
 
 
 # ------------------------------------------------------------------ metrics
@@ -226,16 +253,63 @@ def keras_layers(model: str | Path) -> dict[str, str]:
 
 # ---------------------------------------------------------------- on the board
 
+def _np_dtype(name: str):
+    return np.dtype(name) if name in ("int8", "uint8", "int16", "int32", "int64", "float32") else np.dtype(np.int8)
+
+
 def _dtype_of(graph: Graph, idx: int):
-    t = graph.tensors[idx]
-    return np.dtype(t.dtype) if t.dtype in ("int8", "uint8", "int16", "int32", "float32") else np.dtype(np.int8)
+    return _np_dtype(graph.tensors[idx].dtype)
+
+
+def _qparams(t) -> tuple[float | None, int]:
+    scale = float(t.scale[0]) if t.scale is not None and len(t.scale) else None
+    zp = int(t.zero_point[0]) if t.zero_point is not None and len(t.zero_point) else 0
+    return scale, zp
+
+
+def _compare_parts(graph: Graph, idxs: list[int], blob: bytes, refs: list) -> dict:
+    """The board's bytes of tensors `idxs` (concatenated, in order) against the reference's: the
+    comparison of the first that differs (or of the first), with `output` its position."""
+    pos, first = 0, None
+    for k, (idx, ref) in enumerate(zip(idxs, refs, strict=True)):
+        dt = _dtype_of(graph, idx)
+        n = int(graph.tensors[idx].nbytes)
+        dev_t = np.frombuffer(blob[pos:pos + n], dtype=dt)
+        pos += n
+        if ref is None:
+            continue
+        d = compare_tensor(dev_t, ref, *_qparams(graph.tensors[idx]))
+        d["elements_differing"] = int(np.count_nonzero(dev_t.reshape(-1).astype(np.int64)
+                                                       != np.asarray(ref).reshape(-1).astype(np.int64)))
+        d["output"] = k
+        d["tensor"] = graph.tensors[idx].name
+        if first is None:
+            first = d
+        if d["elements_differing"]:
+            return d
+    return first or {"max_diff_steps": 0, "cosine": 1.0, "rmse": 0.0, "elements_differing": 0, "output": 0}
+
+
+def _output_rows(graph: Graph, y, refs: list) -> list[dict]:
+    """Every model output of the board's plain inference against the reference."""
+    ys = list(y) if isinstance(y, (list, tuple)) else [y]
+    rows = []
+    for k, (idx, a, r) in enumerate(zip(graph.outputs, ys, refs, strict=True)):
+        t = graph.tensors[idx]
+        a = np.asarray(a).reshape(-1)
+        d = compare_tensor(a, r, *_qparams(t))
+        rows.append({"index": k, "name": t.name, "shape": [int(s) for s in t.shape],
+                     "bit_exact": bool(np.array_equal(a.astype(np.int64), np.asarray(r).reshape(-1).astype(np.int64))),
+                     **d})
+    return rows
 
 
 def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEFAULT_RUNS, layers=None,
                    progress: Progress | None = None, clock_hz: int | None = None) -> dict:
-    """Profile one input on an open Device whose firmware has the profiler; returns the report part:
-    `per_layer` (one entry per op), `latency` (runs with the hooks off) and `profile` (totals, the
-    overhead taken out, the first divergent op)."""
+    """Profile one input on an open Device whose firmware has the profiler (or a MicroPython session
+    with a profile package); returns the report part: `per_layer` (one entry per op), `latency` (runs
+    with the hooks off) and `profile` (totals, the overhead taken out, the first divergent op, every
+    model output against the reference).  `x`: the int8 input, or one per input of the model."""
     from . import isolate
     from .metrics import latency
     from .validation import check_model
@@ -246,7 +320,8 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
     graph = load_tflite(tflite)
     info = device.info()
     check_model(info, graph)
-    x = np.asarray(x, dtype=np.int8)
+    xs = _as_inputs(graph, x)
+    x = xs[0] if len(xs) == 1 else xs
     steps_total = 2 * runs + 3
     done = 0
 
@@ -267,10 +342,13 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
     tick()
     whole: list[int] = []
     records = []
+    y_plain = None
     try:
         for _ in range(runs):
-            _, count = device.infer(x)
+            y, count = device.infer(x)
             whole.append(int(count))
+            if y_plain is None:
+                y_plain = y
             device.set_profile(True, crc=exact_counter)
             r, _ = device.infer_profiled(x)
             device.set_profile(False)
@@ -296,16 +374,17 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
     med_raw = np.median(raw, axis=0)
     counts = [max(0, int(round(v - overhead))) for v in med_raw]
 
-    ref = isolate.call("evaluate", "tinyedge.profile:reference_tensors", tflite.read_bytes(), x)
+    ref = isolate.call("evaluate", "tinyedge.profile:reference_tensors", tflite.read_bytes(), xs)
     first = crc_run
     exact: list[bool | None] = []
     for i in range(len(graph.ops)):
-        a = ref[i]
+        parts = ref["ops"][i]
         rec = first.ops[i]
-        if a is None:
+        if not parts or any(a is None for a in parts):
             exact.append(None)
             continue
-        want = np.ascontiguousarray(a).tobytes()
+        # the board CRCs all of an op's outputs, in order, as one run of bytes
+        want = b"".join(np.ascontiguousarray(a).tobytes() for a in parts)
         exact.append(rec.nbytes == len(want) and rec.crc == (zlib.crc32(want) & 0xFFFFFFFF))
     divergent = next((i for i, e in enumerate(exact) if e is False), None)
     detail = None
@@ -319,17 +398,15 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
         blob = dumps.get(divergent)
         if blob is None:
             raise ValidationError(f"the board did not send op {divergent}'s output")
-        out_idx = graph.ops[divergent].outputs[0]
-        t = graph.tensors[out_idx]
-        dev_t = np.frombuffer(blob, dtype=_dtype_of(graph, out_idx))
-        scale = float(t.scale[0]) if t.scale is not None and len(t.scale) else None
-        zp = int(t.zero_point[0]) if t.zero_point is not None and len(t.zero_point) else 0
-        detail = compare_tensor(dev_t, ref[divergent], scale, zp)
+        detail = _compare_parts(graph, [t for t in graph.ops[divergent].outputs], blob, ref["ops"][divergent])
         detail["index"] = divergent
-        detail["elements_differing"] = int(np.count_nonzero(dev_t.reshape(-1).astype(np.int64)
-                                                            != np.asarray(ref[divergent]).reshape(-1)))
     else:
         tick()
+    outputs = _output_rows(graph, y_plain, ref["outputs"])
+    # the profiled inference's outputs too (the firmware's result frame, or the MicroPython board's)
+    prof_out = bytes(first.outputs or b"")
+    want_out = b"".join(np.ascontiguousarray(a).tobytes() for a in ref["outputs"])
+    profiled_exact = prof_out == want_out if prof_out else None
 
     from .analyze import macs as op_macs
 
@@ -367,6 +444,10 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
             "bit_exact_ops": sum(1 for e in exact if e),
             "ops": n_ops,
             "first_divergent": detail,
+            "outputs": outputs,
+            "outputs_bit_exact": all(o["bit_exact"] for o in outputs),
+            "profiled_outputs_bit_exact": profiled_exact,
+            "inputs": len(xs),
         },
     }
 
@@ -419,7 +500,18 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
     with tempfile.TemporaryDirectory(prefix="tinyedge-profile-") as tmp:
         _, data_bytes = _load_model(src, Path(tmp), convert_options)
     graph = parse_tflite(data_bytes, path=src)
-    inputs = prepare_inputs(graph, data, 1)
+    if len(graph.inputs) > 1:
+        if data is not None:
+            raise UsageError(f"{src.name} has {len(graph.inputs)} inputs; --data gives one array",
+                             hint="drop --data: every input is then generated (seeded random int8)")
+        from .validation import ValidationInputs, generated_inputs
+
+        x_prof = [generated_inputs(tuple(t.shape), 3)[2] for t in graph.input_tensors]
+        inputs = ValidationInputs(np.stack([x_prof[0]]), notes=[
+            f"{len(x_prof)} inputs: each a generated (seeded random) int8 tensor"])
+    else:
+        inputs = prepare_inputs(graph, data, 1)
+        x_prof = inputs.xq[0]
     if fault_op is not None and not 0 <= int(fault_op) < len(graph.ops):
         raise UsageError(f"fault op {fault_op} is not an op of the model (it has {len(graph.ops)})",
                          hint=f"use an op index 0..{len(graph.ops) - 1}")
@@ -431,7 +523,7 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
         if micropython:
             from .micropython.deploy import profile as mp_profile
 
-            mp = mp_profile(board=b, tflite=tflite, graph=graph, x=inputs.xq[0], model_path=src, outdir=outdir,
+            mp = mp_profile(board=b, tflite=tflite, graph=graph, x=x_prof, model_path=src, outdir=outdir,
                             port=port, timeout=timeout, runs=runs, layers=keras_layers(src), fault_op=fault_op,
                             backend=backend, name=name, micropython_dir=micropython_dir, baud=baud,
                             progress=progress, step=step)
@@ -466,7 +558,7 @@ def profile(model: str | Path, *, board: str | None = None, runtime: str | None 
             with Device(result.port, timeout=timeout, on_status=on_status, process=result.process,
                         **({"baud": baud} if baud else {})) as dev:
                 result.process = None
-                prof = profile_device(dev, tflite, inputs.xq[0], runs=runs, layers=keras_layers(src),
+                prof = profile_device(dev, tflite, x_prof, runs=runs, layers=keras_layers(src),
                                       progress=progress)
         finally:
             result.close()

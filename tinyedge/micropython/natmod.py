@@ -74,8 +74,7 @@ def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model", 
             shutil.copyfile(aot.firmware_dir() / "app" / "te_profile.h", d / "te_profile.h")
             (d / "te_profile_config.h").write_text(render_profile_config(graph, fault_op))
             includes = "-I. " + includes
-        max_out = max([graph.tensors[op.outputs[0]].nbytes for op in graph.ops if op.outputs and op.outputs[0] >= 0],
-                      default=0)
+        max_out = max([sum(graph.tensors[t].nbytes for t in op.outputs if t >= 0) for op in graph.ops], default=0)
         (d / "natmod.c").write_text(render_text("natmod.c.j2", name=name, input_bytes=vm_in, output_bytes=vm_out,
                                                 arena_bytes=res.arena_bytes, profile=profile,
                                                 n_ops=len(graph.ops), max_out_bytes=max_out))

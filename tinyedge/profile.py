@@ -84,14 +84,16 @@ def enable_profile(project: str | Path, graph: Graph, *, fault_op: int | None = 
 
 
 def generate_profile_project(model: str | Path, board, runtime: str = "aot", out_dir: str | Path = "project", *,
-                             force: bool = False, fault_op: int | None = None, weights: str = "auto") -> Path:
+                             force: bool = False, fault_op: int | None = None, weights: str = "auto",
+                             **project_options) -> Path:
     """`generate_project` with the profiler compiled in, written atomically (a half-made project is
-    never left at `out_dir`)."""
+    never left at `out_dir`).  `project_options`: more keyword arguments of `generate_project`
+    (prefix, convert_options)."""
     from .fsutil import staged_dir
     from .project import generate_project
 
     with staged_dir(out_dir, force=force, what="tinyedge profile project") as stage:
-        generate_project(model, board, runtime, stage, force=True, weights=weights)
+        generate_project(model, board, runtime, stage, force=True, weights=weights, **project_options)
         graph = load_tflite(stage / "model" / "model.tflite")
         enable_profile(stage, graph, fault_op=fault_op)
     return Path(out_dir).expanduser().resolve()

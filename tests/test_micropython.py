@@ -560,3 +560,18 @@ def test_cli_profile_on_micropython_unix(digits_tflite, run_cli, tmp_path, mp_tr
     assert rep["profile"]["first_divergent"]["index"] == 1
     assert any("fault injection package" in n for n in rep["notes"])
     assert "ticks_us" in rep["profile"]["counter"]
+
+
+@pytest.mark.slow
+def test_deploy_per_layer_on_micropython_unix(digits_tflite, run_cli, tmp_path, mp_tree):
+    """`deploy --per-layer` on a MicroPython board: the validation as usual, then the per-op profile."""
+    out = tmp_path / "dep"
+    r = run_cli("deploy", digits_tflite, "-b", "micropython-unix", "-r", "micropython", "--backend", "natmod",
+                "--per-layer", "-n", "4", "--json", "-o", out)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["agreement"]["bit_exact_rate"] == 1.0 and rep["backend"] == "natmod"
+    assert "per-layer" in [s["name"] for s in rep["steps"]]
+    assert len(rep["per_layer"]) == 7 and all(row["bit_exact"] for row in rep["per_layer"])
+    assert rep["profile"]["unit"] == "us" and rep["profile"]["resolution"] == 1
+    assert rep["profile"]["outputs_bit_exact"] is True

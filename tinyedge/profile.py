@@ -306,6 +306,15 @@ def _output_rows(graph: Graph, y, refs: list) -> list[dict]:
     return rows
 
 
+def _counter(device) -> dict:
+    """The counter's description and resolution, where the session says (MicroPython boards)."""
+    fn = getattr(device, "profile_counter", None)
+    if fn is None:
+        return {}
+    text, per = fn()
+    return {"counter": text, "resolution": per}
+
+
 def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEFAULT_RUNS, layers=None,
                    progress: Progress | None = None, clock_hz: int | None = None) -> dict:
     """Profile one input on an open Device whose firmware has the profiler (or a MicroPython session
@@ -450,6 +459,7 @@ def profile_device(device, tflite: str | Path, x: np.ndarray, *, runs: int = DEF
             "outputs_bit_exact": all(o["bit_exact"] for o in outputs),
             "profiled_outputs_bit_exact": profiled_exact,
             "inputs": len(xs),
+            **_counter(device),
         },
     }
 

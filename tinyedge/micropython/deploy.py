@@ -17,8 +17,11 @@ log = logging.getLogger(__name__)
 
 def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None, timeout: float, steps,
            notes: list[str], report: dict, float_accuracy=None, progress=None, backend: str = "auto",
-           name: str | None = None, micropython_dir=None, baud: int | None = None) -> dict:
-    """The generate / install / validate steps of a MicroPython deploy; returns the report."""
+           name: str | None = None, micropython_dir=None, baud: int | None = None,
+           per_layer_runs: int | None = None) -> dict:
+    """The generate / install / validate steps of a MicroPython deploy; returns the report.
+    `per_layer_runs` (deploy --per-layer): a profile package, and after the validation the first
+    input profiled op by op that many runs (report: `per_layer`, `profile`)."""
     from ..validation import validate_device
     from .boards import start_board
     from .package import generate_package, module_name
@@ -31,7 +34,7 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
     pkg_dir = outdir / "package"
     with steps.step("generate") as st:
         res = generate_package(tflite, pkg_dir, arch=spec.arch, name=name, backend=backend, board=board.id,
-                               mpy_dir=micropython_dir, force=True)
+                               mpy_dir=micropython_dir, force=True, profile=per_layer_runs is not None)
         st["note"] = f"{name} ({res.backend}, {spec.arch}): {res.package_bytes:,} bytes"
     notes.extend(res.notes)
     handle = None
@@ -60,6 +63,17 @@ def deploy(*, board, tflite: Path, graph, inputs, outdir: Path, port: str | None
         with steps.step("validate"):
             info = dev.open_model()
             v = validate_device(dev, tflite, inputs=inputs, float_accuracy=float_accuracy, progress=progress)
+        if per_layer_runs is not None and v.get("interrupted"):
+            notes.append("interrupted: the per-layer profile was not run")
+        elif per_layer_runs is not None:
+            from ..profile import keras_layers, profile_device
+
+            with steps.step("per-layer"):
+                dev.collect_each = True
+                prof = profile_device(dev, tflite, inputs.xq[0], runs=per_layer_runs,
+                                      layers=keras_layers(report["model"]["path"]))
+            report["per_layer"] = prof["per_layer"]
+            report["profile"] = prof["profile"]
         report["device"] = info.to_dict()
         report["link"] = dict(vars(dev.stats))
     finally:
@@ -130,10 +144,6 @@ def profile(*, board, tflite: Path, graph, x, model_path: Path, outdir: Path, po
             dev.close()
         if handle is not None:
             handle.close()
-    prof["profile"]["counter"] = (f"time.{spec.ticks}() of the board's MicroPython, one tick = {per:,} {unit}"
-                                  + (" (-icount shift=0: 1 ns of virtual time per instruction)"
-                                     if unit == "instructions" else ""))
-    prof["profile"]["resolution"] = per
     notes = list(res.notes) + list(info.notes)
     notes.append(f"per-op counts from time.{spec.ticks}() (resolution {per:,} {unit}); backend {info.backend}: "
                  + ("the native module's hooks time each op in C" if info.backend == "natmod"

@@ -413,6 +413,15 @@ class MicroPythonDevice:
 
     _profile = (False, None, True)
 
+    def profile_counter(self) -> tuple[str, int]:
+        """What times the ops (for the report): its description, and its resolution in the unit."""
+        spec = self.board.micropython
+        ticks = spec.ticks if spec else "ticks_us"
+        unit, per = self._unit()
+        return (f"time.{ticks}() of the board's MicroPython, one tick = {per:,} {unit}"
+                + (" (-icount shift=0: 1 ns of virtual time per instruction)" if unit == "instructions" else ""),
+                per)
+
     def set_profile(self, enabled: bool, dump_op: int | None = None, crc: bool = True) -> None:
         """As `tinyedge.link.Device.set_profile`: the profiled inferences that follow time every op,
         CRC every op's output (`crc`) and send op `dump_op`'s whole output.  Nothing goes to the

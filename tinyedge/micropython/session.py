@@ -336,16 +336,10 @@ class MicroPythonDevice:
             return self.open_model()
         return self._info
 
-    # Collect garbage before each timed inference (profiling sets it): a collection that lands inside
-    # one (seen on the QEMU port: +40k..+290k instructions in 7.5M, in some runs only) is not the model's.
-    collect_each = False
-
     def _start_loop(self) -> None:
-        if self._loop and self._loop != ("collect" if self.collect_each else "plain"):
-            self.stop_loop()
         if not self._loop:
-            self.t.exec_raw_no_follow(f"_te_loop(_te_m, {self.chunk}, {bool(self.collect_each)})")
-            self._loop = "collect" if self.collect_each else "plain"
+            self.t.exec_raw_no_follow(f"_te_loop(_te_m, {self.chunk})")
+            self._loop = True
 
     def infer(self, x) -> tuple[np.ndarray, int]:
         info = self.info()
@@ -459,14 +453,15 @@ class MicroPythonDevice:
         if st[0] == "noprof":
             raise LinkError(f"{self.url}: the package's native module was built without the per-op profiler",
                             hint="install a profile package: 'tinyedge profile MODEL --board B' (or --backend viper)")
-        if st[0] != "prof" or len(st) != 8:
+        if st[0] != "prof" or len(st) != 9:
             raise ProtocolError(f"unexpected profile status {' '.join(st)[:80]!r}")
         _, per = self._unit()
-        whole, cal, pairs, over = (int(v) for v in st[2:6])
-        rec = binascii.unhexlify(st[6])
+        whole, plain, cal, pairs, over = (int(v) for v in st[2:7])
+        self.last_plain_count = plain * per
+        rec = binascii.unhexlify(st[7])
         ops = tuple(p.OpRecord(raw * per, crc_, nb) for raw, crc_, nb in
                     (struct.unpack_from("<III", rec, k) for k in range(0, len(rec), 12)))
-        y = binascii.unhexlify(st[7])
+        y = binascii.unhexlify(st[8])
         dumps: dict[int, bytes] = {}
         for line in out.decode("utf-8", "replace").splitlines():
             if line.startswith("TE!dump "):

@@ -257,3 +257,124 @@ def test_deploy_per_layer_on_host(mlperf_tflite, run_cli, tmp_path):
         assert row["bit_exact"] is True and row["max_diff_steps"] == 0
     assert rep["profile"]["first_divergent"] is None
     assert "per-layer" in [s["name"] for s in rep["steps"]]
+
+
+# ------------------------------------------------- several inputs, several outputs
+
+@pytest.fixture(scope="session")
+def two_io_tflite(tmp_path_factory) -> Path:
+    """A tf_keras functional model with two inputs and two outputs, and a SPLIT (one op, two outputs)
+    in the middle: int8-converted here (tinyedge convert takes one-input models only)."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    import tf_keras as k2
+
+    L = k2.layers
+    k2.utils.set_random_seed(3)
+    a, b = L.Input((64,), name="a"), L.Input((32,), name="b")
+    h = L.Dense(64, activation="relu", name="mix")(L.Concatenate(name="cat")([a, b]))
+    s1, s2 = L.Lambda(lambda t: tf.split(t, 2, axis=-1), name="halves")(h)
+    m = k2.Model([a, b], [L.Dense(8, name="head1")(s1), L.Dense(5, activation="softmax", name="head2")(s2)])
+    fn = tf.function(lambda x1, x2: m([x1, x2]), input_signature=[tf.TensorSpec((1, 64), tf.float32),
+                                                                   tf.TensorSpec((1, 32), tf.float32)])
+    rng = np.random.default_rng(0)
+
+    def rep():
+        for _ in range(20):
+            yield [rng.normal(size=(1, 64)).astype(np.float32), rng.normal(size=(1, 32)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    out = tmp_path_factory.mktemp("two-io") / "two_io.tflite"
+    out.write_bytes(conv.convert())
+    g = load_tflite(out)
+    assert len(g.inputs) == 2 and len(g.outputs) == 2
+    assert [len(op.outputs) for op in g.ops if op.opcode == "SPLIT"] == [2]
+    return out
+
+
+def _inputs(model: Path) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.integers(-128, 128, size=t.shape).astype(np.int8) for t in load_tflite(model).input_tensors]
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("fault_op", [None, 2])
+def test_two_inputs_two_outputs_and_a_split_on_qemu(two_io_tflite, fault_op):
+    """Both inputs reach the board and the reference; the SPLIT's CRC covers both its outputs; both
+    model outputs are compared; a broken SPLIT (its first output off by one) is found at that op."""
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    import zlib
+
+    from tinyedge import isolate
+    from tinyedge.flashers.dispatch import flash_project
+    from tinyedge.link import Device
+    from tinyedge.profile import profile_device
+
+    model = two_io_tflite
+    g = load_tflite(model)
+    xs = _inputs(model)
+    folder = _profile_build(model, "qemu-cortex-m4", "aot", fault_op)
+    with Device.from_flash(flash_project(folder, board="qemu-cortex-m4"), timeout=60) as dev:
+        rep = profile_device(dev, model, xs, runs=2)
+        dev.set_profile(True, crc=True)
+        rec, _ = dev.infer_profiled(xs)
+        dev.set_profile(False)
+    ref = isolate.call("evaluate", "tinyedge.profile:reference_tensors", model.read_bytes(), xs)
+    split = next(op.index for op in g.ops if op.opcode == "SPLIT")
+    parts = ref["ops"][split]
+    assert len(parts) == 2 and rec.ops[split].nbytes == sum(a.nbytes for a in parts)
+    whole_crc = zlib.crc32(b"".join(np.ascontiguousarray(a).tobytes() for a in parts))
+    prof = rep["profile"]
+    assert prof["inputs"] == 2 and [o["index"] for o in prof["outputs"]] == [0, 1]
+    if fault_op is None:
+        assert rec.ops[split].crc == whole_crc
+        _check_adds_up(rep, model)
+        assert prof["outputs_bit_exact"] and prof["profiled_outputs_bit_exact"]
+        assert all(o["bit_exact"] and o["max_diff_steps"] == 0 for o in prof["outputs"])
+    else:
+        assert rec.ops[split].crc != whole_crc
+        _check_fault_found(rep, fault_op)
+        # the SPLIT's two outputs came back as two dumps, joined; the first is the broken one
+        assert prof["first_divergent"]["output"] == 0
+        assert prof["first_divergent"]["tensor"] == g.tensors[g.ops[split].outputs[0]].name
+        # (one step in a hidden value need not reach the model's outputs: they are compared, not asserted)
+        assert len(prof["outputs"]) == 2
+
+
+def test_every_model_output_is_compared(two_io_tflite):
+    from tinyedge.profile import _output_rows
+
+    g = load_tflite(two_io_tflite)
+    refs = [np.arange(int(np.prod(t.shape)), dtype=np.int8).reshape(t.shape) for t in g.output_tensors]
+    ys = [r.copy() for r in refs]
+    ys[1].reshape(-1)[2] += 3
+    rows = _output_rows(g, tuple(ys), refs)
+    assert [r["bit_exact"] for r in rows] == [True, False]
+    assert rows[1]["max_diff_steps"] == 3 and rows[0]["max_diff_steps"] == 0
+    assert [r["name"] for r in rows] == [t.name for t in g.output_tensors]
+
+
+@pytest.mark.slow
+def test_cli_profile_two_input_model_on_host(two_io_tflite, run_cli, tmp_path):
+    require_tool("cc")
+    out = tmp_path / "prof"
+    r = run_cli("profile", two_io_tflite, "-b", "host", "--runs", "2", "--json", "-o", out)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["profile"]["inputs"] == 2 and len(rep["profile"]["outputs"]) == 2
+    assert rep["profile"]["outputs_bit_exact"] and all(row["bit_exact"] for row in rep["per_layer"])
+    assert any("2 inputs" in n for n in rep["notes"])
+    data = tmp_path / "x.npy"
+    np.save(data, np.zeros((1, 64), np.float32))
+    r = run_cli("profile", two_io_tflite, "-b", "host", "--data", data, "-o", tmp_path / "p2")
+    assert r.returncode == 2 and "error:" in r.stderr and "2 inputs" in r.stderr
+    assert "Traceback" not in r.stderr

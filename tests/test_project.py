@@ -347,3 +347,139 @@ def test_keras_model_is_converted_first(tmp_path):
     assert meta["model"]["path"] == str(h5) and meta["model"]["sha256"] == g.sha256
     assert all(t.dtype == "int8" for t in g.input_tensors + g.output_tensors)
     assert g.sha256 in (out / "src" / "main.c").read_text()
+
+
+# FAKE ESP-IDF headers: just what firmware/hal/esp32/te_hal_esp32.c includes, so that its counter
+# path compiles and runs on the host.  esp_cpu_get_cycle_count() is a fake counter that records its
+# calls, advances FAKE_STEP cycles a call (plus what fake_esp_cpu_work adds) and starts near 2^32 so
+# that the 64-bit widening wraps during the run.
+_FAKE_IDF = {
+    "esp_cpu.h": """/* FAKE esp_cpu.h for a host test (tests/test_project.py) */
+#include <stdint.h>
+#define FAKE_STEP 7u
+uint32_t esp_cpu_get_cycle_count(void);
+void fake_esp_cpu_work(uint32_t cycles);
+extern uint32_t fake_esp_cpu_calls;
+""",
+    "driver/uart.h": """/* FAKE driver/uart.h for a host test */
+#include <stddef.h>
+#include <stdint.h>
+#include "freertos/FreeRTOS.h"
+typedef int uart_port_t;
+#define UART_NUM_0 0
+enum { UART_DATA_8_BITS = 3, UART_PARITY_DISABLE = 0, UART_STOP_BITS_1 = 1, UART_HW_FLOWCTRL_DISABLE = 0,
+       UART_SCLK_DEFAULT = 0 };
+typedef struct { int baud_rate, data_bits, parity, stop_bits, flow_ctrl, source_clk; } uart_config_t;
+#define ESP_ERROR_CHECK(x) ((void)(x))
+int uart_param_config(uart_port_t port, const uart_config_t *cfg);
+int uart_driver_install(uart_port_t port, int rx, int tx, int qsize, void *queue, int flags);
+int uart_write_bytes(uart_port_t port, const char *buf, size_t n);
+int uart_wait_tx_done(uart_port_t port, TickType_t ticks);
+int uart_read_bytes(uart_port_t port, void *buf, uint32_t n, TickType_t ticks);
+""",
+    "freertos/FreeRTOS.h": """/* FAKE FreeRTOS.h for a host test */
+#ifndef FAKE_FREERTOS_H
+#define FAKE_FREERTOS_H
+#include <stdint.h>
+typedef uint32_t TickType_t;
+#define portMAX_DELAY 0xFFFFFFFFu
+#define pdMS_TO_TICKS(ms) ((TickType_t)(ms))
+#endif
+""",
+    "freertos/task.h": "/* FAKE task.h for a host test */\n",
+    "fake_idf.c": """/* FAKE ESP-IDF functions for a host test */
+#include "driver/uart.h"
+#include "esp_cpu.h"
+static uint32_t fake_cycles = 0xFFFFF000u;
+uint32_t fake_esp_cpu_calls;
+uint32_t esp_cpu_get_cycle_count(void) { fake_esp_cpu_calls++; fake_cycles += FAKE_STEP; return fake_cycles; }
+void fake_esp_cpu_work(uint32_t cycles) { fake_cycles += cycles; }
+int uart_param_config(uart_port_t port, const uart_config_t *cfg) { (void)port; (void)cfg; return 0; }
+int uart_driver_install(uart_port_t port, int rx, int tx, int qsize, void *queue, int flags)
+{ (void)port; (void)rx; (void)tx; (void)qsize; (void)queue; (void)flags; return 0; }
+int uart_write_bytes(uart_port_t port, const char *buf, size_t n) { (void)port; (void)buf; return (int)n; }
+int uart_wait_tx_done(uart_port_t port, TickType_t ticks) { (void)port; (void)ticks; return 0; }
+int uart_read_bytes(uart_port_t port, void *buf, uint32_t n, TickType_t ticks)
+{ (void)port; (void)buf; (void)n; (void)ticks; return 0; }
+""",
+}
+
+_PROFILE_HARNESS = r"""
+#include <stdio.h>
+#include "esp_cpu.h"
+#include "te_hal.h"
+#include "te_profile.h"
+int main(void)
+{
+    static int8_t out[16];
+    const te_profile_op_t *ops;
+    int i;
+    for (i = 0; i < 16; i++) {
+        out[i] = (int8_t)(i * 9 - 60);
+    }
+    te_hal_init();
+    te_profile_configure(TE_PROFILE_MODE_ON | TE_PROFILE_MODE_CRC, TE_PROFILE_NO_DUMP, 0);
+    te_profile_start();
+    TE_OP_BEGIN(0);
+    fake_esp_cpu_work(100000u);          /* an op of 100,000 cycles, across the 32-bit wrap */
+    TE_OP_END(0, out, 16u);
+    TE_OP_BEGIN(1);                      /* an op with two outputs, 8 bytes each */
+    TE_OP_END(1, out, 8u);
+    TE_OP_OUTPUT(1, out + 8, 8u);
+    te_profile_stop();
+    ops = te_profile_ops();
+    printf("%u %llu %llu %u %u %llu %u %u %u\n", (unsigned)te_profile_num_ops(),
+           (unsigned long long)te_profile_cal_sum(), (unsigned long long)ops[0].raw, (unsigned)ops[0].crc,
+           (unsigned)ops[0].bytes, (unsigned long long)ops[1].raw, (unsigned)ops[1].crc, (unsigned)ops[1].bytes,
+           (unsigned)fake_esp_cpu_calls);
+    return 0;
+}
+"""
+
+
+def test_esp32_profile_project_renders_and_its_profiler_runs_on_the_host(small_model, graph, run_cli, tmp_path):
+    """`generate --board esp32 --per-layer`: an ESP-IDF project with the per-op profiler compiled in;
+    its te_profile.c and the board layer's esp_cpu_get_cycle_count() counter (a FAKE here) compile
+    with -Werror on the host and time and CRC two ops."""
+    import zlib
+
+    folder = tmp_path / "esp"
+    r = run_cli("generate", small_model, "-b", "esp32", "--per-layer", "-o", folder, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["per_layer"] is True
+    cfg = (folder / "src" / "te_profile_config.h").read_text()
+    assert "#define TE_PROFILE 1" in cfg and f"#define TE_PROFILE_MAX_OPS {len(graph.ops)}u" in cfg
+    assert "TE_FAULT_OP" not in cfg and BANNER.search(cfg).group(1) == graph.sha256
+    cml = (folder / "main" / "CMakeLists.txt").read_text()
+    assert '"../firmware/app/te_profile.c"' in cml and '"../src"' in cml
+    assert '"../firmware/hal/esp32/te_hal_esp32.c"' in cml
+    model_c = (folder / "model" / "model.c").read_text()
+    assert all(f"TE_OP_BEGIN({op.index});" in model_c and f"TE_OP_END({op.index}," in model_c for op in graph.ops)
+    # a plain project of the same model has no profile header: its hooks compile to nothing
+    plain = tmp_path / "plain"
+    assert run_cli("generate", small_model, "-b", "esp32", "-o", plain).returncode == 0
+    assert not (plain / "src" / "te_profile_config.h").exists()
+    bad = run_cli("generate", small_model, "-b", "esp32", "--per-layer", "--protocol", "mlperf", "-o", tmp_path / "x")
+    assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+    fake = tmp_path / "fake-idf"
+    for rel, text in _FAKE_IDF.items():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text(text)
+    (tmp_path / "harness.c").write_text(_PROFILE_HARNESS)
+    exe = tmp_path / "prof"
+    incs = [f"-I{folder / d}" for d in ("src", "firmware/app", "firmware/hal/esp32", "firmware/include")]
+    subprocess.run([_host_cc(), "-std=c99", "-Wall", "-Wextra", "-Werror", *incs, f"-I{fake}",
+                    str(tmp_path / "harness.c"), str(folder / "firmware/app/te_profile.c"),
+                    str(folder / "firmware/hal/esp32/te_hal_esp32.c"), str(fake / "fake_idf.c"), "-o", str(exe)],
+                   check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    n, cal, raw0, crc0, bytes0, raw1, crc1, bytes1, calls = (int(v) for v in out)
+    step = 7                                  # FAKE_STEP: the counter read's own cost
+    data = bytes((i * 9 - 60) & 0xFF for i in range(16))
+    assert n == 2
+    assert cal == 32 * step                   # 32 empty begin/end pairs, one read each end
+    assert raw0 == 100000 + step and raw1 == step
+    assert (crc0, bytes0) == (zlib.crc32(data), 16)
+    assert (crc1, bytes1) == (zlib.crc32(data), 16)   # the op's two outputs CRC'd as one run
+    assert calls == 1 + 2 * 32 + 2 * 2        # te_hal_init, the calibration pairs, the two ops

@@ -132,8 +132,9 @@ def deploy(
     if per_layer:
         from .runtimes import get_runtime
 
-        if get_runtime(runtime).kind != "firmware" or b.micropython:
-            raise UsageError(f"--per-layer runs on tinyedge firmware only, not on {b.id} ({runtime}) yet",
+        if runtime != "micropython" and (get_runtime(runtime).kind != "firmware" or b.micropython):
+            raise UsageError(f"--per-layer runs on tinyedge firmware and MicroPython packages, not on {b.id} "
+                             f"({runtime})",
                              hint="drop --per-layer, or deploy to a firmware board (qemu-cortex-m4, host, ...)")
     outdir = check_output_dir(Path(out) if out else default_output_dir(model, b.id, runtime), force=force)
     with made_dir(outdir, f"tinyedge deploy of {model.name} to {b.id} ({runtime})"):
@@ -238,7 +239,8 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
             rt.resolve("deploy")(board=b, tflite=tflite, graph=graph, inputs=inputs, outdir=outdir, port=port,
                                  timeout=timeout, steps=steps, notes=notes, report=report,
                                  float_accuracy=float_acc, progress=progress, backend=backend, name=name,
-                                 micropython_dir=micropython_dir, baud=baud)
+                                 micropython_dir=micropython_dir, baud=baud,
+                                 **({"per_layer_runs": per_layer_runs} if per_layer else {}))
         finally:
             report["steps"] = steps.items
         report["notes"] = notes

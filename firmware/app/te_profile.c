@@ -14,9 +14,10 @@
 static uint32_t te_prof_crc_table[256];
 static uint8_t te_prof_crc_ready;
 
-static uint32_t te_prof_crc32(const uint8_t *p, uint32_t n)
+/* The CRC-32 of n more bytes after `prev` (the CRC of the bytes before them; 0 for none). */
+static uint32_t te_prof_crc32(uint32_t prev, const uint8_t *p, uint32_t n)
 {
-    uint32_t crc = 0xFFFFFFFFu;
+    uint32_t crc = ~prev;
     if (!te_prof_crc_ready) {
         uint32_t i, k;
         for (i = 0; i < 256u; i++) {
@@ -76,8 +77,24 @@ void te_profile_end(uint32_t op, const void *out, uint32_t bytes)
     rec->raw = t1 - te_prof_t0;
     rec->bytes = bytes;
     rec->crc = ((te_prof_mode & TE_PROFILE_MODE_CRC) && out != 0 && bytes > 0u)
-                   ? te_prof_crc32((const uint8_t *)out, bytes) : 0u;
+                   ? te_prof_crc32(0u, (const uint8_t *)out, bytes) : 0u;
     if (op != TE_PROFILE_CAL_OP && op == (uint32_t)te_prof_dump_op && te_prof_dump != 0) {
+        te_prof_dump(op, out, bytes);
+    }
+}
+
+void te_profile_output(uint32_t op, const void *out, uint32_t bytes)
+{
+    te_profile_op_t *rec;
+    if (!te_prof_recording || op >= TE_PROFILE_MAX_OPS) {
+        return;
+    }
+    rec = &te_prof_ops[op];
+    if ((te_prof_mode & TE_PROFILE_MODE_CRC) && out != 0 && bytes > 0u) {
+        rec->crc = te_prof_crc32(rec->crc, (const uint8_t *)out, bytes);
+    }
+    rec->bytes += bytes;
+    if (op == (uint32_t)te_prof_dump_op && te_prof_dump != 0) {
         te_prof_dump(op, out, bytes);
     }
 }

@@ -7,7 +7,9 @@
  * build pays nothing.
  *
  * The runtime calls TE_OP_BEGIN(i) before op i and TE_OP_END(i, out, bytes)
- * after it (out: the op's first output tensor).  While armed, begin reads the
+ * after it (out: the op's first output tensor), then TE_OP_OUTPUT(i, out, bytes)
+ * for each further output of an op with several (SPLIT, UNPACK, ...): its bytes
+ * extend the op's CRC (the CRC of all its outputs, in order) and its dump.  While armed, begin reads the
  * counter, end reads it again (first thing), then (in CRC mode) CRCs the
  * output (outside the timed span) and, when i is the dump op, streams the output to the host
  * at once (before a later op reuses its memory).  te_profile_start measures
@@ -39,8 +41,8 @@ extern "C" {
 
 typedef struct {
     uint64_t raw;      /* counter delta end - begin, the hook's own cost included */
-    uint32_t crc;      /* CRC-32 of the op's output bytes */
-    uint32_t bytes;    /* output bytes */
+    uint32_t crc;      /* CRC-32 of the op's output bytes (all its outputs, in order) */
+    uint32_t bytes;    /* output bytes (all its outputs) */
 } te_profile_op_t;
 
 /* Called with the dump op's output while the inference is paused in its end hook. */
@@ -48,6 +50,8 @@ typedef void (*te_profile_dump_fn)(uint32_t op, const void *data, uint32_t bytes
 
 void te_profile_begin(uint32_t op);
 void te_profile_end(uint32_t op, const void *out, uint32_t bytes);
+/* After te_profile_end: another output of op (outside the timed span). */
+void te_profile_output(uint32_t op, const void *out, uint32_t bytes);
 
 /* Set by the app from the host's PROFILE request: mode bit 0 profiles the
  * inferences that follow, bit 1 also CRCs every op's output (a run that times
@@ -87,11 +91,13 @@ uint8_t te_profile_overflow(void);               /* an op index >= TE_PROFILE_MA
         TE_FAULT_APPLY(op, out, bytes);                                    \
         te_profile_end((uint32_t)(op), (const void *)(out), (uint32_t)(bytes)); \
     } while (0)
+#define TE_OP_OUTPUT(op, out, bytes) te_profile_output((uint32_t)(op), (const void *)(out), (uint32_t)(bytes))
 
 #else /* !TE_PROFILE */
 
 #define TE_OP_BEGIN(op) ((void)0)
 #define TE_OP_END(op, out, bytes) ((void)0)
+#define TE_OP_OUTPUT(op, out, bytes) ((void)0)
 
 #endif /* TE_PROFILE */
 

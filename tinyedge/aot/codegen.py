@@ -580,7 +580,8 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         d.update(index=op.index, opcode=op.opcode, name=c_comment(out.name), var=f"{prefix}_op{op.index}",
                  field_items=[(k, _field_text(v)) for k, v in d["fields"].items()],
                  shape="x".join(str(s) for s in out.shape),
-                 out_offset=pl.offsets[op.outputs[0]], out_bytes=out.nbytes)
+                 out_offset=pl.offsets[op.outputs[0]], out_bytes=out.nbytes,
+                 more_outputs=[(pl.offsets[t], graph.tensors[t].nbytes) for t in op.outputs[1:] if t >= 0])
         d.setdefault("alias", False)
         d.setdefault("ptr_table", None)
         d.setdefault("extra", [])

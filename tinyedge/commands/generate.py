@@ -43,14 +43,17 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
               show_default=True,
               help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
                    "skipped), int4, dense; auto picks per tensor within 5% of dense's instructions.")
+@click.option("--per-layer", is_flag=True, default=False,
+              help="A profile build: the per-op profiler compiled in (what 'tinyedge profile' and 'deploy "
+                   "--per-layer' build and talk to); for runtime micropython, a profile package.")
 @keras_options
 @backend_option
 @name_option
 @mpy_dir_option
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, protocol, weights, calib, calib_samples, trust_code,
-            backend, name, micropython_dir, force, as_json):
+def command(model, board_id, runtime, out_dir, prefix, protocol, weights, per_layer, calib, calib_samples,
+            trust_code, backend, name, micropython_dir, force, as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
     Build it with 'tinyedge build DIR', or with the board's own tools (make,
@@ -69,8 +72,14 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, weights, calib,
         out_dir = default_output(model, board_id, runtime)
     rt = get_runtime(runtime)
     if rt.kind == "package":
-        _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts)
+        _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts,
+                 profile=per_layer)
         return
+    if per_layer and (board_id is None or protocol != "tinyedge"):
+        from ..errors import UsageError
+
+        raise UsageError("--per-layer needs a board and the tinyedge protocol (the profiler answers its PROFILE "
+                         "requests)", hint="add --board B, and drop --protocol mlperf")
     if board_id is None:
         if protocol != "tinyedge":
             from ..errors import UsageError
@@ -95,16 +104,23 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, weights, calib,
 
     from ..project import generate_project, read_project
 
-    path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
-                            protocol=protocol, weights=weights)
+    if per_layer:
+        from ..profile import generate_profile_project
+
+        path = generate_profile_project(model, board, runtime, out_dir, force=force, weights=weights, prefix=prefix,
+                                        convert_options=opts)
+    else:
+        path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
+                                protocol=protocol, weights=weights)
     meta = read_project(path)
     if as_json:
-        emit_json({"output": str(path), **meta})
+        emit_json({"output": str(path), **meta, "per_layer": per_layer})
     else:
-        result(f"wrote the {runtime} project for {board.id} to {path}; build it with: tinyedge build {path}")
+        what = "profile project" if per_layer else "project"
+        result(f"wrote the {runtime} {what} for {board.id} to {path}; build it with: tinyedge build {path}")
 
 
-def _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts):
+def _package(model, board, runtime, out_dir, backend, name, micropython_dir, force, as_json, opts, profile=False):
     """Runtime micropython: the package folder (and package.json) for the board's MicroPython arch."""
     import tempfile
     from pathlib import Path
@@ -126,7 +142,7 @@ def _package(model, board, runtime, out_dir, backend, name, micropython_dir, for
         tfl = Path(tmp) / (module_name(model_path) + ".tflite")
         tfl.write_bytes(tflite)
         res = generate_package(tfl, out_dir, arch=board.micropython.arch, name=name, backend=backend,
-                               board=board.id, mpy_dir=micropython_dir, force=force)
+                               board=board.id, mpy_dir=micropython_dir, force=force, profile=profile)
     if as_json:
         emit_json(res.to_dict())
     else:

@@ -6,6 +6,7 @@ import click
 
 from ..console import emit_json, info, result, warn
 from ._common import (
+    backend_option,
     board_option,
     convert_options,
     existing_path,
@@ -13,6 +14,8 @@ from ._common import (
     json_option,
     keras_options,
     link_options,
+    mpy_dir_option,
+    name_option,
     output_option,
     runtime_option,
 )
@@ -65,17 +68,23 @@ def print_per_layer(rows: list[dict], unit: str) -> None:
               show_default=True, help="aot: storage of the conv/FC weights (as for deploy).")
 @click.option("--fault-op", type=click.IntRange(min=0), default=None, hidden=True,
               help="Test builds only: op N's output is off by one int8 step (a deliberately broken kernel).")
+@backend_option
+@name_option
+@mpy_dir_option
 @output_option("out", help="Artifacts folder (default: build/<model>-<board>-<runtime>-profile/).")
 @force_option
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, runs, data, calib, calib_samples, trust_code, weights,
-            fault_op, out, force, as_json):
+            fault_op, backend, name, micropython_dir, out, force, as_json):
     """Profile MODEL on the board, op by op.
 
     Builds the firmware with the per-op profiler, runs one input --runs
     times, and prints each op's count in the board's unit (cycles;
-    instructions under QEMU; ns on the host board) with its share of the
-    whole and its count per MAC; the profiler's own cost is taken out.
+    instructions under QEMU; ns on the host board; on a MicroPython board
+    its time.ticks_us / ticks_cpu, e.g. us on the unix port, instructions
+    on the QEMU port) with its share of the whole and its count per MAC;
+    the profiler's own cost is taken out.  On a MicroPython board a
+    profile package is installed (--backend natmod or viper).
     Every op's output is compared with the tflite-micro interpreter (a
     CRC of each); the first op that differs is fetched whole and its
     largest difference, cosine similarity and RMSE are reported.
@@ -88,7 +97,8 @@ def command(model, board_id, runtime, port, baud, timeout, runs, data, calib, ca
             progress_bar("runs", enabled=not as_json, before=steps.pause) as progress:
         rep = profile(model, board=board_id, runtime=runtime, port=port, runs=runs, out=out, force=force,
                       timeout=timeout, data=data, fault_op=fault_op, weights=weights, progress=progress,
-                      on_status=info, baud=baud, convert_options=opts, on_step=steps.start)
+                      on_status=info, baud=baud, convert_options=opts, on_step=steps.start, backend=backend,
+                      name=name, micropython_dir=micropython_dir)
     if as_json:
         emit_json(rep)
         return

@@ -368,7 +368,7 @@ class Device:
                 continue
             if f.type == p.TENSOR:
                 op, blob = p.decode_tensor_dump(f.body)
-                dumps[op] = blob
+                dumps[op] = dumps.get(op, b"") + blob     # an op with several outputs sends each
                 continue
             if f.type in (p.RESULT, p.PROFILE_RESULT):
                 return info, f, dumps

@@ -43,8 +43,13 @@ def available(arch: str) -> str | None:
     return None
 
 
-def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model") -> bytes:
-    """The .mpy bytes of the model's natmod for `arch` (built once per content, then cached)."""
+def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model", profile: bool = False,
+                 fault_op: int | None = None) -> bytes:
+    """The .mpy bytes of the model's natmod for `arch` (built once per content, then cached).
+
+    `profile`: with the per-op profiler compiled in (`run_profiled`; model.c's hooks, configured by
+    the same te_profile_config.h as a firmware profile build); `fault_op` (tests only, implies
+    `profile`): that op's output is off by one int8 step (TE_FAULT_OP)."""
     from .. import aot
     from .package import render_text
 
@@ -61,9 +66,18 @@ def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model") 
             shutil.copyfile(k, d / k.name)
         vm_in = graph.input_tensors[0].nbytes
         vm_out = graph.output_tensors[0].nbytes
-        (d / "natmod.c").write_text(render_text("natmod.c.j2", name=name, input_bytes=vm_in, output_bytes=vm_out,
-                                                arena_bytes=res.arena_bytes))
+        profile = profile or fault_op is not None
         includes = " ".join(f"-I{p}" for p in aot.include_dirs())
+        if profile:
+            from ..profile import render_profile_config
+
+            shutil.copyfile(aot.firmware_dir() / "app" / "te_profile.h", d / "te_profile.h")
+            (d / "te_profile_config.h").write_text(render_profile_config(graph, fault_op))
+            includes = "-I. " + includes
+        max_out = max([sum(graph.tensors[t].nbytes for t in op.outputs if t >= 0) for op in graph.ops], default=0)
+        (d / "natmod.c").write_text(render_text("natmod.c.j2", name=name, input_bytes=vm_in, output_bytes=vm_out,
+                                                arena_bytes=res.arena_bytes, profile=profile,
+                                                n_ops=len(graph.ops), max_out_bytes=max_out))
         (d / "Makefile").write_text(render_text(
             "natmod.mk.j2", mpy_dir=str(tree), mod="_native", arch=arch, python=sys.executable,
             kernel_sources=" ".join(k.name for k in kernels), includes=includes))

@@ -109,12 +109,12 @@ def mpy_cross_compile(src: Path, dst: Path, arch: str, mpy_cross: Path) -> None:
 
 
 def render_sources(graph: Graph, name: str, arch: str, *, labels: list[str] | None = None,
-                   board: str = "") -> tuple[dict[str, str], dict]:
+                   board: str = "", fault_op: int | None = None) -> tuple[dict[str, str], dict]:
     """The package's Python sources {relative path: text} and facts, before compiling."""
     if arch not in ARCHS:
         raise UsageError(f"MicroPython arch {arch!r} is not one mpy-cross knows",
                          hint=f"use one of: {', '.join(ARCHS)}")
-    vm = build_model(graph)
+    vm = build_model(graph, fault_op=fault_op)
     if len(vm.inputs) != 1 or len(vm.outputs) != 1:
         raise UsageError("the MicroPython package runs models with one input and one output",
                          hint="export the model with a single input and output tensor")
@@ -131,6 +131,8 @@ def render_sources(graph: Graph, name: str, arch: str, *, labels: list[str] | No
                  "params": repr(o.params)} for o in vm.ops],
         "mpy_version": MPY_VERSION, "mp_version": "", "board": board or arch, "const_bytes": vm.const_bytes,
         "input_bytes": vm.inputs[0]["bytes"], "output_bytes": vm.outputs[0]["bytes"], "backends": "viper",
+        "op_index": repr(tuple(o.index for o in vm.ops)), "op_outputs": repr(tuple(vm.op_outputs)),
+        "fault_op": fault_op, "n_ops": len(graph.ops),
     }
     files = {
         f"{name}/__init__.py": env.get_template("__init__.py.j2").render(**ctx),
@@ -143,8 +145,12 @@ def render_sources(graph: Graph, name: str, arch: str, *, labels: list[str] | No
 def generate_package(model: os.PathLike | str | Graph, out_dir: os.PathLike | str, *, arch: str,
                      name: str | None = None, backend: str = "auto", board: str = "",
                      labels: list[str] | None = None, mpy_dir: os.PathLike | str | None = None,
-                     force: bool = False) -> PackageResult:
-    """Write the MicroPython package of `model` (a full-int8 .tflite) into `out_dir`."""
+                     force: bool = False, profile: bool = False, fault_op: int | None = None) -> PackageResult:
+    """Write the MicroPython package of `model` (a full-int8 .tflite) into `out_dir`.
+
+    `profile`: a profile package (tinyedge profile): its native module has the per-op profiler
+    compiled in (the viper code is profiled as it is).  `fault_op` (tests only; implies `profile`):
+    both engines put op `fault_op`'s output off by one int8 step, a deliberately broken kernel."""
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}",
                          hint="use --backend auto, natmod or viper")
@@ -154,14 +160,18 @@ def generate_package(model: os.PathLike | str | Graph, out_dir: os.PathLike | st
     mpy_cross = mpbuild.mpy_cross(tree)
     from . import natmod
 
-    files, facts = render_sources(graph, name, arch, labels=labels, board=board)
+    if fault_op is not None and not 0 <= int(fault_op) < len(graph.ops):
+        raise UsageError(f"fault op {fault_op} is not an op of the model (it has {len(graph.ops)})",
+                         hint=f"use an op index 0..{len(graph.ops) - 1}")
+    files, facts = render_sources(graph, name, arch, labels=labels, board=board, fault_op=fault_op)
     ctx = facts["ctx"]
     notes = []
     native = None
     if backend in ("auto", "natmod"):
         why = natmod.available(arch)
         if why is None:
-            native = natmod.build_natmod(graph, arch, mpy_dir=mpy_dir, name=name)
+            native = natmod.build_natmod(graph, arch, mpy_dir=mpy_dir, name=name, profile=profile,
+                                         fault_op=fault_op)
         elif backend == "natmod":
             raise UsageError(f"cannot build the natmod backend for {arch}: {why}", hint="use --backend viper")
         else:
@@ -205,6 +215,8 @@ def generate_package(model: os.PathLike | str | Graph, out_dir: os.PathLike | st
         atomic_write_text(stage / "package.json", json.dumps(pkg, indent=2) + "\n")
         res.package_bytes = sum((stage / rel).stat().st_size for rel in installed)
     res.files = [res.out_dir / rel for rel in installed]
+    if fault_op is not None:
+        notes.append(f"fault injection package: op {fault_op} is off by one step")
     res.notes.extend(notes)
     log.info("wrote MicroPython package %s (%s, %d bytes) to %s", name, arch, res.package_bytes, res.out_dir)
     return res

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,6 +402,72 @@ class MicroPythonDevice:
         self.stats.bytes_in += len(text)
         st, seq, ticks = raw[0], (raw[1] << 8) | raw[2], int.from_bytes(raw[3:7], "big")
         return st, seq, ticks, raw[7:]
+
+    # ------------------------------------------------------------ the per-op profiler
+
+    _profile = (False, None, True)
+
+    def profile_counter(self) -> tuple[str, int]:
+        """What times the ops (for the report): its description, and its resolution in the unit."""
+        spec = self.board.micropython
+        ticks = spec.ticks if spec else "ticks_us"
+        unit, per = self._unit()
+        return (f"time.{ticks}() of the board's MicroPython, one tick = {per:,} {unit}"
+                + (" (-icount shift=0: 1 ns of virtual time per instruction)" if unit == "instructions" else ""),
+                per)
+
+    def set_profile(self, enabled: bool, dump_op: int | None = None, crc: bool = True) -> None:
+        """As `tinyedge.link.Device.set_profile`: the profiled inferences that follow time every op,
+        CRC every op's output (`crc`) and send op `dump_op`'s whole output.  Nothing goes to the
+        board: each `infer_profiled` carries these."""
+        self._profile = (bool(enabled), dump_op, bool(crc))
+
+    def infer_profiled(self, x):
+        """One profiled inference (templates/micropython/profile.py.j2): the board's per-op record as
+        the C firmware's (`tinyedge.link.protocol.ProfileResult`, counts in the board's unit), and
+        the dump op's whole output ({op index: bytes})."""
+        import binascii
+
+        from ..link import protocol as p
+
+        info = self.info()
+        data = np.ascontiguousarray(x, dtype=np.int8).tobytes()
+        if len(data) != info.input_bytes:
+            raise ProtocolError(f"input is {len(data)} bytes; the model takes {info.input_bytes}")
+        enabled, dump_op, crc = self._profile
+        if not enabled:
+            raise ProtocolError("a profiled inference without set_profile(True)", hint="call set_profile(True) first")
+        self.stop_loop()
+        if not getattr(self, "_prof_ok", False):
+            from .package import render_text
+
+            spec = self.board.micropython
+            self.exec(render_text("profile.py.j2", ticks=spec.ticks if spec else "ticks_us"))
+            self._prof_ok = True
+        mode = 1 | (2 if crc else 0)
+        dump = -1 if dump_op is None else int(dump_op)
+        out = self.exec(f"_te_prof(_te_m, binascii.unhexlify({data.hex()!r}), {mode}, {dump})",
+                        timeout=max(self.timeout, 60.0))
+        self.stats.requests += 1
+        st = self._status(out)
+        if st[0] == "noprof":
+            raise LinkError(f"{self.url}: the package's native module was built without the per-op profiler",
+                            hint="install a profile package: 'tinyedge profile MODEL --board B' (or --backend viper)")
+        if st[0] != "prof" or len(st) != 9:
+            raise ProtocolError(f"unexpected profile status {' '.join(st)[:80]!r}")
+        _, per = self._unit()
+        whole, plain, cal, pairs, over = (int(v) for v in st[2:7])
+        self.last_plain_count = plain * per
+        rec = binascii.unhexlify(st[7])
+        ops = tuple(p.OpRecord(raw * per, crc_, nb) for raw, crc_, nb in
+                    (struct.unpack_from("<III", rec, k) for k in range(0, len(rec), 12)))
+        y = binascii.unhexlify(st[8])
+        dumps: dict[int, bytes] = {}
+        for line in out.decode("utf-8", "replace").splitlines():
+            if line.startswith("TE!dump "):
+                _, op, blob = line.split()
+                dumps[int(op)] = binascii.unhexlify(blob)
+        return p.ProfileResult(p.TE_OK, whole * per, cal * per, pairs, bool(over), ops, y), dumps
 
     def stop_loop(self) -> None:
         """End the streaming loop on the board (also after Ctrl-C mid-sample)."""

@@ -72,6 +72,10 @@ class ViperModel:
     macs: int = 0
     scratch_bytes: int = 4
     notes: list[str] = field(default_factory=list)
+    # every graph op's first output in the arena, (offset, bytes), for the per-op profiler (aliases
+    # included: their output is their input's buffer)
+    op_outputs: list[tuple[int, int]] = field(default_factory=list)
+    fault_op: int | None = None
 
 
 class _Capture:
@@ -126,8 +130,11 @@ def _eff2(eff: np.ndarray, weights: np.ndarray, out_c: int, channels_last: bool)
     return np.asarray(eff).astype(np.int64) - 128 * wsum
 
 
-def build_model(graph: Graph) -> ViperModel:
-    """The per-op parameter blocks and constants of `graph` for the viper kernels."""
+def build_model(graph: Graph, *, fault_op: int | None = None) -> ViperModel:
+    """The per-op parameter blocks and constants of `graph` for the viper kernels.
+
+    `fault_op` (tests of the profiler only): a `fault` step after that op adds one int8 step to
+    element 0 of its output, a deliberately broken kernel (as the firmware's TE_FAULT_OP)."""
     from ..aot.codegen import _EMIT
     from ..planner import plan
     from ..runtimes import require_supported
@@ -227,6 +234,14 @@ def build_model(graph: Graph) -> ViperModel:
             params = _i32([_off(args[0]), _off(args[1]), int(args[2])])
         ops.append(ViperOp(op.index, op.opcode, kernel, params, const, int(d.get("macs", 0))))
 
+    outs = [(int(pl.offsets[op.outputs[0]]), int(graph.tensors[op.outputs[0]].nbytes))
+            if op.outputs and op.outputs[0] >= 0 else (0, 0) for op in graph.ops]
+    if fault_op is not None:
+        if not 0 <= fault_op < len(graph.ops) or not outs[fault_op][1]:
+            raise ModelError(f"fault op {fault_op} is not an op of the model with an output")
+        at = max([k + 1 for k, o in enumerate(ops) if o.index <= fault_op], default=0)
+        ops.insert(at, ViperOp(fault_op, "FAULT", "fault", _i32([outs[fault_op][0]]), b""))
+
     def io(idx: int) -> dict:
         t = graph.tensors[idx]
         return {"shape": [int(s) for s in t.shape], "bytes": int(t.nbytes), "scale": float(t.scale[0]),
@@ -236,5 +251,5 @@ def build_model(graph: Graph) -> ViperModel:
         sha256=graph.sha256, arena_bytes=max(int(pl.arena_bytes), 16), ops=ops,
         inputs=[io(t) for t in graph.inputs], outputs=[io(t) for t in graph.outputs],
         const_bytes=sum(len(o.const) + len(o.params) for o in ops), macs=sum(o.macs for o in ops),
-        scratch_bytes=4 * scratch,
+        scratch_bytes=4 * scratch, op_outputs=outs, fault_op=fault_op,
     )

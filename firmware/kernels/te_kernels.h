@@ -221,6 +221,11 @@ void te_decode_sparse_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint32
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* FULLY_CONNECTED on weights the generator re-ordered (tinyedge.aot.codegen._fc_paired: rows and
+ * inputs zero padded to multiples of 4, in_n <= 1024, rows in groups of 4 as two pairs, each pair's first weight + 128 in the low
+ * byte of a 16-bit lane and the second's in the high byte): 16 MACs in 16 instructions on Cortex-M
+ * DSP cores (SMLAD on the raw word and on its UXTB16); p->weights is that layout. */
+void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);

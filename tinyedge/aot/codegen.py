@@ -72,8 +72,9 @@ def _fmt(values, per_line: int = 24) -> str:
 
 class _Ctx:
     def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto", scratch_cap: int | None = None,
-                 survey: dict | None = None, decisions: dict | None = None):
+                 survey: dict | None = None, decisions: dict | None = None, arm_dsp: bool = True):
         self.g = graph
+        self.arm_dsp = arm_dsp                                  # kernels take the Cortex-M DSP paths
         self.plan = pl
         self.prefix = prefix
         self.consts: list[dict] = []
@@ -320,6 +321,11 @@ def _fc(ctx: _Ctx, op) -> dict:
     stored = ctx.stored_weights(op, w.data.reshape(out_n, in_n), False, macs, 1, batches != 1)
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     fn, extra = "te_fully_connected_s8", []
+    paired = _fc_paired(w.data.reshape(out_n, in_n)) if stored is None and ctx.arm_dsp else None
+    if paired is not None:   # same bytes as dense, re-ordered for te_fully_connected_s8_paired
+        ctx.drop_const(f"op{i}_w")
+        fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired, f"weights of op {i}, paired layout")
+        fn = "te_fully_connected_s8_paired"
     if stored is not None:
         desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
@@ -328,6 +334,30 @@ def _fc(ctx: _Ctx, op) -> dict:
         args = [args[0], f"&{desc['var']}", *([scratch, str(block)] if kernel == "_w" else []), *args[1:]]
         fn += kernel
     return {"struct": "te_fc_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
+
+
+PAIRED_FC_MAX_IN = 1024   # TE_FC_XMAX: the input's 16-bit lanes go on the stack
+
+
+def _fc_paired(w: np.ndarray) -> np.ndarray | None:
+    """FC weights [out_n][in_n] in te_fully_connected_s8_paired's order, or None when that kernel
+    cannot run them: 4 <= in_n <= 1024 and, for the exact recovery of every second row's sum from
+    the high bytes, 128 * sum |w| < 2^23 on those rows.  Rows and inputs are zero padded to
+    multiples of 4.
+
+    Per group of 4 rows (pairs A, B) and 4 inputs k..k+3: words A-even, B-even, A-odd, B-odd; the
+    even words hold inputs k, k+2 and the odd ones k+1, k+3, each lane as (first row's weight + 128,
+    second row's weight): byte [g][i][parity][pair][lane][row] = w[4g + 2 pair + row][4i + 2 lane + parity]."""
+    rows, n = w.shape
+    if n < 4 or n > PAIRED_FC_MAX_IN:
+        return None
+    if (128 * np.abs(w[1::2].astype(np.int64)).sum(axis=1)).max() >= 1 << 23:
+        return None
+    w = np.pad(w, ((0, -rows % 4), (0, -n % 4)))   # zero rows / inputs: the kernel skips or zero-pads them
+    rows, n = w.shape
+    u = w.astype(np.int16).reshape(rows // 4, 2, 2, n // 4, 2, 2).transpose(0, 3, 5, 1, 4, 2).copy()
+    u[..., 0] += 128
+    return u.astype(np.uint8).view(np.int8).reshape(-1)
 
 
 def _pool(ctx: _Ctx, op) -> dict:
@@ -558,7 +588,8 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             _EMIT[op.opcode](survey_ctx, op)
     ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
-               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp))
+               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp),
+               arm_dsp=arm_dsp)
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]

@@ -219,6 +219,12 @@ void te_decode_sparse_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint32
 /* ---- kernels ------------------------------------------------------------ */
 
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* CONV_2D on weights the generator re-ordered (tinyedge.aot.codegen._conv_paired: channels in
+ * pairs, the window zero padded to a multiple of 4 bytes, per 16-bit lane channel c's weight in
+ * the low byte and channel c + 1's, minus 1 when the first is negative, in the high byte), for
+ * windows of at most 576 bytes (128 when in_c % 4 != 0): 2 pixels x 2 channels x 4 bytes in 13
+ * instructions on Cortex-M DSP cores.  p->bias is not read (may be NULL). */
+void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* FULLY_CONNECTED on weights the generator re-ordered (tinyedge.aot.codegen._fc_paired: rows and

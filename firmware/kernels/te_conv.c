@@ -496,12 +496,11 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
  * (modulo 2^32): the generator uses this layout only when 128 * sum |w1| < 2^23 on every second
  * channel (tinyedge.aot.codegen._conv_paired). */
 #ifdef TE_HAVE_DOT4_ROWS
-/* a[0..3] = f px0, e px0, f px1, e px1 of one channel pair over `groups` > 0 groups */
-static inline void te_mac2x2_paired(const uint32_t *xq, const int8_t *w, int32_t groups, int32_t *a)
+/* a[0..3] = f px0, e px0, f px1, e px1 of one channel pair over an even number of groups, up
+ * to *xend (a memory operand set once per layer) */
+static inline void te_mac2x2_paired(const uint32_t *xq, const int8_t *w, const uint32_t *const *xend, int32_t *a)
 {
     int32_t f0 = a[0], e0 = a[1], f1 = a[2], e1 = a[3];
-    const uint32_t *xend = xq + 4 * groups;
-    const int32_t odd = groups & 1;
     uint32_t xe0, xo0, xe1, xo1, we, wo, t;
 #define TE_MAC2X2P_GROUP                                 \
     "ldrd   %[we], %[wo], [%[w]], #8\n\t"               \
@@ -518,12 +517,8 @@ static inline void te_mac2x2_paired(const uint32_t *xq, const int8_t *w, int32_t
     "smlad  %[f1], %[xo1], %[wo], %[f1]\n\t"            \
     "smlad  %[e1], %[xo1], %[t], %[e1]\n\t"
     __asm__ volatile(
-        "ldr    %[t], %[odd]\n\t"
-        "cmp    %[t], #0\n\t"
-        "bne    3f\n\t"
         "1:\n\t"
         TE_MAC2X2P_GROUP
-        "3:\n\t"
         TE_MAC2X2P_GROUP
         "ldr    %[t], %[xend]\n\t"
         "cmp    %[x], %[t]\n\t"
@@ -531,7 +526,7 @@ static inline void te_mac2x2_paired(const uint32_t *xq, const int8_t *w, int32_t
         : [x] "+r"(xq), [w] "+r"(w), [f0] "+r"(f0), [e0] "+r"(e0), [f1] "+r"(f1), [e1] "+r"(e1),
           [xe0] "=&r"(xe0), [xo0] "=&r"(xo0), [xe1] "=&r"(xe1), [xo1] "=&r"(xo1), [we] "=&r"(we), [wo] "=&r"(wo),
           [t] "=&r"(t)
-        : [xend] "m"(xend), [odd] "m"(odd)
+        : [xend] "m"(*xend)
         : "cc", "memory");
 #undef TE_MAC2X2P_GROUP
     a[0] = f0;
@@ -540,13 +535,23 @@ static inline void te_mac2x2_paired(const uint32_t *xq, const int8_t *w, int32_t
     a[3] = e1;
 }
 
+/* te_rq_right for |acc| < 2^30 (te_conv2d_s8_paired's precondition): SMMULR(2 * acc, mult) is
+ * the rounded high product */
+static inline int32_t te_rq_right30(int32_t acc, int32_t mult, int32_t em1)
+{
+    int32_t v;
+    __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"((uint32_t)acc << 1), "r"(mult));
+    return (((v + (v >> 31)) >> em1) + 1) >> 1;
+}
+
 static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch)
 {
     int8_t g[TE_PAIR_GATHER];
-    uint32_t xq[TE_PAIR_MAX];
+    uint32_t xq[TE_PAIR_MAX + 4];
     int8_t t0[4] = {0, 0, 0, 0}, t1[4] = {0, 0, 0, 0};
     const int32_t n = p->k_h * p->k_w * p->in_c;
-    const int32_t full = n >> 2, groups = (n + 3) >> 2;
+    const int32_t full = n >> 2, groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
+    const uint32_t *xend = xq + 4 * groups;
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oc_n = p->out_c;
     const int32_t *const eff = p->eff_bias;
@@ -555,6 +560,9 @@ static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, 
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
     const int fast = te_fast_requant(shift, oc_n, lo, hi);
     int32_t px, c;
+    for (c = 4 * full; c < 4 * groups; ++c) {
+        xq[c] = 0;   /* the padding groups; the partial one is rewritten per pixel */
+    }
     for (px = 0; px < npix; px += 2) {
         const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
         int8_t *o0 = out_b + px * pitch;
@@ -562,42 +570,50 @@ static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, 
         const int8_t *w = p->weights;
         te_window_lanes(p, in_b, px / p->out_w, px % p->out_w, g, xq, t0);
         te_window_lanes(p, in_b, px1 / p->out_w, px1 % p->out_w, g, xq + 2, t1);
-        if (full < groups) {   /* the last, zero padded group (t0/t1 past n % 4 stay 0) */
+        if (n & 3) {   /* the partial group, zero padded (t0/t1 past n % 4 stay 0) */
             const uint32_t v0 = te_load32(t0), v1 = te_load32(t1);
             xq[4 * full] = te_sxtb16(v0);
             xq[4 * full + 1] = te_sxtb16_ror8(v0);
             xq[4 * full + 2] = te_sxtb16(v1);
             xq[4 * full + 3] = te_sxtb16_ror8(v1);
         }
-        for (c = 0; c < oc_n; c += 2, w += 8 * groups) {
-            const int32_t two = c + 1 < oc_n;   /* an odd last channel pairs with a zero one */
-            const int32_t b0 = eff[c], b1 = two ? eff[c + 1] : 0;
-            int32_t a[4];
-            int32_t r0, r1, r2, r3;
-            a[0] = a[1] = a[2] = a[3] = b0;
-            te_mac2x2_paired(xq, w, groups, a);
-            r0 = a[1];
-            r1 = a[3];
-            r2 = b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8);
-            r3 = b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8);
-            if (fast && two) {
+        if (fast) {
+            for (c = 0; c + 2 <= oc_n; c += 2, w += 8 * groups) {
+                int32_t a[4];
                 const int32_t m0 = mult[c], e0 = ~(int32_t)shift[c];
                 const int32_t m1 = mult[c + 1], e1 = ~(int32_t)shift[c + 1];
-                const int32_t s0 = te_sat8(te_rq_right(r0, m0, e0) + oo);
-                const int32_t s1 = te_sat8(te_rq_right(r1, m0, e0) + oo);
-                const int32_t s2 = te_sat8(te_rq_right(r2, m1, e1) + oo);
-                const int32_t s3 = te_sat8(te_rq_right(r3, m1, e1) + oo);
-                o0[c] = (int8_t)s0;
-                o1[c] = (int8_t)s1;
-                o0[c + 1] = (int8_t)s2;
-                o1[c + 1] = (int8_t)s3;
-                continue;
+                a[0] = a[1] = a[2] = a[3] = eff[c];
+                te_mac2x2_paired(xq, w, &xend, a);
+                {
+                    const int32_t b1 = eff[c + 1];
+                    const int32_t s0 = te_sat8(te_rq_right30(a[1], m0, e0) + oo);
+                    const int32_t s1 = te_sat8(te_rq_right30(a[3], m0, e0) + oo);
+                    const int32_t s2 = te_sat8(
+                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), m1, e1) + oo);
+                    const int32_t s3 = te_sat8(
+                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), m1, e1) + oo);
+                    o0[c] = (int8_t)s0;
+                    o1[c] = (int8_t)s1;
+                    o0[c + 1] = (int8_t)s2;
+                    o1[c + 1] = (int8_t)s3;
+                }
             }
-            o0[c] = te_requant(r0, mult[c], shift[c], oo, lo, hi);
-            o1[c] = te_requant(r1, mult[c], shift[c], oo, lo, hi);
+        } else {
+            c = 0;
+        }
+        for (; c < oc_n; c += 2, w += 8 * groups) {
+            const int32_t two = c + 1 < oc_n;   /* an odd last channel pairs with a zero one */
+            int32_t a[4];
+            a[0] = a[1] = a[2] = a[3] = eff[c];
+            te_mac2x2_paired(xq, w, &xend, a);
+            o0[c] = te_requant(a[1], mult[c], shift[c], oo, lo, hi);
+            o1[c] = te_requant(a[3], mult[c], shift[c], oo, lo, hi);
             if (two) {
-                o0[c + 1] = te_requant(r2, mult[c + 1], shift[c + 1], oo, lo, hi);
-                o1[c + 1] = te_requant(r3, mult[c + 1], shift[c + 1], oo, lo, hi);
+                const int32_t b1 = eff[c + 1];
+                o0[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), mult[c + 1],
+                                       shift[c + 1], oo, lo, hi);
+                o1[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), mult[c + 1],
+                                       shift[c + 1], oo, lo, hi);
             }
         }
     }
@@ -608,7 +624,7 @@ static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_
 {
     int8_t g[TE_PAIR_MAX];
     const int32_t n = p->k_h * p->k_w * p->in_c;
-    const int32_t groups = (n + 3) >> 2;
+    const int32_t groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
     int32_t oy, ox, c, k;
     for (oy = 0; oy < p->out_h; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {

@@ -283,7 +283,7 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
     paired = None
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
-        paired = _conv_paired(rows)
+        paired = _conv_paired(rows, eff)
     if paired is not None:   # the same bytes as dense (+ padding), re-ordered for te_conv2d_s8_paired
         ctx.drop_const(f"op{i}_w")
         ctx.drop_const(f"op{i}_b")
@@ -304,18 +304,20 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
-def _conv_paired(rows: np.ndarray) -> np.ndarray | None:
+def _conv_paired(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
     """CONV_2D weights [out_c][window] in te_conv2d_s8_paired's order, or None when it cannot run
     them: for the exact recovery of every second channel's sum, 128 * sum |w| < 2^23 on those
-    channels, and the high byte (second weight - 1 when the first is negative) must fit int8.
+    channels; every accumulator |eff_bias + sum x w| < 2^30 (the kernel's SMMULR requantization);
+    and the high byte (second weight - 1 when the first is negative) must fit int8.
 
     Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
-    multiple of 4; per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
+    multiple of 8 (an even number of groups); per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
     k+1, k+3), each lane (first channel's weight, second's - (first < 0)): byte
     [pair][g][parity][lane][ch] = w[2 pair + ch][4 g + 2 lane + parity]."""
     oc, n = rows.shape
-    w = np.pad(rows.astype(np.int16), ((0, oc % 2), (0, -n % 4)))
-    if (128 * np.abs(w[1::2].astype(np.int64)).sum(axis=1)).max(initial=0) >= 1 << 23:
+    w = np.pad(rows.astype(np.int16), ((0, oc % 2), (0, -n % 8)))
+    wsum = 128 * np.abs(w.astype(np.int64)).sum(axis=1)
+    if wsum[1::2].max(initial=0) >= 1 << 23 or (np.abs(eff) + wsum[:oc]).max(initial=0) >= 1 << 30:
         return None
     w[1::2] -= w[0::2] < 0
     if w.min() < -128:

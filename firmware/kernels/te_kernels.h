@@ -225,6 +225,10 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
  * windows of at most 576 bytes (128 when in_c % 4 != 0): 2 pixels x 2 channels x 4 bytes in 13
  * instructions on Cortex-M DSP cores.  p->bias is not read (may be NULL). */
 void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* DEPTHWISE_CONV_2D, depth multiplier 1, out_c % 4 == 0 (4..1024), at most 25 taps, on weights the
+ * generator grouped as [out_c / 4][taps][4] (tinyedge.aot.codegen._dw_g4), which also proves every
+ * accumulator below 2^30; p->bias is not read (may be NULL). */
+void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* FULLY_CONNECTED on weights the generator re-ordered (tinyedge.aot.codegen._fc_paired: rows and

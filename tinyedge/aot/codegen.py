@@ -281,6 +281,14 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     extra = []
     paired = None
+    if stored is None and ctx.arm_dsp and depthwise and fields["depth_mult"] == 1:
+        g4 = _dw_g4(rows, eff)
+        if g4 is not None:   # the same bytes as dense, grouped for te_depthwise_conv2d_s8_g4
+            ctx.drop_const(f"op{i}_w")
+            ctx.drop_const(f"op{i}_b")
+            fields["weights"] = ctx.const(f"op{i}_w", "int8_t", g4, f"weights of op {i}, 4-channel groups")
+            fields["bias"] = "NULL"   # taps outside the input read zero points: the folded bias is exact
+            fn = "te_depthwise_conv2d_s8_g4"
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
         paired = _conv_paired(rows, eff)
@@ -302,6 +310,21 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             ctx.drop_const(f"op{i}_b")
     fields["out_pitch"] = out_c
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
+
+
+DW_G4_MAX_C, DW_G4_MAX_TAPS = 1024, 25   # te_depthwise.c: TE_DW_ZMAX, TE_DW_TAPS
+
+
+def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
+    """DEPTHWISE_CONV_2D weights (rows: [out_c][taps]) as te_depthwise_conv2d_s8_g4 reads them,
+    [out_c / 4][taps][4], or None when that kernel cannot run them (out_c % 4, 4..1024 channels,
+    at most 25 taps, every accumulator |eff_bias + sum x w| < 2^30 for its SMMULR requantization)."""
+    oc, taps = rows.shape
+    if oc % 4 or not 4 <= oc <= DW_G4_MAX_C or taps > DW_G4_MAX_TAPS:
+        return None
+    if (np.abs(eff) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)).max() >= 1 << 30:
+        return None
+    return np.ascontiguousarray(rows.T.reshape(taps, oc // 4, 4).transpose(1, 0, 2)).reshape(-1)
 
 
 def _conv_paired(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:

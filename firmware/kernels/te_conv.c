@@ -544,6 +544,12 @@ static inline int32_t te_rq_right30(int32_t acc, int32_t mult, int32_t em1)
     return (((v + (v >> 31)) >> em1) + 1) >> 1;
 }
 
+/* the per-pair header of the paired weight stream: folded biases, multipliers, shifts */
+typedef struct {
+    int32_t eff0, eff1, mult0, mult1;
+    int8_t shift0, shift1, pad0, pad1;
+} te_pair_head_t;
+
 static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch)
 {
     int8_t g[TE_PAIR_GATHER];
@@ -551,15 +557,19 @@ static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, 
     int8_t t0[4] = {0, 0, 0, 0}, t1[4] = {0, 0, 0, 0};
     const int32_t n = p->k_h * p->k_w * p->in_c;
     const int32_t full = n >> 2, groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
+    const int32_t step = (int32_t)sizeof(te_pair_head_t) + 8 * groups;
     const uint32_t *xend = xq + 4 * groups;
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oc_n = p->out_c;
-    const int32_t *const eff = p->eff_bias;
-    const int32_t *const mult = p->mult;
-    const int8_t *const shift = p->shift;
+    const int8_t *const wend = p->weights + ((oc_n + 1) >> 1) * step;
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
-    const int fast = te_fast_requant(shift, oc_n, lo, hi);
+    int fast = lo == -128 && hi == 127;
+    const int8_t *w;
     int32_t px, c;
+    for (w = p->weights; w < wend; w += step) {
+        const te_pair_head_t *h = (const te_pair_head_t *)(const void *)w;
+        fast &= h->shift0 < 0 && h->shift1 < 0;
+    }
     for (c = 4 * full; c < 4 * groups; ++c) {
         xq[c] = 0;   /* the padding groups; the partial one is rewritten per pixel */
     }
@@ -567,7 +577,6 @@ static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, 
         const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
         int8_t *o0 = out_b + px * pitch;
         int8_t *o1 = out_b + px1 * pitch;
-        const int8_t *w = p->weights;
         te_window_lanes(p, in_b, px / p->out_w, px % p->out_w, g, xq, t0);
         te_window_lanes(p, in_b, px1 / p->out_w, px1 % p->out_w, g, xq + 2, t1);
         if (n & 3) {   /* the partial group, zero padded (t0/t1 past n % 4 stay 0) */
@@ -577,15 +586,17 @@ static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, 
             xq[4 * full + 2] = te_sxtb16(v1);
             xq[4 * full + 3] = te_sxtb16_ror8(v1);
         }
+        w = p->weights;
         if (fast) {
-            for (c = 0; c + 2 <= oc_n; c += 2, w += 8 * groups) {
+            for (c = 0; c + 2 <= oc_n; c += 2, w += step) {
+                const te_pair_head_t *h = (const te_pair_head_t *)(const void *)w;
                 int32_t a[4];
-                const int32_t m0 = mult[c], e0 = ~(int32_t)shift[c];
-                const int32_t m1 = mult[c + 1], e1 = ~(int32_t)shift[c + 1];
-                a[0] = a[1] = a[2] = a[3] = eff[c];
-                te_mac2x2_paired(xq, w, &xend, a);
+                a[0] = a[1] = a[2] = a[3] = h->eff0;
+                te_mac2x2_paired(xq, w + sizeof(te_pair_head_t), &xend, a);
                 {
-                    const int32_t b1 = eff[c + 1];
+                    const int32_t m0 = h->mult0, e0 = ~(int32_t)h->shift0;
+                    const int32_t m1 = h->mult1, e1 = ~(int32_t)h->shift1;
+                    const int32_t b1 = h->eff1;
                     const int32_t s0 = te_sat8(te_rq_right30(a[1], m0, e0) + oo);
                     const int32_t s1 = te_sat8(te_rq_right30(a[3], m0, e0) + oo);
                     const int32_t s2 = te_sat8(
@@ -601,37 +612,45 @@ static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, 
         } else {
             c = 0;
         }
-        for (; c < oc_n; c += 2, w += 8 * groups) {
-            const int32_t two = c + 1 < oc_n;   /* an odd last channel pairs with a zero one */
+        for (; c < oc_n; c += 2, w += step) {
+            const te_pair_head_t *h = (const te_pair_head_t *)(const void *)w;
             int32_t a[4];
-            a[0] = a[1] = a[2] = a[3] = eff[c];
-            te_mac2x2_paired(xq, w, &xend, a);
-            o0[c] = te_requant(a[1], mult[c], shift[c], oo, lo, hi);
-            o1[c] = te_requant(a[3], mult[c], shift[c], oo, lo, hi);
-            if (two) {
-                const int32_t b1 = eff[c + 1];
-                o0[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), mult[c + 1],
-                                       shift[c + 1], oo, lo, hi);
-                o1[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), mult[c + 1],
-                                       shift[c + 1], oo, lo, hi);
+            a[0] = a[1] = a[2] = a[3] = h->eff0;
+            te_mac2x2_paired(xq, w + sizeof(te_pair_head_t), &xend, a);
+            o0[c] = te_requant(a[1], h->mult0, h->shift0, oo, lo, hi);
+            o1[c] = te_requant(a[3], h->mult0, h->shift0, oo, lo, hi);
+            if (c + 1 < oc_n) {   /* an odd last channel pairs with a zero one */
+                const int32_t b1 = h->eff1;
+                o0[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), h->mult1,
+                                       h->shift1, oo, lo, hi);
+                o1[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), h->mult1,
+                                       h->shift1, oo, lo, hi);
             }
         }
     }
 }
 #else
+typedef struct {
+    int32_t eff0, eff1, mult0, mult1;
+    int8_t shift0, shift1, pad0, pad1;
+} te_pair_head_t;
+
 /* portable: the window gathered per pixel, the weights decoded from the paired layout */
 static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch)
 {
     int8_t g[TE_PAIR_MAX];
     const int32_t n = p->k_h * p->k_w * p->in_c;
     const int32_t groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
+    const int32_t step = (int32_t)sizeof(te_pair_head_t) + 8 * groups;
     int32_t oy, ox, c, k;
     for (oy = 0; oy < p->out_h; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {
             int8_t *o = out_b + (oy * p->out_w + ox) * pitch;
-            const uint8_t *w = (const uint8_t *)p->weights;
+            const int8_t *wp = p->weights;
             te_window(p, in_b, oy, ox, g);
-            for (c = 0; c < p->out_c; c += 2, w += 8 * groups) {
+            for (c = 0; c < p->out_c; c += 2, wp += step) {
+                const te_pair_head_t *h = (const te_pair_head_t *)(const void *)wp;
+                const uint8_t *w = (const uint8_t *)wp + sizeof(te_pair_head_t);
                 int32_t s0 = 0, s1 = 0;
                 for (k = 0; k < n; ++k) {
                     /* input k: group k / 4, word (k & 1) (xe: k % 4 in {0, 2}), lane (k >> 1) & 1 */
@@ -640,11 +659,10 @@ static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_
                     s0 += g[k] * w0;
                     s1 += g[k] * w1;
                 }
-                o[c] = te_requant(p->eff_bias[c] + s0, p->mult[c], p->shift[c], p->out_offset, p->act_min,
-                                  p->act_max);
+                o[c] = te_requant(h->eff0 + s0, h->mult0, h->shift0, p->out_offset, p->act_min, p->act_max);
                 if (c + 1 < p->out_c) {
-                    o[c + 1] = te_requant(p->eff_bias[c + 1] + s1, p->mult[c + 1], p->shift[c + 1], p->out_offset,
-                                          p->act_min, p->act_max);
+                    o[c + 1] = te_requant(h->eff1 + s1, h->mult1, h->shift1, p->out_offset, p->act_min,
+                                          p->act_max);
                 }
             }
         }

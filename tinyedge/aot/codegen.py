@@ -291,12 +291,14 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             fn = "te_depthwise_conv2d_s8_g4"
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
-        paired = _conv_paired(rows, eff)
-    if paired is not None:   # the same bytes as dense (+ padding), re-ordered for te_conv2d_s8_paired
-        ctx.drop_const(f"op{i}_w")
-        ctx.drop_const(f"op{i}_b")
-        fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired, f"weights of op {i}, paired layout")
-        fields["bias"] = "NULL"   # the paired kernel reads only the folded bias
+        paired = _conv_paired(rows, eff, ms)
+    if paired is not None:   # the weights re-ordered for te_conv2d_s8_paired, each pair after its constants
+        for k in ("w", "b", "eb", "m", "s"):
+            ctx.drop_const(f"op{i}_{k}")
+        fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired,
+                                      f"op {i}: per channel pair folded biases, multipliers, shifts, weights")
+        for k in ("bias", "eff_bias", "mult", "shift"):
+            fields[k] = "NULL"   # the kernel reads them from the weight stream
         fn = "te_conv2d_s8_paired"
     if stored is not None:
         desc, scratch, block, kernel = stored
@@ -327,13 +329,14 @@ def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rows.T.reshape(taps, oc // 4, 4).transpose(1, 0, 2)).reshape(-1)
 
 
-def _conv_paired(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
+def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> np.ndarray | None:
     """CONV_2D weights [out_c][window] in te_conv2d_s8_paired's order, or None when it cannot run
     them: for the exact recovery of every second channel's sum, 128 * sum |w| < 2^23 on those
     channels; every accumulator |eff_bias + sum x w| < 2^30 (the kernel's SMMULR requantization);
     and the high byte (second weight - 1 when the first is negative) must fit int8.
 
-    Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
+    Per channel pair a te_pair_head_t (folded biases, multipliers, shifts: 20 bytes), then its
+    weights.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
     multiple of 8 (an even number of groups); per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
     k+1, k+3), each lane (first channel's weight, second's - (first < 0)): byte
     [pair][g][parity][lane][ch] = w[2 pair + ch][4 g + 2 lane + parity]."""
@@ -345,8 +348,16 @@ def _conv_paired(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
     w[1::2] -= w[0::2] < 0
     if w.min() < -128:
         return None
-    u = w.reshape(w.shape[0] // 2, 2, w.shape[1] // 4, 2, 2).transpose(0, 2, 4, 3, 1)
-    return u.astype(np.int8).reshape(-1)
+    u = w.reshape(w.shape[0] // 2, 2, w.shape[1] // 4, 2, 2).transpose(0, 2, 4, 3, 1).astype(np.int8)
+    # te_pair_head_t: int32 eff0, eff1, mult0, mult1; int8 shift0, shift1, 2 bytes padding
+    e = np.zeros(w.shape[0], np.int64)
+    m = np.zeros(w.shape[0], np.int64)
+    sh = np.full(w.shape[0], -1, np.int64)   # a padding channel's: it never makes the kernel's slow path
+    e[:oc], m[:oc], sh[:oc] = eff, [v for v, _ in ms], [v for _, v in ms]
+    head = np.zeros((w.shape[0] // 2, 20), np.uint8)
+    head[:, :16] = np.stack([e[0::2], e[1::2], m[0::2], m[1::2]], axis=1).astype("<i4").view(np.uint8)
+    head[:, 16:18] = np.stack([sh[0::2], sh[1::2]], axis=1).astype(np.int8).view(np.uint8)
+    return np.concatenate([head, u.reshape(w.shape[0] // 2, -1).view(np.uint8)], axis=1).view(np.int8).reshape(-1)
 
 
 def _fc(ctx: _Ctx, op) -> dict:

@@ -221,7 +221,7 @@ static inline int8_t te_fc_out(int32_t acc, int32_t mult, int32_t shift, int32_t
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
-void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+TE_SMALL void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     const int32_t n = p->in_n, groups = (n + 3) >> 2, out_n = p->out_n;
     const int32_t qs = p->per_channel ? 1 : 0;

@@ -64,7 +64,7 @@ static inline int32_t te_avg_div(int32_t acc, int32_t count)
  * |sum| <= 256 * 128 fits), about 2 instructions per input byte against 10; channels past the
  * last multiple of 4 one by one.  Compiled for size: at -O2 it is twice as large for 0.05% of kws's
  * instructions. */
-__attribute__((optimize("Os"))) static void te_avg_pool_lanes(const te_pool_params_t *p, const int8_t *in,
+TE_SMALL static void te_avg_pool_lanes(const te_pool_params_t *p, const int8_t *in,
                                                                int8_t *out)
 {
     int32_t b, oy, ox, c, fy, fx;

@@ -258,7 +258,7 @@ static inline void te_fill_lanes(uint32_t lanes, int32_t groups, uint32_t *xq)
 /* one pixel's window as 16-bit lanes into xq (every 4th word pair), zero-point padded, its last
  * n % 4 bytes into tail.  With in_c % 4 == 0 the input is read in place (taps outside the input
  * are zero-point lanes); otherwise the window is gathered into g (at most TE_PAIR_GATHER bytes). */
-static void te_window_lanes(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *g,
+TE_SMALL static void te_window_lanes(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *g,
                             uint32_t *xq, int8_t *tail)
 {
     const int32_t n = p->k_h * p->k_w * p->in_c;
@@ -550,7 +550,9 @@ typedef struct {
     int8_t shift0, shift1, pad0, pad1;
 } te_pair_head_t;
 
-static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch)
+/* fast: every shift negative and the clamp the whole int8 range (the generator checks), else any */
+static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b,
+                                                                       int8_t *out_b, int32_t pitch, const int fast)
 {
     int8_t g[TE_PAIR_GATHER];
     uint32_t xq[TE_PAIR_MAX + 4];
@@ -561,15 +563,9 @@ static void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b, 
     const uint32_t *xend = xq + 4 * groups;
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oc_n = p->out_c;
-    const int8_t *const wend = p->weights + ((oc_n + 1) >> 1) * step;
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
-    int fast = lo == -128 && hi == 127;
     const int8_t *w;
     int32_t px, c;
-    for (w = p->weights; w < wend; w += step) {
-        const te_pair_head_t *h = (const te_pair_head_t *)(const void *)w;
-        fast &= h->shift0 < 0 && h->shift1 < 0;
-    }
     for (c = 4 * full; c < 4 * groups; ++c) {
         xq[c] = 0;   /* the padding groups; the partial one is rewritten per pixel */
     }
@@ -670,7 +666,8 @@ static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_
 }
 #endif
 
-void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+static inline __attribute__((always_inline)) void te_conv2d_paired(const te_conv_params_t *p, const int8_t *in,
+                                                                   int8_t *out, const int fast)
 {
     const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
     int32_t b;
@@ -678,11 +675,22 @@ void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in
         const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
         int8_t *out_b = out + b * p->out_h * p->out_w * pitch;
 #ifdef TE_HAVE_DOT4_ROWS
-        te_conv_pairs_paired(p, in_b, out_b, pitch);
+        te_conv_pairs_paired(p, in_b, out_b, pitch, fast);
 #else
+        (void)fast;
         te_conv_paired_portable(p, in_b, out_b, pitch);
 #endif
     }
+}
+
+void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_conv2d_paired(p, in, out, 0);
+}
+
+void te_conv2d_s8_paired_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_conv2d_paired(p, in, out, 1);
 }
 
 void te_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,

@@ -247,14 +247,15 @@ static inline int32_t te_dwg_rq(int32_t acc, int32_t mult, int32_t em1)
 #endif
 }
 
-void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+/* fast: every shift negative and the clamp the whole int8 range (the generator checks) */
+static inline __attribute__((always_inline)) void te_dw_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                                           int8_t *TE_RESTRICT out, const int fast)
 {
     const int32_t oc_n = p->out_c, ntaps = p->k_h * p->k_w;
     const int32_t *const eff = p->eff_bias;
     const int32_t *const mult = p->mult;
     const int8_t *const shift = p->shift;
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
-    const int fast = te_fast_requant(shift, oc_n, lo, hi);
     int8_t zbuf[TE_DW_ZMAX];
     const int8_t *tp[TE_DW_TAPS];
     int32_t b, oy, ox, ky, kx, c, t;
@@ -321,6 +322,17 @@ void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTR
             }
         }
     }
+}
+
+void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_dw_g4(p, in, out, 0);
+}
+
+void te_depthwise_conv2d_s8_g4_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                    int8_t *TE_RESTRICT out)
+{
+    te_dw_g4(p, in, out, 1);
 }
 
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)

@@ -214,6 +214,22 @@ static const int8_t *te_fc_pair_rows(const int8_t *x, int32_t n, const int8_t *w
 }
 #endif
 
+/* FULLY_CONNECTED, one row at a time, compiled for size: for layers of a few thousand MACs (a
+ * classifier head), where the paired kernel's code would cost more flash than its speed saves */
+TE_SMALL void te_fully_connected_s8_small(const te_fc_params_t *p, const int8_t *TE_RESTRICT in,
+                                          int8_t *TE_RESTRICT out)
+{
+    const int32_t qs = p->per_channel ? 1 : 0;
+    int32_t b, o;
+    for (b = 0; b < p->batches; ++b) {
+        for (o = 0; o < p->out_n; ++o) {
+            const int32_t acc = p->eff_bias[o] + te_dot(in + b * p->in_n, p->weights + o * p->in_n, p->in_n);
+            out[b * p->out_n + o] = te_requant(acc, p->mult[o * qs], p->shift[o * qs], p->out_offset, p->act_min,
+                                               p->act_max);
+        }
+    }
+}
+
 /* requantized and clamped output of accumulator `acc` */
 static inline int8_t te_fc_out(int32_t acc, int32_t mult, int32_t shift, int32_t oo, int32_t lo, int32_t hi)
 {
@@ -221,7 +237,7 @@ static inline int8_t te_fc_out(int32_t acc, int32_t mult, int32_t shift, int32_t
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
-TE_SMALL void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     const int32_t n = p->in_n, groups = (n + 3) >> 2, out_n = p->out_n;
     const int32_t qs = p->per_channel ? 1 : 0;

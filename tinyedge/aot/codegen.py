@@ -288,7 +288,7 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             ctx.drop_const(f"op{i}_b")
             fields["weights"] = ctx.const(f"op{i}_w", "int8_t", g4, f"weights of op {i}, 4-channel groups")
             fields["bias"] = "NULL"   # taps outside the input read zero points: the folded bias is exact
-            fn = "te_depthwise_conv2d_s8_g4"
+            fn = "te_depthwise_conv2d_s8_g4" + ("_fast" if _fast_rq(ms, lo, hi) else "")
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
         paired = _conv_paired(rows, eff, ms)
@@ -299,7 +299,7 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
                                       f"op {i}: per channel pair folded biases, multipliers, shifts, weights")
         for k in ("bias", "eff_bias", "mult", "shift"):
             fields[k] = "NULL"   # the kernel reads them from the weight stream
-        fn = "te_conv2d_s8_paired"
+        fn = "te_conv2d_s8_paired" + ("_fast" if _fast_rq(ms, lo, hi) else "")
     if stored is not None:
         desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
@@ -312,6 +312,12 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             ctx.drop_const(f"op{i}_b")
     fields["out_pitch"] = out_c
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
+
+
+def _fast_rq(ms: list, lo: int, hi: int) -> bool:
+    """Every channel's requantization a right shift and the clamp the whole int8 range: the _fast
+    kernel variants' precondition."""
+    return lo == -128 and hi == 127 and all(s < 0 for _, s in ms)
 
 
 DW_G4_MAX_C, DW_G4_MAX_TAPS = 1024, 25   # te_depthwise.c: TE_DW_ZMAX, TE_DW_TAPS
@@ -387,7 +393,10 @@ def _fc(ctx: _Ctx, op) -> dict:
     stored = ctx.stored_weights(op, w.data.reshape(out_n, in_n), False, macs, 1, batches != 1)
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     fn, extra = "te_fully_connected_s8", []
-    paired = _fc_paired(w.data.reshape(out_n, in_n)) if stored is None and ctx.arm_dsp else None
+    small = stored is None and ctx.arm_dsp and getattr(ctx, "small_fc", False)
+    paired = _fc_paired(w.data.reshape(out_n, in_n)) if stored is None and ctx.arm_dsp and not small else None
+    if small:
+        fn = "te_fully_connected_s8_small"
     if paired is not None:   # same bytes as dense, re-ordered for te_fully_connected_s8_paired
         ctx.drop_const(f"op{i}_w")
         fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired, f"weights of op {i}, paired layout")
@@ -402,6 +411,7 @@ def _fc(ctx: _Ctx, op) -> dict:
     return {"struct": "te_fc_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
+SMALL_FC_MACS = 4096       # te_fully_connected_s8_small when every FC is this small: flash over speed
 PAIRED_FC_MAX_IN = 1024   # TE_FC_XMAX: the input's 16-bit lanes go on the stack
 
 
@@ -656,6 +666,10 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
     ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
                decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp),
                arm_dsp=arm_dsp)
+    # every FULLY_CONNECTED small (classifier heads): the size-compiled kernel, not the paired one's code
+    fcs = [op for op in graph.ops if op.opcode == "FULLY_CONNECTED"]
+    ctx.small_fc = all(graph.tensors[op.inputs[1]].num_elements * graph.tensors[op.inputs[0]].num_elements
+                       // max(graph.tensors[op.inputs[1]].shape[-1], 1) <= SMALL_FC_MACS for op in fcs)
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]

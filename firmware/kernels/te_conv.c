@@ -544,7 +544,7 @@ static inline int32_t te_rq_right30(int32_t acc, int32_t mult, int32_t em1)
     return (((v + (v >> 31)) >> em1) + 1) >> 1;
 }
 
-/* the per-pair header of the paired weight stream: folded biases, multipliers, shifts */
+/* per channel pair (p->eff_bias points at an array of them): folded biases, multipliers, shifts */
 typedef struct {
     int32_t eff0, eff1, mult0, mult1;
     int8_t shift0, shift1, pad0, pad1;
@@ -559,12 +559,13 @@ static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_
     int8_t t0[4] = {0, 0, 0, 0}, t1[4] = {0, 0, 0, 0};
     const int32_t n = p->k_h * p->k_w * p->in_c;
     const int32_t full = n >> 2, groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
-    const int32_t step = (int32_t)sizeof(te_pair_head_t) + 8 * groups;
+    const int32_t step = 8 * groups;
     const uint32_t *xend = xq + 4 * groups;
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oc_n = p->out_c;
     const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
     const int8_t *w;
+    const te_pair_head_t *h;
     int32_t px, c;
     for (c = 4 * full; c < 4 * groups; ++c) {
         xq[c] = 0;   /* the padding groups; the partial one is rewritten per pixel */
@@ -583,12 +584,12 @@ static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_
             xq[4 * full + 3] = te_sxtb16_ror8(v1);
         }
         w = p->weights;
+        h = (const te_pair_head_t *)(const void *)p->eff_bias;
         if (fast) {
-            for (c = 0; c + 2 <= oc_n; c += 2, w += step) {
-                const te_pair_head_t *h = (const te_pair_head_t *)(const void *)w;
+            for (c = 0; c + 2 <= oc_n; c += 2, w += step, ++h) {
                 int32_t a[4];
                 a[0] = a[1] = a[2] = a[3] = h->eff0;
-                te_mac2x2_paired(xq, w + sizeof(te_pair_head_t), &xend, a);
+                te_mac2x2_paired(xq, w, &xend, a);
                 {
                     const int32_t m0 = h->mult0, e0 = ~(int32_t)h->shift0;
                     const int32_t m1 = h->mult1, e1 = ~(int32_t)h->shift1;
@@ -608,11 +609,10 @@ static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_
         } else {
             c = 0;
         }
-        for (; c < oc_n; c += 2, w += step) {
-            const te_pair_head_t *h = (const te_pair_head_t *)(const void *)w;
+        for (; c < oc_n; c += 2, w += step, ++h) {
             int32_t a[4];
             a[0] = a[1] = a[2] = a[3] = h->eff0;
-            te_mac2x2_paired(xq, w + sizeof(te_pair_head_t), &xend, a);
+            te_mac2x2_paired(xq, w, &xend, a);
             o0[c] = te_requant(a[1], h->mult0, h->shift0, oo, lo, hi);
             o1[c] = te_requant(a[3], h->mult0, h->shift0, oo, lo, hi);
             if (c + 1 < oc_n) {   /* an odd last channel pairs with a zero one */
@@ -637,16 +637,16 @@ static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_
     int8_t g[TE_PAIR_MAX];
     const int32_t n = p->k_h * p->k_w * p->in_c;
     const int32_t groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
-    const int32_t step = (int32_t)sizeof(te_pair_head_t) + 8 * groups;
+    const int32_t step = 8 * groups;
     int32_t oy, ox, c, k;
     for (oy = 0; oy < p->out_h; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {
             int8_t *o = out_b + (oy * p->out_w + ox) * pitch;
             const int8_t *wp = p->weights;
+            const te_pair_head_t *h = (const te_pair_head_t *)(const void *)p->eff_bias;
             te_window(p, in_b, oy, ox, g);
-            for (c = 0; c < p->out_c; c += 2, wp += step) {
-                const te_pair_head_t *h = (const te_pair_head_t *)(const void *)wp;
-                const uint8_t *w = (const uint8_t *)wp + sizeof(te_pair_head_t);
+            for (c = 0; c < p->out_c; c += 2, wp += step, ++h) {
+                const uint8_t *w = (const uint8_t *)wp;
                 int32_t s0 = 0, s1 = 0;
                 for (k = 0; k < n; ++k) {
                     /* input k: group k / 4, word (k & 1) (xe: k % 4 in {0, 2}), lane (k >> 1) & 1 */

@@ -223,7 +223,9 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
  * pairs, the window zero padded to a multiple of 4 bytes, per 16-bit lane channel c's weight in
  * the low byte and channel c + 1's, minus 1 when the first is negative, in the high byte), for
  * windows of at most 576 bytes (128 when in_c % 4 != 0): 2 pixels x 2 channels x 4 bytes in 13
- * instructions on Cortex-M DSP cores.  p->bias is not read (may be NULL). */
+ * instructions on Cortex-M DSP cores.  p->eff_bias points at the per-pair constants (a te_conv.c
+ * te_pair_head_t each: int32 folded biases, int32 multipliers, int8 shifts, 2 bytes padding);
+ * p->bias, p->mult and p->shift are not read (NULL). */
 void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* the same when every shift is negative and the clamp is the whole int8 range (the generator picks
  * it then; only the variant a model uses is linked) */

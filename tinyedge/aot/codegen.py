@@ -292,13 +292,14 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
         paired = _conv_paired(rows, eff, ms)
-    if paired is not None:   # the weights re-ordered for te_conv2d_s8_paired, each pair after its constants
+    if paired is not None:   # the weights re-ordered for te_conv2d_s8_paired, the per-pair constants apart
         for k in ("w", "b", "eb", "m", "s"):
             ctx.drop_const(f"op{i}_{k}")
-        fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired,
-                                      f"op {i}: per channel pair folded biases, multipliers, shifts, weights")
-        for k in ("bias", "eff_bias", "mult", "shift"):
-            fields[k] = "NULL"   # the kernel reads them from the weight stream
+        fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired[0], f"weights of op {i}, paired layout")
+        fields["eff_bias"] = ctx.const(f"op{i}_ph", "int32_t", paired[1],
+                                       f"op {i}: per channel pair folded biases, multipliers, shifts")
+        for k in ("bias", "mult", "shift"):
+            fields[k] = "NULL"   # in the per-pair constants
         fn = "te_conv2d_s8_paired" + ("_fast" if _fast_rq(ms, lo, hi) else "")
     if stored is not None:
         desc, scratch, block, kernel = stored
@@ -335,14 +336,14 @@ def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rows.T.reshape(taps, oc // 4, 4).transpose(1, 0, 2)).reshape(-1)
 
 
-def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> np.ndarray | None:
+def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> tuple[np.ndarray, np.ndarray] | None:
     """CONV_2D weights [out_c][window] in te_conv2d_s8_paired's order, or None when it cannot run
     them: for the exact recovery of every second channel's sum, 128 * sum |w| < 2^23 on those
     channels; every accumulator |eff_bias + sum x w| < 2^30 (the kernel's SMMULR requantization);
     and the high byte (second weight - 1 when the first is negative) must fit int8.
 
-    Per channel pair a te_pair_head_t (folded biases, multipliers, shifts: 20 bytes), then its
-    weights.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
+    Returns (weights, per-pair constants): a te_pair_head_t per channel pair (folded biases,
+    multipliers, shifts: 20 bytes, as int32 words) goes in p->eff_bias.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
     multiple of 8 (an even number of groups); per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
     k+1, k+3), each lane (first channel's weight, second's - (first < 0)): byte
     [pair][g][parity][lane][ch] = w[2 pair + ch][4 g + 2 lane + parity]."""
@@ -363,7 +364,7 @@ def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> np.ndarray | No
     head = np.zeros((w.shape[0] // 2, 20), np.uint8)
     head[:, :16] = np.stack([e[0::2], e[1::2], m[0::2], m[1::2]], axis=1).astype("<i4").view(np.uint8)
     head[:, 16:18] = np.stack([sh[0::2], sh[1::2]], axis=1).astype(np.int8).view(np.uint8)
-    return np.concatenate([head, u.reshape(w.shape[0] // 2, -1).view(np.uint8)], axis=1).view(np.int8).reshape(-1)
+    return u.reshape(-1), head.reshape(-1).view("<i4")
 
 
 def _fc(ctx: _Ctx, op) -> dict:
@@ -417,15 +418,16 @@ PAIRED_FC_MAX_IN = 1024   # TE_FC_XMAX: the input's 16-bit lanes go on the stack
 
 def _fc_paired(w: np.ndarray) -> np.ndarray | None:
     """FC weights [out_n][in_n] in te_fully_connected_s8_paired's order, or None when that kernel
-    cannot run them: 4 <= in_n <= 1024 and, for the exact recovery of every second row's sum from
-    the high bytes, 128 * sum |w| < 2^23 on those rows.  Rows and inputs are zero padded to
-    multiples of 4.
+    cannot run them: rows and inputs multiples of 4, in_n <= 1024 and, for the exact recovery of
+    every second row's sum from the high bytes, 128 * sum |w| < 2^23 on those rows.  (The kernel
+    also runs zero-padded rows and inputs; the generator does not pad, so the weight symbol keeps
+    the tensor's size.)
 
     Per group of 4 rows (pairs A, B) and 4 inputs k..k+3: words A-even, B-even, A-odd, B-odd; the
     even words hold inputs k, k+2 and the odd ones k+1, k+3, each lane as (first row's weight + 128,
     second row's weight): byte [g][i][parity][pair][lane][row] = w[4g + 2 pair + row][4i + 2 lane + parity]."""
     rows, n = w.shape
-    if n < 4 or n > PAIRED_FC_MAX_IN:
+    if rows % 4 or n % 4 or n > PAIRED_FC_MAX_IN:   # unpadded, so the memory report's dense bytes stay exact
         return None
     if (128 * np.abs(w[1::2].astype(np.int64)).sum(axis=1)).max() >= 1 << 23:
         return None

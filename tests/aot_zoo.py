@@ -101,12 +101,29 @@ def build_activations(tf):
     return tf.keras.Model(inp, L.Concatenate()(parts))
 
 
+def build_paired(tf):
+    """The Cortex-M DSP layouts the generator re-orders weights into: paired CONV_2D with an odd
+    channel count and a gathered window, 4-channel-group DEPTHWISE_CONV_2D, paired FULLY_CONNECTED
+    (large enough not to take the small-FC kernel) and a plain one (9 rows)."""
+    L = tf.keras.layers
+    x = inp = L.Input((9, 7, 6), batch_size=1)
+    x = L.Conv2D(5, 3, padding="same", activation="relu")(x)          # window 54: gathered, 5 channels
+    x = L.Conv2D(8, 1)(x)                                              # 1x1, in_c 5
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)     # 4-channel groups, zero-point borders
+    x = L.Conv2D(7, (2, 3), strides=2, padding="valid")(x)             # odd out_c, window 48
+    x = L.Flatten()(x)                                                 # 4 x 3 x 7 = 84
+    x = L.Dense(132, activation="relu")(x)                             # 84 -> 132: paired
+    x = L.Dense(9)(x)
+    return tf.keras.Model(inp, x)
+
+
 BUILDERS = {
     "activations": build_activations,
     "conv": build_conv,
     "depthwise": build_depthwise,
     "elementwise": build_elementwise,
     "fc": build_fc,
+    "paired": build_paired,
 }
 
 

@@ -54,7 +54,7 @@ static int32_t te_one_over_one_plus_x(int32_t a)
     return te_sat_shl(x, 1);
 }
 
-void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out)
+TE_SMALL void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out)
 {
     int32_t r, c;
     for (r = 0; r < p->outer; ++r) {

@@ -200,7 +200,6 @@ static void te_conv_gathered(const te_conv_params_t *p, const int8_t *in_b, int3
     }
 }
 
-#ifdef TE_HAVE_DOT4_ROWS
 /* Two output pixels x two output channels per pass (every CONV_2D whose kernel window is at
  * most TE_PAIR_MAX bytes, or TE_PAIR_GATHER when in_c % 4 != 0).  Each pixel's window is read
  * once (zero-point padded, so the folded bias is exact at the borders too) and sign-extended to
@@ -237,6 +236,7 @@ static void te_window(const te_conv_params_t *p, const int8_t *in_b, int32_t oy,
     }
 }
 
+#ifdef TE_HAVE_DOT4_ROWS
 static inline void te_expand_lanes(const int8_t *g, int32_t groups, uint32_t *xq)
 {
     int32_t i;
@@ -259,7 +259,7 @@ static inline void te_fill_lanes(uint32_t lanes, int32_t groups, uint32_t *xq)
 /* one pixel's window as 16-bit lanes into xq (every 4th word pair), zero-point padded, its last
  * n % 4 bytes into tail.  With in_c % 4 == 0 the input is read in place (taps outside the input
  * are zero-point lanes); otherwise the window is gathered into g (at most TE_PAIR_GATHER bytes). */
-static void te_window_lanes(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *g,
+TE_SMALL static void te_window_lanes(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *g,
                             uint32_t *xq, int8_t *tail)
 {
     const int32_t n = p->k_h * p->k_w * p->in_c;
@@ -489,6 +489,214 @@ void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_
             }
         }
     }
+}
+
+/* ---- CONV_2D on weights re-ordered at generation time (te_conv2d_s8_paired) ---------------
+ *
+ * Channels in pairs (c, c + 1), the window (zero padded to a multiple of 4 bytes) in groups of 4
+ * bytes k..k+3, whose 16-bit lanes are xe = (x[k], x[k+2]) and xo = (x[k+1], x[k+3]).  Per pair and
+ * group two words, for xe and for xo; per lane the low byte is channel c's weight w0 and the high
+ * byte channel c + 1's w1 minus 1 when w0 < 0, so the lane as a signed 16-bit value is
+ * 256 * w1 + w0.  SMLAD of the raw word accumulates f = 256 * S1 + S0, SMLAD of its SXTB16 e = S0:
+ * 2 channels x 2 pixels x 4 bytes (16 MACs) in 13 instructions.  S1 = (f - e) >> 8 exactly
+ * (modulo 2^32): the generator uses this layout only when 128 * sum |w1| < 2^23 on every second
+ * channel (tinyedge.aot.codegen._conv_paired). */
+#ifdef TE_HAVE_DOT4_ROWS
+/* a[0..3] = f px0, e px0, f px1, e px1 of one channel pair over an even number of groups, up
+ * to *xend (a memory operand set once per layer) */
+static inline void te_mac2x2_paired(const uint32_t *xq, const int8_t *w, const uint32_t *const *xend, int32_t *a)
+{
+    int32_t f0 = a[0], e0 = a[1], f1 = a[2], e1 = a[3];
+    uint32_t xe0, xo0, xe1, xo1, we, wo, t;
+#define TE_MAC2X2P_GROUP                                 \
+    "ldrd   %[we], %[wo], [%[w]], #8\n\t"               \
+    "ldrd   %[xe0], %[xo0], [%[x]], #8\n\t"             \
+    "ldrd   %[xe1], %[xo1], [%[x]], #8\n\t"             \
+    "sxtb16 %[t], %[we]\n\t"                            \
+    "smlad  %[f0], %[xe0], %[we], %[f0]\n\t"            \
+    "smlad  %[e0], %[xe0], %[t], %[e0]\n\t"             \
+    "smlad  %[f1], %[xe1], %[we], %[f1]\n\t"            \
+    "smlad  %[e1], %[xe1], %[t], %[e1]\n\t"             \
+    "sxtb16 %[t], %[wo]\n\t"                            \
+    "smlad  %[f0], %[xo0], %[wo], %[f0]\n\t"            \
+    "smlad  %[e0], %[xo0], %[t], %[e0]\n\t"             \
+    "smlad  %[f1], %[xo1], %[wo], %[f1]\n\t"            \
+    "smlad  %[e1], %[xo1], %[t], %[e1]\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        TE_MAC2X2P_GROUP
+        TE_MAC2X2P_GROUP
+        "ldr    %[t], %[xend]\n\t"
+        "cmp    %[x], %[t]\n\t"
+        "bne    1b\n\t"
+        : [x] "+r"(xq), [w] "+r"(w), [f0] "+r"(f0), [e0] "+r"(e0), [f1] "+r"(f1), [e1] "+r"(e1),
+          [xe0] "=&r"(xe0), [xo0] "=&r"(xo0), [xe1] "=&r"(xe1), [xo1] "=&r"(xo1), [we] "=&r"(we), [wo] "=&r"(wo),
+          [t] "=&r"(t)
+        : [xend] "m"(*xend)
+        : "cc", "memory");
+#undef TE_MAC2X2P_GROUP
+    a[0] = f0;
+    a[1] = e0;
+    a[2] = f1;
+    a[3] = e1;
+}
+
+/* te_rq_right for |acc| < 2^30 (te_conv2d_s8_paired's precondition): SMMULR(2 * acc, mult) is
+ * the rounded high product */
+static inline int32_t te_rq_right30(int32_t acc, int32_t mult, int32_t em1)
+{
+    int32_t v;
+    __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"((uint32_t)acc << 1), "r"(mult));
+    return (((v + (v >> 31)) >> em1) + 1) >> 1;
+}
+
+/* per channel pair (p->eff_bias points at an array of them): folded biases, multipliers, shifts */
+typedef struct {
+    int32_t eff0, eff1, mult0, mult1;
+    int8_t shift0, shift1, pad0, pad1;
+} te_pair_head_t;
+
+/* fast: every shift negative and the clamp the whole int8 range (the generator checks), else any */
+static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b,
+                                                                       int8_t *out_b, int32_t pitch, const int fast)
+{
+    int8_t g[TE_PAIR_GATHER];
+    uint32_t xq[TE_PAIR_MAX + 4];
+    int8_t t0[4] = {0, 0, 0, 0}, t1[4] = {0, 0, 0, 0};
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t full = n >> 2, groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
+    const int32_t step = 8 * groups;
+    const uint32_t *xend = xq + 4 * groups;
+    const int32_t npix = p->out_h * p->out_w;
+    const int32_t oc_n = p->out_c;
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int8_t *w;
+    const te_pair_head_t *h;
+    int32_t px, c;
+    for (c = 4 * full; c < 4 * groups; ++c) {
+        xq[c] = 0;   /* the padding groups; the partial one is rewritten per pixel */
+    }
+    for (px = 0; px < npix; px += 2) {
+        const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
+        int8_t *o0 = out_b + px * pitch;
+        int8_t *o1 = out_b + px1 * pitch;
+        te_window_lanes(p, in_b, px / p->out_w, px % p->out_w, g, xq, t0);
+        te_window_lanes(p, in_b, px1 / p->out_w, px1 % p->out_w, g, xq + 2, t1);
+        if (n & 3) {   /* the partial group, zero padded (t0/t1 past n % 4 stay 0) */
+            const uint32_t v0 = te_load32(t0), v1 = te_load32(t1);
+            xq[4 * full] = te_sxtb16(v0);
+            xq[4 * full + 1] = te_sxtb16_ror8(v0);
+            xq[4 * full + 2] = te_sxtb16(v1);
+            xq[4 * full + 3] = te_sxtb16_ror8(v1);
+        }
+        w = p->weights;
+        h = (const te_pair_head_t *)(const void *)p->eff_bias;
+        if (fast) {
+            for (c = 0; c + 2 <= oc_n; c += 2, w += step, ++h) {
+                int32_t a[4];
+                a[0] = a[1] = a[2] = a[3] = h->eff0;
+                te_mac2x2_paired(xq, w, &xend, a);
+                {
+                    const int32_t m0 = h->mult0, e0 = ~(int32_t)h->shift0;
+                    const int32_t m1 = h->mult1, e1 = ~(int32_t)h->shift1;
+                    const int32_t b1 = h->eff1;
+                    const int32_t s0 = te_sat8(te_rq_right30(a[1], m0, e0) + oo);
+                    const int32_t s1 = te_sat8(te_rq_right30(a[3], m0, e0) + oo);
+                    const int32_t s2 = te_sat8(
+                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), m1, e1) + oo);
+                    const int32_t s3 = te_sat8(
+                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), m1, e1) + oo);
+                    o0[c] = (int8_t)s0;
+                    o1[c] = (int8_t)s1;
+                    o0[c + 1] = (int8_t)s2;
+                    o1[c + 1] = (int8_t)s3;
+                }
+            }
+        } else {
+            c = 0;
+        }
+        for (; c < oc_n; c += 2, w += step, ++h) {
+            int32_t a[4];
+            a[0] = a[1] = a[2] = a[3] = h->eff0;
+            te_mac2x2_paired(xq, w, &xend, a);
+            o0[c] = te_requant(a[1], h->mult0, h->shift0, oo, lo, hi);
+            o1[c] = te_requant(a[3], h->mult0, h->shift0, oo, lo, hi);
+            if (c + 1 < oc_n) {   /* an odd last channel pairs with a zero one */
+                const int32_t b1 = h->eff1;
+                o0[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), h->mult1,
+                                       h->shift1, oo, lo, hi);
+                o1[c + 1] = te_requant(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), h->mult1,
+                                       h->shift1, oo, lo, hi);
+            }
+        }
+    }
+}
+#else
+typedef struct {
+    int32_t eff0, eff1, mult0, mult1;
+    int8_t shift0, shift1, pad0, pad1;
+} te_pair_head_t;
+
+/* portable: the window gathered per pixel, the weights decoded from the paired layout */
+static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch)
+{
+    int8_t g[TE_PAIR_MAX];
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t groups = ((n + 7) >> 3) * 2;   /* the weights' groups: an even count */
+    const int32_t step = 8 * groups;
+    int32_t oy, ox, c, k;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        for (ox = 0; ox < p->out_w; ++ox) {
+            int8_t *o = out_b + (oy * p->out_w + ox) * pitch;
+            const int8_t *wp = p->weights;
+            const te_pair_head_t *h = (const te_pair_head_t *)(const void *)p->eff_bias;
+            te_window(p, in_b, oy, ox, g);
+            for (c = 0; c < p->out_c; c += 2, wp += step, ++h) {
+                const uint8_t *w = (const uint8_t *)wp;
+                int32_t s0 = 0, s1 = 0;
+                for (k = 0; k < n; ++k) {
+                    /* input k: group k / 4, word (k & 1) (xe: k % 4 in {0, 2}), lane (k >> 1) & 1 */
+                    const uint8_t *b = w + 8 * (k >> 2) + 4 * (k & 1) + 2 * ((k >> 1) & 1);
+                    const int32_t w0 = (int8_t)b[0], w1 = (int8_t)b[1] + (w0 < 0);
+                    s0 += g[k] * w0;
+                    s1 += g[k] * w1;
+                }
+                o[c] = te_requant(h->eff0 + s0, h->mult0, h->shift0, p->out_offset, p->act_min, p->act_max);
+                if (c + 1 < p->out_c) {
+                    o[c + 1] = te_requant(h->eff1 + s1, h->mult1, h->shift1, p->out_offset, p->act_min,
+                                          p->act_max);
+                }
+            }
+        }
+    }
+}
+#endif
+
+static inline __attribute__((always_inline)) void te_conv2d_paired(const te_conv_params_t *p, const int8_t *in,
+                                                                   int8_t *out, const int fast)
+{
+    const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
+    int32_t b;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+        int8_t *out_b = out + b * p->out_h * p->out_w * pitch;
+#ifdef TE_HAVE_DOT4_ROWS
+        te_conv_pairs_paired(p, in_b, out_b, pitch, fast);
+#else
+        (void)fast;
+        te_conv_paired_portable(p, in_b, out_b, pitch);
+#endif
+    }
+}
+
+void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_conv2d_paired(p, in, out, 0);
+}
+
+void te_conv2d_s8_paired_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_conv2d_paired(p, in, out, 1);
 }
 
 void te_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,

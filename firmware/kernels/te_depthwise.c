@@ -217,6 +217,130 @@ static void te_dw_impl(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, 
     }
 }
 
+/* ---- DEPTHWISE_CONV_2D on weights grouped by 4 channels (te_depthwise_conv2d_s8_g4) ----------
+ * Weights [out_c / 4][taps][4]: one word per tap and group, read in order.  Every tap goes through
+ * a pointer (taps outside the input read a row of input zero points, which the folded bias cancels
+ * exactly), so borders cost nothing extra. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+#define TE_DWG_TAP(OFF)                                   \
+    "ldr    %[xv], [%[tp], #" OFF "]\n\t"                \
+    "ldr    %[xv], [%[xv], %[cc]]\n\t"                   \
+    "ldr    %[wv], [%[w]], #4\n\t"                       \
+    "sxtb16 %[xe], %[xv]\n\t"                            \
+    "sxtb16 %[xv], %[xv], ror #8\n\t"                    \
+    "sxtb16 %[we], %[wv]\n\t"                            \
+    "sxtb16 %[wv], %[wv], ror #8\n\t"                    \
+    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"              \
+    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"              \
+    "smlabb %[a1], %[xv], %[wv], %[a1]\n\t"              \
+    "smlatt %[a3], %[xv], %[wv], %[a3]\n\t"
+#define TE_DWG_OPERANDS                                                                             \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [xv] "=&r"(xv),       \
+      [xe] "=&r"(xe), [wv] "=&r"(wv), [we] "=&r"(we)                                                \
+    : [tp] "r"(tp), [cc] "r"(c)                                                                      \
+    : "memory"
+#endif
+
+/* te_rq_right for |acc| < 2^30 (the generator proves it for the _g4 kernel) */
+static inline int32_t te_dwg_rq(int32_t acc, int32_t mult, int32_t em1)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    int32_t v;
+    __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"((uint32_t)acc << 1), "r"(mult));
+    return (((v + (v >> 31)) >> em1) + 1) >> 1;
+#else
+    return te_rq_right(acc, mult, em1);
+#endif
+}
+
+/* fast: every shift negative and the clamp the whole int8 range (the generator checks) */
+static inline __attribute__((always_inline)) void te_dw_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                                           int8_t *TE_RESTRICT out, const int fast)
+{
+    const int32_t oc_n = p->out_c, ntaps = p->k_h * p->k_w;
+    const int32_t *const eff = p->eff_bias;
+    const int32_t *const mult = p->mult;
+    const int8_t *const shift = p->shift;
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    int8_t zbuf[TE_DW_ZMAX];
+    const int8_t *tp[TE_DW_TAPS];
+    int32_t b, oy, ox, ky, kx, c, t;
+    memset(zbuf, (unsigned char)(int8_t)(-p->in_offset), (size_t)oc_n);
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+        int8_t *o = out + b * p->out_h * p->out_w * oc_n;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            for (ox = 0; ox < p->out_w; ++ox, o += oc_n) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+                const int8_t *w = p->weights;
+                t = 0;
+                for (ky = 0; ky < p->k_h; ++ky) {
+                    const int32_t iy = iy0 + ky * p->dil_h;
+                    for (kx = 0; kx < p->k_w; ++kx) {
+                        const int32_t ix = ix0 + kx * p->dil_w;
+                        tp[t++] = (uint32_t)iy < (uint32_t)p->in_h && (uint32_t)ix < (uint32_t)p->in_w
+                                      ? in_b + (iy * p->in_w + ix) * oc_n
+                                      : zbuf;
+                    }
+                }
+                for (c = 0; c < oc_n; c += 4) {
+                    int32_t a0 = eff[c], a1 = eff[c + 1], a2 = eff[c + 2], a3 = eff[c + 3];
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+                    uint32_t xv, xe, wv, we;
+                    if (ntaps == 9) {
+                        __asm__ volatile(TE_DWG_TAP("0") TE_DWG_TAP("4") TE_DWG_TAP("8") TE_DWG_TAP("12")
+                                         TE_DWG_TAP("16") TE_DWG_TAP("20") TE_DWG_TAP("24") TE_DWG_TAP("28")
+                                         TE_DWG_TAP("32") TE_DWG_OPERANDS);
+                    } else {
+                        for (t = 0; t < ntaps; ++t) {
+                            const int8_t *x = tp[t] + c;
+                            const uint32_t vx = te_load32(x), vw = te_load32(w);
+                            const uint32_t xe2 = te_sxtb16(vx), xo2 = te_sxtb16_ror8(vx);
+                            const uint32_t we2 = te_sxtb16(vw), wo2 = te_sxtb16_ror8(vw);
+                            w += 4;
+                            a0 = te_smlad(xe2 & 0xFFFFu, we2 & 0xFFFFu, a0);
+                            a2 = te_smlad(xe2 >> 16, we2 >> 16, a2);
+                            a1 = te_smlad(xo2 & 0xFFFFu, wo2 & 0xFFFFu, a1);
+                            a3 = te_smlad(xo2 >> 16, wo2 >> 16, a3);
+                        }
+                    }
+#else
+                    for (t = 0; t < ntaps; ++t, w += 4) {
+                        const int8_t *x = tp[t] + c;
+                        a0 += x[0] * w[0];
+                        a1 += x[1] * w[1];
+                        a2 += x[2] * w[2];
+                        a3 += x[3] * w[3];
+                    }
+#endif
+                    if (fast) {
+                        o[c] = (int8_t)te_sat8(te_dwg_rq(a0, mult[c], ~(int32_t)shift[c]) + oo);
+                        o[c + 1] = (int8_t)te_sat8(te_dwg_rq(a1, mult[c + 1], ~(int32_t)shift[c + 1]) + oo);
+                        o[c + 2] = (int8_t)te_sat8(te_dwg_rq(a2, mult[c + 2], ~(int32_t)shift[c + 2]) + oo);
+                        o[c + 3] = (int8_t)te_sat8(te_dwg_rq(a3, mult[c + 3], ~(int32_t)shift[c + 3]) + oo);
+                    } else {
+                        o[c] = te_requant(a0, mult[c], shift[c], oo, lo, hi);
+                        o[c + 1] = te_requant(a1, mult[c + 1], shift[c + 1], oo, lo, hi);
+                        o[c + 2] = te_requant(a2, mult[c + 2], shift[c + 2], oo, lo, hi);
+                        o[c + 3] = te_requant(a3, mult[c + 3], shift[c + 3], oo, lo, hi);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    te_dw_g4(p, in, out, 0);
+}
+
+void te_depthwise_conv2d_s8_g4_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                    int8_t *TE_RESTRICT out)
+{
+    te_dw_g4(p, in, out, 1);
+}
+
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     te_dw_impl(p, in, out, NULL);

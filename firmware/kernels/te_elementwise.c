@@ -47,7 +47,7 @@ static void te_add_flat_right(const te_binary_params_t *p, const int8_t *in1, co
     }
 }
 
-static void te_binary(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int is_mul)
+TE_SMALL static void te_binary(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int is_mul)
 {
     int32_t i, d0, d1, d2, d3;
     if (!p->broadcast && !is_mul && p->in1_shift <= 0 && p->in2_shift <= 0 && p->out_shift <= 0) {

@@ -113,6 +113,191 @@ void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in
     }
 }
 
+/* ---- FULLY_CONNECTED on weights re-ordered at generation time (te_fully_connected_s8_paired) ----
+ *
+ * Rows go in groups of 4 (pairs A = rows 0/1, B = rows 2/3), inputs in groups of 4 (k..k+3), whose
+ * 16-bit lanes are xe = (x[k], x[k+2]) and xo = (x[k+1], x[k+3]).  Each group of 4 x 4 weights is 4
+ * words: A for xe, B for xe, A for xo, B for xo; a pair's word holds, per lane, the first row's
+ * weight + 128 (unsigned, low byte) and the second row's weight (signed, high byte).  As a signed
+ * 16-bit lane that is 256 * w1 + (w0 + 128), so one SMLAD of the raw word accumulates
+ * f = 256 * S1 + S0' and one SMLAD of its UXTB16 (the low bytes) accumulates e = S0' (S0' = S0 +
+ * 128 * sum x): 4 MACs in 4 instructions.  S1 = (f - e) >> 8 exactly (modulo 2^32), since the
+ * generator uses this layout only when 128 * sum |w1| < 2^23 for every second row. */
+static int32_t te_fc_pair_sum_x(const int8_t *x, int32_t n, uint32_t *xq)
+{
+    int32_t sx = 0, i;
+#ifdef TE_HAVE_DOT4_ROWS
+    for (i = 0; i < (n >> 2); ++i) {
+        const uint32_t v = te_load32(x + 4 * i);
+        const uint32_t e = te_sxtb16(v), o = te_sxtb16_ror8(v);
+        xq[2 * i] = e;
+        xq[2 * i + 1] = o;
+        sx = te_smlad(e, 0x00010001u, sx);
+        sx = te_smlad(o, 0x00010001u, sx);
+    }
+    if (n & 3) {   /* the last group, zero padded */
+        int8_t last[4] = {0, 0, 0, 0};
+        memcpy(last, x + 4 * i, (size_t)(n & 3));
+        const uint32_t v = te_load32(last);
+        const uint32_t e = te_sxtb16(v), o = te_sxtb16_ror8(v);
+        xq[2 * i] = e;
+        xq[2 * i + 1] = o;
+        sx = te_smlad(e, 0x00010001u, sx);
+        sx = te_smlad(o, 0x00010001u, sx);
+    }
+#else
+    (void)xq;
+    for (i = 0; i < n; ++i) {
+        sx += x[i];
+    }
+#endif
+    return sx;
+}
+
+#ifdef TE_HAVE_DOT4_ROWS
+#define TE_FCP_GROUP \
+    "ldrd   %[xe], %[xo], [%[x]], #8\n\t" \
+    "ldrd   %[wa], %[wb], [%[w]], #8\n\t" \
+    "uxtb16 %[t], %[wa]\n\t" \
+    "smlad  %[f0], %[xe], %[wa], %[f0]\n\t" \
+    "smlad  %[e0], %[xe], %[t], %[e0]\n\t" \
+    "uxtb16 %[t], %[wb]\n\t" \
+    "smlad  %[f1], %[xe], %[wb], %[f1]\n\t" \
+    "smlad  %[e1], %[xe], %[t], %[e1]\n\t" \
+    "ldrd   %[wa], %[wb], [%[w]], #8\n\t" \
+    "uxtb16 %[t], %[wa]\n\t" \
+    "smlad  %[f0], %[xo], %[wa], %[f0]\n\t" \
+    "smlad  %[e0], %[xo], %[t], %[e0]\n\t" \
+    "uxtb16 %[t], %[wb]\n\t" \
+    "smlad  %[f1], %[xo], %[wb], %[f1]\n\t" \
+    "smlad  %[e1], %[xo], %[t], %[e1]\n\t"
+#define TE_FCP_OPERANDS \
+    : [x] "+r"(xq), [w] "+r"(w), [g] "+r"(pairs), [f0] "+r"(f0), [e0] "+r"(e0), [f1] "+r"(f1), \
+      [e1] "+r"(e1), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t) \
+    : \
+    : "cc", "memory"
+/* one row group over `groups` > 0 input groups; returns the weights after it */
+static inline const int8_t *te_fc_pair_rows(const uint32_t *xq, const int8_t *w, int32_t groups, int32_t *acc)
+{
+    int32_t f0 = acc[0], e0 = acc[1], f1 = acc[2], e1 = acc[3];
+    int32_t pairs = groups >> 1;
+    uint32_t xe, xo, wa, wb, t;
+    if (groups & 1) {
+        __asm__ volatile(TE_FCP_GROUP TE_FCP_OPERANDS);
+    }
+    if (pairs > 0) {
+        __asm__ volatile("1:\n\t" TE_FCP_GROUP TE_FCP_GROUP "subs   %[g], %[g], #1\n\t"
+                         "bne    1b\n\t" TE_FCP_OPERANDS);
+    }
+    acc[0] = f0;
+    acc[1] = e0;
+    acc[2] = f1;
+    acc[3] = e1;
+    return w;
+}
+#undef TE_FCP_GROUP
+#undef TE_FCP_OPERANDS
+#else
+static const int8_t *te_fc_pair_rows(const int8_t *x, int32_t n, const int8_t *w, int32_t groups, int32_t *acc)
+{
+    int32_t g, j, p, l;
+    const uint8_t *u = (const uint8_t *)w;
+    for (g = 0; g < groups; ++g, u += 16) {
+        for (j = 0; j < 4; ++j) {        /* word j: parity j >> 1, pair j & 1 */
+            const uint8_t *b = u + 4 * j;
+            p = j & 1;
+            for (l = 0; l < 2; ++l) {
+                const int32_t k = 4 * g + 2 * l + (j >> 1);
+                const int32_t xv = k < n ? x[k] : 0;
+                const int32_t lo = b[2 * l], hi = (int8_t)b[2 * l + 1];
+                /* modulo 2^32, as SMLAD */
+                acc[2 * p] = (int32_t)((uint32_t)acc[2 * p] + (uint32_t)(xv * (hi * 256 + lo)));
+                acc[2 * p + 1] += xv * lo;
+            }
+        }
+    }
+    return (const int8_t *)u;
+}
+#endif
+
+/* FULLY_CONNECTED, one row at a time, compiled for size: for layers of a few thousand MACs (a
+ * classifier head), where the paired kernel's code would cost more flash than its speed saves */
+TE_SMALL void te_fully_connected_s8_small(const te_fc_params_t *p, const int8_t *TE_RESTRICT in,
+                                          int8_t *TE_RESTRICT out)
+{
+    const int32_t qs = p->per_channel ? 1 : 0;
+    int32_t b, o;
+    for (b = 0; b < p->batches; ++b) {
+        for (o = 0; o < p->out_n; ++o) {
+            const int32_t acc = p->eff_bias[o] + te_dot(in + b * p->in_n, p->weights + o * p->in_n, p->in_n);
+            out[b * p->out_n + o] = te_requant(acc, p->mult[o * qs], p->shift[o * qs], p->out_offset, p->act_min,
+                                               p->act_max);
+        }
+    }
+}
+
+/* requantized and clamped output of accumulator `acc` */
+static inline int8_t te_fc_out(int32_t acc, int32_t mult, int32_t shift, int32_t oo, int32_t lo, int32_t hi)
+{
+    const int32_t v = (shift < 0 ? te_rq_right(acc, mult, ~shift) : te_mbqm_pos(acc, mult, shift)) + oo;
+    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    const int32_t n = p->in_n, groups = (n + 3) >> 2, out_n = p->out_n;
+    const int32_t qs = p->per_channel ? 1 : 0;
+    const int32_t oo = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int32_t *mult = p->mult;
+    const int8_t *shift = p->shift;
+    const int32_t *bias = p->eff_bias;
+    int32_t b, o, j;
+#ifdef TE_HAVE_DOT4_ROWS
+    uint32_t xq[TE_FC_XMAX / 2];
+#else
+    uint32_t *xq = NULL;
+#endif
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *x = in + b * n;
+        int8_t *y = out + b * out_n;
+        const int8_t *w = p->weights;
+        const int32_t c = -128 * te_fc_pair_sum_x(x, n, xq);
+        for (o = 0; o < out_n; o += 4) {
+            const int32_t m = out_n - o < 4 ? out_n - o : 4;   /* rows past out_n are zero padding */
+            const int32_t *eb = bias + o;
+            int32_t a[4], r[4], pad[4] = {0, 0, 0, 0};
+            if (m < 4) {
+                for (j = 0; j < m; ++j) {
+                    pad[j] = eb[j];
+                }
+                eb = pad;
+            }
+            a[0] = a[1] = eb[0] + c;
+            a[2] = a[3] = eb[2] + c;
+#ifdef TE_HAVE_DOT4_ROWS
+            w = te_fc_pair_rows(xq, w, groups, a);
+#else
+            w = te_fc_pair_rows(x, n, w, groups, a);
+#endif
+            r[0] = a[1];
+            r[1] = eb[1] + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8);
+            r[2] = a[3];
+            r[3] = eb[3] + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8);
+            if (m == 4) {
+                const int32_t k = o * qs;
+                y[o] = te_fc_out(r[0], mult[k], shift[k], oo, lo, hi);
+                y[o + 1] = te_fc_out(r[1], mult[k + qs], shift[k + qs], oo, lo, hi);
+                y[o + 2] = te_fc_out(r[2], mult[k + 2 * qs], shift[k + 2 * qs], oo, lo, hi);
+                y[o + 3] = te_fc_out(r[3], mult[k + 3 * qs], shift[k + 3 * qs], oo, lo, hi);
+            } else {
+                for (j = 0; j < m; ++j) {
+                    y[o + j] = te_fc_out(r[j], mult[(o + j) * qs], shift[(o + j) * qs], oo, lo, hi);
+                }
+            }
+        }
+    }
+}
+
 void te_fully_connected_s8_w(const te_fc_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,
                              const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {

@@ -8,6 +8,14 @@
 
 #include <string.h>
 
+/* compiled for size: kernels whose instructions hardly count (softmax, pooling, the C around an
+ * asm inner loop), so flash goes to weights (GCC; other compilers use their -O level) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TE_SMALL __attribute__((optimize("Os")))
+#else
+#define TE_SMALL
+#endif
+
 /* ---- dot products ---------------------------------------------------- */
 
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)

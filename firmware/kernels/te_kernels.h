@@ -219,8 +219,35 @@ void te_decode_sparse_wide(const te_weights_t *w, int32_t r0, int32_t r1, uint32
 /* ---- kernels ------------------------------------------------------------ */
 
 void te_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* CONV_2D on weights the generator re-ordered (tinyedge.aot.codegen._conv_paired: channels in
+ * pairs, the window zero padded to a multiple of 4 bytes, per 16-bit lane channel c's weight in
+ * the low byte and channel c + 1's, minus 1 when the first is negative, in the high byte), for
+ * windows of at most 576 bytes (128 when in_c % 4 != 0): 2 pixels x 2 channels x 4 bytes in 13
+ * instructions on Cortex-M DSP cores.  p->eff_bias points at the per-pair constants (a te_conv.c
+ * te_pair_head_t each: int32 folded biases, int32 multipliers, int8 shifts, 2 bytes padding);
+ * p->bias, p->mult and p->shift are not read (NULL). */
+void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* the same when every shift is negative and the clamp is the whole int8 range (the generator picks
+ * it then; only the variant a model uses is linked) */
+void te_conv2d_s8_paired_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* DEPTHWISE_CONV_2D, depth multiplier 1, out_c % 4 == 0 (4..1024), at most 25 taps, on weights the
+ * generator grouped as [out_c / 4][taps][4] (tinyedge.aot.codegen._dw_g4), which also proves every
+ * accumulator below 2^30; p->bias is not read (may be NULL). */
+void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* the same when every shift is negative and the clamp is the whole int8 range (the generator picks
+ * it then; only the variant a model uses is linked) */
+void te_depthwise_conv2d_s8_g4_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                    int8_t *TE_RESTRICT out);
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* FULLY_CONNECTED on weights the generator re-ordered (tinyedge.aot.codegen._fc_paired: rows and
+ * inputs zero padded to multiples of 4, in_n <= 1024, rows in groups of 4 as two pairs, each pair's first weight + 128 in the low
+ * byte of a 16-bit lane and the second's in the high byte): 16 MACs in 16 instructions on Cortex-M
+ * DSP cores (SMLAD on the raw word and on its UXTB16); p->weights is that layout. */
+void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* FULLY_CONNECTED, plain layout, compiled for size (the generator's choice for layers of at most
+ * 4096 MACs on DSP cores) */
+void te_fully_connected_s8_small(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);

@@ -44,9 +44,88 @@ static void te_pool(const te_pool_params_t *p, const int8_t *in, int8_t *out, in
     }
 }
 
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline uint32_t te_sadd16(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("sadd16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+static inline int32_t te_avg_div(int32_t acc, int32_t count)
+{
+    if (count == 0) {
+        return 0;
+    }
+    return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+}
+
+/* average pooling, 4 channels per word summed in 16-bit lanes (flushed to 32 bits every 256 taps:
+ * |sum| <= 256 * 128 fits), about 2 instructions per input byte against 10; channels past the
+ * last multiple of 4 one by one.  Compiled for size: at -O2 it is twice as large for 0.05% of kws's
+ * instructions. */
+TE_SMALL static void te_avg_pool_lanes(const te_pool_params_t *p, const int8_t *in,
+                                                               int8_t *out)
+{
+    int32_t b, oy, ox, c, fy, fx;
+    for (b = 0; b < p->batches; ++b) {
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int32_t fy0 = iy0 < 0 ? -iy0 : 0;
+            const int32_t fy1 = p->in_h - iy0 < p->k_h ? p->in_h - iy0 : p->k_h;
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                const int32_t fx0 = ix0 < 0 ? -ix0 : 0;
+                const int32_t fx1 = p->in_w - ix0 < p->k_w ? p->in_w - ix0 : p->k_w;
+                const int32_t count = (fy1 - fy0) * (fx1 - fx0);
+                const int8_t *x0 = in + ((b * p->in_h + iy0) * p->in_w + ix0) * p->c;
+                int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->c;
+                for (c = 0; c + 4 <= p->c; c += 4) {
+                    uint32_t se = 0, so = 0;
+                    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, k = 0;
+                    for (fy = fy0; fy < fy1; ++fy) {
+                        const int8_t *x = x0 + (fy * p->in_w + fx0) * p->c + c;
+                        for (fx = fx0; fx < fx1; ++fx, x += p->c) {
+                            const uint32_t v = te_load32(x);
+                            se = te_sadd16(se, te_sxtb16(v));
+                            so = te_sadd16(so, te_sxtb16_ror8(v));
+                            if (TE_UNLIKELY(++k == 256)) {
+                                s0 += (int16_t)se;
+                                s1 += (int16_t)so;
+                                s2 += (int16_t)(se >> 16);
+                                s3 += (int16_t)(so >> 16);
+                                se = so = 0;
+                                k = 0;
+                            }
+                        }
+                    }
+                    o[c] = te_clamp8(te_avg_div(s0 + (int16_t)se, count), p->act_min, p->act_max);
+                    o[c + 1] = te_clamp8(te_avg_div(s1 + (int16_t)so, count), p->act_min, p->act_max);
+                    o[c + 2] = te_clamp8(te_avg_div(s2 + (int16_t)(se >> 16), count), p->act_min, p->act_max);
+                    o[c + 3] = te_clamp8(te_avg_div(s3 + (int16_t)(so >> 16), count), p->act_min, p->act_max);
+                }
+                for (; c < p->c; ++c) {
+                    int32_t acc = 0;
+                    for (fy = fy0; fy < fy1; ++fy) {
+                        for (fx = fx0; fx < fx1; ++fx) {
+                            acc += x0[(fy * p->in_w + fx) * p->c + c];
+                        }
+                    }
+                    o[c] = te_clamp8(te_avg_div(acc, count), p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+#endif
+
 void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    te_avg_pool_lanes(p, in, out);
+#else
     te_pool(p, in, out, 0);
+#endif
 }
 
 void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)

@@ -76,8 +76,9 @@ def _fmt(values, per_line: int = 24) -> str:
 
 class _Ctx:
     def __init__(self, graph: Graph, pl: Plan, prefix: str, weights: str = "auto", scratch_cap: int | None = None,
-                 survey: dict | None = None, decisions: dict | None = None):
+                 survey: dict | None = None, decisions: dict | None = None, arm_dsp: bool = True):
         self.g = graph
+        self.arm_dsp = arm_dsp                                  # kernels take the Cortex-M DSP paths
         self.plan = pl
         self.prefix = prefix
         self.consts: list[dict] = []
@@ -283,6 +284,27 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
                                 wide_ok)
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     extra = []
+    paired = None
+    if stored is None and ctx.arm_dsp and depthwise and fields["depth_mult"] == 1:
+        g4 = _dw_g4(rows, eff)
+        if g4 is not None:   # the same bytes as dense, grouped for te_depthwise_conv2d_s8_g4
+            ctx.drop_const(f"op{i}_w")
+            ctx.drop_const(f"op{i}_b")
+            fields["weights"] = ctx.const(f"op{i}_w", "int8_t", g4, f"weights of op {i}, 4-channel groups")
+            fields["bias"] = "NULL"   # taps outside the input read zero points: the folded bias is exact
+            fn = "te_depthwise_conv2d_s8_g4" + ("_fast" if _fast_rq(ms, lo, hi) else "")
+    if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
+            ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
+        paired = _conv_paired(rows, eff, ms)
+    if paired is not None:   # the weights re-ordered for te_conv2d_s8_paired, the per-pair constants apart
+        for k in ("w", "b", "eb", "m", "s"):
+            ctx.drop_const(f"op{i}_{k}")
+        fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired[0], f"weights of op {i}, paired layout")
+        fields["eff_bias"] = ctx.const(f"op{i}_ph", "int32_t", paired[1],
+                                       f"op {i}: per channel pair folded biases, multipliers, shifts")
+        for k in ("bias", "mult", "shift"):
+            fields[k] = "NULL"   # in the per-pair constants
+        fn = "te_conv2d_s8_paired" + ("_fast" if _fast_rq(ms, lo, hi) else "")
     if stored is not None:
         desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
@@ -295,6 +317,58 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             ctx.drop_const(f"op{i}_b")
     fields["out_pitch"] = out_c
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
+
+
+def _fast_rq(ms: list, lo: int, hi: int) -> bool:
+    """Every channel's requantization a right shift and the clamp the whole int8 range: the _fast
+    kernel variants' precondition."""
+    return lo == -128 and hi == 127 and all(s < 0 for _, s in ms)
+
+
+DW_G4_MAX_C, DW_G4_MAX_TAPS = 1024, 25   # te_depthwise.c: TE_DW_ZMAX, TE_DW_TAPS
+
+
+def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
+    """DEPTHWISE_CONV_2D weights (rows: [out_c][taps]) as te_depthwise_conv2d_s8_g4 reads them,
+    [out_c / 4][taps][4], or None when that kernel cannot run them (out_c % 4, 4..1024 channels,
+    at most 25 taps, every accumulator |eff_bias + sum x w| < 2^30 for its SMMULR requantization)."""
+    oc, taps = rows.shape
+    if oc % 4 or not 4 <= oc <= DW_G4_MAX_C or taps > DW_G4_MAX_TAPS:
+        return None
+    if (np.abs(eff) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)).max() >= 1 << 30:
+        return None
+    return np.ascontiguousarray(rows.T.reshape(taps, oc // 4, 4).transpose(1, 0, 2)).reshape(-1)
+
+
+def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> tuple[np.ndarray, np.ndarray] | None:
+    """CONV_2D weights [out_c][window] in te_conv2d_s8_paired's order, or None when it cannot run
+    them: for the exact recovery of every second channel's sum, 128 * sum |w| < 2^23 on those
+    channels; every accumulator |eff_bias + sum x w| < 2^30 (the kernel's SMMULR requantization);
+    and the high byte (second weight - 1 when the first is negative) must fit int8.
+
+    Returns (weights, per-pair constants): a te_pair_head_t per channel pair (folded biases,
+    multipliers, shifts: 20 bytes, as int32 words) goes in p->eff_bias.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
+    multiple of 8 (an even number of groups); per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
+    k+1, k+3), each lane (first channel's weight, second's - (first < 0)): byte
+    [pair][g][parity][lane][ch] = w[2 pair + ch][4 g + 2 lane + parity]."""
+    oc, n = rows.shape
+    w = np.pad(rows.astype(np.int16), ((0, oc % 2), (0, -n % 8)))
+    wsum = 128 * np.abs(w.astype(np.int64)).sum(axis=1)
+    if wsum[1::2].max(initial=0) >= 1 << 23 or (np.abs(eff) + wsum[:oc]).max(initial=0) >= 1 << 30:
+        return None
+    w[1::2] -= w[0::2] < 0
+    if w.min() < -128:
+        return None
+    u = w.reshape(w.shape[0] // 2, 2, w.shape[1] // 4, 2, 2).transpose(0, 2, 4, 3, 1).astype(np.int8)
+    # te_pair_head_t: int32 eff0, eff1, mult0, mult1; int8 shift0, shift1, 2 bytes padding
+    e = np.zeros(w.shape[0], np.int64)
+    m = np.zeros(w.shape[0], np.int64)
+    sh = np.full(w.shape[0], -1, np.int64)   # a padding channel's: it never makes the kernel's slow path
+    e[:oc], m[:oc], sh[:oc] = eff, [v for v, _ in ms], [v for _, v in ms]
+    head = np.zeros((w.shape[0] // 2, 20), np.uint8)
+    head[:, :16] = np.stack([e[0::2], e[1::2], m[0::2], m[1::2]], axis=1).astype("<i4").view(np.uint8)
+    head[:, 16:18] = np.stack([sh[0::2], sh[1::2]], axis=1).astype(np.int8).view(np.uint8)
+    return u.reshape(-1), head.reshape(-1).view("<i4")
 
 
 def _fc(ctx: _Ctx, op) -> dict:
@@ -324,6 +398,14 @@ def _fc(ctx: _Ctx, op) -> dict:
     stored = ctx.stored_weights(op, w.data.reshape(out_n, in_n), False, macs, 1, batches != 1)
     args = [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]
     fn, extra = "te_fully_connected_s8", []
+    small = stored is None and ctx.arm_dsp and getattr(ctx, "small_fc", False)
+    paired = _fc_paired(w.data.reshape(out_n, in_n)) if stored is None and ctx.arm_dsp and not small else None
+    if small:
+        fn = "te_fully_connected_s8_small"
+    if paired is not None:   # same bytes as dense, re-ordered for te_fully_connected_s8_paired
+        ctx.drop_const(f"op{i}_w")
+        fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired, f"weights of op {i}, paired layout")
+        fn = "te_fully_connected_s8_paired"
     if stored is not None:
         desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
@@ -332,6 +414,32 @@ def _fc(ctx: _Ctx, op) -> dict:
         args = [args[0], f"&{desc['var']}", *([scratch, str(block)] if kernel == "_w" else []), *args[1:]]
         fn += kernel
     return {"struct": "te_fc_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
+
+
+SMALL_FC_MACS = 4096       # te_fully_connected_s8_small when every FC is this small: flash over speed
+PAIRED_FC_MAX_IN = 1024   # TE_FC_XMAX: the input's 16-bit lanes go on the stack
+
+
+def _fc_paired(w: np.ndarray) -> np.ndarray | None:
+    """FC weights [out_n][in_n] in te_fully_connected_s8_paired's order, or None when that kernel
+    cannot run them: rows and inputs multiples of 4, in_n <= 1024 and, for the exact recovery of
+    every second row's sum from the high bytes, 128 * sum |w| < 2^23 on those rows.  (The kernel
+    also runs zero-padded rows and inputs; the generator does not pad, so the weight symbol keeps
+    the tensor's size.)
+
+    Per group of 4 rows (pairs A, B) and 4 inputs k..k+3: words A-even, B-even, A-odd, B-odd; the
+    even words hold inputs k, k+2 and the odd ones k+1, k+3, each lane as (first row's weight + 128,
+    second row's weight): byte [g][i][parity][pair][lane][row] = w[4g + 2 pair + row][4i + 2 lane + parity]."""
+    rows, n = w.shape
+    if rows % 4 or n % 4 or n > PAIRED_FC_MAX_IN:   # unpadded, so the memory report's dense bytes stay exact
+        return None
+    if (128 * np.abs(w[1::2].astype(np.int64)).sum(axis=1)).max() >= 1 << 23:
+        return None
+    w = np.pad(w, ((0, -rows % 4), (0, -n % 4)))   # zero rows / inputs: the kernel skips or zero-pads them
+    rows, n = w.shape
+    u = w.astype(np.int16).reshape(rows // 4, 2, 2, n // 4, 2, 2).transpose(0, 3, 5, 1, 4, 2).copy()
+    u[..., 0] += 128
+    return u.astype(np.uint8).view(np.int8).reshape(-1)
 
 
 def _pool(ctx: _Ctx, op) -> dict:
@@ -573,7 +681,12 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             _EMIT[op.opcode](survey_ctx, op)
     ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
-               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp))
+               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp),
+               arm_dsp=arm_dsp)
+    # every FULLY_CONNECTED small (classifier heads): the size-compiled kernel, not the paired one's code
+    fcs = [op for op in graph.ops if op.opcode == "FULLY_CONNECTED"]
+    ctx.small_fc = all(graph.tensors[op.inputs[1]].num_elements * graph.tensors[op.inputs[0]].num_elements
+                       // max(graph.tensors[op.inputs[1]].shape[-1], 1) <= SMALL_FC_MACS for op in fcs)
     for op in graph.ops:
         d = _EMIT[op.opcode](ctx, op)
         out = graph.tensors[op.outputs[0]]

@@ -81,6 +81,8 @@ class ViperModel:
 class _Capture:
     """A stand-in for the aot generator's context that keeps the constants as arrays."""
 
+    arm_dsp = False   # the viper kernels read the dense layouts, not the paired DSP ones
+
     def __init__(self, graph: Graph, pl, prefix: str = "te_model"):
         from ..aot.codegen import _Ctx
 

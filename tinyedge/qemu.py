@@ -59,6 +59,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _local_sockets(port: int) -> list[tuple[str, int, str]]:
+    """(state, remote port, inode) of every IPv4 TCP socket bound to 127.0.0.1:`port`, from /proc
+    (state 0A: listening, 01: established; [] where /proc cannot be read)."""
+    want = f"0100007F:{port:04X}"
+    found = []
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if len(parts) > 9 and parts[1] == want:
+                    found.append((parts[3], int(parts[2].rsplit(":", 1)[1], 16), parts[9]))
+    except (OSError, ValueError):
+        return []
+    return found
+
+
 def _listening(port: int, pid: int | None = None) -> bool:
     """True when a socket listens on 127.0.0.1:port (read from /proc, without connecting: a
     connection would become QEMU's one serial client) and, with `pid`, that process holds it.
@@ -66,16 +82,7 @@ def _listening(port: int, pid: int | None = None) -> bool:
     The owner matters: two processes (pytest-xdist workers) can be handed the same free port;
     the QEMU that loses the bind exits, but until it does its caller would see the other's
     listener, connect to the wrong board and start it, and its output would go to that caller."""
-    want = f"0100007F:{port:04X}"
-    inodes = set()
-    try:
-        with open("/proc/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                parts = line.split()
-                if len(parts) > 9 and parts[1] == want and parts[3] == "0A":  # 0A = LISTEN
-                    inodes.add(parts[9])
-    except OSError:
-        return False
+    inodes = {inode for state, _, inode in _local_sockets(port) if state == "0A"}  # 0A = LISTEN
     if not inodes or pid is None:
         return bool(inodes)
     fd_dir = f"/proc/{pid}/fd"
@@ -97,17 +104,7 @@ def accepted_clients(port: int) -> set[int]:
 
     A connection the kernel completed but the server has not accepted yet (still in the backlog)
     is ESTABLISHED too, but its socket has no inode until accept(): those are left out."""
-    want = f"0100007F:{port:04X}"
-    clients = set()
-    try:
-        with open("/proc/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                parts = line.split()
-                if len(parts) > 9 and parts[1] == want and parts[3] == "01" and parts[9] != "0":
-                    clients.add(int(parts[2].rsplit(":", 1)[1], 16))
-    except (OSError, ValueError):
-        pass
-    return clients
+    return {remote for state, remote, inode in _local_sockets(port) if state == "01" and inode != "0"}
 
 
 class PortTaken(FlashError):

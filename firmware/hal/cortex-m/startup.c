@@ -201,40 +201,20 @@ void te_fault_report(uint32_t exc_return, const uint32_t *frame, uint32_t sp)
     te_fault_begin();
     te_fault_puts(te_fault_exception(ipsr & 0x1FFu));
 #if defined(TE_FAULT_HAS_CFSR)
-    {
-        uint32_t cfsr = *(volatile uint32_t *)0xE000ED28u;
-        uint32_t hfsr = *(volatile uint32_t *)0xE000ED2Cu;
-        te_fault_puts(": ");
-        te_fault_puts(te_fault_cause(cfsr, hfsr));
-        overflow = overflow || (cfsr & ((1u << 20) | (1u << 12) | (1u << 4))) != 0u;
+    uint32_t cfsr = *(volatile uint32_t *)0xE000ED28u;
+    te_fault_puts(": ");
+    te_fault_puts(te_fault_cause(cfsr, *(volatile uint32_t *)0xE000ED2Cu));
+    overflow = overflow || (cfsr & ((1u << 20) | (1u << 12) | (1u << 4))) != 0u;
 #if defined(TE_FAULT_MPU_GUARD)
-        if (cfsr & (1u << 7)) {   /* MMARVALID: a data access in a guard region is an overflow too */
-            uint32_t addr = *(volatile uint32_t *)0xE000ED34u;
-            uint32_t bottom = (uint32_t)(uintptr_t)_sstack;
-            overflow = overflow || (addr >= bottom && addr - bottom < TE_GUARD_BYTES) ||
-                       (addr < bottom && bottom - addr <= TE_BELOW_RAM_BYTES);
-        }
-#endif
-        if (!overflow) {
-            te_fault_puts(" at pc=");
-            te_fault_hex(frame[6]);
-            te_fault_puts(" lr=");
-            te_fault_hex(frame[5]);
-        }
-        te_fault_puts(" sp=");
-        te_fault_hex(sp);
-        te_fault_puts(" cfsr=");
-        te_fault_hex(cfsr);
-        if (cfsr & (1u << 15)) {
-            te_fault_puts(" bfar=");
-            te_fault_hex(*(volatile uint32_t *)0xE000ED38u);
-        } else if (cfsr & (1u << 7)) {
-            te_fault_puts(" mmfar=");
-            te_fault_hex(*(volatile uint32_t *)0xE000ED34u);
-        }
+    if (cfsr & (1u << 7)) {   /* MMARVALID: a data access in a guard region is an overflow too */
+        uint32_t addr = *(volatile uint32_t *)0xE000ED34u;
+        uint32_t bottom = (uint32_t)(uintptr_t)_sstack;
+        overflow = overflow || (addr >= bottom && addr - bottom < TE_GUARD_BYTES) ||
+                   (addr < bottom && bottom - addr <= TE_BELOW_RAM_BYTES);
     }
-#else
-    if (!overflow) {
+#endif
+#endif
+    if (!overflow) {          /* after an overflow the frame was not stacked: no pc to show */
         te_fault_puts(" at pc=");
         te_fault_hex(frame[6]);
         te_fault_puts(" lr=");
@@ -242,6 +222,16 @@ void te_fault_report(uint32_t exc_return, const uint32_t *frame, uint32_t sp)
     }
     te_fault_puts(" sp=");
     te_fault_hex(sp);
+#if defined(TE_FAULT_HAS_CFSR)
+    te_fault_puts(" cfsr=");
+    te_fault_hex(cfsr);
+    if (cfsr & (1u << 15)) {
+        te_fault_puts(" bfar=");
+        te_fault_hex(*(volatile uint32_t *)0xE000ED38u);
+    } else if (cfsr & (1u << 7)) {
+        te_fault_puts(" mmfar=");
+        te_fault_hex(*(volatile uint32_t *)0xE000ED34u);
+    }
 #endif
     (void)exc_return;
     if (overflow) {

@@ -71,13 +71,14 @@ def test_inference_over_the_emulated_uart_matches_tflm(mlperf_tflite, board):
             want = interp.get_output(0)
             np.testing.assert_array_equal(np.asarray(y).reshape(want.shape), want)
             counts.append(count)
-    # a real count (kws is ~2.7 M MACs: millions of instructions), a whole number of SysTick
-    # ticks, and stable across inputs (the kernels have no data-dependent loops to speak of)
+    # a real count (kws is ~2.7 M MACs: millions of instructions on the M3/M4/M7, 1.8 M on the M55,
+    # whose 16-lane MVE dot products count one each), a whole number of SysTick ticks, and stable
+    # across inputs (the kernels have no data-dependent loops to speak of)
     from math import gcd
 
     g = gcd(1_000_000_000, b.clock_hz)
     mul, div = 1_000_000_000 // g, b.clock_hz // g
-    assert all(5_000_000 < c < 100_000_000 for c in counts), counts
+    assert all(1_000_000 < c < 100_000_000 for c in counts), counts
     for c in counts:
         # each reading is ticks * mul // div, so a difference is within 1 of a whole number of ticks x mul/div
         ticks = round(c * div / mul)

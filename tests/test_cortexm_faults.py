@@ -71,7 +71,7 @@ def _fault_message(proj, board: str) -> tuple[str, object]:
 def test_undefined_instruction_on_the_m4_is_named_and_stops_qemu(tmp_path):
     proj = faulty_copy(zoo_tflite("fc"), "qemu-cortex-m4", tmp_path / "udf", UDF)
     msg, q = _fault_message(proj, "qemu-cortex-m4")
-    assert "the board faulted" in msg and "HardFault: undefined instruction at pc=0x" in msg, msg
+    assert "the board faulted" in msg and "HardFault (undefined instruction) at pc=0x" in msg, msg
     assert "cfsr=0x00010000" in msg, msg            # UNDEFINSTR, nothing else
     assert q.proc.returncode == 1                   # stopped by the handler's semihosting exit
 
@@ -104,3 +104,16 @@ def test_a_board_that_cannot_stop_names_the_fault_in_the_timeout(tmp_path):
             d.infer(_input(zoo_tflite("fc")))
         assert d.process.alive()      # the handler spins where a debugger finds it
     assert "faulted during inference" in str(e.value) and "undefined instruction" in str(e.value)
+
+
+def test_fault_registers_are_explained_on_the_host():
+    """The firmware prints the fault status registers as numbers; the host names their causes."""
+    from tinyedge.link.faults import causes, explain
+
+    assert causes(0x00000092) == ["memory fault while stacking", "memory access violation on data access"]
+    assert causes(0, 0x2) == ["vector table read error"]
+    line = "tinyedge fault: HardFault at pc=0x00000100 lr=0x00000201 sp=0x20003f70 cfsr=0x02000000 hfsr=0x40000000"
+    assert explain(line) == line.replace("HardFault at", "HardFault (division by zero) at")
+    assert "(no cause recorded)" in explain("tinyedge fault: NMI sp=0x1 cfsr=0x00000000 hfsr=0x00000000")
+    riscv = "tinyedge fault: illegal instruction (mcause=2) at pc=0x00000010 mtval=0x0021202f"
+    assert explain(riscv) == riscv

@@ -4,20 +4,20 @@
 
 #include "te_uart.h"
 
-void te_fault_puts(const char *s)
+TE_FAULT_CODE void te_fault_puts(const char *s)
 {
     while (*s) {
         te_uart_putc((uint8_t)*s++);
     }
 }
 
-void te_fault_begin(void)
+TE_FAULT_CODE void te_fault_begin(void)
 {
     te_uart_putc(0u);
     te_fault_puts("\ntinyedge fault: ");
 }
 
-void te_fault_hex(uint32_t v)
+TE_FAULT_CODE void te_fault_hex(uint32_t v)
 {
     static const char digits[] = "0123456789abcdef";
     int i;
@@ -27,7 +27,7 @@ void te_fault_hex(uint32_t v)
     }
 }
 
-void te_fault_dec(uint32_t v)
+TE_FAULT_CODE void te_fault_dec(uint32_t v)
 {
     char buf[11];
     int n = 0;
@@ -40,7 +40,7 @@ void te_fault_dec(uint32_t v)
     }
 }
 
-void te_fault_drain(void)
+TE_FAULT_CODE void te_fault_drain(void)
 {
     uint32_t quiet = 0u;
     uint32_t total = 0u;

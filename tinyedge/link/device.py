@@ -132,7 +132,10 @@ class Device:
 
     def fault_line(self) -> str | None:
         """The last `tinyedge fault: ...` line the board printed (a board layer's fault handler), or None."""
-        return next((ln for ln in reversed(self.log_lines) if ln.startswith("tinyedge fault:")), None)
+        from .faults import explain
+
+        line = next((ln for ln in reversed(self.log_lines) if ln.startswith("tinyedge fault:")), None)
+        return explain(line) if line is not None else None
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFF

@@ -15,6 +15,13 @@
 extern "C" {
 #endif
 
+/* Fault-path code runs once: compiled for size (GCC), so it costs little flash. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TE_FAULT_CODE __attribute__((cold, optimize("Os")))
+#else
+#define TE_FAULT_CODE
+#endif
+
 void te_fault_begin(void);            /* 0x00, then "\ntinyedge fault: " */
 void te_fault_puts(const char *s);
 void te_fault_hex(uint32_t v);        /* 0x%08x */

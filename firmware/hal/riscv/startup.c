@@ -114,7 +114,7 @@ void te_start(void)
 __attribute__((used, aligned(16))) static uint8_t te_trap_stack[512];
 __asm__(".set te_trap_stack_top, te_trap_stack + 512");
 
-static const char *te_trap_cause(uint32_t mcause)
+TE_FAULT_CODE static const char *te_trap_cause(uint32_t mcause)
 {
     if (mcause & 0x80000000u) {
         return "unexpected interrupt";
@@ -133,7 +133,7 @@ static const char *te_trap_cause(uint32_t mcause)
     }
 }
 
-__attribute__((noreturn, used))
+__attribute__((noreturn, used)) TE_FAULT_CODE
 void te_trap_report(void)
 {
     uint32_t mcause;

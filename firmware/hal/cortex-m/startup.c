@@ -52,7 +52,7 @@ extern uint32_t _estack[];   /* top of the stack (initial SP) */
 int main(void);
 void te_reset_handler(void);
 void te_fault_entry(void);
-void te_fault_report(uint32_t exc_return, const uint32_t *frame, uint32_t sp);
+void te_fault_report(const uint32_t *frame);
 void te_systick_handler(void);   /* te_hal_cortexm.c */
 
 #if defined(TE_FAULT_MPU_GUARD)
@@ -116,20 +116,19 @@ void te_reset_handler(void)
 
 __attribute__((used, aligned(8))) static uint32_t te_fault_stack[128];
 
-/* r0 = EXC_RETURN, r1 = the stacked frame (MSP or PSP, from EXC_RETURN bit 2), r2 = that SP;
- * then the fault stack, with MSPLIM cleared first (after a stack overflow it still binds). */
+/* r0 = the stacked frame, i.e. the faulting SP (MSP or PSP, from EXC_RETURN bit 2); then the
+ * fault stack, with MSPLIM cleared first (after a stack overflow it still binds). */
 __attribute__((naked))
 void te_fault_entry(void)
 {
     __asm__ volatile(
-        "mov r0, lr\n\t"
-        "mrs r1, msp\n\t"
+        "mov r1, lr\n\t"
+        "mrs r0, msp\n\t"
         "movs r2, #4\n\t"
-        "tst r0, r2\n\t"
+        "tst r1, r2\n\t"
         "beq 1f\n\t"
-        "mrs r1, psp\n"
+        "mrs r0, psp\n"
         "1:\n\t"
-        "mov r2, r1\n\t"
 #if defined(TE_FAULT_HAS_MSPLIM)
         "movs r3, #0\n\t"
         "msr msplim, r3\n\t"
@@ -159,8 +158,9 @@ TE_FAULT_CODE static const char *te_fault_exception(uint32_t ipsr)
 
 
 __attribute__((noreturn, used)) TE_FAULT_CODE
-void te_fault_report(uint32_t exc_return, const uint32_t *frame, uint32_t sp)
+void te_fault_report(const uint32_t *frame)
 {
+    const uint32_t sp = (uint32_t)(uintptr_t)frame;
     uint32_t ipsr;
     int overflow = sp < (uint32_t)(uintptr_t)_sstack + TE_GUARD_BYTES;
     __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
@@ -199,7 +199,6 @@ void te_fault_report(uint32_t exc_return, const uint32_t *frame, uint32_t sp)
         te_fault_hex(*(volatile uint32_t *)0xE000ED34u);
     }
 #endif
-    (void)exc_return;
     if (overflow) {
         te_fault_puts(" (stack overflow: the stack is ");
         te_fault_dec((uint32_t)((uintptr_t)_estack - (uintptr_t)_sstack));

@@ -166,13 +166,9 @@ def zoo_tflite(name: str) -> Path:
     return path
 
 
-def mean_same_quant_variant(path: Path) -> bytes:
-    """The `activations` model rewritten so each MEAN's input has its output's quantization.
-
-    The converter never emits that case on its own; TFLite Micro still
-    requantizes there (the engine must match it bit for bit).  The MEAN
-    inputs come from lookup-table ops, so the rewritten model stays valid.
-    """
+def _rewrite_quantization(path: Path, change) -> bytes:
+    """The model at `path` with `change(subgraph, op, opcode_name)` applied to every operator's
+    tensors' quantization, packed again."""
     import flatbuffers
 
     from tinyedge.graph import _schema, builtin_op_name
@@ -182,12 +178,38 @@ def mean_same_quant_variant(path: Path) -> bytes:
     sg = m.subgraphs[0]
     for op in sg.operators:
         oc = m.operatorCodes[op.opcodeIndex]
-        if builtin_op_name(max(oc.builtinCode, oc.deprecatedBuiltinCode)) == "MEAN":
-            src, dst = sg.tensors[op.inputs[0]].quantization, sg.tensors[op.outputs[0]].quantization
-            src.scale, src.zeroPoint = list(dst.scale), list(dst.zeroPoint)
+        change(sg, op, builtin_op_name(max(oc.builtinCode, oc.deprecatedBuiltinCode)))
     b = flatbuffers.Builder(1024)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def mean_same_quant_variant(path: Path) -> bytes:
+    """The `activations` model rewritten so each MEAN's input has its output's quantization.
+
+    The converter never emits that case on its own; TFLite Micro still
+    requantizes there (the engine must match it bit for bit).  The MEAN
+    inputs come from lookup-table ops, so the rewritten model stays valid.
+    """
+    def change(sg, op, name):
+        if name == "MEAN":
+            src, dst = sg.tensors[op.inputs[0]].quantization, sg.tensors[op.outputs[0]].quantization
+            src.scale, src.zeroPoint = list(dst.scale), list(dst.zeroPoint)
+
+    return _rewrite_quantization(path, change)
+
+
+def clamped_variant(path: Path) -> bytes:
+    """The `paired` model with every conv / FC output's zero point raised by 40 and its scale
+    divided by 4, so each fused ReLU clamps at a zero point above -128: the requantization
+    the _fast kernel variants cannot take (te_conv2d_s8_paired, te_depthwise_conv2d_s8_g4 and a
+    clamped paired FC).  A consumer reads the same tensor's parameters, so the model stays valid."""
+    def change(sg, op, name):
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            q = sg.tensors[op.outputs[0]].quantization
+            q.scale, q.zeroPoint = [v / 4 for v in q.scale], [z + 40 for z in q.zeroPoint]
+
+    return _rewrite_quantization(path, change)
 
 
 UNARY_ACTS = ("sigmoid", "tanh", "hard_swish", "relu", "relu6", "leaky_relu")

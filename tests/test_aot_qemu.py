@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aot_zoo import BUILDERS, zoo_tflite
+from aot_zoo import BUILDERS, clamped_variant, zoo_tflite
 from conftest import require_tool
 
 from tinyedge.graph import load_tflite
@@ -34,13 +34,23 @@ def _float_inputs(path, n_random=20, seed=5):
 @pytest.mark.slow
 @pytest.mark.qemu
 @pytest.mark.parametrize("board", ["qemu-cortex-m4", "qemu-cortex-m55"])
-@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("name", sorted(BUILDERS) + ["paired-clamped"])
 def test_zoo_bit_exact_on_qemu(tmp_path, name, board):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     from tinyedge.pipeline import deploy
 
-    path = zoo_tflite(name)
+    if name == "paired-clamped":   # the non-_fast DSP kernels: ReLUs clamping above -128
+        from tinyedge.aot.codegen import build_context, has_arm_dsp
+        from tinyedge.boards import get_board
+
+        path = tmp_path / "paired-clamped.tflite"
+        path.write_bytes(clamped_variant(zoo_tflite("paired")))
+        fns = {op.get("fn") for op in build_context(load_tflite(path), arm_dsp=has_arm_dsp(get_board(board)))["ops"]}
+        if board == "qemu-cortex-m4":
+            assert {"te_conv2d_s8_paired", "te_depthwise_conv2d_s8_g4", "te_fully_connected_s8_paired"} <= fns, fns
+    else:
+        path = zoo_tflite(name)
     x = _float_inputs(path)
     data = tmp_path / "x.npz"
     np.savez(data, x=x)

@@ -101,6 +101,27 @@ def test_frame_after_garbage_without_delimiter_is_found():
     assert any(isinstance(x, p.Garbage) for x in ev)
 
 
+def test_status_line_after_line_noise_is_found_once():
+    """A stray byte at reset turns the chunk binary until the next 0x00; the board then prints its
+    boot line and waits for the host, so the line must come out without a delimiter."""
+    d = p.FrameDecoder()
+    ev = d.feed(b"\xf8\x80boot noise tinyedge ready board=a ")
+    assert not [x for x in ev if isinstance(x, p.TextLine)]     # not complete yet
+    ev += d.feed(b"proto=1 unit=us\r\nother\n") + d.feed(b"more\n")
+    assert [x.text for x in ev if isinstance(x, p.TextLine)] == ["tinyedge ready board=a proto=1 unit=us"]
+    f = p.encode_frame(p.RESULT, 3, b"abc")
+    ev = d.feed(f + b"tinyedge fault: HardFault at pc=0x1\n")
+    assert [(x.type, x.body) for x in _frames(ev)] == [(p.RESULT, b"abc")]
+    assert [x.text for x in ev if isinstance(x, p.TextLine)] == ["tinyedge fault: HardFault at pc=0x1"]
+
+
+def test_frame_holding_status_text_is_still_a_frame():
+    body = b"\x01tinyedge ready board=x\n"
+    d = p.FrameDecoder()
+    ev = d.feed(b"\x00" + p.encode_frame(p.RESULT, 9, body))
+    assert [x.body for x in _frames(ev)] == [body]
+
+
 def test_frame_whose_code_byte_is_a_newline():
     # the first zero of the payload at index 9 makes the COBS code byte 0x0A
     body = b"\x01\x02\x03\x04\x05\x00"

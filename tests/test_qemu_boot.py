@@ -183,3 +183,27 @@ def test_a_program_that_connects_first_is_detected_and_the_flasher_starts_again(
     finally:
         thieves[0][0].close()
     assert "another program connected to the emulator's UART first" in caplog.text
+
+
+def test_a_boot_line_the_session_received_but_lost_is_taken_from_qemus_log(mlperf_tflite, caplog):
+    """Fault injection: a decoder that drops every text line (standing in for an unknown slip on the
+    host side).  The bytes reached the session, QEMU's log of the UART has the line, so the wait
+    returns its fields with a warning; a firmware that never prints still times out (other tests)."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from tinyedge.link import Device
+    from tinyedge.link import protocol as p
+
+    class LineDroppingDecoder(p.FrameDecoder):
+        def feed(self, data):
+            return [ev for ev in super().feed(data) if not isinstance(ev, p.TextLine)]
+
+    _, record = cached_build(mlperf_tflite["kws"], "qemu-cortex-m4", "aot")
+    with start_qemu(record["artifacts"]["elf"], get_board("qemu-cortex-m4")) as q, Device(q.url) as dev:
+        dev._decoder = LineDroppingDecoder()
+        with caplog.at_level("WARNING", logger="tinyedge.qemu"):
+            ann = q.wait_for_announcement(dev, 20)
+        assert ann["board"] == "qemu-cortex-m4" and ann["unit"] == "instructions"
+        assert dev.log_lines == [] and dev.announcement == ann
+        assert "did not decode it" in caplog.text and "tinyedge ready board=qemu-cortex-m4" in caplog.text
+        assert dev.info().board == "qemu-cortex-m4"   # the session goes on

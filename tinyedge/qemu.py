@@ -207,6 +207,9 @@ class QemuProcess(ChildProcess):
                 last = e
                 if not device.log_lines:
                     self.check_first_client(device.transport)
+                ann = self._announcement_lost_on_the_line(device)
+                if ann is not None:
+                    return ann
             except LinkError as e:   # the line closed: QEMU stopped (a fault handler exits it)
                 last = e
                 try:
@@ -233,6 +236,26 @@ class QemuProcess(ChildProcess):
                     f"{self.url}: no 'tinyedge ready' line after {wall:.0f} s ({used:.1f} s of QEMU CPU time); "
                     f"{seen}", hint="rebuild the project ('tinyedge build'); if it persists, run with --verbose "
                                     "and report it") from last
+
+    def _announcement_lost_on_the_line(self, device) -> dict | None:
+        """The announcement from QEMU's log of the UART when the session has received every byte up
+        to the end of that line but did not decode it (then a warning quotes what the session got).
+
+        QEMU writes each guest byte to the log and to the one connected client, so the session's
+        byte count says whether the line has reached it.  A line that has not arrived yet is waited
+        for as before; this only saves a run from a decoding slip, and says so."""
+        import re
+
+        m = re.search(rb"tinyedge ready [^\n]*\n", self.output())
+        if m is None or device.bytes_received < m.end():
+            return None
+        line = m.group(0).decode("ascii", "replace").strip()
+        if not device.take_announcement(line):
+            return None
+        log.warning("%s: the session received the boot line but did not decode it (QEMU's log has %r; "
+                    "the last bytes received were %r): please report this", self.url, line,
+                    device.seen_bytes()[-200:])
+        return device.announcement
 
     def stderr_text(self) -> str:
         try:

@@ -123,12 +123,26 @@ class Device:
             elif isinstance(ev, p.TextLine):
                 log.debug("board: %s", ev.text)
                 self.log_lines.append(ev.text)
-                m = _ANNOUNCE.search(ev.text)
-                if m:
-                    self.announcement = dict(kv.split("=", 1) for kv in m.group(1).split())
-                    self._info = None     # the board restarted: ask again
+                self.take_announcement(ev.text)
             else:
                 log.debug("dropped %d bytes of garbage", len(ev.data))
+
+    def take_announcement(self, line: str) -> bool:
+        """Record `line` as the board's boot announcement if it is one (`tinyedge ready k=v ...`)."""
+        m = _ANNOUNCE.search(line)
+        if m:
+            self.announcement = dict(kv.split("=", 1) for kv in m.group(1).split())
+            self._info = None     # the board restarted: ask again
+        return m is not None
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes the port has delivered to this session so far."""
+        return self._seen_total
+
+    def seen_bytes(self) -> bytes:
+        """The last bytes the port delivered (at most a few KB), for a diagnosis."""
+        return bytes(self._seen)
 
     def fault_line(self) -> str | None:
         """The last `tinyedge fault: ...` line the board printed (a board layer's fault handler), or None."""

@@ -161,6 +161,8 @@ def parse_chunk(chunk: bytes) -> Frame | None:
 
 
 _NON_TEXT = re.compile(rb"[^\t\n\r\x20-\x7e]")
+# tinyedge's own status lines (the boot announcement, a fault report), found even after line noise
+_STATUS_LINE = re.compile(rb"tinyedge (?:ready|fault:) [\t\x20-\x7e]*(?=\r?\n)")
 
 
 class FrameDecoder:
@@ -177,6 +179,7 @@ class FrameDecoder:
         self._buf = bytearray()
         self._binary = False
         self._overflow = False
+        self._scanned = 0         # bytes of a binary chunk already searched for status lines
         self.frames = 0
         self.dropped = 0
 
@@ -212,9 +215,16 @@ class FrameDecoder:
             if m is not None:
                 self._binary = True
         self._buf += seg
+        if self._binary and b"\n" in seg:
+            # Noise (a stray byte at reset, a baud-rate glitch) makes the rest of the chunk binary
+            # until the next 0x00, and the board then prints its status line and waits: find it.
+            for m in _STATUS_LINE.finditer(self._buf, self._scanned):
+                events.append(TextLine(m.group(0).decode("ascii").strip("\r")))
+            self._scanned = self._buf.rfind(b"\n") + 1
         if len(self._buf) > self.max_chunk:
             events.append(Garbage(bytes(self._buf[: self.max_chunk])))
             self._buf = bytearray()
+            self._scanned = 0
             self._overflow = True
             self.dropped += 1
 
@@ -224,6 +234,7 @@ class FrameDecoder:
         self._buf = bytearray()
         self._binary = False
         self._overflow = False
+        self._scanned = 0
         if overflow or not chunk:
             return
         frame = parse_chunk(chunk)

@@ -123,10 +123,12 @@ class HostModel:
 
     def __init__(self, tflite, *, cache_dir: os.PathLike | str | None = None, sanitize: bool = False,
                  opt: str = "-O3", cc: str | None = None, prefix: str = "te_model", weights: str = "auto",
-                 scratch_cap: int | None = None):
+                 scratch_cap: int | None = None, schedule: str = "auto"):
         graph = tflite if isinstance(tflite, Graph) else load_tflite(tflite)
         self.graph = graph
-        self.files, ctx = render(graph, prefix, weights, scratch_cap)
+        self.files, ctx = render(graph, prefix, weights, scratch_cap, schedule=schedule)
+        self.stages = ctx["stages"]
+        self.layer_arena_bytes = ctx["layer_arena_bytes"]
         self.storage = ctx["storage"]
         if prefix != "te_model" and sanitize:
             raise ModelError("sanitizer builds use the default prefix te_model")

@@ -325,15 +325,21 @@ def live_profile(graph, stages=(), inplace=()) -> list[int]:
 
 def plan(graph, schedule: str = "layer") -> Plan:
     """Lay out every activation tensor of `graph` in one arena.  `schedule`: `layer` runs the ops
-    one after the other; `auto` also streams stages of spatial ops row by row where that lowers
-    the arena (tinyedge.stream)."""
+    one after the other; `auto` also streams stages of spatial ops row by row and writes ADD / MUL
+    outputs over dead inputs where that lowers the arena (tinyedge.stream); `stages:I-J[/ROWS],...`
+    streams exactly those op ranges (tests and experiments)."""
     from . import stream
 
+    base = _plan(graph, [])
+    if schedule.startswith("stages:"):   # explicit stages (tests, experiments): "stages:0-3/2,5-6"
+        stages = stream.parse_stages(graph, schedule[len("stages:"):])
+        pl = _plan(graph, stages)
+        pl.layer_arena_bytes, pl.layer_peak_bytes = base.arena_bytes, base.peak_live_bytes
+        return pl
     if schedule not in stream.SCHEDULES:
         from .errors import UsageError
 
         raise UsageError(f"unknown schedule {schedule!r}", hint=f"use one of: {', '.join(stream.SCHEDULES)}")
-    base = _plan(graph, [])
     if schedule == "layer":
         return base
     best = base

@@ -106,9 +106,10 @@ def geometry(graph, op) -> RowGeom | None:
                    keff, int(x.nbytes // in_h), int(y.nbytes // out_h))
 
 
-def simulate(stage: Stage) -> None:
+def simulate(stage: Stage, trace: list | None = None) -> None:
     """Run the schedule the generated C runs; set caps, overlap (when `stage.overlap` is not None
-    on entry: the least one, 16-byte aligned), calls and moved_bytes."""
+    on entry: the least one, 16-byte aligned), calls and moved_bytes.  `trace` gets the stage
+    input's reads and the stage output's writes, ("r" | "w", first byte, end byte), in order."""
     geo, m = stage.geom, len(stage.geom)
     produced = [geo[0].in_h] + [0] * m
     lo = [0] * (m + 1)
@@ -145,6 +146,8 @@ def simulate(stage: Stage) -> None:
     h = geo[-1].out_h
     for r in range(stage.rows, h + stage.rows, stage.rows):
         pull(m, min(r, h))
+    if trace is not None:
+        trace.extend(events)
     stage.caps = caps[1:m]
     stage.calls, stage.moved_bytes = calls, moved
     if stage.overlap is not None:
@@ -193,6 +196,28 @@ def make_stage(graph, ops: list[int], rows: int = 1, overlap_ok: bool = True) ->
     st = Stage(list(ops), tensors, geo, rows=max(1, min(rows, geo[-1].out_h)), overlap=0 if overlap_ok else None)
     simulate(st)
     return st
+
+
+def parse_stages(graph, text: str) -> list[Stage]:
+    """`I-J[/ROWS],...`: stages over ops I..J (ROWS output rows per call, default 1); a range
+    that is not a chain of streamable ops is a usage error."""
+    from .errors import UsageError
+
+    runs = chains(graph)
+    out = []
+    for part in filter(None, text.split(",")):
+        rng, _, rows = part.partition("/")
+        lo, _, hi = rng.partition("-")
+        try:
+            i, j, g = int(lo), int(hi or lo), int(rows or 1)
+        except ValueError:
+            raise UsageError(f"bad stage {part!r}", hint="write stages as I-J or I-J/ROWS, e.g. stages:0-3/2") from None
+        ops = list(range(i, j + 1))
+        if not any(set(ops) <= set(r) for r in runs) or g < 1:
+            raise UsageError(f"ops {i}..{j} are not a chain of streamable ops",
+                             hint=f"chains of this model: {', '.join(f'{r[0]}-{r[-1]}' for r in runs) or 'none'}")
+        out.append(make_stage(graph, ops, g))
+    return sorted(out, key=lambda s: s.first)
 
 
 def candidates(graph, max_ops: int = MAX_STAGE_OPS) -> list[list[int]]:

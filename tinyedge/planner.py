@@ -348,6 +348,11 @@ def plan(graph, schedule: str = "layer") -> Plan:
             stages = stream.choose(graph, lambda g, s, ip=inplace: _plan(g, s, ip),
                                    lambda g, s, ip=inplace: live_profile(g, s, ip))
             pl = _plan(graph, stages, inplace) if stages or inplace else base
+            for pair in list(inplace):   # keep an in-place op only where it lowers the arena
+                rest = [p for p in inplace if p != pair]
+                trial = _plan(graph, stages, rest)
+                if trial.arena_bytes <= pl.arena_bytes:
+                    inplace, pl = rest, trial
             if pl.arena_bytes < best.arena_bytes:
                 best = pl
     best.layer_arena_bytes, best.layer_peak_bytes = base.arena_bytes, base.peak_live_bytes

@@ -171,12 +171,13 @@ def main() -> int:
     if sched_rows:
         print()
         print(f"{'model (schedule auto vs layer)':30} {'board':15} {'arena':>8} {'layer':>8} {'ratio':>6} "
-              f"{'instr':>11} {'layer':>11} {'cost':>7} streamed")
+              f"{'instr':>11} {'layer':>11} {'cost':>7} {'flash':>8} {'layer':>8} streamed")
         for name, board_id, a, lay, pl in sched_rows:
             what = ", ".join([f"{s.first}-{s.last}/{s.rows}" for s in pl.stages]
                              + [f"{i} in place" for i, _ in pl.inplace])
             print(f"{name:30} {board_id:15} {a['arena']:>8,} {lay['arena']:>8,} {a['arena'] / lay['arena']:>5.2f}x "
-                  f"{a['instr']:>11,} {lay['instr']:>11,} {(a['instr'] / lay['instr'] - 1) * 100:>+6.2f}% {what}"
+                  f"{a['instr']:>11,} {lay['instr']:>11,} {(a['instr'] / lay['instr'] - 1) * 100:>+6.2f}% "
+                  f"{a['flash']:>8,} {lay['flash']:>8,} {what}"
                   + ("" if a["exact"] and lay["exact"] else "  NOT EXACT"))
         print("(arena: symbol te_model_arena of each firmware; streamed: op ranges/rows per kernel call; "
               "target VWW arena <= 0.6x layer by layer)")

@@ -323,11 +323,12 @@ def live_profile(graph, stages=(), inplace=()) -> list[int]:
     return [_live(graph, buffers, credits, i) for i in range(max(len(graph.ops), 1))]
 
 
-def plan(graph, schedule: str = "layer") -> Plan:
+def plan(graph, schedule: str = "layer", fixed=frozenset()) -> Plan:
     """Lay out every activation tensor of `graph` in one arena.  `schedule`: `layer` runs the ops
     one after the other; `auto` also streams stages of spatial ops row by row and writes ADD / MUL
     outputs over dead inputs where that lowers the arena (tinyedge.stream); `stages:I-J[/ROWS],...`
-    streams exactly those op ranges (tests and experiments)."""
+    streams exactly those op ranges (tests and experiments).  `fixed`: ops `auto` never streams
+    (the aot generator's compactly stored weights)."""
     from . import stream
 
     base = _plan(graph, [])
@@ -346,7 +347,7 @@ def plan(graph, schedule: str = "layer") -> Plan:
     for inplace in ([], inplace_candidates(graph)):
         if inplace is not None and (inplace or best is base):
             stages = stream.choose(graph, lambda g, s, ip=inplace: _plan(g, s, ip),
-                                   lambda g, s, ip=inplace: live_profile(g, s, ip))
+                                   lambda g, s, ip=inplace: live_profile(g, s, ip), fixed)
             pl = _plan(graph, stages, inplace) if stages or inplace else base
             for pair in list(inplace):   # keep an in-place op only where it lowers the arena
                 rest = [p for p in inplace if p != pair]

@@ -162,8 +162,9 @@ def simulate(stage: Stage, trace: list | None = None) -> None:
         stage.overlap = _align(need)
 
 
-def chains(graph) -> list[list[int]]:
-    """Maximal runs of consecutive streamable ops, each intermediate read by the next op only."""
+def chains(graph, fixed=frozenset()) -> list[list[int]]:
+    """Maximal runs of consecutive streamable ops (none of `fixed`), each intermediate read by the
+    next op only."""
     readers: dict[int, list[int]] = {}
     for op in graph.ops:
         for t in op.inputs:
@@ -173,7 +174,7 @@ def chains(graph) -> list[list[int]]:
     runs: list[list[int]] = []
     cur: list[int] = []
     for op in graph.ops:
-        ok = geometry(graph, op) is not None
+        ok = op.index not in fixed and geometry(graph, op) is not None
         if ok and cur:
             prev = graph.ops[cur[-1]]
             t = prev.outputs[0]
@@ -256,9 +257,9 @@ def _partition(segs: dict, n: int, limit: int | None):
     return best[n]
 
 
-def choose(graph, plan_fn, live_fn) -> list[Stage]:
+def choose(graph, plan_fn, live_fn, fixed=frozenset()) -> list[Stage]:
     """Stages that lower the model's arena (`plan_fn(graph, stages)` -> Plan, `live_fn(graph,
-    stages)` -> live bytes per op).
+    stages)` -> live bytes per op); the ops of `fixed` are never streamed.
 
     The live bytes at an op depend only on the stage holding it, so each chain is partitioned
     exactly (dynamic programming over its ops): first the least peak any partition reaches, then
@@ -267,7 +268,7 @@ def choose(graph, plan_fn, live_fn) -> list[Stage]:
     already within it streams nothing).  The stages are kept only when the planned arena is
     smaller than the layer-by-layer one; then each stage makes as many rows per kernel call as
     it can without raising the arena."""
-    runs = chains(graph)
+    runs = chains(graph, fixed)
     if not runs:
         return []
     base_live = live_fn(graph, [])

@@ -680,15 +680,24 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         if ten.dtype not in IO_DTYPES:
             raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine reads and writes "
                              f"{', '.join(IO_DTYPES)}", hint="convert with int8 (or float32) inputs and outputs")
-    pl = plan(graph, schedule)
-    streamed = {i for st in pl.stages for i in st.ops}
-    survey_ctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
-    for op in graph.ops:   # survey pass: what every weight tensor could be stored as, and at what cost
-        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            _EMIT[op.opcode](survey_ctx, op)
-    decisions = ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp)
-    # a streamed op's kernel runs once per band: its weights stay dense (a decoder would decode them per call)
-    decisions = {k: v for k, v in decisions.items() if k not in streamed}
+    def survey(pl):   # what every weight tensor could be stored as, and at what cost, in plan `pl`
+        sctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
+        for op in graph.ops:
+            if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+                _EMIT[op.opcode](sctx, op)
+        return sctx, ws.decide(weights, sctx.survey, frozenset(sctx.native_int4), arm_dsp)
+
+    pl = plan(graph, "layer")
+    survey_ctx, decisions = survey(pl)
+    if schedule != "layer":
+        # storage first: an op whose weights are stored compactly is never streamed (its kernel
+        # would decode them once per band); then the storage again in the streamed plan (the
+        # decoders' scratch goes in the room free at their op), the streamed ops dense
+        pl = plan(graph, schedule, fixed=frozenset(k for k, v in decisions.items() if v is not None))
+        if pl.stages or pl.inplace:
+            survey_ctx, decisions = survey(pl)
+            streamed = {i for st in pl.stages for i in st.ops}
+            decisions = {k: v for k, v in decisions.items() if k not in streamed}
     ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey, decisions=decisions,
                arm_dsp=arm_dsp)
     # every FULLY_CONNECTED small (classifier heads): the size-compiled kernel, not the paired one's code

@@ -73,6 +73,8 @@ def test_stream_plans_and_refusals():
     assert src.anchor is None and src.last >= 3
     with pytest.raises(UsageError, match="not a chain"):
         plan(res, "stages:0-2")
+    with pytest.raises(UsageError, match="at most 8"):
+        plan(load_tflite(zoo_tflite("stream_a")), "stages:0-8")
     with pytest.raises(UsageError, match="unknown schedule"):
         plan(res, "fast")
 

@@ -214,6 +214,9 @@ def parse_stages(graph, text: str) -> list[Stage]:
         except ValueError:
             raise UsageError(f"bad stage {part!r}", hint="write stages as I-J or I-J/ROWS, e.g. stages:0-3/2") from None
         ops = list(range(i, j + 1))
+        if len(ops) > MAX_STAGE_OPS:
+            raise UsageError(f"stage {part!r} has {len(ops)} ops; a stage takes at most {MAX_STAGE_OPS}",
+                             hint="split it into consecutive stages")
         if not any(set(ops) <= set(r) for r in runs) or g < 1:
             raise UsageError(f"ops {i}..{j} are not a chain of streamable ops",
                              hint=f"chains of this model: {', '.join(f'{r[0]}-{r[-1]}' for r in runs) or 'none'}")

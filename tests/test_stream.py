@@ -114,3 +114,23 @@ def test_streamed_c_bit_exact(tmp_path_factory):
             got = m.invoke(x)
             if not np.array_equal(ref.reshape(-1), got.reshape(-1)):
                 pytest.fail(diff_report(f"{name} {opts}", k, ref, got))
+
+
+def test_generate_schedule_switch(run_cli, tmp_path):
+    """`--schedule layer` is the op-by-op arena; the default streams; a bad value is one error line."""
+    import re
+
+    from tinyedge.aot import generate_model_sources
+
+    path = zoo_tflite("stream_a")
+    g = load_tflite(path)
+    r = run_cli("generate", path, "-o", tmp_path / "layer", "--schedule", "layer")
+    assert r.returncode == 0, r.stderr
+    layer = (tmp_path / "layer" / "model.c").read_text()
+    assert f"arena {plan(g).arena_bytes} bytes" in layer and "row-streamed" not in layer
+    auto = generate_model_sources(g, tmp_path / "auto")
+    text = (tmp_path / "auto" / "model.c").read_text()
+    assert auto.arena_bytes == plan(g, "auto").arena_bytes < plan(g).arena_bytes
+    assert len(auto.stages) == len(re.findall(r"row-streamed stage \d+ ", text)) > 0
+    bad = run_cli("generate", path, "-o", tmp_path / "bad", "--schedule", "fast")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr

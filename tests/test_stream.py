@@ -134,3 +134,22 @@ def test_generate_schedule_switch(run_cli, tmp_path):
     assert len(auto.stages) == len(re.findall(r"row-streamed stage \d+ ", text)) > 0
     bad = run_cli("generate", path, "-o", tmp_path / "bad", "--schedule", "fast")
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_streamed_plan_never_overlaps_live_buffers(mlperf_tflite):
+    """At every op, the live buffers of the auto plans are disjoint, but for a stage's output and
+    its input, which share exactly the bytes the plan counts as shared."""
+    for name in ("vww", "kws", "resnet"):
+        g = load_tflite(mlperf_tflite[name])
+        pl = plan(g, "auto")
+        al = pl.alias_of
+        pairs = {(al.get(st.tensors[0], st.tensors[0]), al.get(st.tensors[-1], st.tensors[-1])) for st in pl.stages}
+        for i in range(len(g.ops)):
+            live = sorted((b.offset, b.offset + b.nbytes, b.root) for b in pl.buffers if b.first <= i <= b.last)
+            assert sum(hi - lo for lo, hi, _ in live) - pl.live_bytes_at(i) == sum(
+                n for f, la, n in pl.credits if f <= i <= la)
+            for k, (lo, hi, r) in enumerate(live):
+                for lo2, hi2, r2 in live[k + 1:]:
+                    if lo2 < hi and lo < hi2:
+                        assert (r, r2) in pairs or (r2, r) in pairs, (name, i, r, r2)
+            assert max((hi for _, hi, _ in live), default=0) <= pl.arena_bytes

@@ -61,9 +61,10 @@ class Plan:
     inplace: list = field(default_factory=list)         # (op, input tensor): output written over that input
     layer_arena_bytes: int = 0                          # the arena op by op (= arena_bytes without stages)
     layer_peak_bytes: int = 0                           # the layer-by-layer bound (peak live, no stages)
+    credits: list = field(default_factory=list)         # (first, last, bytes) a stage's output shares with its input
 
     def live_bytes_at(self, op_index: int) -> int:
-        return sum(b.nbytes for b in self.buffers if b.first <= op_index <= b.last)
+        return _live(None, self.buffers, self.credits, op_index)
 
 
 def scratch_bytes(graph, op) -> int:
@@ -381,4 +382,4 @@ def _plan(graph, stages, inplace=()) -> Plan:
     scratch = {-1 - b.root: b.offset for b in buffers if b.root < 0}
     return Plan(offsets=offsets, arena_bytes=arena, peak_live_bytes=peak, peak_op=peak_op,
                 lifetimes=life, alias_of=alias_of, buffers=buffers, scratch=scratch, stages=list(stages),
-                inplace=list(inplace), layer_arena_bytes=arena, layer_peak_bytes=peak)
+                inplace=list(inplace), credits=credits, layer_arena_bytes=arena, layer_peak_bytes=peak)

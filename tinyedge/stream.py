@@ -224,15 +224,6 @@ def parse_stages(graph, text: str) -> list[Stage]:
     return sorted(out, key=lambda s: s.first)
 
 
-def candidates(graph, max_ops: int = MAX_STAGE_OPS) -> list[list[int]]:
-    out = []
-    for run in chains(graph):
-        for i in range(len(run)):
-            for j in range(i + 1, min(len(run), i + max_ops) + 1):
-                out.append(run[i:j])
-    return out
-
-
 def _cost(st: Stage) -> int:
     """A rough price of streaming, in instructions: each kernel call's set-up, and the memmoves."""
     return 150 * st.calls + st.moved_bytes // 4

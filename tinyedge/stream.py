@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 ALIGN = 16
 STAGE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
-MAX_STAGE_OPS = 8            # the C state's fixed arrays (model.c.j2: TE_STREAM_MAX_OPS)
+MAX_STAGE_OPS = 8            # the C state's fixed arrays (model.c.j2: produced / lo, stream_max = this + 1)
 SCHEDULES = ("auto", "layer")
 
 

@@ -14,6 +14,11 @@ UART and print:
     weights + int32 biases + 12 KB (target: <=);
 and checks every output against the tflite-micro interpreter.
 
+Where aot's schedule `auto` streams stages row by row or works in place (tinyedge.stream), the
+model is also built with `--schedule layer` on the first Cortex-M board of --boards, and a table
+gives the arena against the layer-by-layer one (target for VWW: <= 0.6x) and the instructions
+the streamed schedule costs.
+
 Then (riscv32) the same aot firmware on qemu-riscv32 (the ESP32-C3's RV32IMC + Zicsr + Zifencei on
 QEMU virt, riscv64-unknown-elf-gcc -O2, instructions from the minstret CSR under -icount shift=0):
 instructions, per MAC, the ratio to aot on the Cortex-M4 in this run, arena and flash.
@@ -83,9 +88,10 @@ def main() -> int:
     from tinyedge.qemu import start_qemu
 
     rows: dict[str, list] = {t: [] for t in tables}
+    sched_rows: list = []
 
-    def measure(model: Path, runtime_name: str, folder: Path, interp, board) -> dict:
-        built = build_project(generate_project(model, board, runtime_name, folder), jobs=2)
+    def measure(model: Path, runtime_name: str, folder: Path, interp, board, schedule: str = "auto") -> dict:
+        built = build_project(generate_project(model, board, runtime_name, folder, schedule=schedule), jobs=2)
         rng = np.random.default_rng(0)
         counts, exact = [], True
         with start_qemu(built.elf, board) as q, Device(q.url, timeout=300) as dev:
@@ -123,6 +129,14 @@ def main() -> int:
                 a = measure(model, "aot", Path(tmp) / f"{name}-{table}-aot", interp, board)
                 if table == "cortex-m4":
                     m4_aot = a
+                if with_tflm and not any(r[0] == name for r in sched_rows):
+                    from tinyedge.aot import islands
+                    from tinyedge.planner import plan
+
+                    pl = plan(islands.fold(graph), "auto")
+                    if pl.stages or pl.inplace:
+                        lay = measure(model, "aot", Path(tmp) / f"{name}-{table}-layer", interp, board, "layer")
+                        sched_rows.append((name, board_id, a, lay, pl))
                 rows[table].append((name, macs, a, t, anchor_instr, budget, m4_aot))
                 print(f"measured {name} on {board_id}: aot {a['instr']:,}"
                       + (f", TFLM + CMSIS-NN {t['instr']:,}" if t else ""), file=sys.stderr, flush=True)
@@ -154,7 +168,23 @@ def main() -> int:
             print(f"(latency unit: {rows[table][0][2]['unit']}; QEMU virt, CPU "
                   f"{board.flash.qemu_cpu.split(',')[0]} cut to {board.march} (the ESP32-C3's ISA), minstret under "
                   "-icount shift=0; riscv64-unknown-elf-gcc -O2)")
-    ok = all(r[2]["exact"] and (r[3] is None or r[3]["exact"]) for rs in rows.values() for r in rs)
+    if sched_rows:
+        print()
+        print(f"{'model (schedule auto vs layer)':30} {'board':15} {'arena':>8} {'layer':>8} {'ratio':>6} "
+              f"{'instr':>11} {'layer':>11} {'cost':>7} {'flash':>8} {'layer':>8} streamed")
+        for name, board_id, a, lay, pl in sched_rows:
+            what = ", ".join([f"{s.first}-{s.last}/{s.rows}" for s in pl.stages]
+                             + [f"{i} in place" for i, _ in pl.inplace])
+            print(f"{name:30} {board_id:15} {a['arena']:>8,} {lay['arena']:>8,} {a['arena'] / lay['arena']:>5.2f}x "
+                  f"{a['instr']:>11,} {lay['instr']:>11,} {(a['instr'] / lay['instr'] - 1) * 100:>+6.2f}% "
+                  f"{a['flash']:>8,} {lay['flash']:>8,} {what}"
+                  + ("" if a["exact"] and lay["exact"] else "  NOT EXACT"))
+        print("(arena: symbol te_model_arena of each firmware; streamed: op ranges/rows per kernel call; "
+              "target VWW arena <= 0.6x layer by layer)")
+        ok_sched = all(a["exact"] and lay["exact"] for _, _, a, lay, _ in sched_rows)
+    else:
+        ok_sched = True
+    ok = ok_sched and all(r[2]["exact"] and (r[3] is None or r[3]["exact"]) for rs in rows.values() for r in rs)
     return 0 if ok else 1
 
 

@@ -127,6 +127,63 @@ BUILDERS = {
 }
 
 
+def build_stream_a(tf):
+    """A chain for row streaming (tests/test_stream.py): odd sizes, stride 2 SAME (pad 0 top / 1
+    bottom on even sizes, 1 / 1 on odd ones), depth multiplier 2, 1x1, a 5x5 stride-2 depthwise,
+    a max pool."""
+    L = tf.keras.layers
+    x = inp = L.Input((23, 13, 3), batch_size=1)
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)                   # 12x7x8
+    x = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu6")(x)   # 12x7x16
+    x = L.Conv2D(12, 1, activation="relu")(x)                                              # 12x7x12
+    x = L.DepthwiseConv2D(5, strides=2, padding="same")(x)                                 # 6x4x12
+    x = L.MaxPooling2D(2, strides=1, padding="valid")(x)                                   # 5x3x12
+    return tf.keras.Model(inp, x)
+
+
+def build_stream_b(tf):
+    """VALID with dilation, an average pool, a 5x5 conv, a stride-2 VALID depthwise."""
+    L = tf.keras.layers
+    x = inp = L.Input((20, 9, 4), batch_size=1)
+    x = L.Conv2D(8, (3, 2), dilation_rate=2, padding="valid", activation="relu")(x)  # 16x7x8
+    x = L.AveragePooling2D(3, strides=1, padding="same")(x)                           # 16x7x8
+    x = L.Conv2D(8, 5, padding="same", activation="relu")(x)                          # 16x7x8
+    x = L.DepthwiseConv2D(3, strides=2, padding="valid")(x)                           # 7x3x8
+    return tf.keras.Model(inp, x)
+
+
+def build_stream_residual(tf):
+    """A chain whose input is read again after it (by an ADD): its output must not overlap it."""
+    L = tf.keras.layers
+    x = inp = L.Input((14, 10, 4), batch_size=1)
+    a = L.Conv2D(12, 1, activation="relu")(x)                             # 14x10x12
+    b = L.Conv2D(12, 3, padding="same", activation="relu")(a)
+    b = L.DepthwiseConv2D(3, padding="same")(b)
+    x = L.Add()([a, b])
+    return tf.keras.Model(inp, x)
+
+
+def build_stream_none(tf):
+    """A conv chain beside a peak no streaming lowers (a dense layer as wide as the convs' input
+    plus output): `auto` must keep the layer-by-layer plan."""
+    L = tf.keras.layers
+    x = inp = L.Input((8, 8, 8), batch_size=1)
+    x = L.Conv2D(8, 1, activation="relu")(x)
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = L.Flatten()(x)                                                     # 512
+    x = L.Dense(600, activation="relu")(x)
+    x = L.Dense(10)(x)
+    return tf.keras.Model(inp, x)
+
+
+STREAM_BUILDERS = {
+    "stream_a": build_stream_a,
+    "stream_b": build_stream_b,
+    "stream_residual": build_stream_residual,
+    "stream_none": build_stream_none,
+}
+
+
 def _convert(tf, np, model, seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -145,7 +202,7 @@ def _convert(tf, np, model, seed: int = 0) -> bytes:
 
 
 def zoo_key(name: str) -> str:
-    src = inspect.getsource(BUILDERS[name]) + inspect.getsource(_convert)
+    src = inspect.getsource({**BUILDERS, **STREAM_BUILDERS}[name]) + inspect.getsource(_convert)
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
@@ -158,7 +215,7 @@ def zoo_tflite(name: str) -> Path:
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(1234)
-    data = _convert(tf, np, BUILDERS[name](tf))
+    data = _convert(tf, np, {**BUILDERS, **STREAM_BUILDERS}[name](tf))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(data)

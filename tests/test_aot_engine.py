@@ -94,6 +94,10 @@ def test_mlperf_bit_exact(mlperf_tflite, aot_cache, name):
     assert model.info["runtime"] == "aot"
     assert model.info["model_sha256"] == g.sha256
     assert model.info["arena_bytes"] == model.arena_bytes
+    if name in ("vww", "kws", "resnet"):   # the auto schedule streams (or works in place) and it pays
+        assert model.arena_bytes < model.layer_arena_bytes
+    if name == "vww":
+        assert model.stages and model.arena_bytes <= 33_178   # 0.6x its layer-by-layer bound, 55,296 B
 
 
 @pytest.mark.slow

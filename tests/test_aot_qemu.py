@@ -34,7 +34,7 @@ def _float_inputs(path, n_random=20, seed=5):
 @pytest.mark.slow
 @pytest.mark.qemu
 @pytest.mark.parametrize("board", ["qemu-cortex-m4", "qemu-cortex-m55"])
-@pytest.mark.parametrize("name", sorted(BUILDERS) + ["paired-clamped"])
+@pytest.mark.parametrize("name", [*sorted(BUILDERS), "paired-clamped", "stream_a"])   # stream_a: row-streamed stages (test_stream.py)
 def test_zoo_bit_exact_on_qemu(tmp_path, name, board):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
@@ -59,6 +59,10 @@ def test_zoo_bit_exact_on_qemu(tmp_path, name, board):
     agree = report["agreement"]
     assert agree["bit_exact_rate"] == 1.0, f"{name} on {board}: {agree}"
     assert agree["max_abs_diff"] == 0
+    if name == "stream_a":   # it ran streamed: its arena is below the layer-by-layer plan's
+        from tinyedge.planner import plan
+
+        assert report["memory"]["arena_bytes"] < plan(load_tflite(path)).arena_bytes
 
 
 def _mve_symbols(elf) -> dict[str, str]:

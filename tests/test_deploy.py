@@ -126,6 +126,8 @@ def test_deploy_mlperf_qemu_bit_exact(name, mlperf_tflite, tmp_path):
     assert r["latency"]["estimate"] == "estimate: 1 instruction per cycle at 25 MHz"
     assert r["latency"]["estimate_ms"]["median"] == pytest.approx(r["latency"]["median"] / 25e3)
     assert (tmp_path / name / "report.html").read_text().count("<svg") == 2   # latency, flash and RAM
+    if name == "vww":   # the row-streamed plan ran (bit-exact above): 0.6x the layer-by-layer 55,296 B at most
+        assert r["memory"]["arena_bytes"] <= 33_178
 
 
 @pytest.mark.slow

@@ -97,6 +97,11 @@ def test_inspect_json_on_mlperf(name, mlperf_tflite, run_cli):
     assert mem["tflm_arena_bytes"] >= mem["peak_live_bytes"]
     assert rep["support"]["tflm"]["status"] == "supported"
     assert rep["fit"]["board"] == "qemu-cortex-m4"
+    # the aot arena (schedule auto) beside the layer-by-layer one, and the fit uses the former
+    assert (mem["arena_bytes"] < mem["layer_arena_bytes"]) == bool(mem["stages"] or mem["inplace"])
+    assert rep["fit"]["ram_needed"] == mem["arena_bytes"] + rep["fit"]["stack_bytes"]
+    if name == "vww":
+        assert mem["stages"] and mem["arena_bytes"] <= 0.6 * mem["layer_arena_bytes"]
 
 
 def test_tflm_arena_is_the_smallest_that_loads(mlperf_tflite):

@@ -150,14 +150,28 @@ def _own_plan(graph: Graph) -> dict:
 
 
 def memory_plan(graph: Graph) -> dict:
-    """Peak live activation bytes, the op at the peak, and the planned arena (tinyedge.planner)."""
+    """Peak live activation bytes op by op (the layer-by-layer bound), the op at the peak, and the
+    planned arenas (tinyedge.planner): `arena_bytes` the aot engine's (as it generates it, schedule
+    auto: row-streamed stages and in-place ops where they lower it), `layer_arena_bytes` op by op;
+    `stages` and `inplace` say what auto chose."""
     try:
         from .planner import plan
     except ImportError:
         return _own_plan(graph)
     p = plan(graph)
+    s, arena = p, p.arena_bytes
+    try:
+        from .aot.codegen import build_context
+
+        ctx = build_context(graph)
+        s, arena = ctx["plan"], ctx["arena_bytes"]
+    except TinyedgeError as e:   # a graph the aot engine cannot compile: op by op only
+        log.debug("no aot plan for this model: %s", e)
     return {"peak_live_bytes": int(p.peak_live_bytes), "peak_op": int(p.peak_op),
-            "arena_bytes": int(p.arena_bytes), "planner": "tinyedge.planner"}
+            "arena_bytes": int(arena), "layer_arena_bytes": int(p.arena_bytes),
+            "streamed_peak_live_bytes": int(s.peak_live_bytes),
+            "stages": [st.describe() for st in s.stages], "inplace": [int(i) for i, _ in s.inplace],
+            "planner": "tinyedge.planner"}
 
 
 _ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")

@@ -101,6 +101,7 @@ def deploy(
     name: str | None = None,
     micropython_dir: str | Path | None = None,
     weights: str = "auto",
+    schedule: str = "auto",
     per_layer: bool = False,
     per_layer_runs: int = 5,
     task: str | None = None,
@@ -116,7 +117,8 @@ def deploy(
     `calib` is given on its own.  A folder this call made is removed again when it fails before
     anything but the marker was written into it.  `weights`: the aot runtime's weight storage policy
     (auto, dense, palette, sparse, int4).  `task` (classify, anomaly, regress) overrides the detected
-    kind of model for the report's metrics, `top_k` the k of its top-k accuracies.  report.html is
+    kind of model for the report's metrics, `top_k` the k of its top-k accuracies.  `schedule`
+    (aot): `auto` or `layer` (tinyedge.stream; a `per_layer` build is always op by op).  report.html is
     written beside report.json.  `per_layer`: build the firmware with the per-op profiler and add
     `per_layer` and `profile` (tinyedge.profile.profile_device, `per_layer_runs` runs of the first
     input) to the report.
@@ -143,14 +145,14 @@ def deploy(
                        convert_options=dict(convert_options or {}), baud=baud, on_status=on_status,
                        compress=compress, train=train, val=val, train_progress=train_progress,
                        backend=backend, name=name, micropython_dir=micropython_dir, weights=weights,
-                       task=task, top_k=top_k, per_layer=per_layer, per_layer_runs=per_layer_runs)
+                       schedule=schedule, task=task, top_k=top_k, per_layer=per_layer, per_layer_runs=per_layer_runs)
 
 
 def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path, timeout, progress, on_step,
             convert_options: dict, baud, on_status, compress=None, train=None, val=None,
             train_progress=None, backend: str = "auto", name: str | None = None,
             micropython_dir=None, weights: str = "auto", task=None, top_k=None, per_layer: bool = False,
-            per_layer_runs: int = 5) -> dict:
+            per_layer_runs: int = 5, schedule: str = "auto") -> dict:
     if data is not None:
         # Check the test data now, not after minutes of converting and building.
         from .data import load_data
@@ -257,7 +259,8 @@ def _deploy(model: Path, b, *, runtime, port, data, calib, samples, outdir: Path
     with steps.step("generate"):
         from .project import generate_project
 
-        generate_project(tflite, b, runtime=runtime, out_dir=project, force=True, weights=weights)
+        generate_project(tflite, b, runtime=runtime, out_dir=project, force=True, weights=weights,
+                         schedule="layer" if per_layer else schedule)
         if per_layer:
             from .profile import enable_profile
 

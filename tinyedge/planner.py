@@ -43,6 +43,8 @@ class Buffer:
     first: int                # first op index where it is live
     last: int                 # last op index where it is live (inclusive)
     offset: int = 0
+    anchor: int | None = None  # placed at `rel` bytes after the buffer of this root (a stage's input)
+    rel: int = 0
 
 
 @dataclass
@@ -55,9 +57,14 @@ class Plan:
     alias_of: dict[int, int] = field(default_factory=dict)               # tensor -> root tensor
     buffers: list[Buffer] = field(default_factory=list)
     scratch: dict[int, int] = field(default_factory=dict)               # op index -> scratch offset
+    stages: list = field(default_factory=list)          # row-streamed stages (tinyedge.stream.Stage)
+    inplace: list = field(default_factory=list)         # (op, input tensor): output written over that input
+    layer_arena_bytes: int = 0                          # the arena op by op (= arena_bytes without stages)
+    layer_peak_bytes: int = 0                           # the layer-by-layer bound (peak live, no stages)
+    credits: list = field(default_factory=list)         # (first, last, bytes) a stage's output shares with its input
 
     def live_bytes_at(self, op_index: int) -> int:
-        return sum(b.nbytes for b in self.buffers if b.first <= op_index <= b.last)
+        return _live(None, self.buffers, self.credits, op_index)
 
 
 def scratch_bytes(graph, op) -> int:
@@ -161,18 +168,38 @@ def view_offset_map(graph, alias_of: dict[int, int]) -> dict[int, int]:
 
 
 def _first_fit(order: list[Buffer]) -> dict[int, int]:
-    """Place buffers in `order`, each at the lowest aligned offset free during its lifetime."""
+    """Place buffers in `order`, each at the lowest aligned offset free during its lifetime; a
+    buffer anchored to another is placed with it, at its fixed distance."""
     placed: list[tuple[int, int, int, int]] = []   # (offset, end, first, last)
     offs: dict[int, int] = {}
+    linked: dict[int, list[Buffer]] = {}
     for b in order:
-        clashes = sorted(p for p in placed if p[2] <= b.last and b.first <= p[3])
-        off = 0
-        for p_off, p_end, _, _ in clashes:
-            if off + b.nbytes <= p_off:
-                break
-            off = max(off, _align(p_end))
-        offs[b.root] = off
-        placed.append((off, off + b.nbytes, b.first, b.last))
+        if b.anchor is not None:
+            linked.setdefault(b.anchor, []).append(b)
+    for b in order:
+        if b.anchor is not None:
+            continue
+        group = [b] + linked.get(b.root, [])
+        if len(group) == 1:
+            clashes = sorted(p for p in placed if p[2] <= b.last and b.first <= p[3])
+            off = 0
+            for p_off, p_end, _, _ in clashes:
+                if off + b.nbytes <= p_off:
+                    break
+                off = max(off, _align(p_end))
+        else:
+            tries = {0}
+            for m in group:
+                for p in placed:
+                    if p[2] <= m.last and m.first <= p[3] and _align(p[1]) >= m.rel:
+                        tries.add(_align(p[1]) - m.rel)
+            for off in sorted(tries):
+                if all(not (p[2] <= m.last and m.first <= p[3] and off + m.rel < p[1] and p[0] < off + m.rel + m.nbytes)
+                       for m in group for p in placed):
+                    break
+        for m in group:
+            offs[m.root] = off + m.rel
+            placed.append((off + m.rel, off + m.rel + m.nbytes, m.first, m.last))
     return offs
 
 
@@ -193,9 +220,46 @@ def _orders(buffers: list[Buffer], tries: int = 300):
         yield order
 
 
-def plan(graph) -> Plan:
-    """Lay out every activation tensor of `graph` in one arena."""
+INPLACE_OPS = frozenset({"ADD", "MUL"})   # te_binary / te_mve_add_s8: out[i] from in1[i], in2[i] only
+
+
+def inplace_candidates(graph) -> list[tuple[int, int]]:
+    """(op index, input tensor) of every elementwise op that may write its output over that
+    input: same shape and type, no broadcast, the input's buffer dead after the op and no graph
+    output, nor a variable, nor a view inside another buffer."""
     life, alias_of = lifetimes(graph)
+    outs = set(graph.outputs)
+    out = []
+    for op in graph.ops:
+        if op.opcode not in INPLACE_OPS or len(op.inputs) != 2 or len(op.outputs) != 1:
+            continue
+        y = graph.tensors[op.outputs[0]]
+        ins = [graph.tensors[t] for t in op.inputs]
+        if any(t.is_const or tuple(t.shape) != tuple(y.shape) or t.dtype != y.dtype for t in ins):
+            continue
+        if op.inputs[0] == op.inputs[1] or op.outputs[0] in alias_of:
+            continue
+        for t in op.inputs:
+            r = alias_of.get(t, t)
+            group = [m for m in life if alias_of.get(m, m) == r]
+            if all(life[m][1] <= op.index for m in group) and not outs.intersection(group) and t == r \
+                    and not any(graph.tensors[m].is_variable for m in group):
+                out.append((op.index, t))
+                break
+    return out
+
+
+def _buffers(graph, stages=(), inplace=()) -> tuple[list[Buffer], dict[int, int], dict, dict, list]:
+    """The arena's buffers (with `inplace` applied: (op, input) pairs whose op writes its output
+    over that input; and `stages`: row buffers for their intermediates, the stage output
+    sharing a dead input's bytes), the view offsets, lifetimes and aliases."""
+    life, alias_of = lifetimes(graph)
+    if inplace:
+        alias_of = dict(alias_of)
+        for i, t in inplace:
+            y = graph.ops[i].outputs[0]
+            for m in [m for m in life if alias_of.get(m, m) == y]:
+                alias_of[m] = t
     view_off = view_offset_map(graph, alias_of)
     groups: dict[int, list[int]] = {}
     for t in sorted(life):
@@ -211,12 +275,95 @@ def plan(graph) -> Plan:
         n = scratch_bytes(graph, op)
         if n:
             buffers.append(Buffer(-1 - op.index, [], n, op.index, op.index))
+    credits: list[tuple[int, int, int]] = []   # (first, last, bytes): two linked buffers' shared bytes
+    if stages:
+        by_root = {b.root: b for b in buffers}
+        outs = set(graph.outputs)
+        for st in stages:
+            for t, g, cap in zip(st.tensors[1:-1], st.geom[1:], st.caps, strict=True):   # row buffers
+                b = by_root[alias_of.get(t, t)]
+                b.nbytes, b.first, b.last = cap * g.row_in, st.first, st.last
+            src = by_root[alias_of.get(st.tensors[0], st.tensors[0])]
+            dst = by_root[alias_of.get(st.tensors[-1], st.tensors[-1])]
+            legal = (st.overlap is not None and src.last <= st.first and view_off.get(st.tensors[0], 0) == 0
+                     and view_off.get(st.tensors[-1], 0) == 0 and src.anchor is None
+                     and not outs.intersection(src.tensors) and src is not dst
+                     and not any(graph.tensors[m].is_variable for m in src.tensors))
+            src.last, dst.first = max(src.last, st.last), min(dst.first, st.first)
+            if legal and st.overlap < dst.nbytes:
+                # the output starts `overlap` bytes before the input: rows land on dead input rows
+                src.anchor, src.rel = dst.root, st.overlap
+                credits.append((st.first, st.last, dst.nbytes - st.overlap if st.overlap + src.nbytes >= dst.nbytes
+                                else src.nbytes))
+    # anchors form trees (a stage's output is the next stage's input): point every one at its top
+    by_root = {b.root: b for b in buffers}
+    for b in buffers:
+        while b.anchor is not None and by_root[b.anchor].anchor is not None:
+            up = by_root[b.anchor]
+            b.anchor, b.rel = up.anchor, b.rel + up.rel
+    return buffers, view_off, life, alias_of, credits
 
+
+def _live(graph, buffers, credits, i: int) -> int:
+    return (sum(b.nbytes for b in buffers if b.first <= i <= b.last)
+            - sum(n for f, la, n in credits if f <= i <= la))
+
+
+def _peak(graph, buffers: list[Buffer], credits=()) -> tuple[int, int]:
     peak, peak_op = 0, 0
     for i in range(max(len(graph.ops), 1)):
-        live = sum(b.nbytes for b in buffers if b.first <= i <= b.last)
+        live = _live(graph, buffers, credits, i)
         if live > peak:
             peak, peak_op = live, i
+    return peak, peak_op
+
+
+def live_profile(graph, stages=(), inplace=()) -> list[int]:
+    """Bytes live at each op with `stages` and `inplace` applied."""
+    buffers, _, _, _, credits = _buffers(graph, stages, inplace)
+    return [_live(graph, buffers, credits, i) for i in range(max(len(graph.ops), 1))]
+
+
+def plan(graph, schedule: str = "layer", fixed=frozenset()) -> Plan:
+    """Lay out every activation tensor of `graph` in one arena.  `schedule`: `layer` runs the ops
+    one after the other; `auto` also streams stages of spatial ops row by row and writes ADD / MUL
+    outputs over dead inputs where that lowers the arena (tinyedge.stream); `stages:I-J[/ROWS],...`
+    streams exactly those op ranges (tests and experiments).  `fixed`: ops `auto` never streams
+    (the aot generator's compactly stored weights)."""
+    from . import stream
+
+    base = _plan(graph, [])
+    if schedule.startswith("stages:"):   # explicit stages (tests, experiments): "stages:0-3/2,5-6"
+        stages = stream.parse_stages(graph, schedule[len("stages:"):])
+        pl = _plan(graph, stages)
+        pl.layer_arena_bytes, pl.layer_peak_bytes = base.arena_bytes, base.peak_live_bytes
+        return pl
+    if schedule not in stream.SCHEDULES:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown schedule {schedule!r}", hint=f"use one of: {', '.join(stream.SCHEDULES)}")
+    if schedule == "layer":
+        return base
+    best = base
+    for inplace in ([], inplace_candidates(graph)):
+        if inplace is not None and (inplace or best is base):
+            stages = stream.choose(graph, lambda g, s, ip=inplace: _plan(g, s, ip),
+                                   lambda g, s, ip=inplace: live_profile(g, s, ip), fixed)
+            pl = _plan(graph, stages, inplace) if stages or inplace else base
+            for pair in list(inplace):   # keep an in-place op only where it lowers the arena
+                rest = [p for p in inplace if p != pair]
+                trial = _plan(graph, stages, rest)
+                if trial.arena_bytes <= pl.arena_bytes:
+                    inplace, pl = rest, trial
+            if pl.arena_bytes < best.arena_bytes:
+                best = pl
+    best.layer_arena_bytes, best.layer_peak_bytes = base.arena_bytes, base.peak_live_bytes
+    return best
+
+
+def _plan(graph, stages, inplace=()) -> Plan:
+    buffers, view_off, life, alias_of, credits = _buffers(graph, stages, inplace)
+    peak, peak_op = _peak(graph, buffers, credits)
 
     best: dict[int, int] | None = None
     best_end = -1
@@ -234,4 +381,5 @@ def plan(graph) -> Plan:
     arena = _align(max((b.offset + b.nbytes for b in buffers), default=0))
     scratch = {-1 - b.root: b.offset for b in buffers if b.root < 0}
     return Plan(offsets=offsets, arena_bytes=arena, peak_live_bytes=peak, peak_op=peak_op,
-                lifetimes=life, alias_of=alias_of, buffers=buffers, scratch=scratch)
+                lifetimes=life, alias_of=alias_of, buffers=buffers, scratch=scratch, stages=list(stages),
+                inplace=list(inplace), credits=credits, layer_arena_bytes=arena, layer_peak_bytes=peak)

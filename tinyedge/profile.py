@@ -93,6 +93,8 @@ def generate_profile_project(model: str | Path, board, runtime: str = "aot", out
     from .project import generate_project
 
     with staged_dir(out_dir, force=force, what="tinyedge profile project") as stage:
+        # op by op: a streamed stage's intermediates never exist in full, so nothing to time or CRC per op
+        project_options.setdefault("schedule", "layer")
         generate_project(model, board, runtime, stage, force=True, weights=weights, **project_options)
         graph = load_tflite(stage / "model" / "model.tflite")
         enable_profile(stage, graph, fault_op=fault_op)

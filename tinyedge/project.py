@@ -571,7 +571,7 @@ def project_context(board: Board, runtime: str, graph: Graph, tflite: bytes, mod
 def generate_project(model: os.PathLike | str, board: Board | str | None = None, runtime: str = "aot",
                      out_dir: os.PathLike | str = "project", *, force: bool = False,
                      prefix: str = "te_model", convert_options: dict | None = None,
-                     protocol: str = "tinyedge", weights: str = "auto") -> Path:
+                     protocol: str = "tinyedge", weights: str = "auto", schedule: str = "auto") -> Path:
     """Render a complete firmware project for `model` on `board` into `out_dir`; return its path.
 
     MODEL is a .tflite (full-int8) or a Keras model, converted first (with `convert_options`, the
@@ -579,6 +579,8 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
     project builds standalone with the board's own tools (`build_project`).
     `protocol` is what the firmware speaks on the UART: `tinyedge` (the framed
     protocol of tinyedge.link) or `mlperf` (the MLPerf Tiny / EEMBC runner's).
+    `schedule` (aot): `auto` streams stages row by row where that lowers the arena, `layer` runs
+    op by op (tinyedge.stream).
     """
     if protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {protocol!r}", hint=f"use one of: {', '.join(PROTOCOLS)}")
@@ -646,7 +648,8 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
             from .aot.codegen import has_arm_dsp
 
             aot.generate_model_sources(model_copy, stage / "model", prefix=prefix, weights=weights,
-                                       arm_dsp=has_arm_dsp(board))
+                                       arm_dsp=has_arm_dsp(board),
+                                       **({"schedule": schedule} if schedule != "auto" else {}))
         else:
             atomic_write_bytes(stage / "model" / "model.tflite", tflite)
         # Every output of the templates, rendered once without the source list

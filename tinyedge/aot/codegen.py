@@ -18,6 +18,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__ as _version
+from .. import stream
 from ..errors import ModelError, UsageError
 from ..fsutil import atomic_write_text
 from ..graph import Graph, load_tflite
@@ -45,6 +46,8 @@ class AotResult:
     peak_live_bytes: int = 0
     plan: Plan | None = field(default=None, repr=False)
     storage: list[dict] = field(default_factory=list)   # per weight tensor: storage, dense and stored bytes
+    layer_arena_bytes: int = 0                           # the arena op by op (the layer-by-layer plan)
+    stages: list[dict] = field(default_factory=list)     # row-streamed stages (tinyedge.stream.Stage.describe)
 
 
 def has_arm_dsp(board) -> bool:
@@ -653,7 +656,7 @@ def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
 
 
 def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
-                  scratch_cap: int | None = None, arm_dsp: bool = True) -> dict:
+                  scratch_cap: int | None = None, arm_dsp: bool = True, schedule: str = "auto") -> dict:
     """The typed context the templates render (also used by tests and tools).
 
     `arm_dsp`: the target's kernels take the Cortex-M DSP paths, on which `auto` weight storage's
@@ -662,6 +665,8 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
     `weights`: the storage policy of the conv / FC weights (tinyedge.aot.storage.POLICIES);
     `scratch_cap`: at most this many bytes of decode scratch per op (default: the free arena room,
     or 4 KB more; the tests use small caps to run the channel-block loops).
+    `schedule`: `auto` streams stages of spatial ops row by row and writes elementwise outputs
+    over dead inputs where that lowers the arena (tinyedge.stream); `layer` runs op by op.
     """
     ws.candidates(weights)   # a bad policy is a usage error before anything else
     graph = ws.fold_tflm_decode(graph)   # TFLite Micro's compressed (LUT) tensors become constants
@@ -675,13 +680,25 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         if ten.dtype not in IO_DTYPES:
             raise ModelError(f"model input/output '{ten.name}' is {ten.dtype}; the aot engine reads and writes "
                              f"{', '.join(IO_DTYPES)}", hint="convert with int8 (or float32) inputs and outputs")
-    pl = plan(graph)
-    survey_ctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
-    for op in graph.ops:   # survey pass: what every weight tensor could be stored as, and at what cost
-        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            _EMIT[op.opcode](survey_ctx, op)
-    ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey,
-               decisions=ws.decide(weights, survey_ctx.survey, frozenset(survey_ctx.native_int4), arm_dsp),
+    def survey(pl):   # what every weight tensor could be stored as, and at what cost, in plan `pl`
+        sctx = _Ctx(graph, pl, prefix, weights, scratch_cap)
+        for op in graph.ops:
+            if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+                _EMIT[op.opcode](sctx, op)
+        return sctx, ws.decide(weights, sctx.survey, frozenset(sctx.native_int4), arm_dsp)
+
+    pl = plan(graph, "layer")
+    survey_ctx, decisions = survey(pl)
+    if schedule != "layer":
+        # storage first: an op whose weights are stored compactly is never streamed (its kernel
+        # would decode them once per band); then the storage again in the streamed plan (the
+        # decoders' scratch goes in the room free at their op), the streamed ops dense
+        pl = plan(graph, schedule, fixed=frozenset(k for k, v in decisions.items() if v is not None))
+        if pl.stages or pl.inplace:
+            survey_ctx, decisions = survey(pl)
+            streamed = {i for st in pl.stages for i in st.ops}
+            decisions = {k: v for k, v in decisions.items() if k not in streamed}
+    ctx = _Ctx(graph, pl, prefix, weights, scratch_cap, survey=survey_ctx.survey, decisions=decisions,
                arm_dsp=arm_dsp)
     # every FULLY_CONNECTED small (classifier heads): the size-compiled kernel, not the paired one's code
     fcs = [op for op in graph.ops if op.opcode == "FULLY_CONNECTED"]
@@ -698,7 +715,9 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         d.setdefault("alias", False)
         d.setdefault("ptr_table", None)
         d.setdefault("extra", [])
+        d["stage"] = d["stage_first"] = None
         ctx.ops.append(d)
+    stages = [_stage(ctx, k, st) for k, st in enumerate(pl.stages)]
     sha = graph.sha256
     return {
         "prefix": prefix, "PREFIX": prefix.upper(), "sha256": sha,
@@ -710,7 +729,32 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         "outputs": [_io_info(graph, t, pl) for t in graph.outputs],
         "variables": [dict(v, name=c_comment(v["name"])) for v in ops_recurrent.variables(graph, pl)],
         "header": "model.h", "plan": pl, "storage": ctx.storage, "weights": weights,
+        "stages": stages, "stream_max": stream.MAX_STAGE_OPS + 1, "schedule": schedule,
+        "layer_arena_bytes": max(pl.layer_arena_bytes, 16),
     }
+
+
+def _stage(ctx: _Ctx, k: int, st) -> dict:
+    """The template's view of a row-streamed stage: each op's row geometry, its input's place
+    (the stage input, or the op's row buffer) and its kernel call with the band's in / out."""
+    ops = []
+    for i, g in zip(st.ops, st.geom, strict=True):
+        d = ctx.ops[i]
+        op = ctx.g.ops[i]
+        src, dst = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+        if d["struct"] not in ("te_conv_params_t", "te_pool_params_t") or d["args"][-2:] != [src, dst] \
+                or d["args"][0] != f"&{d['var']}":   # pragma: no cover - stream.geometry guards this
+            raise ModelError(f"op {i} ({op.opcode}) cannot be streamed: its kernel call is {d['fn']}")
+        d["stage"] = k
+        ops.append({"index": i, "struct": d["struct"], "var": d["var"], "fn": d["fn"],
+                    "args": ["&p", *d["args"][1:-2], "in", "out"], "in_h": g.in_h, "stride": g.stride,
+                    "pad": g.pad, "keff": g.keff, "row_in": g.row_in, "row_out": g.row_out,
+                    "in_offset": ctx.plan.offsets[op.inputs[0]]})
+    last = ctx.g.ops[st.last]
+    ctx.ops[st.first]["stage_first"] = k
+    return {"index": k, "first": st.first, "last": st.last, "ops": ops, "m": len(ops), "rows": st.rows,
+            "out_h": st.geom[-1].out_h, "out_offset": ctx.plan.offsets[last.outputs[0]],
+            "row_buffers": st.buffer_bytes(), "overlap": st.overlap, "calls": st.calls}
 
 
 def _env() -> jinja2.Environment:
@@ -720,9 +764,9 @@ def _env() -> jinja2.Environment:
 
 
 def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
-           scratch_cap: int | None = None, arm_dsp: bool = True) -> tuple[dict[str, str], dict]:
+           scratch_cap: int | None = None, arm_dsp: bool = True, schedule: str = "auto") -> tuple[dict[str, str], dict]:
     """Render model.c and model.h; returns ({filename: text}, context)."""
-    ctx = build_context(graph, prefix, weights, scratch_cap, arm_dsp)
+    ctx = build_context(graph, prefix, weights, scratch_cap, arm_dsp, schedule)
     env = _env()
     files = {"model.c": env.get_template("model.c.j2").render(**ctx),
              "model.h": env.get_template("model.h.j2").render(**ctx)}
@@ -730,12 +774,12 @@ def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
 
 
 def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model",
-                           weights: str = "auto", arm_dsp: bool = True) -> AotResult:
+                           weights: str = "auto", arm_dsp: bool = True, schedule: str = "auto") -> AotResult:
     """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically); `weights`
-    is the weight storage policy (auto, dense, palette, sparse, int4); `arm_dsp` as in
-    `build_context`."""
+    is the weight storage policy (auto, dense, palette, sparse, int4); `arm_dsp` and `schedule`
+    as in `build_context`."""
     graph = tflite_path_or_graph if isinstance(tflite_path_or_graph, Graph) else load_tflite(tflite_path_or_graph)
-    files, ctx = render(graph, prefix, weights, arm_dsp=arm_dsp)
+    files, ctx = render(graph, prefix, weights, arm_dsp=arm_dsp, schedule=schedule)
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder", hint="choose another output folder")
@@ -744,4 +788,5 @@ def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, pre
              len(graph.ops))
     return AotResult(files=written, arena_bytes=ctx["arena_bytes"], const_bytes=ctx["const_bytes"],
                      op_count=len(graph.ops), sha256=graph.sha256, prefix=prefix,
-                     peak_live_bytes=ctx["peak_live_bytes"], plan=ctx["plan"], storage=ctx["storage"])
+                     peak_live_bytes=ctx["peak_live_bytes"], plan=ctx["plan"], storage=ctx["storage"],
+                     layer_arena_bytes=ctx["layer_arena_bytes"], stages=[st.describe() for st in ctx["plan"].stages])

@@ -123,10 +123,12 @@ class HostModel:
 
     def __init__(self, tflite, *, cache_dir: os.PathLike | str | None = None, sanitize: bool = False,
                  opt: str = "-O3", cc: str | None = None, prefix: str = "te_model", weights: str = "auto",
-                 scratch_cap: int | None = None):
+                 scratch_cap: int | None = None, schedule: str = "auto"):
         graph = tflite if isinstance(tflite, Graph) else load_tflite(tflite)
         self.graph = graph
-        self.files, ctx = render(graph, prefix, weights, scratch_cap)
+        self.files, ctx = render(graph, prefix, weights, scratch_cap, schedule=schedule)
+        self.stages = ctx["stages"]
+        self.layer_arena_bytes = ctx["layer_arena_bytes"]
         self.storage = ctx["storage"]
         if prefix != "te_model" and sanitize:
             raise ModelError("sanitizer builds use the default prefix te_model")
@@ -217,16 +219,20 @@ class HostModel:
 class HostModelSet:
     """Several generated aot models in one shared library: the kernels compile once for all of
     them (what the op-coverage tests use to run dozens of one-layer models).  `models[k]` has
-    `graph` and `invoke(x_int8) -> y_int8` like HostModel (single input, single output)."""
+    `graph` and `invoke(x_int8) -> y_int8` like HostModel (single input, single output), and
+    `context` (build_context's).  `options`: per model, more keyword arguments of build_context
+    (schedule, arm_dsp, weights)."""
 
     def __init__(self, tflites, *, cache_dir: os.PathLike | str | None = None, opt: str = "-O2",
-                 cc: str | None = None):
+                 cc: str | None = None, options: list[dict] | None = None):
         from .codegen import _env, build_context
 
         graphs = [t if isinstance(t, Graph) else load_tflite(t) for t in tflites]
         files: dict[str, str] = {}
+        contexts = []
         for k, g in enumerate(graphs):
-            ctx = build_context(g, f"te_m{k}")
+            ctx = build_context(g, f"te_m{k}", **(options[k] if options else {}))
+            contexts.append(ctx)
             ctx["header"] = f"te_m{k}.h"
             env = _env()
             files[f"te_m{k}.c"] = env.get_template("model.c.j2").render(**ctx)
@@ -235,6 +241,8 @@ class HostModelSet:
         self.path = _build(files, cache, cc or find_cc(), opt.split(), "so")
         lib = ctypes.CDLL(str(self.path))
         self.models = [_SetMember(lib, f"te_m{k}", g) for k, g in enumerate(graphs)]
+        for m, ctx in zip(self.models, contexts, strict=True):
+            m.context = ctx
 
 
 class _SetMember:

@@ -33,7 +33,7 @@ def _support_files(engine, opcodes) -> list[Path]:
 
 def write_model_sources(model: os.PathLike | str, out_dir: os.PathLike | str, *, prefix: str = "te_model",
                         force: bool = False, convert_options: dict | None = None, engine=None,
-                        weights: str = "auto") -> dict:
+                        weights: str = "auto", schedule: str = "auto") -> dict:
     """Write the self-contained source set of `model` (.tflite, or Keras converted first) into `out_dir`,
     written by `engine` (a runtime's engine module, default tinyedge.aot).
 
@@ -52,7 +52,8 @@ def write_model_sources(model: os.PathLike | str, out_dir: os.PathLike | str, *,
         model_path, tflite = _load_model(model, Path(tmp), convert_options)
     graph = parse_tflite(tflite, path=model_path)
     with staged_dir(out_dir, force=force, what="tinyedge aot model sources") as stage:
-        res = engine.generate_model_sources(graph, stage, prefix=prefix, weights=weights)
+        res = engine.generate_model_sources(graph, stage, prefix=prefix, weights=weights,
+                                            **({"schedule": schedule} if schedule != "auto" else {}))
         for f in _support_files(engine, {op.opcode for op in graph.ops}):
             shutil.copyfile(f, stage / f.name)
         model_files = [Path(f).name for f in res.files]

@@ -129,6 +129,10 @@ backend_option = click.option("--backend", type=click.Choice(["auto", "natmod", 
                               help="Runtime micropython: the engine inside the package (natmod: the aot C "
                                    "as a native module; viper: @micropython.viper code, runs on every port; "
                                    "auto: both, the board picks natmod when it loads it).")
+schedule_option = click.option("--schedule", type=click.Choice(["auto", "layer"]), default="auto", show_default=True,
+                               help="aot: auto computes the early, high-resolution ops row band by row band "
+                                    "(no full intermediate tensors) and writes ADD outputs over dead inputs where "
+                                    "that lowers the arena, at some instructions; layer: op by op, the fastest.")
 name_option = click.option("--name", default=None, metavar="NAME",
                            help="Runtime micropython: the package's module name (default: the model file's stem).")
 mpy_dir_option = click.option("--micropython-dir", "micropython_dir", type=click.Path(file_okay=False), default=None,

@@ -19,6 +19,7 @@ from ._common import (
     name_option,
     output_option,
     runtime_option,
+    schedule_option,
 )
 from ._report import exit_if_interrupted, print_report, progress_bar
 from .compress import compression_options, options_from
@@ -38,6 +39,7 @@ from .compress import compression_options, options_from
               show_default=True,
               help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
                    "skipped), int4, dense; auto picks per tensor within 5% of dense's instructions.")
+@schedule_option
 @force_option
 @click.option("--protocol", type=click.Choice(["tinyedge", "mlperf"]), default="tinyedge", show_default=True,
               help="mlperf: build the MLPerf Tiny protocol firmware and run the runner's accuracy mode on it.")
@@ -55,7 +57,7 @@ from .compress import compression_options, options_from
 @metrics_options
 @json_option
 def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_samples, trust_code, samples, out,
-            weights, force, protocol, backend, name, micropython_dir, as_json, train, val, task, top_k,
+            weights, schedule, force, protocol, backend, name, micropython_dir, as_json, train, val, task, top_k,
             per_layer=False, **kw):
     """Convert MODEL to full-int8, build firmware, flash it, and validate it on the board.
 
@@ -108,7 +110,7 @@ def command(model, board_id, runtime, port, baud, timeout, data, calib, calib_sa
                         on_step=on_step, convert_options=opts, baud=baud,
                         on_status=info, compress=copts, train=train, val=val, train_progress=train_progress,
                         backend=backend, name=name, micropython_dir=micropython_dir, weights=weights,
-                        task=task, top_k=top_k, per_layer=per_layer)
+                        schedule=schedule, task=task, top_k=top_k, per_layer=per_layer)
     if as_json:
         emit_json(report)
         exit_if_interrupted(report)

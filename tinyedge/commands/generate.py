@@ -16,6 +16,7 @@ from ._common import (
     name_option,
     output_option,
     runtime_option,
+    schedule_option,
     warn_ignored_calib,
 )
 
@@ -43,6 +44,7 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
               show_default=True,
               help="aot: storage of the conv/FC weights: palette (16/4 values per channel), sparse (bit mask, zeros "
                    "skipped), int4, dense; auto picks per tensor within 5% of dense's instructions.")
+@schedule_option
 @click.option("--per-layer", is_flag=True, default=False,
               help="A profile build: the per-op profiler compiled in (what 'tinyedge profile' and 'deploy "
                    "--per-layer' build and talk to); for runtime micropython, a profile package.")
@@ -52,7 +54,7 @@ def default_output(model: str, board_id: str | None, runtime: str) -> str:
 @mpy_dir_option
 @force_option
 @json_option
-def command(model, board_id, runtime, out_dir, prefix, protocol, weights, per_layer, calib, calib_samples,
+def command(model, board_id, runtime, out_dir, prefix, protocol, weights, schedule, per_layer, calib, calib_samples,
             trust_code, backend, name, micropython_dir, force, as_json):
     """Write a firmware project for MODEL (.tflite, or a Keras model converted first) into -o DIR.
 
@@ -92,7 +94,7 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, weights, per_la
         from ..aot.sources import write_model_sources
 
         res = write_model_sources(model, out_dir, prefix=prefix, force=force, convert_options=opts,
-                                  engine=rt.engine_module(), weights=weights)
+                                  engine=rt.engine_module(), weights=weights, schedule=schedule)
         if as_json:
             emit_json(res)
         else:
@@ -111,7 +113,7 @@ def command(model, board_id, runtime, out_dir, prefix, protocol, weights, per_la
                                         convert_options=opts)
     else:
         path = generate_project(model, board, runtime, out_dir, force=force, prefix=prefix, convert_options=opts,
-                                protocol=protocol, weights=weights)
+                                protocol=protocol, weights=weights, schedule=schedule)
     meta = read_project(path)
     if as_json:
         emit_json({"output": str(path), **meta, "per_layer": per_layer})

@@ -65,6 +65,13 @@ def print_report(r: dict) -> None:
     result(f"memory: peak live activations {mem['peak_live_bytes']:,} B at op #{mem['peak_op']} "
         f"({mem.get('peak_op_name')}); planned arena {arena}; TFLite Micro interpreter arena {tflm} "
         "(host, 64-bit)")
+    if mem.get("stages") or mem.get("inplace"):
+        lay = mem["layer_arena_bytes"]
+        parts = [f"ops {s['ops'][0]}..{s['ops'][-1]}" if len(s["ops"]) > 1 else f"op {s['ops'][0]} in place"
+                 for s in mem.get("stages", [])]
+        parts += [f"op {i} in place" for i in mem.get("inplace", [])]
+        result(f"  aot arena {mem['arena_bytes']:,} B vs {lay:,} B layer by layer "
+               f"({mem['arena_bytes'] / lay:.2f}x), schedule auto: {', '.join(parts)} (--schedule layer: op by op)")
     for rt, s in r["support"].items():
         if s["status"] == "unsupported":
             for u in s["unsupported"]:

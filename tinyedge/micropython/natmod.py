@@ -60,7 +60,9 @@ def build_natmod(graph: Graph, arch: str, *, mpy_dir=None, name: str = "model", 
     with tempfile.TemporaryDirectory(prefix="tinyedge-natmod-") as tmp:
         d = Path(tmp)
         # auto weight storage as measured on the Cortex-M DSP paths only where the arch has them
-        res = aot.generate_model_sources(graph, d, prefix="te_model", arm_dsp=arch.startswith("armv7em"))
+        # a profile build runs op by op (a streamed stage's intermediates never exist in full)
+        res = aot.generate_model_sources(graph, d, prefix="te_model", arm_dsp=arch.startswith("armv7em"),
+                                         schedule="layer" if profile or fault_op is not None else "auto")
         kernels = [Path(k) for k in aot.kernel_sources({op.opcode for op in graph.ops})]
         for k in kernels:
             shutil.copyfile(k, d / k.name)

@@ -123,10 +123,13 @@ class HostModel:
 
     def __init__(self, tflite, *, cache_dir: os.PathLike | str | None = None, sanitize: bool = False,
                  opt: str = "-O3", cc: str | None = None, prefix: str = "te_model", weights: str = "auto",
-                 scratch_cap: int | None = None, schedule: str = "auto"):
+                 scratch_cap: int | None = None, schedule: str = "auto", arm_dsp: bool = True):
         graph = tflite if isinstance(tflite, Graph) else load_tflite(tflite)
         self.graph = graph
-        self.files, ctx = render(graph, prefix, weights, scratch_cap, schedule=schedule)
+        # arm_dsp=True (the default, for the tests): the Cortex-M DSP kernels' weight layouts and
+        # storage choices, run through their portable C; False: what a board without the DSP
+        # extension gets (the host board, RISC-V), the host's fast configuration
+        self.files, ctx = render(graph, prefix, weights, scratch_cap, arm_dsp=arm_dsp, schedule=schedule)
         self.stages = ctx["stages"]
         self.layer_arena_bytes = ctx["layer_arena_bytes"]
         self.storage = ctx["storage"]

@@ -718,6 +718,14 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         d["stage"] = d["stage_first"] = None
         ctx.ops.append(d)
     stages = [_stage(ctx, k, st) for k, st in enumerate(pl.stages)]
+    # one case per distinct kernel call in the stages' shared runner (kws: 8 streamed ops, 2 cases)
+    stream_kernels: list[dict] = []
+    for s in stages:
+        for o in s["ops"]:
+            key = {"struct": o["struct"], "fn": o["fn"], "args": o["args"]}
+            if key not in stream_kernels:
+                stream_kernels.append(key)
+            o["kernel"] = stream_kernels.index(key)
     sha = graph.sha256
     return {
         "prefix": prefix, "PREFIX": prefix.upper(), "sha256": sha,
@@ -729,7 +737,8 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         "outputs": [_io_info(graph, t, pl) for t in graph.outputs],
         "variables": [dict(v, name=c_comment(v["name"])) for v in ops_recurrent.variables(graph, pl)],
         "header": "model.h", "plan": pl, "storage": ctx.storage, "weights": weights,
-        "stages": stages, "stream_max": stream.MAX_STAGE_OPS + 1, "schedule": schedule,
+        "stages": stages, "stream_kernels": stream_kernels, "stream_max": stream.MAX_STAGE_OPS + 1,
+        "schedule": schedule,
         "layer_arena_bytes": max(pl.layer_arena_bytes, 16),
     }
 

@@ -21,9 +21,19 @@ static uint16_t te_app_cur_seq;
 static uint8_t te_app_have_seq;
 static uint32_t te_app_next;
 
+/* the C library's strlen is word-at-a-time and 220 bytes on a Cortex-M; these strings are short */
+static size_t te_app_strlen(const char *s)
+{
+    size_t n = 0;
+    while (s[n] != '\0') {
+        n++;
+    }
+    return n;
+}
+
 static void te_app_puts(const char *s)
 {
-    te_hal_uart_write((const uint8_t *)s, strlen(s));
+    te_hal_uart_write((const uint8_t *)s, te_app_strlen(s));
 }
 
 static const te_model_info_t *te_app_info(void)
@@ -74,7 +84,7 @@ static void te_app_announce(void)
 
 static void te_app_put_str(const char *s)
 {
-    size_t n = s ? strlen(s) : 0u;
+    size_t n = s ? te_app_strlen(s) : 0u;
     if (n > 255u) {
         n = 255u;
     }

@@ -54,6 +54,13 @@ static int32_t te_one_over_one_plus_x(int32_t a)
     return te_sat_shl(x, 1);
 }
 
+/* the exp table's entry k (0..255); the generator stores only those that can change an output
+ * (tinyedge.aot.quant.softmax_exp_reach): the rest are 0 */
+static inline int32_t te_softmax_exp(const te_softmax_params_t *p, int32_t k)
+{
+    return k < p->exp_len ? p->exp_table[k] : 0;
+}
+
 TE_SMALL void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out)
 {
     int32_t r, c;
@@ -67,13 +74,13 @@ TE_SMALL void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8
             max_v = x[c] > max_v ? x[c] : max_v;
         }
         for (c = 0; c < p->depth; ++c) {
-            sum += te_rdbpot(p->exp_table[max_v - x[c]], 12);
+            sum += te_rdbpot(te_softmax_exp(p, max_v - x[c]), 12);
         }
         headroom = te_clz32((uint32_t)sum);
         bits_over_unit = 12 - headroom;
         scale = te_one_over_one_plus_x((int32_t)(((uint32_t)sum << headroom) - ((uint32_t)1 << 31)));
         for (c = 0; c < p->depth; ++c) {
-            const int32_t e = p->exp_table[max_v - x[c]];
+            const int32_t e = te_softmax_exp(p, max_v - x[c]);
             const int32_t v = te_rdbpot(te_srdhm(scale, e), bits_over_unit + 31 - 8) - 128;
             y[c] = te_clamp8(v, -128, 127);
         }

@@ -612,10 +612,16 @@ static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_
                     o1[c + 1] = (int8_t)s3;
                 }
             }
-        } else {
-            c = 0;
+            if (c < oc_n) {   /* an odd last channel (paired with a zero one): its own requantization */
+                int32_t a[4];
+                a[0] = a[1] = a[2] = a[3] = h->eff0;
+                te_mac2x2_paired(xq, w, &xend, a);
+                o0[c] = (int8_t)te_sat8(te_rq_right30(a[1], h->mult0, ~(int32_t)h->shift0) + oo);
+                o1[c] = (int8_t)te_sat8(te_rq_right30(a[3], h->mult0, ~(int32_t)h->shift0) + oo);
+            }
+            continue;   /* the general loop below is the other variant's: not linked into this one */
         }
-        for (; c < oc_n; c += 2, w += step, ++h) {
+        for (c = 0; c < oc_n; c += 2, w += step, ++h) {
             int32_t a[4];
             a[0] = a[1] = a[2] = a[3] = h->eff0;
             te_mac2x2_paired(xq, w, &xend, a);

@@ -143,7 +143,8 @@ typedef struct {
 
 typedef struct {
     int32_t outer, depth;
-    const int32_t *exp_table;    /* [256]: exp(diff) in Q0.31 for diff = -index, 0 below diff_min */
+    int32_t exp_len;             /* entries stored (1..256): an index at or past it reads 0 */
+    const int32_t *exp_table;    /* [exp_len]: exp(diff) in Q0.31 for diff = -index, 0 below diff_min */
 } te_softmax_params_t;
 
 typedef struct {
@@ -251,6 +252,7 @@ void te_fully_connected_s8_small(const te_fc_params_t *p, const int8_t *TE_RESTR
 void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_add_s8_flat(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void te_mul_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void te_mean_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out);

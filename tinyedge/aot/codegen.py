@@ -477,7 +477,9 @@ def _binary(ctx: _Ctx, op) -> dict:
         mo, so_ = q.quantize_multiplier(float(twice_max / ((1 << left_shift) * np.float64(so))))
         fields.update(left_shift=left_shift, in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2,
                       out_mult=mo, out_shift=so_)
-        fn = "te_add_s8"
+        # same shapes and every rescale a right shift (the usual ADD): the kernel that runs only that
+        # loop, so the general one is not linked
+        fn = "te_add_s8_flat" if not fields["broadcast"] and max(s1, s2, so_) <= 0 else "te_add_s8"
     else:
         mo, so_ = q.quantize_multiplier(float(np.float64(sa) * np.float64(sb) / np.float64(so)))
         fields.update(out_mult=mo, out_shift=so_)
@@ -498,9 +500,11 @@ def _softmax(ctx: _Ctx, op) -> dict:
         raise ModelError(f"SOFTMAX op {op.index}: int8 output must have scale 1/256 and zero point -128")
     depth = x.shape[-1]
     table = q.softmax_exp_table(float(op.options.get("beta", 1.0)), float(np.float32(_scale(x))))
+    reach = q.softmax_exp_reach(table)   # the entries past it act as 0: not stored
     i = op.index
-    fields = {"outer": x.num_elements // depth, "depth": depth,
-              "exp_table": ctx.const(f"op{i}_exp", "int32_t", table, f"softmax exp table of op {i}")}
+    fields = {"outer": x.num_elements // depth, "depth": depth, "exp_len": reach,
+              "exp_table": ctx.const(f"op{i}_exp", "int32_t", table[:reach],
+                                     f"softmax exp table of op {i} (entries past {reach - 1} read as 0)")}
     return {"struct": "te_softmax_params_t", "fields": fields, "fn": "te_softmax_s8",
             "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
 

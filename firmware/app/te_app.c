@@ -21,11 +21,13 @@ static uint16_t te_app_cur_seq;
 static uint8_t te_app_have_seq;
 static uint32_t te_app_next;
 
-/* the C library's strlen is word-at-a-time and 220 bytes on a Cortex-M; these strings are short */
+/* The length of a string of at most 255 characters (longer ones are cut there).  Not strlen: the C
+ * library's is word-at-a-time and 220 bytes on a Cortex-M, and GCC turns an unbounded loop into a
+ * call to it; these strings are short. */
 static size_t te_app_strlen(const char *s)
 {
     size_t n = 0;
-    while (s[n] != '\0') {
+    while (n < 255u && s[n] != '\0') {
         n++;
     }
     return n;
@@ -85,9 +87,6 @@ static void te_app_announce(void)
 static void te_app_put_str(const char *s)
 {
     size_t n = s ? te_app_strlen(s) : 0u;
-    if (n > 255u) {
-        n = 255u;
-    }
     te_proto_tx_u8(&te_app_tx, (uint8_t)n);
     te_proto_tx_put(&te_app_tx, s, n);
 }

@@ -455,6 +455,9 @@ def _pool(ctx: _Ctx, op) -> dict:
               "pad_h": _pad(o.get("padding"), in_h, kh, sh, 1, out_h),
               "pad_w": _pad(o.get("padding"), in_w, kw, sw, 1, out_w), "act_min": lo, "act_max": hi}
     fn = "te_max_pool_s8" if op.opcode == "MAX_POOL_2D" else "te_avg_pool_s8"
+    if (fn == "te_avg_pool_s8" and (out_h, out_w, kh, kw) == (1, 1, in_h, in_w)
+            and fields["pad_h"] == fields["pad_w"] == 0):
+        fn = "te_avg_pool_s8_global"   # one window, the whole input: the windowed kernel is not linked
     return {"struct": "te_pool_params_t", "fields": fields, "fn": fn,
             "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
 

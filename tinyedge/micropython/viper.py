@@ -21,7 +21,8 @@ from ..graph import Graph
 # kernel of each aot C function
 _KERNEL = {
     "te_conv2d_s8": "conv", "te_depthwise_conv2d_s8": "dwconv", "te_fully_connected_s8": "fc",
-    "te_avg_pool_s8": "pool", "te_max_pool_s8": "pool", "te_add_s8": "binary", "te_add_s8_flat": "binary", "te_mul_s8": "binary",
+    "te_avg_pool_s8": "pool", "te_avg_pool_s8_global": "pool", "te_max_pool_s8": "pool",
+    "te_add_s8": "binary", "te_add_s8_flat": "binary", "te_mul_s8": "binary",
     "te_softmax_s8": "softmax", "te_lut_s8": "lut", "te_mean_s8": "mean", "te_pad_s8": "pad",
     "te_concat_s8": "concat", "te_copy_s8": "copy",
 }

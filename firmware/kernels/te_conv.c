@@ -208,7 +208,9 @@ static void te_conv_gathered(const te_conv_params_t *p, const int8_t *in_b, int3
 #define TE_PAIR_MAX 576    /* window bytes (in_c % 4 == 0): 4 * TE_PAIR_MAX bytes of stack */
 #define TE_PAIR_GATHER 128 /* window bytes otherwise (gathered first) */
 
-static void te_window(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *buf)
+/* compiled for size: it runs once per output pixel, only for windows whose input channels are not
+ * a multiple of 4 (a first layer), and its copies are memcpy / memset calls either way */
+TE_SMALL static void te_window(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *buf)
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;

@@ -93,24 +93,26 @@ static inline int8_t te_clamp8(int32_t v, int32_t lo, int32_t hi)
 
 /* ---- op parameters (filled by the generator as const tables) ------------ */
 
+/* 16-bit sizes (the generator rejects a convolution with a size above 65535): 64 bytes a layer
+ * instead of 104 on a 32-bit core; the kernels compute in int32_t as before */
 typedef struct {
-    int32_t batches;
-    int32_t in_h, in_w, in_c;
-    int32_t out_h, out_w, out_c;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dil_h, dil_w;
-    int32_t pad_h, pad_w;        /* top / left padding */
-    int32_t depth_mult;          /* depthwise only */
-    int32_t in_offset;           /* -input zero point */
-    int32_t out_offset;          /* output zero point */
-    int32_t act_min, act_max;
+    uint16_t batches;
+    uint16_t in_h, in_w, in_c;
+    uint16_t out_h, out_w, out_c;
+    uint16_t k_h, k_w;
+    uint16_t stride_h, stride_w;
+    uint16_t dil_h, dil_w;
+    uint16_t pad_h, pad_w;       /* top / left padding */
+    uint16_t depth_mult;         /* depthwise only */
+    int16_t in_offset;           /* -input zero point */
+    int16_t out_offset;          /* output zero point */
+    int16_t act_min, act_max;
     const int8_t *weights;       /* conv: [out_c][k_h][k_w][in_c]; depthwise: [k_h][k_w][out_c] */
     const int32_t *bias;         /* model bias (0 when absent) */
     const int32_t *eff_bias;     /* bias + in_offset * sum(weights of the channel) */
     const int32_t *mult;         /* per output channel */
     const int8_t *shift;         /* per output channel, -31..30 */
-    int32_t out_pitch;           /* conv: output channels between two output pixels (0: out_c) */
+    uint16_t out_pitch;          /* conv: output channels between two output pixels (0: out_c) */
 } te_conv_params_t;
 
 typedef struct {

@@ -316,6 +316,7 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             fields["bias"] = "NULL"
             ctx.drop_const(f"op{i}_b")
     fields["out_pitch"] = out_c
+    ops_math.check_conv_fields(fields, op)
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 

@@ -295,16 +295,17 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             fn = "te_depthwise_conv2d_s8_g4" + ("_fast" if _fast_rq(ms, lo, hi) else "")
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
-        paired = _conv_paired(rows, eff, ms)
+        paired = _conv_paired(rows, eff, ms, packed=_fast_rq(ms, lo, hi))
     if paired is not None:   # the weights re-ordered for te_conv2d_s8_paired, the per-pair constants apart
         for k in ("w", "b", "eb", "m", "s"):
             ctx.drop_const(f"op{i}_{k}")
         fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired[0], f"weights of op {i}, paired layout")
         fields["eff_bias"] = ctx.const(f"op{i}_ph", "int32_t", paired[1],
-                                       f"op {i}: per channel pair folded biases, multipliers, shifts")
+                                       f"op {i}: per channel pair folded biases, multipliers, shifts"
+                                       + (" (packed)" if paired[2] else ""))
         for k in ("bias", "mult", "shift"):
             fields[k] = "NULL"   # in the per-pair constants
-        fn = "te_conv2d_s8_paired" + ("_fast" if _fast_rq(ms, lo, hi) else "")
+        fn = "te_conv2d_s8_paired" + ("_fast" if _fast_rq(ms, lo, hi) else "") + ("_packed" if paired[2] else "")
     if stored is not None:
         desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
@@ -341,14 +342,21 @@ def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rows.T.reshape(taps, oc // 4, 4).transpose(1, 0, 2)).reshape(-1)
 
 
-def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> tuple[np.ndarray, np.ndarray] | None:
+PACKED_EFF1_LIMIT = 1 << 21   # te_conv2d_s8_paired_fast_packed: eff1 in 22 bits of its head's word
+
+
+def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list,
+                 packed: bool = False) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """CONV_2D weights [out_c][window] in te_conv2d_s8_paired's order, or None when it cannot run
     them: for the exact recovery of every second channel's sum, 128 * sum |w| < 2^23 on those
     channels; every accumulator |eff_bias + sum x w| < 2^30 (the kernel's SMMULR requantization);
     and the high byte (second weight - 1 when the first is negative) must fit int8.
 
-    Returns (weights, per-pair constants): a te_pair_head_t per channel pair (folded biases,
-    multipliers, shifts: 20 bytes, as int32 words) goes in p->eff_bias.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
+    Returns (weights, per-pair constants, whether packed): a te_pair_head_t per channel pair (folded
+    biases, multipliers, shifts: 20 bytes, as int32 words) goes in p->eff_bias; with `packed` (the
+    fast variants' shifts, all negative) and every second channel's folded bias within +-2^21, the
+    16-byte heads of te_conv2d_s8_paired_fast_packed instead: eff0, eff1 * 1024 + ~shift1 * 32 +
+    ~shift0, mult0, mult1.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
     multiple of 8 (an even number of groups); per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
     k+1, k+3), each lane (first channel's weight, second's - (first < 0)): byte
     [pair][g][parity][lane][ch] = w[2 pair + ch][4 g + 2 lane + parity]."""
@@ -366,10 +374,14 @@ def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> tuple[np.ndarra
     m = np.zeros(w.shape[0], np.int64)
     sh = np.full(w.shape[0], -1, np.int64)   # a padding channel's: it never makes the kernel's slow path
     e[:oc], m[:oc], sh[:oc] = eff, [v for v, _ in ms], [v for _, v in ms]
+    if packed and -PACKED_EFF1_LIMIT <= e[1::2].min() and e[1::2].max() < PACKED_EFF1_LIMIT and -32 <= sh.min() and sh.max() < 0:
+        em = ~sh   # 0..30
+        words = np.stack([e[0::2], e[1::2] * 1024 + em[1::2] * 32 + em[0::2], m[0::2], m[1::2]], axis=1)
+        return u.reshape(-1), words.astype("<i4").reshape(-1), True
     head = np.zeros((w.shape[0] // 2, 20), np.uint8)
     head[:, :16] = np.stack([e[0::2], e[1::2], m[0::2], m[1::2]], axis=1).astype("<i4").view(np.uint8)
     head[:, 16:18] = np.stack([sh[0::2], sh[1::2]], axis=1).astype(np.int8).view(np.uint8)
-    return u.reshape(-1), head.reshape(-1).view("<i4")
+    return u.reshape(-1), head.reshape(-1).view("<i4"), False
 
 
 def _fc(ctx: _Ctx, op) -> dict:

@@ -558,26 +558,42 @@ typedef struct {
     int8_t shift0, shift1, pad0, pad1;
 } te_pair_head_t;
 
-/* te_conv2d_s8_paired_fast_packed's per-pair constants, 16 bytes: eff0, then eff1 * 1024 +
- * (~shift1) * 32 + ~shift0 (the fast variants' shifts are -31..-1, so ~shift is 0..30; the generator
- * uses it when every |eff1| < 2^21), mult0, mult1.  One load and three ALU operations for what
- * the 20-byte head takes three loads and two ALU operations. */
+/* te_conv2d_s8_paired_fast_packed's per-pair constants, 16 bytes: eff0, then
+ * eff1 * 2048 + (~shift1) * 32 + ~shift0 (the fast variants' shifts are -32..-1, so ~shift is
+ * 0..31), mult0, mult1.  The generator packs them when |eff1| < 2^20 and |eff1| + 128 * sum |w1|
+ * < 2^23 - 1: then, with d = f - e = 256 * S1, d + (word >> 3) = 256 * (S1 + eff1) + r, 0 <= r < 128,
+ * whose >> 7 is exactly the 2 * acc that SMMULR takes.  One load and four ALU operations for the
+ * second channel's bias and both shifts, where the 20-byte head takes three loads and four. */
 #define TE_PAIR_WORDS(fast) ((fast) == 2 ? 4 : 5)
 
-static inline __attribute__((always_inline)) void te_pair_second(const int32_t *hw, const int fast, int32_t *eff1,
-                                                                 int32_t *em0, int32_t *em1)
+static inline __attribute__((always_inline)) void te_pair_shifts(const int32_t *hw, const int fast, int32_t *em0,
+                                                                 int32_t *em1)
 {
     if (fast == 2) {
-        const int32_t pk = hw[1];
-        *eff1 = pk >> 10;
-        *em0 = pk & 31;
-        *em1 = (pk >> 5) & 31;
+        *em0 = hw[1] & 31;
+        *em1 = (hw[1] >> 5) & 31;
     } else {
         const int8_t *sh = (const int8_t *)(const void *)(hw + 4);
-        *eff1 = hw[1];
         *em0 = ~(int32_t)sh[0];
         *em1 = ~(int32_t)sh[1];
     }
+}
+
+/* 2 * (eff1 + S1) of the second channel from d = f - e (256 * S1, modulo 2^32) */
+static inline __attribute__((always_inline)) int32_t te_pair_acc2(const int32_t *hw, const int fast, uint32_t d)
+{
+    if (fast == 2) {
+        return (int32_t)(d + (uint32_t)(hw[1] >> 3)) >> 7;
+    }
+    return (int32_t)((uint32_t)(hw[1] + ((int32_t)d >> 8)) << 1);
+}
+
+/* te_rq_right30 of an accumulator already doubled */
+static inline int32_t te_rq_right30_x2(int32_t acc2, int32_t mult, int32_t em1)
+{
+    int32_t v;
+    __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"(acc2), "r"(mult));
+    return (((v + (v >> 31)) >> em1) + 1) >> 1;
 }
 
 /* fast (1, or 2 with the packed heads): every shift negative and the clamp the whole int8 range
@@ -624,14 +640,14 @@ static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_
                 te_mac2x2_paired(xq, w, &xend, a);
                 {
                     const int32_t m0 = hw[2], m1 = hw[3];
-                    int32_t b1, e0, e1;
-                    te_pair_second(hw, fast, &b1, &e0, &e1);
+                    int32_t e0, e1;
+                    te_pair_shifts(hw, fast, &e0, &e1);
                     const int32_t s0 = te_sat8(te_rq_right30(a[1], m0, e0) + oo);
                     const int32_t s1 = te_sat8(te_rq_right30(a[3], m0, e0) + oo);
                     const int32_t s2 = te_sat8(
-                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), m1, e1) + oo);
+                        te_rq_right30_x2(te_pair_acc2(hw, fast, (uint32_t)a[0] - (uint32_t)a[1]), m1, e1) + oo);
                     const int32_t s3 = te_sat8(
-                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), m1, e1) + oo);
+                        te_rq_right30_x2(te_pair_acc2(hw, fast, (uint32_t)a[2] - (uint32_t)a[3]), m1, e1) + oo);
                     o0[c] = (int8_t)s0;
                     o1[c] = (int8_t)s1;
                     o0[c + 1] = (int8_t)s2;
@@ -639,11 +655,10 @@ static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_
                 }
             }
             if (c < oc_n) {   /* an odd last channel (paired with a zero one): its own requantization */
-                int32_t a[4], b1, e0, e1;
+                int32_t a[4], e0, e1;
                 a[0] = a[1] = a[2] = a[3] = hw[0];
                 te_mac2x2_paired(xq, w, &xend, a);
-                te_pair_second(hw, fast, &b1, &e0, &e1);
-                (void)b1;
+                te_pair_shifts(hw, fast, &e0, &e1);
                 (void)e1;
                 o0[c] = (int8_t)te_sat8(te_rq_right30(a[1], hw[2], e0) + oo);
                 o1[c] = (int8_t)te_sat8(te_rq_right30(a[3], hw[2], e0) + oo);
@@ -690,7 +705,7 @@ static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_
             te_window(p, in_b, oy, ox, g);
             for (c = 0; c < p->out_c; c += 2, wp += step, hw += packed ? 4 : 5) {
                 const te_pair_head_t *h = (const te_pair_head_t *)(const void *)hw;
-                const int32_t eff1 = packed ? hw[1] >> 10 : h->eff1;
+                const int32_t eff1 = packed ? hw[1] >> 11 : h->eff1;
                 const int32_t shift0 = packed ? ~(hw[1] & 31) : h->shift0;
                 const int32_t shift1 = packed ? ~((hw[1] >> 5) & 31) : h->shift1;
                 const uint8_t *w = (const uint8_t *)wp;

@@ -234,7 +234,7 @@ void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in
  * it then; only the variant a model uses is linked) */
 void te_conv2d_s8_paired_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* te_conv2d_s8_paired_fast with 16-byte per-pair constants (the shifts packed into the second folded
- * bias: te_conv.c), when every second channel's folded bias is within +-2^21 */
+ * bias: te_conv.c), when every second channel's folded bias is small enough (the generator checks) */
 void te_conv2d_s8_paired_fast_packed(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* DEPTHWISE_CONV_2D, depth multiplier 1, out_c % 4 == 0 (4..1024), at most 25 taps, on weights the
  * generator grouped as [out_c / 4][taps][4] (tinyedge.aot.codegen._dw_g4), which also proves every

@@ -342,7 +342,7 @@ def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rows.T.reshape(taps, oc // 4, 4).transpose(1, 0, 2)).reshape(-1)
 
 
-PACKED_EFF1_LIMIT = 1 << 21   # te_conv2d_s8_paired_fast_packed: eff1 in 22 bits of its head's word
+PACKED_EFF1_LIMIT = 1 << 20   # te_conv2d_s8_paired_fast_packed: eff1 in 21 bits of its head's word
 
 
 def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list,
@@ -354,9 +354,9 @@ def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list,
 
     Returns (weights, per-pair constants, whether packed): a te_pair_head_t per channel pair (folded
     biases, multipliers, shifts: 20 bytes, as int32 words) goes in p->eff_bias; with `packed` (the
-    fast variants' shifts, all negative) and every second channel's folded bias within +-2^21, the
-    16-byte heads of te_conv2d_s8_paired_fast_packed instead: eff0, eff1 * 1024 + ~shift1 * 32 +
-    ~shift0, mult0, mult1.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
+    fast variants' shifts, -32..-1), every second channel's |folded bias| < 2^20 and that plus
+    128 * sum |w| < 2^23 - 1, the 16-byte heads of te_conv2d_s8_paired_fast_packed instead: eff0,
+    eff1 * 2048 + ~shift1 * 32 + ~shift0, mult0, mult1 (te_conv.c says why that is exact).  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
     multiple of 8 (an even number of groups); per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
     k+1, k+3), each lane (first channel's weight, second's - (first < 0)): byte
     [pair][g][parity][lane][ch] = w[2 pair + ch][4 g + 2 lane + parity]."""
@@ -374,9 +374,11 @@ def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list,
     m = np.zeros(w.shape[0], np.int64)
     sh = np.full(w.shape[0], -1, np.int64)   # a padding channel's: it never makes the kernel's slow path
     e[:oc], m[:oc], sh[:oc] = eff, [v for v, _ in ms], [v for _, v in ms]
-    if packed and -PACKED_EFF1_LIMIT <= e[1::2].min() and e[1::2].max() < PACKED_EFF1_LIMIT and -32 <= sh.min() and sh.max() < 0:
-        em = ~sh   # 0..30
-        words = np.stack([e[0::2], e[1::2] * 1024 + em[1::2] * 32 + em[0::2], m[0::2], m[1::2]], axis=1)
+    e1 = np.abs(e[1::2])
+    if (packed and e1.max(initial=0) < PACKED_EFF1_LIMIT and (e1 + wsum[1::2]).max(initial=0) < (1 << 23) - 1
+            and -32 <= sh.min() and sh.max() < 0):
+        em = ~sh   # 0..31
+        words = np.stack([e[0::2], e[1::2] * 2048 + em[1::2] * 32 + em[0::2], m[0::2], m[1::2]], axis=1)
         return u.reshape(-1), words.astype("<i4").reshape(-1), True
     head = np.zeros((w.shape[0] // 2, 20), np.uint8)
     head[:, :16] = np.stack([e[0::2], e[1::2], m[0::2], m[1::2]], axis=1).astype("<i4").view(np.uint8)

@@ -109,7 +109,6 @@ static void te_app_put_tensor(const te_tensor_info_t *t)
 static void te_app_hello(uint16_t seq)
 {
     const te_model_info_t *info = te_runtime_info();
-    static const uint8_t zeros[32] = {0};
     uint8_t i;
     te_proto_tx_begin(&te_app_tx, te_hal_uart_write, TE_MSG_HELLO_REPLY, seq);
     te_proto_tx_u8(&te_app_tx, (uint8_t)TE_PROTO_VERSION);
@@ -117,7 +116,9 @@ static void te_app_hello(uint16_t seq)
     te_proto_tx_u32(&te_app_tx, (uint32_t)TE_PROTO_MAX_FRAME);
     te_proto_tx_u32(&te_app_tx, te_hal_clock_hz());
     te_proto_tx_u32(&te_app_tx, info ? info->arena_bytes : 0u);
-    te_proto_tx_put(&te_app_tx, info ? info->model_sha256 : zeros, 32u);
+    for (i = 0; i < 32u; i++) {   /* the model hash, zeros without a model */
+        te_proto_tx_u8(&te_app_tx, info ? info->model_sha256[i] : 0u);
+    }
     te_app_put_str(te_hal_board_id());
     te_app_put_str(info ? info->runtime : "none");
     te_app_put_str(te_hal_counter_unit());

@@ -244,6 +244,8 @@ void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTR
  * it then; only the variant a model uses is linked) */
 void te_depthwise_conv2d_s8_g4_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
                                     int8_t *TE_RESTRICT out);
+/* the same for 9-tap kernels (3x3): the loop for other tap counts not linked */
+void te_depthwise_conv2d_s8_g4_fast9(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* FULLY_CONNECTED on weights the generator re-ordered (tinyedge.aot.codegen._fc_paired: rows and

@@ -293,6 +293,8 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             fields["weights"] = ctx.const(f"op{i}_w", "int8_t", g4, f"weights of op {i}, 4-channel groups")
             fields["bias"] = "NULL"   # taps outside the input read zero points: the folded bias is exact
             fn = "te_depthwise_conv2d_s8_g4" + ("_fast" if _fast_rq(ms, lo, hi) else "")
+            if fn.endswith("_fast") and k_h * k_w == 9:
+                fn += "9"   # without the loop for other tap counts
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
         paired = _conv_paired(rows, eff, ms, packed=_fast_rq(ms, lo, hi))

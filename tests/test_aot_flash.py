@@ -116,3 +116,25 @@ def test_kws_cortex_m4_flash_is_within_weights_biases_and_12_kb(mlperf_tflite):
               "te_depthwise_conv2d_s8", "te_avg_pool_lanes", "te_pool", "te_binary", "te_fully_connected_s8",
               "strlen", "printf", "malloc"}
     assert not unused & set(syms), sorted(unused & set(syms))
+
+
+def test_sizes_above_16_bits_are_reported_not_truncated():
+    """te_conv_params_t / te_pool_params_t hold sizes in 16 bits: a larger one is an unsupported
+    op in the support check (one line saying why), and the generator refuses rather than wraps."""
+    from types import SimpleNamespace
+
+    from tinyedge.aot import ops_math
+    from tinyedge.errors import ModelError
+
+    def graph(width):
+        shapes = [(1, 1, width, 8), (8, 1, 3, 8), (8,), (1, 1, width - 2, 8)]
+        return SimpleNamespace(tensors=[SimpleNamespace(shape=s) for s in shapes])
+
+    op = SimpleNamespace(opcode="CONV_2D", index=3, inputs=[0, 1, 2], outputs=[3])
+    assert ops_math.check_conv_sizes(graph(65535), op) is None
+    assert "65536 is above 65535" in ops_math.check_conv_sizes(graph(65536), op)
+    ops_math.check_conv_fields({"in_w": 65535, "in_offset": -128, "act_min": -128, "weights": "NULL"}, op)
+    with pytest.raises(ModelError, match="in_w = 65536"):
+        ops_math.check_conv_fields({"in_w": 65536}, op)
+    with pytest.raises(ModelError, match="pad_h = -1"):
+        ops_math.check_conv_fields({"pad_h": -1}, op)

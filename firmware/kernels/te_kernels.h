@@ -125,10 +125,10 @@ typedef struct {
     int32_t per_channel;
 } te_fc_params_t;
 
-typedef struct {
-    int32_t batches, in_h, in_w, c, out_h, out_w;
-    int32_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
-    int32_t act_min, act_max;
+typedef struct {                 /* 16-bit sizes, as te_conv_params_t */
+    uint16_t batches, in_h, in_w, c, out_h, out_w;
+    uint16_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    int16_t act_min, act_max;
 } te_pool_params_t;
 
 typedef struct {

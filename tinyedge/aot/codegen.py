@@ -475,6 +475,7 @@ def _pool(ctx: _Ctx, op) -> dict:
     if (fn == "te_avg_pool_s8" and (out_h, out_w, kh, kw) == (1, 1, in_h, in_w)
             and fields["pad_h"] == fields["pad_w"] == 0):
         fn = "te_avg_pool_s8_global"   # one window, the whole input: the windowed kernel is not linked
+    ops_math.check_conv_fields(fields, op)
     return {"struct": "te_pool_params_t", "fields": fields, "fn": fn,
             "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
 

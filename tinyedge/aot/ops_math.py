@@ -455,25 +455,27 @@ def _check_transpose_conv(graph, op) -> str | None:
     return s._weights(graph, op, 1, 3, 4, graph.tensors[op.outputs[0]].shape[-1])
 
 
-CONV_SIZE_MAX = 65535   # te_conv_params_t holds sizes in 16 bits
+CONV_SIZE_MAX = 65535   # te_conv_params_t and te_pool_params_t hold sizes in 16 bits
 
 
 def check_conv_sizes(graph, op) -> str | None:
-    """What a convolution's sizes say to te_conv_params_t's 16-bit fields (None: they fit)."""
+    """What a convolution's or pool's sizes say to the 16-bit fields of te_conv_params_t and
+    te_pool_params_t (None: they fit)."""
     for t in [*op.inputs, *op.outputs]:
         big = [int(d) for d in graph.tensors[t].shape if int(d) > CONV_SIZE_MAX] if t >= 0 else []
         if big:
-            return f"size {big[0]} is above {CONV_SIZE_MAX}, the largest the aot convolution kernels take"
+            return f"size {big[0]} is above {CONV_SIZE_MAX}, the largest the aot convolution and pooling kernels take"
     return None
 
 
 def check_conv_fields(fields: dict, op) -> None:
-    """Raise ModelError when an emitted te_conv_params_t field does not fit its 16 bits."""
+    """Raise ModelError when an emitted te_conv_params_t / te_pool_params_t field does not fit its
+    16 bits."""
     for k, v in fields.items():
         if isinstance(v, (int, np.integer)):
             lo, hi = (-32768, 32767) if k in ("in_offset", "out_offset", "act_min", "act_max") else (0, CONV_SIZE_MAX)
             if not lo <= int(v) <= hi:
-                raise ModelError(f"{op.opcode} op {op.index}: {k} = {int(v)} does not fit te_conv_params_t "
+                raise ModelError(f"{op.opcode} op {op.index}: {k} = {int(v)} does not fit its 16-bit field "
                                  f"({lo}..{hi})")
 
 

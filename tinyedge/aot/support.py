@@ -147,7 +147,7 @@ def _check_pool(graph, op) -> str | None:
         return r
     if _rank(graph, op.inputs[0]) != 4:
         return "input must be 4-D (NHWC)"
-    return None
+    return ops_math.check_conv_sizes(graph, op)
 
 
 def _check_binary(graph, op) -> str | None:

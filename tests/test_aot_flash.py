@@ -138,3 +138,51 @@ def test_sizes_above_16_bits_are_reported_not_truncated():
         ops_math.check_conv_fields({"in_w": 65536}, op)
     with pytest.raises(ModelError, match="pad_h = -1"):
         ops_math.check_conv_fields({"pad_h": -1}, op)
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_unpacked_fast_pairs_stay_bit_exact_on_cortex_m4(mlperf_tflite, tmp_path, monkeypatch):
+    """A conv whose second channels' folded biases are too large to pack takes the 20-byte per-pair
+    constants of te_conv2d_s8_paired_fast: kws made so (the packing limit set to 0), model.c
+    regenerated in a copy of the cached build and relinked, agrees with the tflite-micro
+    interpreter on the Cortex-M4, and is 4 bytes per channel pair larger."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    import shutil
+
+    from build_cache import cached_build
+    from tflite_micro.python.tflite_micro import runtime
+
+    from tinyedge.aot import codegen
+    from tinyedge.boards import get_board
+    from tinyedge.builder import build_project
+    from tinyedge.link import Device
+    from tinyedge.memory import memory_report
+    from tinyedge.qemu import start_qemu
+
+    model = mlperf_tflite["kws"]
+    src, record = cached_build(model, "qemu-cortex-m4", "aot")
+    dest = tmp_path / "kws-unpacked"
+    shutil.copytree(src, dest, symlinks=True)
+    monkeypatch.setattr(codegen, "PACKED_EFF1_LIMIT", 0)
+    codegen.generate_model_sources(dest / "model" / "model.tflite", dest / "model", prefix="te_model",
+                                   weights="auto", arm_dsp=True)
+    c = (dest / "model" / "model.c").read_text()
+    assert "te_conv2d_s8_paired_fast(&" in c and "_packed" not in c
+    built = build_project(dest, jobs=2)
+    g = load_tflite(model)
+    pairs = sum((g.tensors[op.outputs[0]].shape[-1] + 1) // 2 for op in g.ops if op.opcode == "CONV_2D")
+    syms = _symbols(str(built.elf))
+    assert "te_conv2d_s8_paired_fast" in syms and "te_conv2d_s8_paired_fast_packed" not in syms
+    ph = sum(v for k, v in syms.items() if re.fullmatch(r"te_model_op\d+_ph", k))
+    assert ph == 20 * pairs
+    assert memory_report(built.elf).rodata - memory_report(record["artifacts"]["elf"]).rodata == 4 * pairs
+    interp = runtime.Interpreter.from_bytes(model.read_bytes())
+    rng = np.random.default_rng(19)
+    with start_qemu(built.elf, get_board("qemu-cortex-m4")) as q, Device(q.url, timeout=120) as dev:
+        x = rng.integers(-128, 128, size=dev.info().inputs[0].shape).astype(np.int8)
+        y, _ = dev.infer(x)
+    interp.set_input(x, 0)
+    interp.invoke()
+    np.testing.assert_array_equal(np.asarray(y).reshape(-1), interp.get_output(0).reshape(-1))

@@ -93,26 +93,36 @@ static inline int8_t te_clamp8(int32_t v, int32_t lo, int32_t hi)
 
 /* ---- op parameters (filled by the generator as const tables) ------------ */
 
-/* 16-bit sizes (the generator rejects a convolution with a size above 65535): 64 bytes a layer
- * instead of 104 on a 32-bit core; the kernels compute in int32_t as before */
+/* Sizes and offsets in 16 bits where the Cortex-M DSP kernels read them (the generator rejects a
+ * convolution or pool with a size above 65535): 64 bytes a conv layer instead of 104.  Elsewhere
+ * (Helium, RISC-V, the host) 32 bits: there GCC's conv loops ran 0.2-0.4% more instructions on
+ * 16-bit fields, signed or not.  The kernels compute in int32_t either way. */
+#if defined(__ARM_FEATURE_DSP) && !defined(__ARM_FEATURE_MVE)
+typedef uint16_t te_dim_t;
+typedef int16_t te_off_t;
+#else
+typedef int32_t te_dim_t;
+typedef int32_t te_off_t;
+#endif
+
 typedef struct {
-    uint16_t batches;
-    uint16_t in_h, in_w, in_c;
-    uint16_t out_h, out_w, out_c;
-    uint16_t k_h, k_w;
-    uint16_t stride_h, stride_w;
-    uint16_t dil_h, dil_w;
-    uint16_t pad_h, pad_w;       /* top / left padding */
-    uint16_t depth_mult;         /* depthwise only */
-    int16_t in_offset;           /* -input zero point */
-    int16_t out_offset;          /* output zero point */
-    int16_t act_min, act_max;
+    te_dim_t batches;
+    te_dim_t in_h, in_w, in_c;
+    te_dim_t out_h, out_w, out_c;
+    te_dim_t k_h, k_w;
+    te_dim_t stride_h, stride_w;
+    te_dim_t dil_h, dil_w;
+    te_dim_t pad_h, pad_w;       /* top / left padding */
+    te_dim_t depth_mult;         /* depthwise only */
+    te_off_t in_offset;          /* -input zero point */
+    te_off_t out_offset;         /* output zero point */
+    te_off_t act_min, act_max;
     const int8_t *weights;       /* conv: [out_c][k_h][k_w][in_c]; depthwise: [k_h][k_w][out_c] */
     const int32_t *bias;         /* model bias (0 when absent) */
     const int32_t *eff_bias;     /* bias + in_offset * sum(weights of the channel) */
     const int32_t *mult;         /* per output channel */
     const int8_t *shift;         /* per output channel, -31..30 */
-    uint16_t out_pitch;          /* conv: output channels between two output pixels (0: out_c) */
+    te_dim_t out_pitch;          /* conv: output channels between two output pixels (0: out_c) */
 } te_conv_params_t;
 
 typedef struct {
@@ -125,10 +135,10 @@ typedef struct {
     int32_t per_channel;
 } te_fc_params_t;
 
-typedef struct {                 /* 16-bit sizes, as te_conv_params_t */
-    uint16_t batches, in_h, in_w, c, out_h, out_w;
-    uint16_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
-    int16_t act_min, act_max;
+typedef struct {                 /* sizes as te_conv_params_t's */
+    te_dim_t batches, in_h, in_w, c, out_h, out_w;
+    te_dim_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    te_off_t act_min, act_max;
 } te_pool_params_t;
 
 typedef struct {

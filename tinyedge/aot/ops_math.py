@@ -455,7 +455,7 @@ def _check_transpose_conv(graph, op) -> str | None:
     return s._weights(graph, op, 1, 3, 4, graph.tensors[op.outputs[0]].shape[-1])
 
 
-CONV_SIZE_MAX = 65535   # te_conv_params_t and te_pool_params_t hold sizes in 16 bits
+CONV_SIZE_MAX = 65535   # te_conv_params_t and te_pool_params_t hold sizes in 16 bits (DSP builds: te_kernels.h)
 
 
 def check_conv_sizes(graph, op) -> str | None:

@@ -21,9 +21,21 @@ static uint16_t te_app_cur_seq;
 static uint8_t te_app_have_seq;
 static uint32_t te_app_next;
 
+/* The length of a string of at most 255 characters (longer ones are cut there).  Not strlen: the C
+ * library's is word-at-a-time and 220 bytes on a Cortex-M, and GCC turns an unbounded loop into a
+ * call to it; these strings are short. */
+static size_t te_app_strlen(const char *s)
+{
+    size_t n = 0;
+    while (n < 255u && s[n] != '\0') {
+        n++;
+    }
+    return n;
+}
+
 static void te_app_puts(const char *s)
 {
-    te_hal_uart_write((const uint8_t *)s, strlen(s));
+    te_hal_uart_write((const uint8_t *)s, te_app_strlen(s));
 }
 
 static const te_model_info_t *te_app_info(void)
@@ -74,10 +86,7 @@ static void te_app_announce(void)
 
 static void te_app_put_str(const char *s)
 {
-    size_t n = s ? strlen(s) : 0u;
-    if (n > 255u) {
-        n = 255u;
-    }
+    size_t n = s ? te_app_strlen(s) : 0u;
     te_proto_tx_u8(&te_app_tx, (uint8_t)n);
     te_proto_tx_put(&te_app_tx, s, n);
 }
@@ -100,7 +109,6 @@ static void te_app_put_tensor(const te_tensor_info_t *t)
 static void te_app_hello(uint16_t seq)
 {
     const te_model_info_t *info = te_runtime_info();
-    static const uint8_t zeros[32] = {0};
     uint8_t i;
     te_proto_tx_begin(&te_app_tx, te_hal_uart_write, TE_MSG_HELLO_REPLY, seq);
     te_proto_tx_u8(&te_app_tx, (uint8_t)TE_PROTO_VERSION);
@@ -108,7 +116,9 @@ static void te_app_hello(uint16_t seq)
     te_proto_tx_u32(&te_app_tx, (uint32_t)TE_PROTO_MAX_FRAME);
     te_proto_tx_u32(&te_app_tx, te_hal_clock_hz());
     te_proto_tx_u32(&te_app_tx, info ? info->arena_bytes : 0u);
-    te_proto_tx_put(&te_app_tx, info ? info->model_sha256 : zeros, 32u);
+    for (i = 0; i < 32u; i++) {   /* the model hash, zeros without a model */
+        te_proto_tx_u8(&te_app_tx, info ? info->model_sha256[i] : 0u);
+    }
     te_app_put_str(te_hal_board_id());
     te_app_put_str(info ? info->runtime : "none");
     te_app_put_str(te_hal_counter_unit());

@@ -208,7 +208,9 @@ static void te_conv_gathered(const te_conv_params_t *p, const int8_t *in_b, int3
 #define TE_PAIR_MAX 576    /* window bytes (in_c % 4 == 0): 4 * TE_PAIR_MAX bytes of stack */
 #define TE_PAIR_GATHER 128 /* window bytes otherwise (gathered first) */
 
-static void te_window(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *buf)
+/* compiled for size: it runs once per output pixel, only for windows whose input channels are not
+ * a multiple of 4 (a first layer), and its copies are memcpy / memset calls either way */
+TE_SMALL static void te_window(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox, int8_t *buf)
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
@@ -556,7 +558,46 @@ typedef struct {
     int8_t shift0, shift1, pad0, pad1;
 } te_pair_head_t;
 
-/* fast: every shift negative and the clamp the whole int8 range (the generator checks), else any */
+/* te_conv2d_s8_paired_fast_packed's per-pair constants, 16 bytes: eff0, then
+ * eff1 * 2048 + (~shift1) * 32 + ~shift0 (the fast variants' shifts are -32..-1, so ~shift is
+ * 0..31), mult0, mult1.  The generator packs them when |eff1| < 2^20 and |eff1| + 128 * sum |w1|
+ * < 2^23 - 1: then, with d = f - e = 256 * S1, d + (word >> 3) = 256 * (S1 + eff1) + r, 0 <= r < 128,
+ * whose >> 7 is exactly the 2 * acc that SMMULR takes.  One load and four ALU operations for the
+ * second channel's bias and both shifts, where the 20-byte head takes three loads and four. */
+#define TE_PAIR_WORDS(fast) ((fast) == 2 ? 4 : 5)
+
+static inline __attribute__((always_inline)) void te_pair_shifts(const int32_t *hw, const int fast, int32_t *em0,
+                                                                 int32_t *em1)
+{
+    if (fast == 2) {
+        *em0 = hw[1] & 31;
+        *em1 = (hw[1] >> 5) & 31;
+    } else {
+        const int8_t *sh = (const int8_t *)(const void *)(hw + 4);
+        *em0 = ~(int32_t)sh[0];
+        *em1 = ~(int32_t)sh[1];
+    }
+}
+
+/* 2 * (eff1 + S1) of the second channel from d = f - e (256 * S1, modulo 2^32) */
+static inline __attribute__((always_inline)) int32_t te_pair_acc2(const int32_t *hw, const int fast, uint32_t d)
+{
+    if (fast == 2) {
+        return (int32_t)(d + (uint32_t)(hw[1] >> 3)) >> 7;
+    }
+    return (int32_t)((uint32_t)(hw[1] + ((int32_t)d >> 8)) << 1);
+}
+
+/* te_rq_right30 of an accumulator already doubled */
+static inline int32_t te_rq_right30_x2(int32_t acc2, int32_t mult, int32_t em1)
+{
+    int32_t v;
+    __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"(acc2), "r"(mult));
+    return (((v + (v >> 31)) >> em1) + 1) >> 1;
+}
+
+/* fast (1, or 2 with the packed heads): every shift negative and the clamp the whole int8 range
+ * (the generator checks), else (0) any */
 static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_conv_params_t *p, const int8_t *in_b,
                                                                        int8_t *out_b, int32_t pitch, const int fast)
 {
@@ -592,30 +633,39 @@ static inline __attribute__((always_inline)) void te_conv_pairs_paired(const te_
         w = p->weights;
         h = (const te_pair_head_t *)(const void *)p->eff_bias;
         if (fast) {
-            for (c = 0; c + 2 <= oc_n; c += 2, w += step, ++h) {
+            const int32_t *hw = p->eff_bias;
+            for (c = 0; c + 2 <= oc_n; c += 2, w += step, hw += TE_PAIR_WORDS(fast)) {
                 int32_t a[4];
-                a[0] = a[1] = a[2] = a[3] = h->eff0;
+                a[0] = a[1] = a[2] = a[3] = hw[0];
                 te_mac2x2_paired(xq, w, &xend, a);
                 {
-                    const int32_t m0 = h->mult0, e0 = ~(int32_t)h->shift0;
-                    const int32_t m1 = h->mult1, e1 = ~(int32_t)h->shift1;
-                    const int32_t b1 = h->eff1;
+                    const int32_t m0 = hw[2], m1 = hw[3];
+                    int32_t e0, e1;
+                    te_pair_shifts(hw, fast, &e0, &e1);
                     const int32_t s0 = te_sat8(te_rq_right30(a[1], m0, e0) + oo);
                     const int32_t s1 = te_sat8(te_rq_right30(a[3], m0, e0) + oo);
                     const int32_t s2 = te_sat8(
-                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[0] - (uint32_t)a[1]) >> 8), m1, e1) + oo);
+                        te_rq_right30_x2(te_pair_acc2(hw, fast, (uint32_t)a[0] - (uint32_t)a[1]), m1, e1) + oo);
                     const int32_t s3 = te_sat8(
-                        te_rq_right30(b1 + ((int32_t)((uint32_t)a[2] - (uint32_t)a[3]) >> 8), m1, e1) + oo);
+                        te_rq_right30_x2(te_pair_acc2(hw, fast, (uint32_t)a[2] - (uint32_t)a[3]), m1, e1) + oo);
                     o0[c] = (int8_t)s0;
                     o1[c] = (int8_t)s1;
                     o0[c + 1] = (int8_t)s2;
                     o1[c + 1] = (int8_t)s3;
                 }
             }
-        } else {
-            c = 0;
+            if (c < oc_n) {   /* an odd last channel (paired with a zero one): its own requantization */
+                int32_t a[4], e0, e1;
+                a[0] = a[1] = a[2] = a[3] = hw[0];
+                te_mac2x2_paired(xq, w, &xend, a);
+                te_pair_shifts(hw, fast, &e0, &e1);
+                (void)e1;
+                o0[c] = (int8_t)te_sat8(te_rq_right30(a[1], hw[2], e0) + oo);
+                o1[c] = (int8_t)te_sat8(te_rq_right30(a[3], hw[2], e0) + oo);
+            }
+            continue;   /* the general loop below is the other variant's: not linked into this one */
         }
-        for (; c < oc_n; c += 2, w += step, ++h) {
+        for (c = 0; c < oc_n; c += 2, w += step, ++h) {
             int32_t a[4];
             a[0] = a[1] = a[2] = a[3] = h->eff0;
             te_mac2x2_paired(xq, w, &xend, a);
@@ -637,8 +687,10 @@ typedef struct {
     int8_t shift0, shift1, pad0, pad1;
 } te_pair_head_t;
 
-/* portable: the window gathered per pixel, the weights decoded from the paired layout */
-static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch)
+/* portable: the window gathered per pixel, the weights decoded from the paired layout; packed: the
+ * 16-byte heads of te_conv2d_s8_paired_fast_packed (see the DSP path) */
+static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_b, int8_t *out_b, int32_t pitch,
+                                    const int packed)
 {
     int8_t g[TE_PAIR_MAX];
     const int32_t n = p->k_h * p->k_w * p->in_c;
@@ -649,9 +701,13 @@ static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_
         for (ox = 0; ox < p->out_w; ++ox) {
             int8_t *o = out_b + (oy * p->out_w + ox) * pitch;
             const int8_t *wp = p->weights;
-            const te_pair_head_t *h = (const te_pair_head_t *)(const void *)p->eff_bias;
+            const int32_t *hw = p->eff_bias;
             te_window(p, in_b, oy, ox, g);
-            for (c = 0; c < p->out_c; c += 2, wp += step, ++h) {
+            for (c = 0; c < p->out_c; c += 2, wp += step, hw += packed ? 4 : 5) {
+                const te_pair_head_t *h = (const te_pair_head_t *)(const void *)hw;
+                const int32_t eff1 = packed ? hw[1] >> 11 : h->eff1;
+                const int32_t shift0 = packed ? ~(hw[1] & 31) : h->shift0;
+                const int32_t shift1 = packed ? ~((hw[1] >> 5) & 31) : h->shift1;
                 const uint8_t *w = (const uint8_t *)wp;
                 int32_t s0 = 0, s1 = 0;
                 for (k = 0; k < n; ++k) {
@@ -661,10 +717,9 @@ static void te_conv_paired_portable(const te_conv_params_t *p, const int8_t *in_
                     s0 += g[k] * w0;
                     s1 += g[k] * w1;
                 }
-                o[c] = te_requant(h->eff0 + s0, h->mult0, h->shift0, p->out_offset, p->act_min, p->act_max);
+                o[c] = te_requant(h->eff0 + s0, h->mult0, shift0, p->out_offset, p->act_min, p->act_max);
                 if (c + 1 < p->out_c) {
-                    o[c + 1] = te_requant(h->eff1 + s1, h->mult1, h->shift1, p->out_offset, p->act_min,
-                                          p->act_max);
+                    o[c + 1] = te_requant(eff1 + s1, h->mult1, shift1, p->out_offset, p->act_min, p->act_max);
                 }
             }
         }
@@ -683,8 +738,7 @@ static inline __attribute__((always_inline)) void te_conv2d_paired(const te_conv
 #ifdef TE_HAVE_DOT4_ROWS
         te_conv_pairs_paired(p, in_b, out_b, pitch, fast);
 #else
-        (void)fast;
-        te_conv_paired_portable(p, in_b, out_b, pitch);
+        te_conv_paired_portable(p, in_b, out_b, pitch, fast == 2);
 #endif
     }
 }
@@ -697,6 +751,12 @@ void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in
 void te_conv2d_s8_paired_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     te_conv2d_paired(p, in, out, 1);
+}
+
+void te_conv2d_s8_paired_fast_packed(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                     int8_t *TE_RESTRICT out)
+{
+    te_conv2d_paired(p, in, out, 2);
 }
 
 void te_conv2d_s8_w(const te_conv_params_t *p, const te_weights_t *w, int8_t *scratch, int32_t block,

@@ -253,10 +253,12 @@ static inline int32_t te_dwg_rq(int32_t acc, int32_t mult, int32_t em1)
 #endif
 }
 
-/* fast: every shift negative and the clamp the whole int8 range (the generator checks) */
+/* fast: every shift negative and the clamp the whole int8 range (the generator checks); nine: the
+ * kernel has 9 taps (the generator checks), so the loop for other tap counts is not compiled in */
 static inline __attribute__((always_inline)) void te_dw_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
-                                                           int8_t *TE_RESTRICT out, const int fast)
+                                                           int8_t *TE_RESTRICT out, const int fast, const int nine)
 {
+    (void)nine;   /* read only on the DSP path */
     const int32_t oc_n = p->out_c, ntaps = p->k_h * p->k_w;
     const int32_t *const eff = p->eff_bias;
     const int32_t *const mult = p->mult;
@@ -287,7 +289,7 @@ static inline __attribute__((always_inline)) void te_dw_g4(const te_conv_params_
                     int32_t a0 = eff[c], a1 = eff[c + 1], a2 = eff[c + 2], a3 = eff[c + 3];
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
                     uint32_t xv, xe, wv, we;
-                    if (ntaps == 9) {
+                    if (nine || ntaps == 9) {
                         __asm__ volatile(TE_DWG_TAP("0") TE_DWG_TAP("4") TE_DWG_TAP("8") TE_DWG_TAP("12")
                                          TE_DWG_TAP("16") TE_DWG_TAP("20") TE_DWG_TAP("24") TE_DWG_TAP("28")
                                          TE_DWG_TAP("32") TE_DWG_OPERANDS);
@@ -332,13 +334,19 @@ static inline __attribute__((always_inline)) void te_dw_g4(const te_conv_params_
 
 void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
-    te_dw_g4(p, in, out, 0);
+    te_dw_g4(p, in, out, 0, 0);
 }
 
 void te_depthwise_conv2d_s8_g4_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
                                     int8_t *TE_RESTRICT out)
 {
-    te_dw_g4(p, in, out, 1);
+    te_dw_g4(p, in, out, 1, 0);
+}
+
+void te_depthwise_conv2d_s8_g4_fast9(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                     int8_t *TE_RESTRICT out)
+{
+    te_dw_g4(p, in, out, 1, 1);
 }
 
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)

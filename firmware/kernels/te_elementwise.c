@@ -86,6 +86,18 @@ void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2
     te_binary(p, in1, in2, out, 0);
 }
 
+/* te_add_s8 when the shapes match and in1_shift, in2_shift, out_shift are <= 0 (the generator
+ * checks): only that loop, so te_binary's general code is not linked */
+void te_add_s8_flat(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out)
+{
+#ifdef TE_HAVE_MVE
+    if (te_mve_add_s8(p, in1, in2, out)) {
+        return;
+    }
+#endif
+    te_add_flat_right(p, in1, in2, out);
+}
+
 void te_mul_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out)
 {
     te_binary(p, in1, in2, out, 1);

@@ -93,24 +93,36 @@ static inline int8_t te_clamp8(int32_t v, int32_t lo, int32_t hi)
 
 /* ---- op parameters (filled by the generator as const tables) ------------ */
 
+/* Sizes and offsets in 16 bits where the Cortex-M DSP kernels read them (the generator rejects a
+ * convolution or pool with a size above 65535): 64 bytes a conv layer instead of 104.  Elsewhere
+ * (Helium, RISC-V, the host) 32 bits: there GCC's conv loops ran 0.2-0.4% more instructions on
+ * 16-bit fields, signed or not.  The kernels compute in int32_t either way. */
+#if defined(__ARM_FEATURE_DSP) && !defined(__ARM_FEATURE_MVE)
+typedef uint16_t te_dim_t;
+typedef int16_t te_off_t;
+#else
+typedef int32_t te_dim_t;
+typedef int32_t te_off_t;
+#endif
+
 typedef struct {
-    int32_t batches;
-    int32_t in_h, in_w, in_c;
-    int32_t out_h, out_w, out_c;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dil_h, dil_w;
-    int32_t pad_h, pad_w;        /* top / left padding */
-    int32_t depth_mult;          /* depthwise only */
-    int32_t in_offset;           /* -input zero point */
-    int32_t out_offset;          /* output zero point */
-    int32_t act_min, act_max;
+    te_dim_t batches;
+    te_dim_t in_h, in_w, in_c;
+    te_dim_t out_h, out_w, out_c;
+    te_dim_t k_h, k_w;
+    te_dim_t stride_h, stride_w;
+    te_dim_t dil_h, dil_w;
+    te_dim_t pad_h, pad_w;       /* top / left padding */
+    te_dim_t depth_mult;         /* depthwise only */
+    te_off_t in_offset;          /* -input zero point */
+    te_off_t out_offset;         /* output zero point */
+    te_off_t act_min, act_max;
     const int8_t *weights;       /* conv: [out_c][k_h][k_w][in_c]; depthwise: [k_h][k_w][out_c] */
     const int32_t *bias;         /* model bias (0 when absent) */
     const int32_t *eff_bias;     /* bias + in_offset * sum(weights of the channel) */
     const int32_t *mult;         /* per output channel */
     const int8_t *shift;         /* per output channel, -31..30 */
-    int32_t out_pitch;           /* conv: output channels between two output pixels (0: out_c) */
+    te_dim_t out_pitch;          /* conv: output channels between two output pixels (0: out_c) */
 } te_conv_params_t;
 
 typedef struct {
@@ -123,10 +135,10 @@ typedef struct {
     int32_t per_channel;
 } te_fc_params_t;
 
-typedef struct {
-    int32_t batches, in_h, in_w, c, out_h, out_w;
-    int32_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
-    int32_t act_min, act_max;
+typedef struct {                 /* sizes as te_conv_params_t's */
+    te_dim_t batches, in_h, in_w, c, out_h, out_w;
+    te_dim_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    te_off_t act_min, act_max;
 } te_pool_params_t;
 
 typedef struct {
@@ -143,7 +155,8 @@ typedef struct {
 
 typedef struct {
     int32_t outer, depth;
-    const int32_t *exp_table;    /* [256]: exp(diff) in Q0.31 for diff = -index, 0 below diff_min */
+    int32_t exp_len;             /* entries stored (1..256): an index at or past it reads 0 */
+    const int32_t *exp_table;    /* [exp_len]: exp(diff) in Q0.31 for diff = -index, 0 below diff_min */
 } te_softmax_params_t;
 
 typedef struct {
@@ -230,6 +243,9 @@ void te_conv2d_s8_paired(const te_conv_params_t *p, const int8_t *TE_RESTRICT in
 /* the same when every shift is negative and the clamp is the whole int8 range (the generator picks
  * it then; only the variant a model uses is linked) */
 void te_conv2d_s8_paired_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+/* te_conv2d_s8_paired_fast with 16-byte per-pair constants (the shifts packed into the second folded
+ * bias: te_conv.c), when every second channel's folded bias is small enough (the generator checks) */
+void te_conv2d_s8_paired_fast_packed(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* DEPTHWISE_CONV_2D, depth multiplier 1, out_c % 4 == 0 (4..1024), at most 25 taps, on weights the
  * generator grouped as [out_c / 4][taps][4] (tinyedge.aot.codegen._dw_g4), which also proves every
  * accumulator below 2^30; p->bias is not read (may be NULL). */
@@ -238,6 +254,8 @@ void te_depthwise_conv2d_s8_g4(const te_conv_params_t *p, const int8_t *TE_RESTR
  * it then; only the variant a model uses is linked) */
 void te_depthwise_conv2d_s8_g4_fast(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
                                     int8_t *TE_RESTRICT out);
+/* the same for 9-tap kernels (3x3): the loop for other tap counts not linked */
+void te_depthwise_conv2d_s8_g4_fast9(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 /* FULLY_CONNECTED on weights the generator re-ordered (tinyedge.aot.codegen._fc_paired: rows and
@@ -249,8 +267,10 @@ void te_fully_connected_s8_paired(const te_fc_params_t *p, const int8_t *TE_REST
  * 4096 MACs on DSP cores) */
 void te_fully_connected_s8_small(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+void te_avg_pool_s8_global(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_max_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void te_add_s8_flat(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void te_mul_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void te_mean_s8(const te_mean_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 void te_softmax_s8(const te_softmax_params_t *p, const int8_t *in, int8_t *out);

@@ -44,20 +44,20 @@ static void te_pool(const te_pool_params_t *p, const int8_t *in, int8_t *out, in
     }
 }
 
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-static inline uint32_t te_sadd16(uint32_t a, uint32_t b)
-{
-    uint32_t r;
-    __asm__("sadd16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
-    return r;
-}
-
 static inline int32_t te_avg_div(int32_t acc, int32_t count)
 {
     if (count == 0) {
         return 0;
     }
     return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+}
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+static inline uint32_t te_sadd16(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("sadd16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
 }
 
 /* average pooling, 4 channels per word summed in 16-bit lanes (flushed to 32 bits every 256 taps:
@@ -118,6 +118,49 @@ TE_SMALL static void te_avg_pool_lanes(const te_pool_params_t *p, const int8_t *
     }
 }
 #endif
+
+/* AVERAGE_POOL_2D whose one window is the whole input (output 1x1, no padding: the generator
+ * checks), the usual classifier-head pooling: one loop over the pixels instead of the windowed
+ * kernel's bounds, a third of its code.  With DSP, 4 channels per word in 16-bit lanes as there. */
+TE_SMALL void te_avg_pool_s8_global(const te_pool_params_t *p, const int8_t *TE_RESTRICT in,
+                                    int8_t *TE_RESTRICT out)
+{
+    const int32_t n = p->in_h * p->in_w, nc = p->c;
+    int32_t b, c, k;
+    for (b = 0; b < p->batches; ++b, in += n * nc, out += nc) {
+        c = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+        for (; c + 4 <= nc; c += 4) {
+            int32_t s[4] = {0, 0, 0, 0};
+            const int8_t *x = in + c;
+            int32_t left;
+            for (left = n; left > 0; left -= 256) {   /* |lane sum| <= 256 * 128 fits in 16 bits */
+                const int32_t m = left < 256 ? left : 256;
+                uint32_t se = 0, so = 0;
+                for (k = 0; k < m; ++k, x += nc) {
+                    const uint32_t v = te_load32(x);
+                    se = te_sadd16(se, te_sxtb16(v));
+                    so = te_sadd16(so, te_sxtb16_ror8(v));
+                }
+                s[0] += (int16_t)se;
+                s[1] += (int16_t)so;
+                s[2] += (int16_t)(se >> 16);
+                s[3] += (int16_t)(so >> 16);
+            }
+            for (k = 0; k < 4; ++k) {
+                out[c + k] = te_clamp8(te_avg_div(s[k], n), p->act_min, p->act_max);
+            }
+        }
+#endif
+        for (; c < nc; ++c) {
+            int32_t acc = 0;
+            for (k = 0; k < n; ++k) {
+                acc += in[k * nc + c];
+            }
+            out[c] = te_clamp8(te_avg_div(acc, n), p->act_min, p->act_max);
+        }
+    }
+}
 
 void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {

@@ -59,7 +59,7 @@ int32_t te_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 static int32_t te_cobs_check(const uint8_t *in, uint32_t n, int32_t known_len)
 {
     uint32_t i = 0, pos = 0;
-    uint32_t crc = 0xFFFFFFFFu;
+    uint32_t crc = 0u;   /* te_crc32's running value */
     uint8_t tail[4] = {0u, 0u, 0u, 0u};
     uint32_t body = (known_len >= 4) ? (uint32_t)known_len - 4u : 0u;
     while (i < n) {
@@ -89,9 +89,7 @@ static int32_t te_cobs_check(const uint8_t *in, uint32_t n, int32_t known_len)
             }
             if (known_len >= 0) {
                 if (pos < body) {
-                    crc ^= b;
-                    crc = (crc >> 4) ^ te_crc32_nibble[crc & 0x0Fu];
-                    crc = (crc >> 4) ^ te_crc32_nibble[crc & 0x0Fu];
+                    crc = te_crc32(crc, &b, 1u);
                 } else {
                     tail[pos - body] = b;
                 }
@@ -100,7 +98,6 @@ static int32_t te_cobs_check(const uint8_t *in, uint32_t n, int32_t known_len)
         }
     }
     if (known_len >= 0) {
-        crc = ~crc;
         if (te_proto_get_u32(tail) != crc) {
             return -1;
         }

@@ -296,18 +296,21 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             fields["weights"] = ctx.const(f"op{i}_w", "int8_t", g4, f"weights of op {i}, 4-channel groups")
             fields["bias"] = "NULL"   # taps outside the input read zero points: the folded bias is exact
             fn = "te_depthwise_conv2d_s8_g4" + ("_fast" if _fast_rq(ms, lo, hi) else "")
+            if fn.endswith("_fast") and k_h * k_w == 9:
+                fn += "9"   # without the loop for other tap counts
     if stored is None and ctx.arm_dsp and not depthwise and out_c >= 2 and n_w <= (
             ws.PAIR_MAX if in_c % 4 == 0 else ws.PAIR_GATHER):
-        paired = _conv_paired(rows, eff, ms)
+        paired = _conv_paired(rows, eff, ms, packed=_fast_rq(ms, lo, hi))
     if paired is not None:   # the weights re-ordered for te_conv2d_s8_paired, the per-pair constants apart
         for k in ("w", "b", "eb", "m", "s"):
             ctx.drop_const(f"op{i}_{k}")
         fields["weights"] = ctx.const(f"op{i}_w", "int8_t", paired[0], f"weights of op {i}, paired layout")
         fields["eff_bias"] = ctx.const(f"op{i}_ph", "int32_t", paired[1],
-                                       f"op {i}: per channel pair folded biases, multipliers, shifts")
+                                       f"op {i}: per channel pair folded biases, multipliers, shifts"
+                                       + (" (packed)" if paired[2] else ""))
         for k in ("bias", "mult", "shift"):
             fields[k] = "NULL"   # in the per-pair constants
-        fn = "te_conv2d_s8_paired" + ("_fast" if _fast_rq(ms, lo, hi) else "")
+        fn = "te_conv2d_s8_paired" + ("_fast" if _fast_rq(ms, lo, hi) else "") + ("_packed" if paired[2] else "")
     if stored is not None:
         desc, scratch, block, kernel = stored
         fields["weights"] = "NULL"
@@ -319,6 +322,7 @@ def _conv(ctx: _Ctx, op, depthwise: bool) -> dict:
             fields["bias"] = "NULL"
             ctx.drop_const(f"op{i}_b")
     fields["out_pitch"] = out_c
+    ops_math.check_conv_fields(fields, op)
     return {"struct": "te_conv_params_t", "fields": fields, "fn": fn, "args": args, "macs": macs, "extra": extra}
 
 
@@ -343,14 +347,21 @@ def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rows.T.reshape(taps, oc // 4, 4).transpose(1, 0, 2)).reshape(-1)
 
 
-def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> tuple[np.ndarray, np.ndarray] | None:
+PACKED_EFF1_LIMIT = 1 << 20   # te_conv2d_s8_paired_fast_packed: eff1 in 21 bits of its head's word
+
+
+def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list,
+                 packed: bool = False) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """CONV_2D weights [out_c][window] in te_conv2d_s8_paired's order, or None when it cannot run
     them: for the exact recovery of every second channel's sum, 128 * sum |w| < 2^23 on those
     channels; every accumulator |eff_bias + sum x w| < 2^30 (the kernel's SMMULR requantization);
     and the high byte (second weight - 1 when the first is negative) must fit int8.
 
-    Returns (weights, per-pair constants): a te_pair_head_t per channel pair (folded biases,
-    multipliers, shifts: 20 bytes, as int32 words) goes in p->eff_bias.  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
+    Returns (weights, per-pair constants, whether packed): a te_pair_head_t per channel pair (folded
+    biases, multipliers, shifts: 20 bytes, as int32 words) goes in p->eff_bias; with `packed` (the
+    fast variants' shifts, -32..-1), every second channel's |folded bias| < 2^20 and that plus
+    128 * sum |w| < 2^23 - 1, the 16-byte heads of te_conv2d_s8_paired_fast_packed instead: eff0,
+    eff1 * 2048 + ~shift1 * 32 + ~shift0, mult0, mult1 (te_conv.c says why that is exact).  Channels in pairs (an odd count padded with a zero channel), the window zero padded to a
     multiple of 8 (an even number of groups); per pair and group of 4 window bytes k..k+3 two words (inputs k, k+2, then
     k+1, k+3), each lane (first channel's weight, second's - (first < 0)): byte
     [pair][g][parity][lane][ch] = w[2 pair + ch][4 g + 2 lane + parity]."""
@@ -368,10 +379,16 @@ def _conv_paired(rows: np.ndarray, eff: np.ndarray, ms: list) -> tuple[np.ndarra
     m = np.zeros(w.shape[0], np.int64)
     sh = np.full(w.shape[0], -1, np.int64)   # a padding channel's: it never makes the kernel's slow path
     e[:oc], m[:oc], sh[:oc] = eff, [v for v, _ in ms], [v for _, v in ms]
+    e1 = np.abs(e[1::2])
+    if (packed and e1.max(initial=0) < PACKED_EFF1_LIMIT and (e1 + wsum[1::2]).max(initial=0) < (1 << 23) - 1
+            and -32 <= sh.min() and sh.max() < 0):
+        em = ~sh   # 0..31
+        words = np.stack([e[0::2], e[1::2] * 2048 + em[1::2] * 32 + em[0::2], m[0::2], m[1::2]], axis=1)
+        return u.reshape(-1), words.astype("<i4").reshape(-1), True
     head = np.zeros((w.shape[0] // 2, 20), np.uint8)
     head[:, :16] = np.stack([e[0::2], e[1::2], m[0::2], m[1::2]], axis=1).astype("<i4").view(np.uint8)
     head[:, 16:18] = np.stack([sh[0::2], sh[1::2]], axis=1).astype(np.int8).view(np.uint8)
-    return u.reshape(-1), head.reshape(-1).view("<i4")
+    return u.reshape(-1), head.reshape(-1).view("<i4"), False
 
 
 def _fc(ctx: _Ctx, op) -> dict:
@@ -458,6 +475,10 @@ def _pool(ctx: _Ctx, op) -> dict:
               "pad_h": _pad(o.get("padding"), in_h, kh, sh, 1, out_h),
               "pad_w": _pad(o.get("padding"), in_w, kw, sw, 1, out_w), "act_min": lo, "act_max": hi}
     fn = "te_max_pool_s8" if op.opcode == "MAX_POOL_2D" else "te_avg_pool_s8"
+    if (fn == "te_avg_pool_s8" and (out_h, out_w, kh, kw) == (1, 1, in_h, in_w)
+            and fields["pad_h"] == fields["pad_w"] == 0):
+        fn = "te_avg_pool_s8_global"   # one window, the whole input: the windowed kernel is not linked
+    ops_math.check_conv_fields(fields, op)
     return {"struct": "te_pool_params_t", "fields": fields, "fn": fn,
             "args": [f"&{ctx.prefix}_op{op.index}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
 
@@ -480,7 +501,9 @@ def _binary(ctx: _Ctx, op) -> dict:
         mo, so_ = q.quantize_multiplier(float(twice_max / ((1 << left_shift) * np.float64(so))))
         fields.update(left_shift=left_shift, in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2,
                       out_mult=mo, out_shift=so_)
-        fn = "te_add_s8"
+        # same shapes and every rescale a right shift (the usual ADD): the kernel that runs only that
+        # loop, so the general one is not linked
+        fn = "te_add_s8_flat" if not fields["broadcast"] and max(s1, s2, so_) <= 0 else "te_add_s8"
     else:
         mo, so_ = q.quantize_multiplier(float(np.float64(sa) * np.float64(sb) / np.float64(so)))
         fields.update(out_mult=mo, out_shift=so_)
@@ -501,9 +524,11 @@ def _softmax(ctx: _Ctx, op) -> dict:
         raise ModelError(f"SOFTMAX op {op.index}: int8 output must have scale 1/256 and zero point -128")
     depth = x.shape[-1]
     table = q.softmax_exp_table(float(op.options.get("beta", 1.0)), float(np.float32(_scale(x))))
+    reach = q.softmax_exp_reach(table)   # the entries past it act as 0: not stored
     i = op.index
-    fields = {"outer": x.num_elements // depth, "depth": depth,
-              "exp_table": ctx.const(f"op{i}_exp", "int32_t", table, f"softmax exp table of op {i}")}
+    fields = {"outer": x.num_elements // depth, "depth": depth, "exp_len": reach,
+              "exp_table": ctx.const(f"op{i}_exp", "int32_t", table[:reach],
+                                     f"softmax exp table of op {i} (entries past {reach - 1} read as 0)")}
     return {"struct": "te_softmax_params_t", "fields": fields, "fn": "te_softmax_s8",
             "args": [f"&{ctx.prefix}_op{i}", ctx.t(op.inputs[0]), ctx.t(op.outputs[0])]}
 

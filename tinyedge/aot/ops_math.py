@@ -301,6 +301,7 @@ def _conv_common(ctx, op, x, w, y, bias_k: int) -> tuple[dict, np.ndarray]:
 
 def _conv_ext(ctx, op, fields: dict, taps: np.ndarray, groups: int, fn: str) -> dict:
     i = op.index
+    check_conv_fields(fields, op)
     inner = ", ".join(f".{k} = {_text(v)}" for k, v in fields.items())
     ext = {"conv": "{" + inner + "}", "groups": groups,
            "tap_sums": ctx.const(f"op{i}_ts", "int32_t", taps, f"weight sums per output channel and tap, op {i}")}
@@ -448,7 +449,34 @@ def _check_transpose_conv(graph, op) -> str | None:
     w = graph.tensors[op.inputs[1]]
     if len(w.shape) == 4 and w.shape[3] != graph.tensors[op.inputs[2]].shape[3]:
         return "filter depth differs from the input depth"
+    r = check_conv_sizes(graph, op)
+    if r:
+        return r
     return s._weights(graph, op, 1, 3, 4, graph.tensors[op.outputs[0]].shape[-1])
+
+
+CONV_SIZE_MAX = 65535   # te_conv_params_t and te_pool_params_t hold sizes in 16 bits (DSP builds: te_kernels.h)
+
+
+def check_conv_sizes(graph, op) -> str | None:
+    """What a convolution's or pool's sizes say to the 16-bit fields of te_conv_params_t and
+    te_pool_params_t (None: they fit)."""
+    for t in [*op.inputs, *op.outputs]:
+        big = [int(d) for d in graph.tensors[t].shape if int(d) > CONV_SIZE_MAX] if t >= 0 else []
+        if big:
+            return f"size {big[0]} is above {CONV_SIZE_MAX}, the largest the aot convolution and pooling kernels take"
+    return None
+
+
+def check_conv_fields(fields: dict, op) -> None:
+    """Raise ModelError when an emitted te_conv_params_t / te_pool_params_t field does not fit its
+    16 bits."""
+    for k, v in fields.items():
+        if isinstance(v, (int, np.integer)):
+            lo, hi = (-32768, 32767) if k in ("in_offset", "out_offset", "act_min", "act_max") else (0, CONV_SIZE_MAX)
+            if not lo <= int(v) <= hi:
+                raise ModelError(f"{op.opcode} op {op.index}: {k} = {int(v)} does not fit its 16-bit field "
+                                 f"({lo}..{hi})")
 
 
 def check_grouped_conv(graph, op) -> str | None:

@@ -154,6 +154,19 @@ def softmax_exp_table(beta: float, input_scale: float) -> list[int]:
     return table
 
 
+def softmax_exp_reach(table: list[int]) -> int:
+    """How many leading entries of a softmax_exp_table te_softmax_s8 must store: the kernel reads
+    0 at and past this index, which is bit-exact because every entry below 2048 acts as 0 there.
+    An entry e enters the sum as RoundingDivideByPOT(e, 12), 0 for 0 <= e < 2048, and the output as
+    RoundingDivideByPOT(SRDHM(scale, e), bits_over_unit + 23) with 0 < scale < 2^31 and
+    bits_over_unit >= 0 (the sum holds exp(0) = 2^19 at least), 0 for e < 2^22.  The table falls
+    with the index, so the entries that matter are a prefix."""
+    n = len(table)
+    while n > 1 and table[n - 1] < 2048:
+        n -= 1
+    return n
+
+
 # ---- elementwise lookup tables ---------------------------------------------------
 
 def _table(fn) -> list[int]:

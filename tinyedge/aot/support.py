@@ -117,6 +117,9 @@ def _check_conv(graph, op) -> str | None:
         return r
     if _rank(graph, op.inputs[0]) != 4:
         return "input must be 4-D (NHWC)"
+    r = ops_math.check_conv_sizes(graph, op)
+    if r:
+        return r
     out_ch = graph.tensors[op.outputs[0]].shape[-1]
     r = _weights(graph, op, 1, 2, 4, out_ch)
     if r:
@@ -144,7 +147,7 @@ def _check_pool(graph, op) -> str | None:
         return r
     if _rank(graph, op.inputs[0]) != 4:
         return "input must be 4-D (NHWC)"
-    return None
+    return ops_math.check_conv_sizes(graph, op)
 
 
 def _check_binary(graph, op) -> str | None:

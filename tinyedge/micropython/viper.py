@@ -21,7 +21,8 @@ from ..graph import Graph
 # kernel of each aot C function
 _KERNEL = {
     "te_conv2d_s8": "conv", "te_depthwise_conv2d_s8": "dwconv", "te_fully_connected_s8": "fc",
-    "te_avg_pool_s8": "pool", "te_max_pool_s8": "pool", "te_add_s8": "binary", "te_mul_s8": "binary",
+    "te_avg_pool_s8": "pool", "te_avg_pool_s8_global": "pool", "te_max_pool_s8": "pool",
+    "te_add_s8": "binary", "te_add_s8_flat": "binary", "te_mul_s8": "binary",
     "te_softmax_s8": "softmax", "te_lut_s8": "lut", "te_mean_s8": "mean", "te_pad_s8": "pad",
     "te_concat_s8": "concat", "te_copy_s8": "copy",
 }
@@ -209,8 +210,8 @@ def build_model(graph: Graph, *, fault_op: int | None = None) -> ViperModel:
                            f["left_shift"], f["in1_mult"], f["in1_shift"], f["in2_mult"], f["in2_shift"],
                            f["out_mult"], f["out_shift"], f["act_min"], f["act_max"], int(op.opcode == "MUL")])
         elif kernel == "softmax":
-            params = _i32([_off(args[1]), _off(args[2]), f["outer"], f["depth"],
-                           *[int(v) for v in cap.arrays[f["exp_table"]]]])
+            table = [int(v) for v in cap.arrays[f["exp_table"]]]   # the stored prefix; the rest act as 0
+            params = _i32([_off(args[1]), _off(args[2]), f["outer"], f["depth"], *table, *[0] * (256 - len(table))])
         elif kernel == "lut":
             params = _i32([_off(args[1]), _off(args[2]), int(args[3])])
             const = _u8(cap.arrays[args[0]])      # table[u] for u = x + 128

@@ -39,21 +39,24 @@ def _code_hash() -> str:
     return h.hexdigest()
 
 
-def build_key(model: Path, board: str, runtime: str, weights: str = "auto") -> str:
+def build_key(model: Path, board: str, runtime: str, weights: str = "auto", schedule: str = "auto") -> str:
     h = hashlib.sha256()
     h.update(Path(model).read_bytes())
     h.update(f"\0{board}\0{runtime}\0{_code_hash()}".encode())
     if weights != "auto":
         h.update(f"\0weights={weights}".encode())
+    if schedule != "auto":
+        h.update(f"\0schedule={schedule}".encode())
     return h.hexdigest()[:24]
 
 
-def cached_build(model: Path, board: str, runtime: str = "aot", weights: str = "auto") -> tuple[Path, dict]:
+def cached_build(model: Path, board: str, runtime: str = "aot", weights: str = "auto",
+                 schedule: str = "auto") -> tuple[Path, dict]:
     """(project folder, tinyedge-build.json as read by tinyedge.builder.read_build)."""
     from tinyedge.builder import build_project, read_build
     from tinyedge.project import generate_project
 
-    folder = cache_root() / f"{Path(model).stem}-{board}-{runtime}-{build_key(model, board, runtime, weights)}"
+    folder = cache_root() / f"{Path(model).stem}-{board}-{runtime}-{build_key(model, board, runtime, weights, schedule)}"
     record = folder / "build" / "tinyedge-build.json"
     folder.parent.mkdir(parents=True, exist_ok=True)
     # One builder per folder: two xdist workers (or two worktrees) asking for the same build at
@@ -68,7 +71,7 @@ def cached_build(model: Path, board: str, runtime: str = "aot", weights: str = "
         if folder.exists():
             shutil.rmtree(folder)
         _prune(keep=40)
-        generate_project(model, board, runtime, folder, weights=weights)
+        generate_project(model, board, runtime, folder, weights=weights, schedule=schedule)
         build_project(folder, jobs=2)
         return folder, read_build(folder)
 

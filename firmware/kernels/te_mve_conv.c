@@ -124,6 +124,108 @@ static inline int te_mve_inside(const te_conv_params_t *p, int32_t px)
     return iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
 }
 
+/* ---- small windows (k_h * k_w * in_c <= TE_MVE_SMALL: 1x1 on few channels, VWW's 8) ----
+ * Output channels in the lanes: per window byte t one scalar load and, per 4 output channels, one
+ * VMLA (vector by scalar) of the int32 weights of (t, those channels), from a table on the stack
+ * (the weights transposed and widened once per 16 channels).  A 16-byte dot product would leave
+ * most of its lanes idle on windows of 8 or 27 bytes. */
+#define TE_MVE_SMALL 12 /* beyond, the 16-byte dot products cost less (VWW's 16- and 27-byte windows) */
+
+#define TE_SM_RQ(Q, I)                                                                              \
+    "vldrw.32     q4, [%[mu], #(16*" #I ")]\n\t"                                                    \
+    "vldrb.s32    q5, [%[sh], #(4*" #I ")]\n\t"                                                     \
+    "vmov.i32     q7, #0\n\t"                                                                       \
+    "vmax.s32     q6, q5, q7\n\t"                                                                   \
+    "vmin.s32     q5, q5, q7\n\t"                                                                   \
+    "vshl.s32     " Q ", " Q ", q6\n\t"                                                             \
+    "vqrdmulh.s32 " Q ", " Q ", q4\n\t"                                                             \
+    "vand         q6, " Q ", q5\n\t"                                                                \
+    "vshr.s32     q6, q6, #31\n\t"                                                                  \
+    "vqadd.s32    " Q ", " Q ", q6\n\t"                                                             \
+    "vrshl.s32    " Q ", " Q ", q5\n\t"                                                             \
+    "vadd.i32     " Q ", " Q ", %[oo]\n\t"
+
+/* one output pixel x 16 (G = 4) or 8 (G = 2) output channels: n window bytes at x, the table wt
+ * (n x 4G int32), sums from eb, requantized (te_mve_requant's sequence with each lane's
+ * multiplier and shift), clamped and stored at y */
+#define TE_SM_MAC4 "vldrw.32 q4, [%[wt]], #16\n\tvmla.s32 q0, q4, %[xs]\n\t"                             \
+                   "vldrw.32 q4, [%[wt]], #16\n\tvmla.s32 q1, q4, %[xs]\n\t"                             \
+                   "vldrw.32 q4, [%[wt]], #16\n\tvmla.s32 q2, q4, %[xs]\n\t"                             \
+                   "vldrw.32 q4, [%[wt]], #16\n\tvmla.s32 q3, q4, %[xs]\n\t"
+#define TE_SM_MAC2 "vldrw.32 q4, [%[wt]], #16\n\tvmla.s32 q0, q4, %[xs]\n\t"                             \
+                   "vldrw.32 q4, [%[wt]], #16\n\tvmla.s32 q1, q4, %[xs]\n\t"
+#define TE_SM_ASM(INIT, MAC, RQ, CLAMP)                                                              \
+    __asm__ volatile(INIT                                                                           \
+                     "   dls          lr, %[n]\n"                                                   \
+                     "1:\n\t"                                                                       \
+                     "   ldrsb        %[xs], [%[x]], #1\n\t"                                        \
+                     MAC                                                                            \
+                     "   le           lr, 1b\n\t"                                                   \
+                     RQ CLAMP                                                                       \
+                     : [x] "+r"(x), [wt] "+r"(w), [xs] "=&r"(xs)                                    \
+                     : [n] "r"(n), [eb] "r"(eb), [mu] "r"(mu), [sh] "l"(sh), [oo] "r"(oo), [lo] "r"(lo), \
+                       [hi] "r"(hi), [y] "l"(y)                                                     \
+                     : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "memory", "r14")
+
+static inline void te_mve_small_px(const int8_t *x, const int32_t *wt, int32_t n, int g4, const int32_t *eb,
+                                   const int32_t *mu, const int8_t *sh, int32_t oo, int32_t lo, int32_t hi, int8_t *y)
+{
+    const int32_t *w = wt;
+    int32_t xs;
+    if (g4) {
+        TE_SM_ASM("vldrw.32 q0, [%[eb]]\n\tvldrw.32 q1, [%[eb], #16]\n\t"
+                  "vldrw.32 q2, [%[eb], #32]\n\tvldrw.32 q3, [%[eb], #48]\n\t",
+                  TE_SM_MAC4, TE_SM_RQ("q0", 0) TE_SM_RQ("q1", 1) TE_SM_RQ("q2", 2) TE_SM_RQ("q3", 3),
+                  "vdup.32 q7, %[lo]\n\tvmax.s32 q0, q0, q7\n\tvmax.s32 q1, q1, q7\n\t"
+                  "vmax.s32 q2, q2, q7\n\tvmax.s32 q3, q3, q7\n\t"
+                  "vdup.32 q7, %[hi]\n\tvmin.s32 q0, q0, q7\n\tvmin.s32 q1, q1, q7\n\t"
+                  "vmin.s32 q2, q2, q7\n\tvmin.s32 q3, q3, q7\n\t"
+                  "vstrb.32 q0, [%[y]]\n\tvstrb.32 q1, [%[y], #4]\n\t"
+                  "vstrb.32 q2, [%[y], #8]\n\tvstrb.32 q3, [%[y], #12]\n\t");
+    } else {
+        TE_SM_ASM("vldrw.32 q0, [%[eb]]\n\tvldrw.32 q1, [%[eb], #16]\n\t", TE_SM_MAC2,
+                  TE_SM_RQ("q0", 0) TE_SM_RQ("q1", 1),
+                  "vdup.32 q7, %[lo]\n\tvmax.s32 q0, q0, q7\n\tvmax.s32 q1, q1, q7\n\t"
+                  "vdup.32 q7, %[hi]\n\tvmin.s32 q0, q0, q7\n\tvmin.s32 q1, q1, q7\n\t"
+                  "vstrb.32 q0, [%[y]]\n\tvstrb.32 q1, [%[y], #4]\n\t");
+    }
+}
+
+/* CONV_2D with windows of at most TE_MVE_SMALL bytes and out_c % 8 == 0: per 16 (or a last 8)
+ * output channels the table, then every output pixel (its window in place for a 1x1 kernel inside
+ * the input, else copied, te_mve_window) */
+static __attribute__((noinline)) int te_mve_conv_small(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                                       int8_t *TE_RESTRICT out)
+{
+    int32_t wt[TE_MVE_SMALL * 16] __attribute__((aligned(8)));
+    int8_t buf[TE_MVE_SMALL];
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
+    const int32_t npix = p->out_h * p->out_w;
+    const uint32x4_t rows4 = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)n); /* 4 channels' weight rows */
+    int32_t b, px, ob, t, g;
+    for (ob = 0; ob < p->out_c; ob += 16) {
+        const int g4 = p->out_c - ob >= 16;
+        const int32_t ng = g4 ? 4 : 2;
+        for (t = 0; t < n; ++t) {
+            for (g = 0; g < ng; ++g) {
+                vstrwq_s32(wt + (t * ng + g) * 4,
+                           vldrbq_gather_offset_s32(p->weights + (ob + 4 * g) * n + t, rows4));
+            }
+        }
+        for (b = 0; b < p->batches; ++b) {
+            const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
+            int8_t *out_b = out + b * npix * pitch + ob;
+            for (px = 0; px < npix; ++px) {
+                const int8_t *x = te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf);
+                te_mve_small_px(x, wt, n, g4, p->eff_bias + ob, p->mult + ob, p->shift + ob, p->out_offset,
+                                p->act_min, p->act_max, out_b + px * pitch);
+            }
+        }
+    }
+    return 1;
+}
+
 int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
     int8_t buf0[TE_MVE_WIN], buf1[TE_MVE_WIN];
@@ -142,6 +244,9 @@ int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, in
     pair = vsetq_lane_u32(1u, pair, 3);
     if (n > TE_MVE_WIN || oc_n < 2) {
         return 0;
+    }
+    if (n <= TE_MVE_SMALL && (oc_n & 7) == 0) {
+        return te_mve_conv_small(p, in, out);
     }
     right = te_mve_right_only(p->shift, oc_n);
     /* kernel rows of whole 16-byte groups (or a 1x1 kernel) are read in place where the window is inside */

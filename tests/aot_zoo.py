@@ -57,7 +57,7 @@ def build_depthwise(tf):
     y = L.DepthwiseConv2D(3, padding="same", activation="relu")(y)       # 19x16x6: rows, 4 + 2 channels
     y = L.Conv2D(8, 1)(y)
     a = L.DepthwiseConv2D(3, strides=2, padding="same")(y)                # 10x8x8: rows, stride 2
-    v = L.Conv2D(8, (1, 3), strides=(1, 3))(y)                            # 19x5x8
+    v = L.Conv2D(8, (1, 2), strides=(1, 3))(y)                            # 19x5x8 (16-byte windows)
     v = L.DepthwiseConv2D(3, padding="same", activation="relu6")(v)      # columns, a shifted last group
     v = L.DepthwiseConv2D(3, strides=2, padding="same")(v)                # 10x3x8: columns, stride 2
     v = L.DepthwiseConv2D(2, padding="valid")(v)                          # 9x2x8: per pixel

@@ -204,7 +204,7 @@ def mean_same_quant_variant(path: Path) -> bytes:
 
 def left_shift_variant(path: Path) -> bytes:
     """The model rewritten with every CONV_2D / DEPTHWISE_CONV_2D filter's scale of channel c times
-    2 ** (c % 11): the requantization multipliers grow past one on some channels (left shifts,
+    4 ** (c % 6): the requantization multipliers grow past one on some channels (left shifts,
     next to right shifts in the same vector), which the converter's models here never have; the
     kernels' left-shift paths (te_mve_requant's) need them.  No other tensor changes, so the model
     stays consistent for both runtimes."""
@@ -219,7 +219,7 @@ def left_shift_variant(path: Path) -> bytes:
         oc = m.operatorCodes[op.opcodeIndex]
         if builtin_op_name(max(oc.builtinCode, oc.deprecatedBuiltinCode)) in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             q = sg.tensors[op.inputs[1]].quantization
-            q.scale = [float(v) * 2.0 ** (c % 11) for c, v in enumerate(q.scale)]
+            q.scale = [float(v) * 4.0 ** (c % 6) for c, v in enumerate(q.scale)]
     b = flatbuffers.Builder(1024)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())

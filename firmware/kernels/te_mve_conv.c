@@ -74,6 +74,14 @@ static const int8_t *te_mve_window(const te_conv_params_t *p, const int8_t *in_b
     return buf;
 }
 
+/* 1 when output pixel px's window is input pixel px itself (a 1x1 kernel, stride 1, no padding,
+ * the same image size) */
+static inline int te_mve_flat(const te_conv_params_t *p)
+{
+    return p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0 &&
+           p->in_h == p->out_h && p->in_w == p->out_w;
+}
+
 /* {x0.w0, x1.w0, x0.w1, x1.w1}: `rows` runs of `run` bytes (rows > 1 only when run % 16 == 0),
  * the inputs' runs `xs` bytes apart, each channel's weight rows contiguous (w0, w1).  Per run a
  * tail-predicated low-overhead loop (WLSTP / LETP: the last run % 16 bytes are predicated by the
@@ -203,6 +211,7 @@ static __attribute__((noinline)) int te_mve_conv_small(const te_conv_params_t *p
     const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
     const int32_t npix = p->out_h * p->out_w;
     const uint32x4_t rows4 = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)n); /* 4 channels' weight rows */
+    const int flat = te_mve_flat(p);
     int32_t b, px, ob, t, g;
     for (ob = 0; ob < p->out_c; ob += 16) {
         const int g4 = p->out_c - ob >= 16;
@@ -217,7 +226,7 @@ static __attribute__((noinline)) int te_mve_conv_small(const te_conv_params_t *p
             const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
             int8_t *out_b = out + b * npix * pitch + ob;
             for (px = 0; px < npix; ++px) {
-                const int8_t *x = te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf);
+                const int8_t *x = flat ? in_b + px * n : te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf);
                 te_mve_small_px(x, wt, n, g4, p->eff_bias + ob, p->mult + ob, p->shift + ob, p->out_offset,
                                 p->act_min, p->act_max, out_b + px * pitch);
             }
@@ -281,14 +290,15 @@ static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oc_n = p->out_c, oo = p->out_offset;
     const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
+    const int flat = te_mve_flat(p);
     int32_t b, px, c;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
         int8_t *out_b = out + b * npix * pitch;
         for (px = 0; px < npix; px += 2) {
             const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
-            const int8_t *x0 = te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf0);
-            const int8_t *x1 = te_mve_window(p, in_b, px1 / p->out_w, px1 % p->out_w, buf1);
+            const int8_t *x0 = flat ? in_b + px * n : te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf0);
+            const int8_t *x1 = flat ? in_b + px1 * n : te_mve_window(p, in_b, px1 / p->out_w, px1 % p->out_w, buf1);
             int8_t *y0 = out_b + px * pitch, *y1 = out_b + px1 * pitch;
             te_mve_pairs(x0, x1, p->weights, n, oc_n / 2, acc);
             for (c = 0; c < oc_n; c += 4) {
@@ -331,7 +341,8 @@ int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, in
     if (n <= TE_MVE_SMALL && (oc_n & 7) == 0) {
         return te_mve_conv_small(p, in, out);
     }
-    if ((n & 15) == 0 && (oc_n & 3) == 0 && oc_n <= TE_MVE_PAIRS_MAX) {
+    /* windows copied per pixel cost more than the old path's in-place rows below 32 channels */
+    if ((n & 15) == 0 && (oc_n & 3) == 0 && oc_n <= TE_MVE_PAIRS_MAX && (te_mve_flat(p) || oc_n >= 32)) {
         return te_mve_conv_pairs(p, in, out, te_mve_right_only(p->shift, oc_n));
     }
     right = te_mve_right_only(p->shift, oc_n);

@@ -191,6 +191,56 @@ te_mve_dw_px4(const te_conv_params_t *p, const int8_t *const *rows, int32_t xo, 
     }
 }
 
+/* band columns [c0, c1) of a band row (bw columns of ng groups) set to the input zero point zp */
+static inline void te_mve_dw_zp(int8_t *brow, int32_t bw, int32_t c0, int32_t c1, int32_t ng, uint32x4_t goff,
+                                int32x4_t zp)
+{
+    int32_t col, j;
+    for (col = c0; col < c1; ++col) {
+        int32_t *dst = (int32_t *)(void *)(brow + col * 4);
+        for (j = 0; j < ng; j += 4) {
+            vstrwq_scatter_offset_p_s32(dst + j * bw, goff, zp, vctp32q((uint32_t)(ng - j)));
+        }
+    }
+}
+
+/* ncols input pixels (ic bytes each, src_q apart) into consecutive band columns from brow: per 16
+ * bytes one load and one scatter of its 4 words to 4 groups (offsets goff) */
+static inline void te_mve_dw_copy(int8_t *brow, int32_t bw, const int8_t *src, int32_t src_q, int32_t ncols,
+                                  int32_t ic, uint32x4_t goff)
+{
+    int32_t *dst = (int32_t *)(void *)brow;
+    int32_t col, j;
+    if (ic < 16) {
+        const mve_pred16_t p8 = vctp8q((uint32_t)ic), p32 = vctp32q((uint32_t)((ic + 3) / 4));
+        for (col = 0; col < ncols; ++col) {
+            vstrwq_scatter_offset_p_s32(dst, goff, vreinterpretq_s32_s8(vldrbq_z_s8(src, p8)), p32);
+            src += src_q;
+            dst += 1;
+        }
+    } else if ((ic & 15) == 0) {
+        for (col = 0; col < ncols; ++col) {
+            int32_t *d = dst;
+            for (j = 0; j < ic; j += 16) {
+                vstrwq_scatter_offset_s32(d, goff, vreinterpretq_s32_s8(vldrbq_s8(src + j)));
+                d += 4 * bw;
+            }
+            src += src_q;
+            dst += 1;
+        }
+    } else {
+        for (col = 0; col < ncols; ++col) {
+            for (j = 0; j < ic; j += 16) {
+                vstrwq_scatter_offset_p_s32(dst + j * bw / 4, goff,
+                                            vreinterpretq_s32_s8(vldrbq_z_s8(src + j, vctp8q((uint32_t)(ic - j)))),
+                                            vctp32q((uint32_t)((ic - j + 3) / 4)));
+            }
+            src += src_q;
+            dst += 1;
+        }
+    }
+}
+
 /* Per output row, the k_h input rows it reads are copied into a band on the stack, regrouped by
  * 4 channels: band[slot][channel group][column][4], the columns from ix = -pad_w, input zero
  * points in the padding (the folded bias cancels them exactly); one 16-byte load and one word
@@ -230,7 +280,7 @@ static __attribute__((noinline)) int te_mve_dw_rows(const te_conv_params_t *p, c
     const uint32x4_t goff = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)gs); /* 4 groups' offsets */
     const int k33 = k_q == 3 && k_r == 3 && (s_q == 1 || s_q == 2) && d_q == 1 && d_r == 1;
     const int32_t full = o_q / 4, last = o_q % 4 ? o_q - 4 : -1; /* groups from 0; a shifted last one */
-    int32_t b, oy, ky, c, col, j;
+    int32_t b, oy, ky, c;
     /* rows of fewer than 8 pixels: the per-pixel path costs less than a recomputed last group plus
      * the per-row constants (VWW's 6 x 6 layers) */
     if (o_q < 8 || k_r > TE_MVE_DW_TAPS || (int64_t)k_r * rs > TE_MVE_DW_BAND ||
@@ -254,24 +304,12 @@ static __attribute__((noinline)) int te_mve_dw_rows(const te_conv_params_t *p, c
                     continue; /* already in the ring */
                 }
                 tag[slot] = d_r == 1 ? iy : INT32_MIN;
-                for (col = 0; col < bw; ++col) {
-                    const int32_t ix = x0 + col;
-                    int32_t *dst = (int32_t *)(void *)(brow + col * 4);
-                    if (iy >= 0 && iy < in_r && ix >= c0 && ix < c1) {
-                        const int8_t *src = in_b + iy * src_r + ix * src_q;
-                        for (j = 0; j + 16 <= ic; j += 16) {
-                            vstrwq_scatter_offset_s32(dst + j * bw / 4, goff, vreinterpretq_s32_s8(vldrbq_s8(src + j)));
-                        }
-                        if (j < ic) {
-                            vstrwq_scatter_offset_p_s32(dst + j * bw / 4, goff,
-                                                        vreinterpretq_s32_s8(vldrbq_z_s8(src + j, vctp8q((uint32_t)(ic - j)))),
-                                                        vctp32q((uint32_t)(ng - j / 4)));
-                        }
-                    } else {
-                        for (j = 0; j < ng; j += 4) {
-                            vstrwq_scatter_offset_p_s32(dst + j * bw, goff, zp, vctp32q((uint32_t)(ng - j)));
-                        }
-                    }
+                if (iy < 0 || iy >= in_r) {
+                    te_mve_dw_zp(brow, bw, 0, bw, ng, goff, zp);
+                } else {
+                    te_mve_dw_zp(brow, bw, 0, c0 - x0, ng, goff, zp);
+                    te_mve_dw_copy(brow + (c0 - x0) * 4, bw, in_b + iy * src_r + c0 * src_q, src_q, c1 - c0, ic, goff);
+                    te_mve_dw_zp(brow, bw, c1 - x0, bw, ng, goff, zp);
                 }
             }
             for (c = 0; c < oc_n; c += 4) {

@@ -236,8 +236,8 @@ static __attribute__((noinline)) int te_mve_conv_small(const te_conv_params_t *p
 }
 
 /* ---- windows of whole 16-byte groups (n % 16 == 0): two pixels, every pair of channels in one loop ----
- * The sums of two output pixels' windows (x0, x1: n contiguous bytes each) with np pairs of
- * weight rows from w, in one inline-assembly loop: per pair a tail-predicated low-overhead loop
+ * The sums of two output pixels' windows (x0, x1: n contiguous bytes each, n % 16 == 0) with np
+ * pairs of weight rows from w, in one inline-assembly loop: per pair a tail-predicated low-overhead loop
  * of 16-byte groups (two input loads, two weight loads, four VMLADAVA: 64 MACs in 9 instructions)
  * and 11 instructions around it; each pair's four sums stored at acc as (x0, c), (x1, c),
  * (x0, c + 1), (x1, c + 1).  The requantization then runs over 4 channels a vector
@@ -276,8 +276,10 @@ static inline void te_mve_pairs(const int8_t *x0, const int8_t *x1, const int8_t
 }
 
 #define TE_MVE_PAIRS_MAX 256 /* output channels of te_mve_conv_pairs (the sums on the stack) */
+#define TE_MVE_WPAD 3072     /* bytes of padded weight rows (n % 16 != 0) on the stack */
 
-/* CONV_2D, n % 16 == 0, out_c % 4 == 0 (<= TE_MVE_PAIRS_MAX): per two output pixels their windows
+/* CONV_2D, out_c % 4 == 0 (<= TE_MVE_PAIRS_MAX; when n % 16 != 0 a kernel of more than one tap
+ * and out_c x n rounded up to 16 <= TE_MVE_WPAD bytes): per two output pixels their windows
  * (in place for a 1x1 kernel inside the input, else copied: te_mve_window), te_mve_pairs over all
  * the channels, then the requantization 4 channels a vector (VLD2 splits the two pixels' sums) */
 static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
@@ -285,13 +287,24 @@ static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p
 {
     int8_t buf0[TE_MVE_WIN], buf1[TE_MVE_WIN];
     int32_t acc[2 * TE_MVE_PAIRS_MAX] __attribute__((aligned(8)));
-    const int32_t n = p->k_h * p->k_w * p->in_c;
+    int8_t wpad[TE_MVE_WPAD] __attribute__((aligned(4)));
+    const int32_t n = p->k_h * p->k_w * p->in_c, rs = (n + 15) & ~15;
+    const int8_t *wts = p->weights;
     const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oc_n = p->out_c, oo = p->out_offset;
     const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
     const int flat = te_mve_flat(p);
     int32_t b, px, c;
+    if (rs != n) {
+        /* weight rows zero padded to whole 16-byte groups: the windows' bytes beyond n (copies,
+         * never in place here) meet zero weights */
+        te_mve_fill(wpad, vdupq_n_s8(0), oc_n * rs);
+        for (c = 0; c < oc_n; ++c) {
+            te_mve_copy(wpad + c * rs, p->weights + c * n, n);
+        }
+        wts = wpad;
+    }
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
         int8_t *out_b = out + b * npix * pitch;
@@ -300,7 +313,7 @@ static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p
             const int8_t *x0 = flat ? in_b + px * n : te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf0);
             const int8_t *x1 = flat ? in_b + px1 * n : te_mve_window(p, in_b, px1 / p->out_w, px1 % p->out_w, buf1);
             int8_t *y0 = out_b + px * pitch, *y1 = out_b + px1 * pitch;
-            te_mve_pairs(x0, x1, p->weights, n, oc_n / 2, acc);
+            te_mve_pairs(x0, x1, wts, rs, oc_n / 2, acc);
             for (c = 0; c < oc_n; c += 4) {
                 const int32x4x2_t sums = vld2q_s32(acc + 2 * c);
                 const int32x4_t eb = vldrwq_s32(p->eff_bias + c), mult = vldrwq_s32(p->mult + c);
@@ -341,8 +354,12 @@ int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, in
     if (n <= TE_MVE_SMALL && (oc_n & 7) == 0) {
         return te_mve_conv_small(p, in, out);
     }
-    /* windows copied per pixel cost more than the old path's in-place rows below 32 channels */
-    if ((n & 15) == 0 && (oc_n & 3) == 0 && oc_n <= TE_MVE_PAIRS_MAX && (te_mve_flat(p) || oc_n >= 32)) {
+    /* windows copied per pixel cost more than the old path's in-place rows (whole 16-byte groups)
+     * below 32 channels; windows of other sizes the old path copies too (but a 1x1 one is read in
+     * place there, where the padded groups would read past it) */
+    if ((oc_n & 3) == 0 && oc_n <= TE_MVE_PAIRS_MAX &&
+        ((n & 15) == 0 ? te_mve_flat(p) || oc_n >= 32 || !(p->dil_w == 1 && ((p->k_w * p->in_c) & 15) == 0)
+                       : p->k_h * p->k_w > 1 && oc_n * ((n + 15) & ~15) <= TE_MVE_WPAD)) {
         return te_mve_conv_pairs(p, in, out, te_mve_right_only(p->shift, oc_n));
     }
     right = te_mve_right_only(p->shift, oc_n);

@@ -74,6 +74,31 @@ static const int8_t *te_mve_window(const te_conv_params_t *p, const int8_t *in_b
     return buf;
 }
 
+/* the window of output pixel (oy, ox) into buf when it lies inside the input (dil_w == 1: each
+ * kernel row one run of kc = k_w * in_c bytes, one predicated load and store when kc <= 16), else
+ * te_mve_window's */
+static inline const int8_t *te_mve_win2(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox,
+                                        int8_t *buf)
+{
+    const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+    const int32_t kc = p->k_w * p->in_c;
+    if (p->dil_w == 1 && kc <= 16 && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
+        ix0 + p->k_w <= p->in_w) {
+        const mve_pred16_t pr = vctp8q((uint32_t)kc);
+        const int32_t rstep = p->dil_h * p->in_w * p->in_c;
+        const int8_t *src = in_b + (iy0 * p->in_w + ix0) * p->in_c;
+        int8_t *d = buf;
+        int32_t ky;
+        for (ky = 0; ky < p->k_h; ++ky) {
+            vstrbq_p_s8(d, vldrbq_z_s8(src, pr), pr);
+            src += rstep;
+            d += kc;
+        }
+        return buf;
+    }
+    return te_mve_window(p, in_b, oy, ox, buf);
+}
+
 /* 1 when output pixel px's window is input pixel px itself (a 1x1 kernel, stride 1, no padding,
  * the same image size) */
 static inline int te_mve_flat(const te_conv_params_t *p)
@@ -310,8 +335,8 @@ static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p
         int8_t *out_b = out + b * npix * pitch;
         for (px = 0; px < npix; px += 2) {
             const int32_t px1 = px + 1 < npix ? px + 1 : px; /* an odd last pixel runs twice */
-            const int8_t *x0 = flat ? in_b + px * n : te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf0);
-            const int8_t *x1 = flat ? in_b + px1 * n : te_mve_window(p, in_b, px1 / p->out_w, px1 % p->out_w, buf1);
+            const int8_t *x0 = flat ? in_b + px * n : te_mve_win2(p, in_b, px / p->out_w, px % p->out_w, buf0);
+            const int8_t *x1 = flat ? in_b + px1 * n : te_mve_win2(p, in_b, px1 / p->out_w, px1 % p->out_w, buf1);
             int8_t *y0 = out_b + px * pitch, *y1 = out_b + px1 * pitch;
             te_mve_pairs(x0, x1, wts, rs, oc_n / 2, acc);
             for (c = 0; c < oc_n; c += 4) {

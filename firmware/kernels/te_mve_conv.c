@@ -75,24 +75,40 @@ static const int8_t *te_mve_window(const te_conv_params_t *p, const int8_t *in_b
 }
 
 /* the window of output pixel (oy, ox) into buf when it lies inside the input (dil_w == 1: each
- * kernel row one run of kc = k_w * in_c bytes, one predicated load and store when kc <= 16), else
- * te_mve_window's */
+ * kernel row one run of kc = k_w * in_c <= TE_MVE_RUN bytes, one load and store per 16 bytes, the
+ * last predicated), else te_mve_window's */
+#define TE_MVE_RUN 64
 static inline const int8_t *te_mve_win2(const te_conv_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox,
                                         int8_t *buf)
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
     const int32_t kc = p->k_w * p->in_c;
-    if (p->dil_w == 1 && kc <= 16 && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
+    if (p->dil_w == 1 && kc <= TE_MVE_RUN && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
         ix0 + p->k_w <= p->in_w) {
-        const mve_pred16_t pr = vctp8q((uint32_t)kc);
         const int32_t rstep = p->dil_h * p->in_w * p->in_c;
         const int8_t *src = in_b + (iy0 * p->in_w + ix0) * p->in_c;
         int8_t *d = buf;
-        int32_t ky;
-        for (ky = 0; ky < p->k_h; ++ky) {
-            vstrbq_p_s8(d, vldrbq_z_s8(src, pr), pr);
-            src += rstep;
-            d += kc;
+        int32_t ky, j;
+        if (kc <= 16) {
+            const mve_pred16_t pr = vctp8q((uint32_t)kc);
+            for (ky = 0; ky < p->k_h; ++ky) {
+                vstrbq_p_s8(d, vldrbq_z_s8(src, pr), pr);
+                src += rstep;
+                d += kc;
+            }
+        } else {
+            const int32_t full = kc & ~15;
+            const mve_pred16_t pr = vctp8q((uint32_t)(kc - full));
+            for (ky = 0; ky < p->k_h; ++ky) {
+                for (j = 0; j < full; j += 16) {
+                    vstrbq_s8(d + j, vldrbq_s8(src + j));
+                }
+                if (full < kc) {
+                    vstrbq_p_s8(d + full, vldrbq_z_s8(src + full, pr), pr);
+                }
+                src += rstep;
+                d += kc;
+            }
         }
         return buf;
     }
@@ -379,11 +395,13 @@ int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, in
     if (n <= TE_MVE_SMALL && (oc_n & 7) == 0) {
         return te_mve_conv_small(p, in, out);
     }
-    /* windows copied per pixel cost more than the old path's in-place rows (whole 16-byte groups)
-     * below 32 channels; windows of other sizes the old path copies too (but a 1x1 one is read in
+    /* windows copied per pixel (kernel rows longer than TE_MVE_RUN bytes: te_mve_window) cost more
+     * than the old path's in-place rows (whole 16-byte groups) below 32 channels; windows of other
+     * sizes the old path copies too (but a 1x1 one is read in
      * place there, where the padded groups would read past it) */
     if ((oc_n & 3) == 0 && oc_n <= TE_MVE_PAIRS_MAX &&
-        ((n & 15) == 0 ? te_mve_flat(p) || oc_n >= 32 || !(p->dil_w == 1 && ((p->k_w * p->in_c) & 15) == 0)
+        ((n & 15) == 0 ? te_mve_flat(p) || oc_n >= 32 || p->k_w * p->in_c <= TE_MVE_RUN ||
+                             !(p->dil_w == 1 && ((p->k_w * p->in_c) & 15) == 0)
                        : p->k_h * p->k_w > 1 && oc_n * ((n + 15) & ~15) <= TE_MVE_WPAD)) {
         return te_mve_conv_pairs(p, in, out, te_mve_right_only(p->shift, oc_n));
     }

@@ -181,8 +181,8 @@ static inline int te_mve_inside(const te_conv_params_t *p, int32_t px)
 #define TE_MVE_SMALL 12 /* beyond, the 16-byte dot products cost less (VWW's 16- and 27-byte windows) */
 
 #define TE_SM_RQ(Q, I)                                                                              \
-    "vldrw.32     q4, [%[mu], #(16*" #I ")]\n\t"                                                    \
-    "vldrb.s32    q5, [%[sh], #(4*" #I ")]\n\t"                                                     \
+    "vldrw.32     q4, [%[cfg], #(64+16*" #I ")]\n\t"                                              \
+    "vldrw.32     q5, [%[cfg], #(128+16*" #I ")]\n\t"                                             \
     "vmov.i32     q7, #0\n\t"                                                                       \
     "vmax.s32     q6, q5, q7\n\t"                                                                   \
     "vmin.s32     q5, q5, q7\n\t"                                                                   \
@@ -212,30 +212,29 @@ static inline int te_mve_inside(const te_conv_params_t *p, int32_t px)
                      "   le           lr, 1b\n\t"                                                   \
                      RQ CLAMP                                                                       \
                      : [x] "+r"(x), [wt] "+r"(w), [xs] "=&r"(xs)                                    \
-                     : [n] "r"(n), [eb] "r"(eb), [mu] "r"(mu), [sh] "l"(sh), [oo] "r"(oo), [lo] "r"(lo), \
-                       [hi] "r"(hi), [y] "l"(y)                                                     \
+                     : [n] "r"(n), [cfg] "r"(cfg), [oo] "r"(oo), [y] "l"(y)                          \
                      : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "memory", "r14")
 
-static inline void te_mve_small_px(const int8_t *x, const int32_t *wt, int32_t n, int g4, const int32_t *eb,
-                                   const int32_t *mu, const int8_t *sh, int32_t oo, int32_t lo, int32_t hi, int8_t *y)
+static inline void te_mve_small_px(const int8_t *x, const int32_t *wt, int32_t n, int g4, const int32_t *cfg,
+                                   int32_t oo, int8_t *y)
 {
     const int32_t *w = wt;
     int32_t xs;
     if (g4) {
-        TE_SM_ASM("vldrw.32 q0, [%[eb]]\n\tvldrw.32 q1, [%[eb], #16]\n\t"
-                  "vldrw.32 q2, [%[eb], #32]\n\tvldrw.32 q3, [%[eb], #48]\n\t",
+        TE_SM_ASM("vldrw.32 q0, [%[cfg]]\n\tvldrw.32 q1, [%[cfg], #16]\n\t"
+                  "vldrw.32 q2, [%[cfg], #32]\n\tvldrw.32 q3, [%[cfg], #48]\n\t",
                   TE_SM_MAC4, TE_SM_RQ("q0", 0) TE_SM_RQ("q1", 1) TE_SM_RQ("q2", 2) TE_SM_RQ("q3", 3),
-                  "vdup.32 q7, %[lo]\n\tvmax.s32 q0, q0, q7\n\tvmax.s32 q1, q1, q7\n\t"
+                  "vldrw.32 q7, [%[cfg], #208]\n\tvmax.s32 q0, q0, q7\n\tvmax.s32 q1, q1, q7\n\t"
                   "vmax.s32 q2, q2, q7\n\tvmax.s32 q3, q3, q7\n\t"
-                  "vdup.32 q7, %[hi]\n\tvmin.s32 q0, q0, q7\n\tvmin.s32 q1, q1, q7\n\t"
+                  "vldrw.32 q7, [%[cfg], #224]\n\tvmin.s32 q0, q0, q7\n\tvmin.s32 q1, q1, q7\n\t"
                   "vmin.s32 q2, q2, q7\n\tvmin.s32 q3, q3, q7\n\t"
                   "vstrb.32 q0, [%[y]]\n\tvstrb.32 q1, [%[y], #4]\n\t"
                   "vstrb.32 q2, [%[y], #8]\n\tvstrb.32 q3, [%[y], #12]\n\t");
     } else {
-        TE_SM_ASM("vldrw.32 q0, [%[eb]]\n\tvldrw.32 q1, [%[eb], #16]\n\t", TE_SM_MAC2,
+        TE_SM_ASM("vldrw.32 q0, [%[cfg]]\n\tvldrw.32 q1, [%[cfg], #16]\n\t", TE_SM_MAC2,
                   TE_SM_RQ("q0", 0) TE_SM_RQ("q1", 1),
-                  "vdup.32 q7, %[lo]\n\tvmax.s32 q0, q0, q7\n\tvmax.s32 q1, q1, q7\n\t"
-                  "vdup.32 q7, %[hi]\n\tvmin.s32 q0, q0, q7\n\tvmin.s32 q1, q1, q7\n\t"
+                  "vldrw.32 q7, [%[cfg], #208]\n\tvmax.s32 q0, q0, q7\n\tvmax.s32 q1, q1, q7\n\t"
+                  "vldrw.32 q7, [%[cfg], #224]\n\tvmin.s32 q0, q0, q7\n\tvmin.s32 q1, q1, q7\n\t"
                   "vstrb.32 q0, [%[y]]\n\tvstrb.32 q1, [%[y], #4]\n\t");
     }
 }
@@ -247,6 +246,7 @@ static __attribute__((noinline)) int te_mve_conv_small(const te_conv_params_t *p
                                                        int8_t *TE_RESTRICT out)
 {
     int32_t wt[TE_MVE_SMALL * 16] __attribute__((aligned(8)));
+    int32_t cfg[60] __attribute__((aligned(8))); /* per 16 channels: bias, multiplier, shift; out offset, min, max */
     int8_t buf[TE_MVE_SMALL];
     const int32_t n = p->k_h * p->k_w * p->in_c;
     const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
@@ -263,13 +263,19 @@ static __attribute__((noinline)) int te_mve_conv_small(const te_conv_params_t *p
                            vldrbq_gather_offset_s32(p->weights + (ob + 4 * g) * n + t, rows4));
             }
         }
+        for (g = 0; g < ng; ++g) {
+            vstrwq_s32(cfg + 4 * g, vldrwq_s32(p->eff_bias + ob + 4 * g));
+            vstrwq_s32(cfg + 16 + 4 * g, vldrwq_s32(p->mult + ob + 4 * g));
+            vstrwq_s32(cfg + 32 + 4 * g, vldrbq_s32(p->shift + ob + 4 * g));
+        }
+        vstrwq_s32(cfg + 52, vdupq_n_s32(p->act_min));
+        vstrwq_s32(cfg + 56, vdupq_n_s32(p->act_max));
         for (b = 0; b < p->batches; ++b) {
             const int8_t *in_b = in + b * p->in_h * p->in_w * p->in_c;
             int8_t *out_b = out + b * npix * pitch + ob;
             for (px = 0; px < npix; ++px) {
                 const int8_t *x = flat ? in_b + px * n : te_mve_window(p, in_b, px / p->out_w, px % p->out_w, buf);
-                te_mve_small_px(x, wt, n, g4, p->eff_bias + ob, p->mult + ob, p->shift + ob, p->out_offset,
-                                p->act_min, p->act_max, out_b + px * pitch);
+                te_mve_small_px(x, wt, n, g4, cfg, p->out_offset, out_b + px * pitch);
             }
         }
     }

@@ -74,6 +74,20 @@ static const int8_t *te_mve_window(const te_conv_params_t *p, const int8_t *in_b
     return buf;
 }
 
+/* kh kernel rows of g 16-byte groups from src (rows rstep apart) to d, contiguous */
+static inline __attribute__((always_inline)) void te_mve_rows16(int8_t *d, const int8_t *src, int32_t rstep,
+                                                                 int32_t kh, int32_t g)
+{
+    int32_t ky, j;
+    for (ky = 0; ky < kh; ++ky) {
+        for (j = 0; j < g; ++j) {
+            vstrbq_s8(d + 16 * j, vldrbq_s8(src + 16 * j));
+        }
+        src += rstep;
+        d += 16 * g;
+    }
+}
+
 /* the window of output pixel (oy, ox) into buf when it lies inside the input (dil_w == 1: each
  * kernel row one run of kc = k_w * in_c <= TE_MVE_RUN bytes, one load and store per 16 bytes, the
  * last predicated), else te_mve_window's */
@@ -89,7 +103,23 @@ static inline const int8_t *te_mve_win2(const te_conv_params_t *p, const int8_t 
         const int8_t *src = in_b + (iy0 * p->in_w + ix0) * p->in_c;
         int8_t *d = buf;
         int32_t ky, j;
-        if (kc <= 16) {
+        if ((kc & 15) == 0) {
+            /* whole 16-byte groups: the group count a constant per case, the row loop unrolled */
+            switch (kc >> 4) {
+            case 1:
+                te_mve_rows16(d, src, rstep, p->k_h, 1);
+                break;
+            case 2:
+                te_mve_rows16(d, src, rstep, p->k_h, 2);
+                break;
+            case 3:
+                te_mve_rows16(d, src, rstep, p->k_h, 3);
+                break;
+            default:
+                te_mve_rows16(d, src, rstep, p->k_h, 4);
+                break;
+            }
+        } else if (kc <= 16) {
             const mve_pred16_t pr = vctp8q((uint32_t)kc);
             for (ky = 0; ky < p->k_h; ++ky) {
                 vstrbq_p_s8(d, vldrbq_z_s8(src, pr), pr);

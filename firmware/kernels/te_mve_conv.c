@@ -314,9 +314,9 @@ static __attribute__((noinline)) int te_mve_conv_small(const te_conv_params_t *p
 
 /* ---- windows of whole 16-byte groups (n % 16 == 0): two pixels, every pair of channels in one loop ----
  * The sums of two output pixels' windows (x0, x1: n contiguous bytes each, n % 16 == 0) with np
- * pairs of weight rows from w, in one inline-assembly loop: per pair a tail-predicated low-overhead loop
- * of 16-byte groups (two input loads, two weight loads, four VMLADAVA: 64 MACs in 9 instructions)
- * and 11 instructions around it; each pair's four sums stored at acc as (x0, c), (x1, c),
+ * pairs of weight rows from w, in one inline-assembly loop: per pair the first 16-byte group
+ * (two input loads, two weight loads, four VMLADAV: 64 MACs in 8 instructions), a low-overhead
+ * loop of the others (the same with VMLADAVA, 9) and 9 instructions around them; each pair's four sums stored at acc as (x0, c), (x1, c),
  * (x0, c + 1), (x1, c + 1).  The requantization then runs over 4 channels a vector
  * (te_mve_conv_pairs), without per-pair gathers and scatters. */
 static inline void te_mve_pairs(const int8_t *x0, const int8_t *x1, const int8_t *w, int32_t n, int32_t np,
@@ -324,11 +324,16 @@ static inline void te_mve_pairs(const int8_t *x0, const int8_t *x1, const int8_t
 {
     const int8_t *w1 = w + n;
     __asm__ volatile("1:\n"
-                     "   mov         r0, #0\n"
-                     "   mov         r8, #0\n"
-                     "   mov         r10, #0\n"
-                     "   mov         r12, #0\n"
-                     "   wlstp.8     lr, %[n], 3f\n"
+                     "   vldrb.8     q0, [%[x0]], #16\n"
+                     "   vldrb.8     q1, [%[x1]], #16\n"
+                     "   vldrb.8     q2, [%[w0]], #16\n"
+                     "   vmladav.s8  r0, q0, q2\n"
+                     "   vmladav.s8  r8, q1, q2\n"
+                     "   vldrb.8     q2, [%[w1]], #16\n"
+                     "   vmladav.s8  r10, q0, q2\n"
+                     "   vmladav.s8  r12, q1, q2\n"
+                     "   sub         lr, %[n], #16\n"
+                     "   wlstp.8     lr, lr, 3f\n"
                      "2:\n"
                      "   vldrb.8     q0, [%[x0]], #16\n"
                      "   vldrb.8     q1, [%[x1]], #16\n"

@@ -97,6 +97,28 @@ static inline const int8_t *te_mve_win2(const te_conv_params_t *p, const int8_t 
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
     const int32_t kc = p->k_w * p->in_c;
+    if (p->dil_w == 1 && kc <= 16) {
+        /* rows of at most 16 bytes, inside or not: per row one predicated store of zero points
+         * and / or one predicated copy of its inside columns [q0, q1) */
+        const int32_t q0 = ix0 < 0 ? -ix0 : 0, q1 = ix0 + p->k_w > p->in_w ? p->in_w - ix0 : p->k_w;
+        const mve_pred16_t pall = vctp8q((uint32_t)kc), pin = vctp8q((uint32_t)((q1 - q0) * p->in_c));
+        const int8x16_t zp = vdupq_n_s8((int8_t)(-p->in_offset));
+        const int partial = q0 > 0 || q1 < p->k_w;
+        int8_t *d = buf;
+        int32_t ky;
+        if (q1 > q0) {
+            for (ky = 0; ky < p->k_h; ++ky, d += kc) {
+                const int32_t iy = iy0 + ky * p->dil_h;
+                if (iy < 0 || iy >= p->in_h || partial) {
+                    vstrbq_p_s8(d, zp, pall);
+                }
+                if (iy >= 0 && iy < p->in_h) {
+                    vstrbq_p_s8(d + q0 * p->in_c, vldrbq_z_s8(in_b + (iy * p->in_w + ix0 + q0) * p->in_c, pin), pin);
+                }
+            }
+            return buf;
+        }
+    }
     if (p->dil_w == 1 && kc <= TE_MVE_RUN && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
         ix0 + p->k_w <= p->in_w) {
         const int32_t rstep = p->dil_h * p->in_w * p->in_c;

@@ -25,6 +25,7 @@ def build_conv(tf):
     x = inp = L.Input((17, 15, 3), batch_size=1)
     x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)            # 9x8
     x = L.Conv2D(24, 1, activation="relu")(x)                                       # Helium: 8-byte windows, 16 + 8 lanes
+    x = L.Conv2D(8, 2, padding="same")(x)                                          # Helium: 48-byte rows, bottom/right borders
     x = L.Conv2D(8, (3, 2), padding="valid", dilation_rate=2, activation="relu6")(x)  # 5x6
     x = L.Conv2D(12, 1, padding="valid")(x)                                         # 1x1 GEMM, no activation
     x = L.Conv2D(10, (2, 3), strides=(1, 2), padding="same", activation="relu")(x)  # 5x3

@@ -119,6 +119,36 @@ static inline const int8_t *te_mve_win2(const te_conv_params_t *p, const int8_t 
             return buf;
         }
     }
+    if (p->dil_w == 1 && kc > 16 && kc <= TE_MVE_RUN &&
+        !(iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w)) {
+        /* a border window, rows of at most TE_MVE_RUN bytes: per row the zero points and / or its
+         * inside columns, 16 bytes a predicated store */
+        const int32_t q0 = ix0 < 0 ? -ix0 : 0, q1 = ix0 + p->k_w > p->in_w ? p->in_w - ix0 : p->k_w;
+        const int32_t nin = (q1 - q0) * p->in_c;
+        const int8x16_t zp = vdupq_n_s8((int8_t)(-p->in_offset));
+        const int partial = q0 > 0 || q1 < p->k_w;
+        int8_t *d = buf;
+        int32_t ky, j;
+        if (q1 > q0) {
+            for (ky = 0; ky < p->k_h; ++ky, d += kc) {
+                const int32_t iy = iy0 + ky * p->dil_h;
+                if (iy < 0 || iy >= p->in_h || partial) {
+                    for (j = 0; j < kc; j += 16) {
+                        vstrbq_p_s8(d + j, zp, vctp8q((uint32_t)(kc - j)));
+                    }
+                }
+                if (iy >= 0 && iy < p->in_h) {
+                    const int8_t *src = in_b + (iy * p->in_w + ix0 + q0) * p->in_c;
+                    int8_t *o = d + q0 * p->in_c;
+                    for (j = 0; j < nin; j += 16) {
+                        const mve_pred16_t pr = vctp8q((uint32_t)(nin - j));
+                        vstrbq_p_s8(o + j, vldrbq_z_s8(src + j, pr), pr);
+                    }
+                }
+            }
+            return buf;
+        }
+    }
     if (p->dil_w == 1 && kc <= TE_MVE_RUN && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
         ix0 + p->k_w <= p->in_w) {
         const int32_t rstep = p->dil_h * p->in_w * p->in_c;

@@ -97,6 +97,51 @@ static inline const int8_t *te_mve_win2(const te_conv_params_t *p, const int8_t 
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
     const int32_t kc = p->k_w * p->in_c;
+    if (p->dil_w == 1 && kc <= TE_MVE_RUN && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
+        ix0 + p->k_w <= p->in_w) {
+        const int32_t rstep = p->dil_h * p->in_w * p->in_c;
+        const int8_t *src = in_b + (iy0 * p->in_w + ix0) * p->in_c;
+        int8_t *d = buf;
+        int32_t ky, j;
+        if ((kc & 15) == 0) {
+            /* whole 16-byte groups: the group count a constant per case, the row loop unrolled */
+            switch (kc >> 4) {
+            case 1:
+                te_mve_rows16(d, src, rstep, p->k_h, 1);
+                break;
+            case 2:
+                te_mve_rows16(d, src, rstep, p->k_h, 2);
+                break;
+            case 3:
+                te_mve_rows16(d, src, rstep, p->k_h, 3);
+                break;
+            default:
+                te_mve_rows16(d, src, rstep, p->k_h, 4);
+                break;
+            }
+        } else if (kc <= 16) {
+            const mve_pred16_t pr = vctp8q((uint32_t)kc);
+            for (ky = 0; ky < p->k_h; ++ky) {
+                vstrbq_p_s8(d, vldrbq_z_s8(src, pr), pr);
+                src += rstep;
+                d += kc;
+            }
+        } else {
+            const int32_t full = kc & ~15;
+            const mve_pred16_t pr = vctp8q((uint32_t)(kc - full));
+            for (ky = 0; ky < p->k_h; ++ky) {
+                for (j = 0; j < full; j += 16) {
+                    vstrbq_s8(d + j, vldrbq_s8(src + j));
+                }
+                if (full < kc) {
+                    vstrbq_p_s8(d + full, vldrbq_z_s8(src + full, pr), pr);
+                }
+                src += rstep;
+                d += kc;
+            }
+        }
+        return buf;
+    }
     if (p->dil_w == 1 && kc <= 16) {
         /* rows of at most 16 bytes, inside or not: per row one predicated store of zero points
          * and / or one predicated copy of its inside columns [q0, q1) */
@@ -148,51 +193,6 @@ static inline const int8_t *te_mve_win2(const te_conv_params_t *p, const int8_t 
             }
             return buf;
         }
-    }
-    if (p->dil_w == 1 && kc <= TE_MVE_RUN && iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
-        ix0 + p->k_w <= p->in_w) {
-        const int32_t rstep = p->dil_h * p->in_w * p->in_c;
-        const int8_t *src = in_b + (iy0 * p->in_w + ix0) * p->in_c;
-        int8_t *d = buf;
-        int32_t ky, j;
-        if ((kc & 15) == 0) {
-            /* whole 16-byte groups: the group count a constant per case, the row loop unrolled */
-            switch (kc >> 4) {
-            case 1:
-                te_mve_rows16(d, src, rstep, p->k_h, 1);
-                break;
-            case 2:
-                te_mve_rows16(d, src, rstep, p->k_h, 2);
-                break;
-            case 3:
-                te_mve_rows16(d, src, rstep, p->k_h, 3);
-                break;
-            default:
-                te_mve_rows16(d, src, rstep, p->k_h, 4);
-                break;
-            }
-        } else if (kc <= 16) {
-            const mve_pred16_t pr = vctp8q((uint32_t)kc);
-            for (ky = 0; ky < p->k_h; ++ky) {
-                vstrbq_p_s8(d, vldrbq_z_s8(src, pr), pr);
-                src += rstep;
-                d += kc;
-            }
-        } else {
-            const int32_t full = kc & ~15;
-            const mve_pred16_t pr = vctp8q((uint32_t)(kc - full));
-            for (ky = 0; ky < p->k_h; ++ky) {
-                for (j = 0; j < full; j += 16) {
-                    vstrbq_s8(d + j, vldrbq_s8(src + j));
-                }
-                if (full < kc) {
-                    vstrbq_p_s8(d + full, vldrbq_z_s8(src + full, pr), pr);
-                }
-                src += rstep;
-                d += kc;
-            }
-        }
-        return buf;
     }
     return te_mve_window(p, in_b, oy, ox, buf);
 }

@@ -1,10 +1,16 @@
 /* tinyedge firmware: CONV_2D int8 on Helium (MVE); see te_mve.h.
  *
- * Two output pixels x two output channels per pass.  Each pixel's receptive field is one
- * contiguous run of k_h * k_w * in_c bytes: the input itself for a 1x1 kernel whose pixel lies
- * inside the input, else a copy (zero-point padded, so the folded bias is exact at the borders
- * too).  Per 16 bytes of the run: two input loads, two weight loads, four VMLADAVA (64 MACs in
- * 8 instructions); the last run % 16 bytes predicated.  The four sums are requantized as one
+ * Three paths, by window (k_h * k_w * in_c bytes) and channel count:
+ *  - windows of <= 12 bytes (1x1 on few channels: VWW's 8), out_c % 8 == 0: output channels in
+ *    the lanes, one VMLA by scalar per window byte and 4 channels (te_mve_conv_small);
+ *  - out_c % 4 == 0: per two output pixels every channel pair in one inline-assembly loop of
+ *    16-byte VMLADAVA groups (te_mve_conv_pairs; other window sizes on zero-padded weight rows),
+ *    the sums requantized 4 channels a vector;
+ *  - else two output pixels x two output channels per pass (below).
+ * Each pixel's receptive field is one contiguous run: the input itself for a 1x1 kernel whose
+ * pixel lies inside the input, else a copy (zero-point padded, so the folded bias is exact at the
+ * borders too).  Per 16 bytes of the run: two input loads, two weight loads, four VMLADAVA (64 MACs
+ * in 8 instructions); the last run % 16 bytes predicated.  The four sums are requantized as one
  * vector and stored with one scatter. */
 #include "te_mve.h"
 

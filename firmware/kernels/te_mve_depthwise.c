@@ -1,9 +1,13 @@
 /* tinyedge firmware: DEPTHWISE_CONV_2D int8 (depth multiplier 1) on Helium (MVE); see te_mve.h.
  *
- * Per output pixel, every kernel tap through a pointer (taps outside the input read a row of
- * input zero points, which the folded bias cancels exactly); channels 4 at a time in 32-bit
- * lanes: per tap and 4 channels a widening input load, a widening weight load, VMUL, VADD.  Two
- * output pixels share the weight loads.  The last out_c % 4 channels predicated. */
+ * Rows of at least 8 output pixels (te_mve_dw_rows): the input rows an output row reads copied
+ * into a band regrouped by 4 channels, 4 pixels x 4 channels a pass (3x3 kernels of stride 1 or 2
+ * in inline assembly, te_mve_dw33: 1.2 instructions per MAC with the requantization), by output
+ * columns instead when the image is narrower than tall (kws: 5 x 25).  Smaller images (VWW's
+ * 6 x 6, 3 x 3): per output pixel, every kernel tap through a pointer (taps outside the input
+ * read a row of input zero points, which the folded bias cancels exactly); channels 4 at a time
+ * in 32-bit lanes: per tap and 4 channels a widening input load, a widening weight load, VMUL,
+ * VADD.  Two output pixels share the weight loads.  The last out_c % 4 channels predicated. */
 #include "te_mve.h"
 
 #include <string.h>

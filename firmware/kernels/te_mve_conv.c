@@ -430,6 +430,8 @@ static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p
     int8_t wpad[TE_MVE_WPAD] __attribute__((aligned(4)));
     const int32_t n = p->k_h * p->k_w * p->in_c, rs = (n + 15) & ~15;
     const int8_t *wts = p->weights;
+    const int32_t *const ebs = p->eff_bias, *const mus = p->mult;
+    const int8_t *const shs = p->shift;
     const int32_t pitch = p->out_pitch > 0 ? p->out_pitch : p->out_c;
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oc_n = p->out_c, oo = p->out_offset;
@@ -454,17 +456,21 @@ static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p
             const int8_t *x1 = flat ? in_b + px1 * n : te_mve_win2(p, in_b, px1 / p->out_w, px1 % p->out_w, buf1);
             int8_t *y0 = out_b + px * pitch, *y1 = out_b + px1 * pitch;
             te_mve_pairs(x0, x1, wts, rs, oc_n / 2, acc);
-            for (c = 0; c < oc_n; c += 4) {
-                const int32x4x2_t sums = vld2q_s32(acc + 2 * c);
-                const int32x4_t eb = vldrwq_s32(p->eff_bias + c), mult = vldrwq_s32(p->mult + c);
-                const int32x4_t shift = vldrbq_s32(p->shift + c);
-                const int32x4_t s0 = vaddq_s32(sums.val[0], eb), s1 = vaddq_s32(sums.val[1], eb);
-                if (right) {
-                    vstrbq_s32(y0 + c, te_mve_requant_r(s0, mult, shift, oo, lo, hi));
-                    vstrbq_s32(y1 + c, te_mve_requant_r(s1, mult, shift, oo, lo, hi));
-                } else {
-                    vstrbq_s32(y0 + c, te_mve_requant(s0, mult, shift, oo, lo, hi));
-                    vstrbq_s32(y1 + c, te_mve_requant(s1, mult, shift, oo, lo, hi));
+            if (right) {
+                for (c = 0; c < oc_n; c += 4) {
+                    const int32x4x2_t sums = vld2q_s32(acc + 2 * c);
+                    const int32x4_t eb = vldrwq_s32(ebs + c), mult = vldrwq_s32(mus + c);
+                    const int32x4_t shift = vldrbq_s32(shs + c);
+                    vstrbq_s32(y0 + c, te_mve_requant_r(vaddq_s32(sums.val[0], eb), mult, shift, oo, lo, hi));
+                    vstrbq_s32(y1 + c, te_mve_requant_r(vaddq_s32(sums.val[1], eb), mult, shift, oo, lo, hi));
+                }
+            } else {
+                for (c = 0; c < oc_n; c += 4) {
+                    const int32x4x2_t sums = vld2q_s32(acc + 2 * c);
+                    const int32x4_t eb = vldrwq_s32(ebs + c), mult = vldrwq_s32(mus + c);
+                    const int32x4_t shift = vldrbq_s32(shs + c);
+                    vstrbq_s32(y0 + c, te_mve_requant(vaddq_s32(sums.val[0], eb), mult, shift, oo, lo, hi));
+                    vstrbq_s32(y1 + c, te_mve_requant(vaddq_s32(sums.val[1], eb), mult, shift, oo, lo, hi));
                 }
             }
         }

@@ -478,7 +478,9 @@ static __attribute__((noinline)) int te_mve_conv_pairs(const te_conv_params_t *p
     return 1;
 }
 
-int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+/* two output pixels x two output channels a pass (the shapes the paths above do not take) */
+static __attribute__((noinline)) int te_mve_conv_2x2(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                                     int8_t *TE_RESTRICT out)
 {
     int8_t buf0[TE_MVE_WIN], buf1[TE_MVE_WIN];
     const int32_t n = p->k_h * p->k_w * p->in_c;
@@ -494,22 +496,6 @@ int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, in
     int32_t b, px, c;
     pair = vsetq_lane_u32(1u, pair, 2);
     pair = vsetq_lane_u32(1u, pair, 3);
-    if (n > TE_MVE_WIN || oc_n < 2) {
-        return 0;
-    }
-    if (n <= TE_MVE_SMALL && (oc_n & 7) == 0) {
-        return te_mve_conv_small(p, in, out);
-    }
-    /* windows copied per pixel (kernel rows longer than TE_MVE_RUN bytes: te_mve_window) cost more
-     * than the old path's in-place rows (whole 16-byte groups) below 32 channels; windows of other
-     * sizes the old path copies too (but a 1x1 one is read in
-     * place there, where the padded groups would read past it) */
-    if ((oc_n & 3) == 0 && oc_n <= TE_MVE_PAIRS_MAX &&
-        ((n & 15) == 0 ? te_mve_flat(p) || oc_n >= 32 || p->k_w * p->in_c <= TE_MVE_RUN ||
-                             !(p->dil_w == 1 && ((p->k_w * p->in_c) & 15) == 0)
-                       : p->k_h * p->k_w > 1 && oc_n * ((n + 15) & ~15) <= TE_MVE_WPAD)) {
-        return te_mve_conv_pairs(p, in, out, te_mve_right_only(p->shift, oc_n));
-    }
     right = te_mve_right_only(p->shift, oc_n);
     /* kernel rows of whole 16-byte groups (or a 1x1 kernel) are read in place where the window is inside */
     direct = p->dil_w == 1 && (((p->k_w * p->in_c) & 15) == 0 || p->k_h == 1);
@@ -562,6 +548,30 @@ int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, in
         }
     }
     return 1;
+}
+
+int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    /* each path a function of its own: only its buffers on the stack */
+    const int32_t n = p->k_h * p->k_w * p->in_c;
+    const int32_t oc_n = p->out_c;
+    if (n > TE_MVE_WIN || oc_n < 2) {
+        return 0;
+    }
+    if (n <= TE_MVE_SMALL && (oc_n & 7) == 0) {
+        return te_mve_conv_small(p, in, out);
+    }
+    /* windows copied per pixel (kernel rows longer than TE_MVE_RUN bytes: te_mve_window) cost more
+     * than the old path's in-place rows (whole 16-byte groups) below 32 channels; windows of other
+     * sizes the old path copies too (but a 1x1 one is read in
+     * place there, where the padded groups would read past it) */
+    if ((oc_n & 3) == 0 && oc_n <= TE_MVE_PAIRS_MAX &&
+        ((n & 15) == 0 ? te_mve_flat(p) || oc_n >= 32 || p->k_w * p->in_c <= TE_MVE_RUN ||
+                             !(p->dil_w == 1 && ((p->k_w * p->in_c) & 15) == 0)
+                       : p->k_h * p->k_w > 1 && oc_n * ((n + 15) & ~15) <= TE_MVE_WPAD)) {
+        return te_mve_conv_pairs(p, in, out, te_mve_right_only(p->shift, oc_n));
+    }
+    return te_mve_conv_2x2(p, in, out);
 }
 
 #else

@@ -351,7 +351,9 @@ static __attribute__((noinline)) int te_mve_dw_rows(const te_conv_params_t *p, c
     return 1;
 }
 
-int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+/* the per-pixel path (see the file's head) */
+static __attribute__((noinline)) int te_mve_dw_pixels(const te_conv_params_t *p, const int8_t *TE_RESTRICT in,
+                                                      int8_t *TE_RESTRICT out, int right)
 {
     int8_t zrow[TE_MVE_DW_ZMAX];
     const int8_t *tp0[TE_MVE_DW_TAPS], *tp1[TE_MVE_DW_TAPS];
@@ -361,18 +363,7 @@ int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTR
     const int32_t npix = p->out_h * p->out_w;
     const int32_t oo = p->out_offset;
     const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
-    int right;
     int32_t b, px, c, t;
-    if (p->depth_mult != 1 || ntaps > TE_MVE_DW_TAPS || oc_n > TE_MVE_DW_ZMAX) {
-        return 0;
-    }
-    right = te_mve_right_only(p->shift, oc_n);
-    /* columns of 4 output pixels when that computes fewer (a last partial group is recomputed) */
-    if (te_mve_dw_rows(p, in, out, right,
-                       (p->out_h + 3) / 4 * p->out_w < (p->out_w + 3) / 4 * p->out_h) ||
-        te_mve_dw_rows(p, in, out, right, 0)) {
-        return 1;
-    }
     for (t = 0; t < ntaps; ++t) {
         off[t] = (t / p->k_w * p->dil_h * p->in_w + t % p->k_w * p->dil_w) * p->in_c;
     }
@@ -459,6 +450,23 @@ int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTR
         }
     }
     return 1;
+}
+
+int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
+{
+    /* each path a function of its own: only its buffers on the stack */
+    int right;
+    if (p->depth_mult != 1 || p->k_h * p->k_w > TE_MVE_DW_TAPS || p->out_c > TE_MVE_DW_ZMAX) {
+        return 0;
+    }
+    right = te_mve_right_only(p->shift, p->out_c);
+    /* columns of 4 output pixels when that computes fewer (a last partial group is recomputed) */
+    if (te_mve_dw_rows(p, in, out, right,
+                       (p->out_h + 3) / 4 * p->out_w < (p->out_w + 3) / 4 * p->out_h) ||
+        te_mve_dw_rows(p, in, out, right, 0)) {
+        return 1;
+    }
+    return te_mve_dw_pixels(p, in, out, right);
 }
 
 #else

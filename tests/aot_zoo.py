@@ -24,6 +24,8 @@ def build_conv(tf):
     L = tf.keras.layers
     x = inp = L.Input((17, 15, 3), batch_size=1)
     x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)            # 9x8
+    x = L.Conv2D(24, 1, activation="relu")(x)                                       # Helium: 8-byte windows, 16 + 8 lanes
+    x = L.Conv2D(8, 2, padding="same")(x)                                          # Helium: 48-byte rows, bottom/right borders
     x = L.Conv2D(8, (3, 2), padding="valid", dilation_rate=2, activation="relu6")(x)  # 5x6
     x = L.Conv2D(12, 1, padding="valid")(x)                                         # 1x1 GEMM, no activation
     x = L.Conv2D(10, (2, 3), strides=(1, 2), padding="same", activation="relu")(x)  # 5x3
@@ -36,7 +38,8 @@ def build_conv(tf):
 
 
 def build_depthwise(tf):
-    """DEPTHWISE_CONV_2D: depth multiplier 2, stride 2, dilation, SAME/VALID, relu/relu6; pools."""
+    """DEPTHWISE_CONV_2D: depth multiplier 2, stride 2, dilation, SAME/VALID, relu/relu6; pools; and the
+    shapes of the Helium row-band paths."""
     L = tf.keras.layers
     x = inp = L.Input((19, 16, 4), batch_size=1)
     x = L.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding="same", activation="relu")(x)  # 10x8x8
@@ -49,7 +52,17 @@ def build_depthwise(tf):
     x = L.AveragePooling2D(3, strides=1, padding="same")(x)
     x = L.AveragePooling2D(2, padding="valid")(x)
     x = L.MaxPooling2D(2, strides=1, padding="valid")(x)
-    return tf.keras.Model(inp, x)
+    # the Helium row-band paths (te_mve_depthwise.c): per output row, per output column (images
+    # narrower than tall), strides 1 and 2, a last group of channels / pixels, the per-pixel path
+    y = L.Conv2D(6, 1)(inp)
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu")(y)       # 19x16x6: rows, 4 + 2 channels
+    y = L.Conv2D(8, 1)(y)
+    a = L.DepthwiseConv2D(3, strides=2, padding="same")(y)                # 10x8x8: rows, stride 2
+    v = L.Conv2D(8, (1, 2), strides=(1, 3))(y)                            # 19x5x8 (16-byte windows)
+    v = L.DepthwiseConv2D(3, padding="same", activation="relu6")(v)      # columns, a shifted last group
+    v = L.DepthwiseConv2D(3, strides=2, padding="same")(v)                # 10x3x8: columns, stride 2
+    v = L.DepthwiseConv2D(2, padding="valid")(v)                          # 9x2x8: per pixel
+    return tf.keras.Model(inp, L.Concatenate()([L.Flatten()(x), L.Flatten()(a), L.Flatten()(v)]))
 
 
 def build_elementwise(tf):
@@ -265,6 +278,20 @@ def clamped_variant(path: Path) -> bytes:
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             q = sg.tensors[op.outputs[0]].quantization
             q.scale, q.zeroPoint = [v / 4 for v in q.scale], [z + 40 for z in q.zeroPoint]
+
+    return _rewrite_quantization(path, change)
+
+
+def left_shift_variant(path: Path) -> bytes:
+    """The model rewritten with every CONV_2D / DEPTHWISE_CONV_2D filter's scale of channel c times
+    4 ** (c % 6): the requantization multipliers grow past one on some channels (left shifts,
+    next to right shifts in the same vector), which the converter's models here never have; the
+    kernels' left-shift paths (te_mve_requant's) need them.  No other tensor changes, so the model
+    stays consistent for both runtimes."""
+    def change(sg, op, name):
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            q = sg.tensors[op.inputs[1]].quantization
+            q.scale = [float(v) * 4.0 ** (c % 6) for c, v in enumerate(q.scale)]
 
     return _rewrite_quantization(path, change)
 

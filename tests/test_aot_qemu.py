@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aot_zoo import BUILDERS, clamped_variant, zoo_tflite
+from aot_zoo import BUILDERS, clamped_variant, left_shift_variant, zoo_tflite
 from conftest import require_tool
 
 from tinyedge.graph import load_tflite
@@ -63,6 +63,35 @@ def test_zoo_bit_exact_on_qemu(tmp_path, name, board):
         from tinyedge.planner import plan
 
         assert report["memory"]["arena_bytes"] < plan(load_tflite(path)).arena_bytes
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_left_shifts_bit_exact_on_qemu_cortex_m55(tmp_path):
+    """The `depthwise` zoo model with its filters' scales raised per channel (aot_zoo.left_shift_variant):
+    some channels requantize with a left shift, next to right shifts, on the Helium depthwise row
+    bands, the small-window and the 16-byte dot-product CONV_2D paths."""
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    from tinyedge.pipeline import deploy
+
+    path = tmp_path / "left.tflite"
+    path.write_bytes(left_shift_variant(zoo_tflite("depthwise")))
+    g = load_tflite(path)
+    lefts = 0
+    for op in g.ops:
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            x, w, y = (g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]])
+            lefts += int(np.sum(x.scale[0] * np.asarray(w.scale) / y.scale[0] >= 1.0))
+    assert lefts > 0, "no channel requantizes with a left shift"
+    x = _float_inputs(path)
+    data = tmp_path / "x.npz"
+    np.savez(data, x=x)
+    report = deploy(path, board="qemu-cortex-m55", runtime="aot", data=data, samples=len(x), out=tmp_path / "out",
+                    timeout=60)
+    agree = report["agreement"]
+    assert agree["bit_exact_rate"] == 1.0, agree
+    assert agree["max_abs_diff"] == 0
 
 
 def _mve_symbols(elf) -> dict[str, str]:

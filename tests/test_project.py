@@ -234,7 +234,7 @@ def test_cli_generate(small_model, tmp_path, run_cli):
     assert sorted(p.name for p in (tmp_path / "src").iterdir() if not p.name.startswith(".")) == [
         "README.md", "model.c", "model.h", "te_activation.c", "te_conv.c", "te_depthwise.c", "te_elementwise.c",
         "te_fc.c", "te_hal.h", "te_kernel_helpers.h", "te_kernels.h", "te_mve.h", "te_mve_conv.c", "te_mve_depthwise.c",
-        "te_mve_elementwise.c", "te_mve_fc.c", "te_pool.c", "te_runtime.h", "te_sparse.c", "te_status.h", "te_transpose_conv.c",
+        "te_mve_elementwise.c", "te_mve_fc.c", "te_mve_pool.c", "te_pool.c", "te_runtime.h", "te_sparse.c", "te_status.h", "te_transpose_conv.c",
         "te_weights.c"]   # te_transpose_conv.c: grouped CONV_2D; te_mve_*.c: the Helium paths (empty elsewhere)
     assert "cc -std=c99" in r.stdout and r.stderr == ""
     r = run_cli("generate", small_model, "--runtime", "tflm", "-o", tmp_path / "x")

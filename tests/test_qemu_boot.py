@@ -71,7 +71,7 @@ def test_inference_over_the_emulated_uart_matches_tflm(mlperf_tflite, board):
             want = interp.get_output(0)
             np.testing.assert_array_equal(np.asarray(y).reshape(want.shape), want)
             counts.append(count)
-    # a real count (kws is ~2.7 M MACs: millions of instructions on the M3/M4/M7, 1.8 M on the M55,
+    # a real count (kws is ~2.7 M MACs: millions of instructions on the M3/M4/M7, 1.2 M on the M55,
     # whose 16-lane MVE dot products count one each), a whole number of SysTick ticks, and stable
     # across inputs (the kernels have no data-dependent loops to speak of)
     from math import gcd

@@ -1,6 +1,6 @@
 /* tinyedge firmware: the Helium (M-profile Vector Extension, integer MVE) paths of CONV_2D,
- * DEPTHWISE_CONV_2D, FULLY_CONNECTED and ADD (te_mve_conv.c, te_mve_depthwise.c, te_mve_fc.c,
- * te_mve_elementwise.c), for
+ * DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD and AVERAGE_POOL_2D (te_mve_conv.c, te_mve_depthwise.c,
+ * te_mve_fc.c, te_mve_elementwise.c, te_mve_pool.c), for
  * cores with MVE (Cortex-M55, -mcpu=cortex-m55).  Internal to firmware/kernels.
  *
  * Each te_mve_* returns 1 when it ran the op, 0 when the shape is not one it takes (the caller
@@ -38,6 +38,7 @@ int te_mve_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, in
 int te_mve_depthwise_conv2d_s8(const te_conv_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
 int te_mve_add_s8(const te_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 int te_mve_fully_connected_s8(const te_fc_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out);
+int te_mve_avg_pool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out);
 
 /* clamp(MultiplyByQuantizedMultiplier(acc, mult, shift) + oo, lo, hi) per lane (see above) */
 static inline int32x4_t te_mve_requant(int32x4_t acc, int32x4_t mult, int32x4_t shift, int32_t oo, int32x4_t lo,

@@ -1,5 +1,6 @@
 /* tinyedge firmware: AVERAGE_POOL_2D / MAX_POOL_2D int8 kernels (aot runtime; API in te_kernels.h). */
 #include "te_kernel_helpers.h"
+#include "te_mve.h"
 
 /* ---- pooling ------------------------------------------------------------ */
 
@@ -164,6 +165,11 @@ TE_SMALL void te_avg_pool_s8_global(const te_pool_params_t *p, const int8_t *TE_
 
 void te_avg_pool_s8(const te_pool_params_t *p, const int8_t *TE_RESTRICT in, int8_t *TE_RESTRICT out)
 {
+#ifdef TE_HAVE_MVE
+    if (te_mve_avg_pool_s8(p, in, out)) {
+        return;
+    }
+#endif
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
     te_avg_pool_lanes(p, in, out);
 #else

@@ -61,7 +61,7 @@ KERNEL_FILES = {
 
 # kernel file -> the file of its Helium paths
 MVE_FILES = {"te_conv.c": "te_mve_conv.c", "te_depthwise.c": "te_mve_depthwise.c", "te_fc.c": "te_mve_fc.c",
-             "te_elementwise.c": "te_mve_elementwise.c"}
+             "te_elementwise.c": "te_mve_elementwise.c", "te_pool.c": "te_mve_pool.c"}
 
 
 def kernel_sources(opcodes=None) -> list[Path]:

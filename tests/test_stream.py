@@ -62,6 +62,26 @@ def test_resnet_inplace_add_and_conv(mlperf_tflite):
         assert pl.offsets[g.ops[i].outputs[0]] == pl.offsets[t]
 
 
+def test_helium_schedule_keeps_narrow_depthwise_layers_whole(mlperf_tflite):
+    """kws's depthwise layers are 5 pixels wide and 25 tall: the Helium band kernel runs them as
+    whole columns, which bands of rows would take away, so on an MVE core they are not streamed;
+    on the Cortex-M4 they are."""
+    from tinyedge.aot.codegen import build_context
+    from tinyedge.analyze import inspect_model
+
+    g = load_tflite(mlperf_tflite["kws"])
+    dws = {op.index for op in g.ops if op.opcode == "DEPTHWISE_CONV_2D"}
+    m4 = build_context(g, arm_dsp=True)
+    m55 = build_context(g, arm_dsp=False, mve=True)
+    assert dws <= {i for st in m4["plan"].stages for i in st.ops}
+    assert not dws & {i for st in m55["plan"].stages for i in st.ops}
+    assert m4["arena_bytes"] < m55["arena_bytes"] == m55["layer_arena_bytes"]
+    # inspect's arena and RAM fit follow the board's kernels
+    mem = inspect_model(g, "qemu-cortex-m55", tflm_arena=False)["memory"]
+    assert mem["arena_bytes"] == m55["arena_bytes"]
+    assert inspect_model(g, "qemu-cortex-m4", tflm_arena=False)["memory"]["arena_bytes"] == m4["arena_bytes"]
+
+
 def test_stream_plans_and_refusals():
     none = load_tflite(zoo_tflite("stream_none"))
     pl = plan(none, "auto")   # a chain exists, but the dense layer keeps the peak: no stage

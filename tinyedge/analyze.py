@@ -149,11 +149,11 @@ def _own_plan(graph: Graph) -> dict:
     return {"peak_live_bytes": peak, "peak_op": peak_op, "arena_bytes": None, "planner": "lifetimes only"}
 
 
-def memory_plan(graph: Graph) -> dict:
+def memory_plan(graph: Graph, board=None) -> dict:
     """Peak live activation bytes op by op (the layer-by-layer bound), the op at the peak, and the
     planned arenas (tinyedge.planner): `arena_bytes` the aot engine's (as it generates it, schedule
     auto: row-streamed stages and in-place ops where they lower it), `layer_arena_bytes` op by op;
-    `stages` and `inplace` say what auto chose."""
+    `stages` and `inplace` say what auto chose (for `board`'s kernels, a Board or None)."""
     try:
         from .planner import plan
     except ImportError:
@@ -161,9 +161,9 @@ def memory_plan(graph: Graph) -> dict:
     p = plan(graph)
     s, arena = p, p.arena_bytes
     try:
-        from .aot.codegen import build_context
+        from .aot.codegen import build_context, has_arm_dsp
 
-        ctx = build_context(graph)
+        ctx = build_context(graph, arm_dsp=has_arm_dsp(board), mve=bool(board is not None and board.mve))
         s, arena = ctx["plan"], ctx["arena_bytes"]
     except TinyedgeError as e:   # a graph the aot engine cannot compile: op by op only
         log.debug("no aot plan for this model: %s", e)
@@ -365,7 +365,7 @@ def weight_storage(graph: Graph, weights: str = "auto", board=None) -> list[dict
         return None
 
 
-def runtime_needs(graph: Graph, runtime: str, mem: dict) -> dict:
+def runtime_needs(graph: Graph, runtime: str, mem: dict, board=None) -> dict:
     """What a firmware of `runtime` will hold for this model: flash for the model, RAM for its arena,
     each with the basis it was computed on (the same numbers the project generator uses)."""
     from .runtimes import get_runtime
@@ -373,7 +373,10 @@ def runtime_needs(graph: Graph, runtime: str, mem: dict) -> dict:
     engine = get_runtime(runtime).engine_module()
     if engine is not None and hasattr(engine, "render"):
         # A C engine (aot): its generated model's constants and arena, as the build will have them.
-        _, ctx = engine.render(graph, "te_model")
+        from .aot.codegen import has_arm_dsp
+
+        _, ctx = engine.render(graph, "te_model", arm_dsp=has_arm_dsp(board),
+                               mve=bool(board is not None and board.mve))
         return {"flash_needed": int(ctx["const_bytes"]), "flash_basis": f"{runtime} constants in flash",
                 "ram_needed": int(ctx["arena_bytes"]), "ram_basis": f"{runtime} arena"}
     if runtime == "tflm":
@@ -408,7 +411,12 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         })
     const_ids = {i for op in graph.ops for i in op.inputs if i >= 0 and graph.tensors[i].is_const}
     param_bytes = sum(graph.tensors[i].nbytes for i in const_ids)
-    mem = memory_plan(graph)
+    board_obj = None
+    if board is not None:
+        from .boards import get_board
+
+        board_obj = get_board(board)
+    mem = memory_plan(graph, board_obj)
     peak_op = graph.ops[mem["peak_op"]] if graph.ops else None
     mem["peak_op_name"] = peak_op.opcode if peak_op else None
     if tflm_arena:
@@ -428,11 +436,6 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         "memory": mem,
         "support": support_table(graph),
     }
-    board_obj = None
-    if board is not None:
-        from .boards import get_board
-
-        board_obj = get_board(board)
     stored = weight_storage(graph, weights, board_obj)
     if stored is not None:
         by_op = {e["op"]: e for e in stored}
@@ -447,7 +450,7 @@ def inspect_model(path_or_graph, board: str | None = None, *, tflm_arena: bool =
         # Fit as the build of `runtime` will have it (issue 17: aot does not need TFLM's arena).
         from .boards import get_board
 
-        need = runtime_needs(graph, runtime, mem)
+        need = runtime_needs(graph, runtime, mem, board_obj)
         b = get_board(board)
         stack = b.memory.stack_bytes if getattr(b, "memory", None) else 16384   # as the project reserves it
         report["fit"] = board_fit(board, flash_needed=need["flash_needed"], ram_needed=need["ram_needed"] + stack)

@@ -648,7 +648,7 @@ def generate_project(model: os.PathLike | str, board: Board | str | None = None,
             from .aot.codegen import has_arm_dsp
 
             aot.generate_model_sources(model_copy, stage / "model", prefix=prefix, weights=weights,
-                                       arm_dsp=has_arm_dsp(board),
+                                       arm_dsp=has_arm_dsp(board), mve=bool(board.mve),
                                        **({"schedule": schedule} if schedule != "auto" else {}))
         else:
             atomic_write_bytes(stage / "model" / "model.tflite", tflite)

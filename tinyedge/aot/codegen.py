@@ -333,6 +333,10 @@ def _fast_rq(ms: list, lo: int, hi: int) -> bool:
 
 
 DW_G4_MAX_C, DW_G4_MAX_TAPS = 1024, 25   # te_depthwise.c: TE_DW_ZMAX, TE_DW_TAPS
+# te_mve_depthwise.c: its band kernel runs rows of at least 8 output pixels, or (an image narrower
+# than tall) whole columns of 8+; a band of a few rows takes such columns away (kws on the M55:
+# 1.40 M instructions streamed against 1.14 M op by op), so the Helium schedule keeps them whole
+MVE_DW_MIN_PIXELS = 8
 
 
 def _dw_g4(rows: np.ndarray, eff: np.ndarray) -> np.ndarray | None:
@@ -681,7 +685,8 @@ def _io_info(g: Graph, idx: int, pl: Plan) -> dict:
 
 
 def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
-                  scratch_cap: int | None = None, arm_dsp: bool = True, schedule: str = "auto") -> dict:
+                  scratch_cap: int | None = None, arm_dsp: bool = True, schedule: str = "auto",
+                  mve: bool = False) -> dict:
     """The typed context the templates render (also used by tests and tools).
 
     `arm_dsp`: the target's kernels take the Cortex-M DSP paths, on which `auto` weight storage's
@@ -692,6 +697,7 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
     or 4 KB more; the tests use small caps to run the channel-block loops).
     `schedule`: `auto` streams stages of spatial ops row by row and writes elementwise outputs
     over dead inputs where that lowers the arena (tinyedge.stream); `layer` runs op by op.
+    `mve`: the target's kernels take the Helium paths (the schedule keeps off what they need whole).
     """
     ws.candidates(weights)   # a bad policy is a usage error before anything else
     graph = ws.fold_tflm_decode(graph)   # TFLite Micro's compressed (LUT) tensors become constants
@@ -718,7 +724,12 @@ def build_context(graph: Graph, prefix: str = "te_model", weights: str = "auto",
         # storage first: an op whose weights are stored compactly is never streamed (its kernel
         # would decode them once per band); then the storage again in the streamed plan (the
         # decoders' scratch goes in the room free at their op), the streamed ops dense
-        pl = plan(graph, schedule, fixed=frozenset(k for k, v in decisions.items() if v is not None))
+        fixed = {k for k, v in decisions.items() if v is not None}
+        if mve:   # Helium's depthwise band kernel takes rows of 8+ pixels, or whole columns of 8+
+            fixed |= {op.index for op in graph.ops if op.opcode == "DEPTHWISE_CONV_2D"
+                      and graph.tensors[op.outputs[0]].shape[2] < MVE_DW_MIN_PIXELS
+                      <= graph.tensors[op.outputs[0]].shape[1]}
+        pl = plan(graph, schedule, fixed=frozenset(fixed))
         if pl.stages or pl.inplace:
             survey_ctx, decisions = survey(pl)
             streamed = {i for st in pl.stages for i in st.ops}
@@ -798,9 +809,10 @@ def _env() -> jinja2.Environment:
 
 
 def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
-           scratch_cap: int | None = None, arm_dsp: bool = True, schedule: str = "auto") -> tuple[dict[str, str], dict]:
+           scratch_cap: int | None = None, arm_dsp: bool = True, schedule: str = "auto",
+           mve: bool = False) -> tuple[dict[str, str], dict]:
     """Render model.c and model.h; returns ({filename: text}, context)."""
-    ctx = build_context(graph, prefix, weights, scratch_cap, arm_dsp, schedule)
+    ctx = build_context(graph, prefix, weights, scratch_cap, arm_dsp, schedule, mve)
     env = _env()
     files = {"model.c": env.get_template("model.c.j2").render(**ctx),
              "model.h": env.get_template("model.h.j2").render(**ctx)}
@@ -808,12 +820,13 @@ def render(graph: Graph, prefix: str = "te_model", weights: str = "auto",
 
 
 def generate_model_sources(tflite_path_or_graph, out_dir: os.PathLike | str, prefix: str = "te_model",
-                           weights: str = "auto", arm_dsp: bool = True, schedule: str = "auto") -> AotResult:
+                           weights: str = "auto", arm_dsp: bool = True, schedule: str = "auto",
+                           mve: bool = False) -> AotResult:
     """Write model.c and model.h for `tflite_path_or_graph` into `out_dir` (atomically); `weights`
-    is the weight storage policy (auto, dense, palette, sparse, int4); `arm_dsp` and `schedule`
-    as in `build_context`."""
+    is the weight storage policy (auto, dense, palette, sparse, int4); `arm_dsp`, `schedule` and
+    `mve` as in `build_context`."""
     graph = tflite_path_or_graph if isinstance(tflite_path_or_graph, Graph) else load_tflite(tflite_path_or_graph)
-    files, ctx = render(graph, prefix, weights, arm_dsp=arm_dsp, schedule=schedule)
+    files, ctx = render(graph, prefix, weights, arm_dsp=arm_dsp, schedule=schedule, mve=mve)
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder", hint="choose another output folder")

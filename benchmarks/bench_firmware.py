@@ -130,10 +130,10 @@ def main() -> int:
                 if table == "cortex-m4":
                     m4_aot = a
                 if with_tflm and not any(r[0] == name for r in sched_rows):
-                    from tinyedge.aot import islands
-                    from tinyedge.planner import plan
+                    from tinyedge.aot.codegen import build_context, has_arm_dsp
 
-                    pl = plan(islands.fold(graph), "auto")
+                    # the plan the generator made for this board (its kernels, its weight storage)
+                    pl = build_context(graph, arm_dsp=has_arm_dsp(board), mve=bool(board.mve))["plan"]
                     if pl.stages or pl.inplace:
                         lay = measure(model, "aot", Path(tmp) / f"{name}-{table}-layer", interp, board, "layer")
                         sched_rows.append((name, board_id, a, lay, pl))

@@ -66,8 +66,8 @@ def test_helium_schedule_keeps_narrow_depthwise_layers_whole(mlperf_tflite):
     """kws's depthwise layers are 5 pixels wide and 25 tall: the Helium band kernel runs them as
     whole columns, which bands of rows would take away, so on an MVE core they are not streamed;
     on the Cortex-M4 they are."""
-    from tinyedge.aot.codegen import build_context
     from tinyedge.analyze import inspect_model
+    from tinyedge.aot.codegen import build_context
 
     g = load_tflite(mlperf_tflite["kws"])
     dws = {op.index for op in g.ops if op.opcode == "DEPTHWISE_CONV_2D"}

@@ -391,4 +391,27 @@ static inline const uint8_t *te_sparse_seek(const te_weights_t *w, int32_t r0)
     return src;
 }
 
+/* ---- pooling windows (te_pool.c, te_mve_pool.c) ------------------------- */
+
+/* The first tap of a window starting at input index i0 (negative: in the padding) that lies inside. */
+static inline int32_t te_tap_first(int32_t i0)
+{
+    return i0 < 0 ? -i0 : 0;
+}
+
+/* One past the last tap of a k-tap window starting at i0 that lies inside an input of n. */
+static inline int32_t te_tap_end(int32_t i0, int32_t k, int32_t n)
+{
+    return n - i0 < k ? n - i0 : k;
+}
+
+/* TFLite's average: the sum over `count` taps, rounded half away from zero (0 for no taps). */
+static inline int32_t te_avg_div(int32_t acc, int32_t count)
+{
+    if (count == 0) {
+        return 0;
+    }
+    return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+}
+
 #endif /* TE_KERNEL_HELPERS_H */

@@ -3,17 +3,10 @@
  * Per output pixel and 4 channels the window's sum in 32-bit lanes (one widening load and one
  * VADD per tap, the last out of 4 channels predicated), then per channel te_avg_div's rounding
  * division (TFLite's: half away from zero) and the clamp, as te_pool.c. */
+#include "te_kernel_helpers.h"
 #include "te_mve.h"
 
 #ifdef TE_HAVE_MVE
-
-static inline int32_t te_mve_avg_div(int32_t acc, int32_t count)
-{
-    if (count == 0) {
-        return 0;
-    }
-    return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-}
 
 int te_mve_avg_pool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out)
 {
@@ -22,12 +15,10 @@ int te_mve_avg_pool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out)
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int32_t fy0 = iy0 < 0 ? -iy0 : 0;
-            const int32_t fy1 = p->in_h - iy0 < p->k_h ? p->in_h - iy0 : p->k_h;
+            const int32_t fy0 = te_tap_first(iy0), fy1 = te_tap_end(iy0, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                const int32_t fx0 = ix0 < 0 ? -ix0 : 0;
-                const int32_t fx1 = p->in_w - ix0 < p->k_w ? p->in_w - ix0 : p->k_w;
+                const int32_t fx0 = te_tap_first(ix0), fx1 = te_tap_end(ix0, p->k_w, p->in_w);
                 const int32_t count = (fy1 - fy0) * (fx1 - fx0);
                 const int8_t *x0 = in + ((b * p->in_h + iy0) * p->in_w + ix0) * ch;
                 int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * ch;
@@ -43,7 +34,7 @@ int te_mve_avg_pool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out)
                     }
                     vstrwq_s32(s, acc);
                     for (j = 0; j < 4 && c + j < ch; ++j) {
-                        o[c + j] = te_clamp8(te_mve_avg_div(s[j], count), p->act_min, p->act_max);
+                        o[c + j] = te_clamp8(te_avg_div(s[j], count), p->act_min, p->act_max);
                     }
                 }
             }

@@ -10,12 +10,10 @@ static void te_pool(const te_pool_params_t *p, const int8_t *in, int8_t *out, in
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int32_t fy0 = iy0 < 0 ? -iy0 : 0;
-            const int32_t fy1 = p->in_h - iy0 < p->k_h ? p->in_h - iy0 : p->k_h;
+            const int32_t fy0 = te_tap_first(iy0), fy1 = te_tap_end(iy0, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                const int32_t fx0 = ix0 < 0 ? -ix0 : 0;
-                const int32_t fx1 = p->in_w - ix0 < p->k_w ? p->in_w - ix0 : p->k_w;
+                const int32_t fx0 = te_tap_first(ix0), fx1 = te_tap_end(ix0, p->k_w, p->in_w);
                 const int32_t count = (fy1 - fy0) * (fx1 - fx0);
                 int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->c;
                 for (c = 0; c < p->c; ++c) {
@@ -45,14 +43,6 @@ static void te_pool(const te_pool_params_t *p, const int8_t *in, int8_t *out, in
     }
 }
 
-static inline int32_t te_avg_div(int32_t acc, int32_t count)
-{
-    if (count == 0) {
-        return 0;
-    }
-    return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-}
-
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
 static inline uint32_t te_sadd16(uint32_t a, uint32_t b)
 {
@@ -72,12 +62,10 @@ TE_SMALL static void te_avg_pool_lanes(const te_pool_params_t *p, const int8_t *
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int32_t fy0 = iy0 < 0 ? -iy0 : 0;
-            const int32_t fy1 = p->in_h - iy0 < p->k_h ? p->in_h - iy0 : p->k_h;
+            const int32_t fy0 = te_tap_first(iy0), fy1 = te_tap_end(iy0, p->k_h, p->in_h);
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                const int32_t fx0 = ix0 < 0 ? -ix0 : 0;
-                const int32_t fx1 = p->in_w - ix0 < p->k_w ? p->in_w - ix0 : p->k_w;
+                const int32_t fx0 = te_tap_first(ix0), fx1 = te_tap_end(ix0, p->k_w, p->in_w);
                 const int32_t count = (fy1 - fy0) * (fx1 - fx0);
                 const int8_t *x0 = in + ((b * p->in_h + iy0) * p->in_w + ix0) * p->c;
                 int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->c;

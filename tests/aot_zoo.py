@@ -197,7 +197,7 @@ STREAM_BUILDERS = {
 }
 
 
-def _convert(tf, np, model, seed: int = 0) -> bytes:
+def _convert(tf, np, model, seed: int = 0, new_quantizer: bool = True) -> bytes:
     rng = np.random.default_rng(seed)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
 
@@ -211,6 +211,8 @@ def _convert(tf, np, model, seed: int = 0) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    if not new_quantizer:   # as tinyedge.conversion does for unrolled recurrent layers
+        conv.experimental_new_quantizer = False
     return conv.convert()
 
 

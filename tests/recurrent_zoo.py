@@ -120,7 +120,10 @@ def _convert(name: str) -> bytes:
         import tensorflow as tf
         from aot_zoo import _convert as zoo_convert
 
-        return zoo_convert(tf, np, model)
+        # an unrolled layer: the older quantizer, as tinyedge's conversion picks (TF 2.21's MLIR
+        # quantizer leaves an unrolled GRU's gate split in float on some calls, not others)
+        unrolled = any(getattr(layer, "unroll", False) for layer in model.layers)
+        return zoo_convert(tf, np, model, new_quantizer=not unrolled)
     from tinyedge.conversion import convert_loaded, load_model
 
     with tempfile.TemporaryDirectory() as d:
